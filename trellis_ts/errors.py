@@ -1,0 +1,24 @@
+"""One exception family for user mistakes.
+
+Every error a user can cause (bad data, bad configuration, a broken model directory) is a
+`TrellisUserError`. Its message names the offending value and says how to fix it; the command
+line prints it as one line and exits with status 2. Anything else escaping the library is a bug.
+"""
+
+from __future__ import annotations
+
+
+class TrellisUserError(ValueError):
+    """A mistake in the user's data, configuration or files (never a bug in the library)."""
+
+
+class DataError(TrellisUserError):
+    """The input data cannot be used as given (missing columns, NaNs, too short, ...)."""
+
+
+class ConfigError(TrellisUserError):
+    """A hyperparameter or option has an invalid value."""
+
+
+class ModelFileError(TrellisUserError):
+    """A model directory is missing, corrupted, or from an incompatible format version."""
