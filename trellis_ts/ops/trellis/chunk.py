@@ -37,6 +37,22 @@ def _to_chunks(x: Tensor, front: int, chunk_size: int, value: float = 0.0) -> Te
     return x.unflatten(2, (-1, chunk_size))
 
 
+def _stack_passes(key: Tensor, value: Tensor, dim: int = 2) -> Tensor:
+    """Stack key- and value-pass tensors on a new axis `dim`, zero-padding the last axis to match."""
+    width = max(key.shape[-1], value.shape[-1])
+    key = F.pad(key, (0, width - key.shape[-1]))
+    value = F.pad(value, (0, width - value.shape[-1]))
+    return torch.stack([key, value], dim)
+
+
+def _unstack_passes(x: Tensor, d: int, dv: int, dim: int = 2) -> tuple[Tensor, Tensor]:
+    """Inverse of `_stack_passes` (unbind, not indexing: its backward needs no zero-filled copy)."""
+    key, value = x.unbind(dim)
+    return (key if key.shape[-1] == d else key[..., :d]), (
+        value if value.shape[-1] == dv else value[..., :dv]
+    )
+
+
 def chunk_trellis(
     q: Tensor,
     k: Tensor,
@@ -71,25 +87,28 @@ def chunk_trellis(
     start_decay = b.exp()  # μ_r
     chunk_decay = start_decay[..., -1, None, None]  # μ_C, [B, H, N, 1, 1]
 
-    # The sequential part: chunk-start states and gradient codes, chunk by chunk.
-    key_memory, value_memory = state.key_memory, state.value_memory
-    key_anchor, value_anchor = state.key_anchor, state.value_anchor
-    key_starts, value_starts, key_codes, value_codes = [], [], [], []
-    for j in range(qc.shape[2]):
+    # The sequential part: chunk-start states and gradient codes, chunk by chunk. Both passes
+    # run in one loop, stacked on a pass axis; zero-padding k/v/memories to a common width is
+    # exact (padded columns never enter z and stay zero), and halves the loop's op count.
+    d, dv = k.shape[-1], v.shape[-1]
+    memory = _stack_passes(state.key_memory, state.value_memory)  # [B, H, 2, m, D]
+    anchor = _stack_passes(state.key_anchor, state.value_anchor)
+    inputs = _stack_passes(kc, vc, dim=3)  # [B, H, N, 2, C, D]
+    starts, codes = [], []
+    # unbind once: indexing chunk j inside the loop would make backward allocate (and zero) a
+    # full-size gradient per chunk, quadratic in the number of chunks.
+    per_chunk = zip(inputs.unbind(2), ac.unbind(2), end_weight.unbind(2), chunk_decay.unbind(2),
+                    strict=True)  # fmt: skip
+    for j, (x_j, a_j, w_j, decay_j) in enumerate(per_chunk):
         if j > 0:
-            key_anchor, value_anchor = key_memory, value_memory
-        k_j, v_j, a_j, w_j = kc[:, :, j], vc[:, :, j], ac[:, :, j], end_weight[:, :, j, :, None]
-        u_k = gradient_code(k_j @ key_anchor.mT, a_j, phi)  # [B, H, C, m]
-        u_v = gradient_code(v_j @ value_anchor.mT, a_j, phi)
-        key_starts.append(key_memory)
-        value_starts.append(value_memory)
-        key_codes.append(u_k)
-        value_codes.append(u_v)
-        key_memory = chunk_decay[:, :, j] * key_memory - (u_k * w_j).mT @ k_j
-        value_memory = chunk_decay[:, :, j] * value_memory - (u_v * w_j).mT @ v_j
-    key_start = torch.stack(key_starts, 2)  # [B, H, N, m, d]
-    value_start = torch.stack(value_starts, 2)
-    u_k, u_v = torch.stack(key_codes, 2), torch.stack(value_codes, 2)  # [B, H, N, C, m]
+            anchor = memory
+        u = gradient_code(x_j @ anchor.mT, a_j[:, :, None], phi)  # [B, H, 2, C, m]
+        starts.append(memory)
+        codes.append(u)
+        memory = decay_j[:, :, None] * memory - (u * w_j[:, :, None, :, None]).mT @ x_j
+    start_states = torch.stack(starts, 2)  # [B, H, N, 2, m, D]
+    key_start, value_start = _unstack_passes(start_states, d, dv, dim=3)
+    u_k, u_v = torch.stack(codes, 2).unbind(3)  # [B, H, N, C, m] each
 
     # The parallel part: reads of every chunk at once (write first, then read).
     mu = start_decay[..., None]
@@ -102,6 +121,6 @@ def chunk_trellis(
         return y, None
     # The anchors left from the loop are those of the chunk holding the last token.
     end = final_state(
-        key_memory, value_memory, key_anchor, value_anchor, front + length, chunk_size
+        *_unstack_passes(memory, d, dv), *_unstack_passes(anchor, d, dv), front + length, chunk_size
     )
     return y, end
