@@ -1,0 +1,196 @@
+"""Time values and frequencies: parsing them and putting series on a regular time grid.
+
+Times are a DatetimeIndex (ns, maybe tz-aware) or an int64 array (integer time). Grid checks run
+on int64 (ns or steps) so a 4M-row long frame needs no per-row Python work.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from trellis_ts.errors import DataError
+
+__all__ = ["Grid", "as_int", "fmt_time", "parse_freq", "parse_time", "regularize"]
+
+
+def parse_freq(freq: Any, *, is_datetime: bool) -> pd.DateOffset | int:
+    """A pandas offset for datetime time, a positive int step for integer time."""
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
+        if is_datetime:
+            raise DataError(
+                f"freq={freq!r} is an integer step but the time values are datetimes; "
+                "pass an alias such as 'h' or 'D'."
+            )
+        if freq <= 0:
+            raise DataError(f"freq={freq} is not a positive integer step; pass e.g. freq=1.")
+        return int(freq)
+    if not is_datetime:
+        raise DataError(f"freq={freq!r} does not fit integer time steps; pass an integer, e.g. 1.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # old spellings like "H" still work
+            return to_offset(freq)
+    except (ValueError, TypeError):
+        raise DataError(
+            f"freq={freq!r} is not a pandas frequency alias; use one like 'h', 'D', '15min' or 'W-SUN'."
+        ) from None
+
+
+def parse_time(raw: pd.Series | pd.Index, label: str) -> pd.DatetimeIndex | np.ndarray:
+    """Time values as a DatetimeIndex (ns) or an int64 array; DataError naming a bad value."""
+    values = raw if isinstance(raw, pd.Index) else pd.Index(raw)
+    na = np.asarray(values.isna())
+    if na.any():
+        raise DataError(
+            f"{label} has an empty value at row {int(np.argmax(na))}; remove or fill that row."
+        )
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return pd.DatetimeIndex(values).as_unit("ns")
+    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=np.int64)
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+        raise DataError(
+            f"{label} holds {values.dtype} values like {values[:1].tolist()[0]!r}, not datetimes or "
+            "integers; "
+            "pass time_col= naming the time column."
+        )
+    best = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it cannot infer one format
+        for fmt in (None, "ISO8601"):  # ISO8601 accepts "2020-01-01" next to "2020-01-01 01:00"
+            try:
+                out = pd.to_datetime(values, errors="coerce", format=fmt)
+            except (ValueError, TypeError, OverflowError):
+                continue
+            if not isinstance(out, pd.DatetimeIndex):
+                continue  # mixed time-zone offsets give an object Index
+            if not out.isna().any():
+                return out.as_unit("ns")
+            if best is None or out.isna().sum() < best.isna().sum():
+                best = out
+    if best is None:
+        raise DataError(
+            f"{label} could not be parsed as timestamps (e.g. {values[0]!r}); use one format "
+            "and one time zone for all values."
+        )
+    bad = values[int(np.argmax(np.asarray(best.isna())))]
+    raise DataError(
+        f"{label} has a value that is not a timestamp: {bad!r}; fix or remove it "
+        "(or pass time_col= if this is not the time column)."
+    )
+
+
+def as_int(times: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    return times.asi8 if isinstance(times, pd.DatetimeIndex) else times
+
+
+def fmt_time(times: pd.DatetimeIndex | np.ndarray, j: int) -> str:
+    return str(times[int(j)])
+
+
+@dataclass(frozen=True)
+class Grid:
+    freq: str | int
+    dest: np.ndarray | None  # row -> position in the reindexed concatenation; None: no gaps
+    counts: np.ndarray  # int64 [n_series], lengths after reindexing
+    indexes: list[pd.Index]
+
+
+def regularize(
+    times: pd.DatetimeIndex | np.ndarray,
+    codes: np.ndarray,
+    n_series: int,
+    freq: Any,
+    fill_gaps: bool,
+    where: Callable[[int], str],
+) -> Grid:
+    """Put each series on a regular grid. Rows must be sorted by (code, time) without duplicates.
+
+    ``codes`` int64 ``[n]`` gives each row's series; ``where(code)`` words a series in messages.
+    """
+    is_dt = isinstance(times, pd.DatetimeIndex)
+    t = as_int(times)
+    counts = np.bincount(codes, minlength=n_series).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if freq is not None:
+        step = parse_freq(freq, is_datetime=is_dt)
+    else:
+        step = _infer_step(times, t, codes, starts, counts)
+    tick = step if not is_dt else (step.nanos if isinstance(step, pd.offsets.Tick) else None)
+    alias = step.freqstr if is_dt else step
+    if tick is not None:  # fixed step: pure integer arithmetic
+        rel = t - t[starts][codes]
+        off_grid = np.flatnonzero(rel % tick)
+        pos = rel // tick
+    else:  # calendar offsets (month ends, business days): one date_range per series
+        pos = np.empty(len(t), dtype=np.int64)
+        for lo, n in zip(starts, counts, strict=True):
+            grid = pd.date_range(times[lo], times[lo + n - 1], freq=step)
+            pos[lo : lo + n] = grid.get_indexer(times[lo : lo + n])
+        off_grid = np.flatnonzero(pos < 0)
+    if off_grid.size:
+        j, c = off_grid[0], codes[off_grid[0]]
+        raise DataError(
+            f"timestamp {fmt_time(times, j)}{where(c)} is not on the {alias!r} grid starting at "
+            f"{fmt_time(times, starts[c])}; pass freq= matching the spacing of the data."
+        )
+    full = pos[starts + counts - 1] + 1
+    if (full == counts).all():
+        return Grid(
+            alias, None, counts, [_cut(times, lo, n) for lo, n in zip(starts, counts, strict=True)]
+        )
+    if not fill_gaps:
+        j = np.flatnonzero((codes[1:] == codes[:-1]) & (np.diff(pos) > 1))[0]
+        raise DataError(
+            f"missing timestamp {times[j] + step} after {fmt_time(times, j)}{where(codes[j])}; "
+            f"pass fill_gaps=True (with missing='interpolate' or 'ffill') to reindex to {alias!r}."
+        )
+    total = int(full.sum())
+    if total > 10 * len(t) + 100_000:  # a wrong freq would otherwise allocate a huge frame
+        raise DataError(
+            f"reindexing to freq {alias!r} would create {total} rows from {len(t)}; check freq=."
+        )
+    new_starts = np.concatenate([[0], np.cumsum(full)[:-1]])
+    if tick is not None:
+        new_codes = np.repeat(np.arange(n_series), full)
+        new_t = t[starts][new_codes] + (np.arange(total) - new_starts[new_codes]) * tick
+        if is_dt:
+            new_t = pd.DatetimeIndex(new_t.view("M8[ns]"))
+            new_t = new_t.tz_localize("UTC").tz_convert(times.tz) if times.tz else new_t
+        indexes = [_cut(new_t, lo, n) for lo, n in zip(new_starts, full, strict=True)]
+    else:
+        indexes = [
+            pd.date_range(times[lo], periods=n, freq=step)
+            for lo, n in zip(starts, full, strict=True)
+        ]
+    return Grid(alias, new_starts[codes] + pos, full, indexes)
+
+
+def _cut(times: pd.DatetimeIndex | np.ndarray, lo: int, n: int) -> pd.Index:
+    part = times[lo : lo + n]
+    return part if isinstance(part, pd.Index) else pd.Index(part)
+
+
+def _infer_step(times, t, codes, starts, counts) -> pd.DateOffset | int:
+    j = int(np.argmax(counts))
+    if counts[j] < 3:
+        raise DataError(
+            f"only {counts[j]} timestamps per series, too few to infer the frequency; pass freq= "
+            "(e.g. 'h', 'D', or 1 for integer time)."
+        )
+    if isinstance(times, pd.DatetimeIndex):
+        alias = pd.infer_freq(times[starts[j] : starts[j] + counts[j]])
+        if alias is not None:
+            return parse_freq(alias, is_datetime=True)
+    # infer_freq gives up on gaps: the most common step is then the best guess (gaps get reported).
+    diffs = np.diff(t)[codes[1:] == codes[:-1]][:1_000_000]
+    vals, cnt = np.unique(diffs, return_counts=True)
+    step = int(vals[np.argmax(cnt)])
+    return to_offset(pd.Timedelta(step, "ns")) if isinstance(times, pd.DatetimeIndex) else step
