@@ -1,1 +1,20 @@
+"""trellis-ts: time-series forecasting with Trellis attention (a fixed, learned key-value memory)."""
+
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+__all__ = ["TrellisConfig", "TrellisForecaster", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import trellis_ts` stays light (the CLI's --help should not wait for Lightning).
+    if name == "TrellisForecaster":
+        from trellis_ts.estimator import TrellisForecaster
+
+        return TrellisForecaster
+    if name == "TrellisConfig":
+        from trellis_ts.config import TrellisConfig
+
+        return TrellisConfig
+    raise AttributeError(f"module 'trellis_ts' has no attribute {name!r}")

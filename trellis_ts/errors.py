@@ -22,3 +22,7 @@ class ConfigError(TrellisUserError):
 
 class ModelFileError(TrellisUserError):
     """A model directory is missing, corrupted, or from an incompatible format version."""
+
+
+class TrainingError(TrellisUserError):
+    """Training could not produce a usable model with these settings (e.g. the loss diverged)."""

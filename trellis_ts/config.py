@@ -1,0 +1,203 @@
+"""`TrellisConfig`: the one place where the forecaster's settings and their defaults live.
+
+`TrellisForecaster`'s constructor takes exactly these fields (a test checks names and defaults),
+the model and the training system read them from here, and a saved model stores them as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from trellis_ts.errors import ConfigError
+from trellis_ts.ops.trellis import BETWEEN, PHIS
+
+MIXERS = ("trellis", "attention")
+HEADS = ("flatten", "pool")
+LOSSES = ("mse", "mae", "huber", "quantile")
+SCHEDULES = ("cosine", "constant")
+MISSING = ("error", "interpolate", "ffill")
+
+
+@dataclass(frozen=True)
+class TrellisConfig:
+    """Hyperparameters of the model, its training, and the data policy. All have defaults."""
+
+    # The task.
+    prediction_length: int = 96
+    context_length: int = 336
+    freq: str | None = None  # pandas alias such as "h"; None infers it from the data
+
+    # The encoder: patches of one channel are the tokens.
+    patch_len: int = 16
+    patch_stride: int = 8
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    ffn_mult: float = 2.0
+    dropout: float = 0.1
+    mixer: str = (
+        "trellis"  # "trellis", or "attention" (causal softmax: the PatchTST-style baseline)
+    )
+    head: str = (
+        "flatten"  # "flatten" (all patches -> Linear), or "pool" (size independent of context)
+    )
+    pool_queries: int = 8  # learned queries of the "pool" head
+    revin: bool = True  # normalise each window and channel, de-normalise the forecast
+
+    # The Trellis layer (ops/trellis/README.md; every open choice of the paper is a field).
+    n_slots: int = 32  # memory slots per head (m)
+    chunk_size: int = 16  # tokens per chunk of the stale-gradient update (1 = exact recurrence)
+    phi: str = "silu"  # compression nonlinearity: identity, silu, tanh
+    between: str = "ln_silu"  # map between the two passes: ln_silu, l2_silu, softmax
+    conv_size: int = 4  # short causal depthwise conv on q and k; 0 turns it off
+    forget_gate: bool = True  # False fixes beta = 1 (the paper's "no forget gate" ablation)
+    beta_init: float = 0.97  # forget gate value at initialisation
+
+    # Training.
+    loss: str = "mse"  # mse, mae, huber, quantile
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # used when loss == "quantile"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"  # cosine (with warm-up) or constant
+    batch_size: int = 128
+    max_epochs: int = 20
+    early_stopping_patience: int = 3
+    val_fraction: float = 0.2  # the end of each series held out for early stopping
+    windows_per_epoch: int | None = None  # draw at most this many training windows per epoch
+    gradient_clip: float = 1.0
+    random_state: int | None = 0
+
+    # Data policy.
+    missing: str = "error"  # NaN/inf in targets: error, interpolate, ffill
+    fill_gaps: bool = (
+        False  # reindex irregular time steps to the frequency (then `missing` applies)
+    )
+
+    # Where and how training runs (passed through to Lightning).
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    num_workers: int = 0
+    verbose: bool = True  # progress bar and summaries
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        _positive_int(self, "prediction_length", "context_length", "patch_len", "patch_stride")
+        _positive_int(self, "d_model", "n_heads", "n_layers", "n_slots", "chunk_size")
+        _positive_int(self, "batch_size", "max_epochs", "num_nodes", "pool_queries")
+        _non_negative_int(self, "conv_size", "early_stopping_patience", "num_workers")
+        _choice(self, "mixer", MIXERS)
+        _choice(self, "head", HEADS)
+        _choice(self, "phi", PHIS)
+        _choice(self, "between", BETWEEN)
+        _choice(self, "loss", LOSSES)
+        _choice(self, "lr_schedule", SCHEDULES)
+        _choice(self, "missing", MISSING)
+        if self.patch_len > self.context_length:
+            raise ConfigError(
+                f"patch_len={self.patch_len} is longer than context_length={self.context_length}; "
+                "use a shorter patch or a longer context"
+            )
+        if self.patch_stride > self.patch_len:
+            raise ConfigError(
+                f"patch_stride={self.patch_stride} > patch_len={self.patch_len} would skip time steps; "
+                "use a stride at most the patch length"
+            )
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
+                "choose d_model as a multiple of n_heads"
+            )
+        _in_range(self, "dropout", 0.0, 1.0, right_open=True)
+        _in_range(self, "val_fraction", 0.0, 1.0, right_open=True)
+        _in_range(self, "beta_init", 0.0, 1.0, left_open=True, right_open=True)
+        for name in ("learning_rate", "ffn_mult"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name}={value!r} must be a positive number")
+        for name in ("weight_decay", "gradient_clip"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name}={value!r} must be a non-negative number")
+        if self.windows_per_epoch is not None:
+            _positive_int(self, "windows_per_epoch")
+        if self.random_state is not None and not isinstance(self.random_state, int):
+            raise ConfigError(f"random_state={self.random_state!r} must be an integer or None")
+        qs = self.quantiles
+        if not qs or any(not 0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
+            raise ConfigError(
+                f"quantiles={list(qs)} must be distinct, increasing, and strictly between 0 and 1"
+            )
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def n_patches(self) -> int:
+        """Tokens per window: patches after padding the end by one stride (as PatchTST does)."""
+        return (self.context_length - self.patch_len) // self.patch_stride + 2
+
+    @property
+    def n_outputs(self) -> int:
+        """Values per forecast step and channel: 1, or one per quantile."""
+        return len(self.quantiles) if self.loss == "quantile" else 1
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["quantiles"] = list(self.quantiles)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrellisConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {unknown}; valid settings are: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrellisConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """The public fields, in order (what the estimator's constructor mirrors)."""
+    return list(dataclasses.fields(TrellisConfig))
+
+
+def _positive_int(config: TrellisConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name}={value!r} must be a positive integer")
+
+
+def _non_negative_int(config: TrellisConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{name}={value!r} must be a non-negative integer")
+
+
+def _choice(config: TrellisConfig, name: str, options: tuple[str, ...]) -> None:
+    value = getattr(config, name)
+    if value not in options:
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(options)}")
+
+
+def _in_range(config, name, low, high, *, left_open=False, right_open=False) -> None:
+    value = getattr(config, name)
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and (value > low if left_open else value >= low)
+    ok = ok and (value < high if right_open else value <= high)
+    if not ok:
+        left, right = "(" if left_open else "[", ")" if right_open else "]"
+        raise ConfigError(f"{name}={value!r} must lie in {left}{low}, {high}{right}")

@@ -1,0 +1,358 @@
+"""`TrellisForecaster`: fit on a DataFrame, forecast the next steps with real timestamps.
+
+scikit-learn rules: `__init__` only stores its arguments (exactly `TrellisConfig`'s fields),
+validation happens in `fit`, learned state ends in `_`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from trellis_ts.config import TrellisConfig
+from trellis_ts.data import Panel, WindowDataset, to_frame, to_panel
+from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
+from trellis_ts.persistence import load_forecaster, save_forecaster
+from trellis_ts.training import TrainingSummary, forecast_contexts, train_model
+
+
+class TrellisForecaster(BaseEstimator):
+    """Channel-independent Trellis forecaster for wide or long DataFrames.
+
+    Every argument has a default; see `TrellisConfig` for their meaning.
+
+    >>> f = TrellisForecaster(prediction_length=24, context_length=96).fit(df)
+    >>> f.predict()          # the next 24 steps after df, in df's format
+    """
+
+    def __init__(
+        self,
+        prediction_length: int = 96,
+        context_length: int = 336,
+        freq: str | None = None,
+        patch_len: int = 16,
+        patch_stride: int = 8,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        ffn_mult: float = 2.0,
+        dropout: float = 0.1,
+        mixer: str = "trellis",
+        head: str = "flatten",
+        pool_queries: int = 8,
+        revin: bool = True,
+        n_slots: int = 32,
+        chunk_size: int = 16,
+        phi: str = "silu",
+        between: str = "ln_silu",
+        conv_size: int = 4,
+        forget_gate: bool = True,
+        beta_init: float = 0.97,
+        loss: str = "mse",
+        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        lr_schedule: str = "cosine",
+        batch_size: int = 128,
+        max_epochs: int = 20,
+        early_stopping_patience: int = 3,
+        val_fraction: float = 0.2,
+        windows_per_epoch: int | None = None,
+        gradient_clip: float = 1.0,
+        random_state: int | None = 0,
+        missing: str = "error",
+        fill_gaps: bool = False,
+        accelerator: str = "auto",
+        devices: Any = "auto",
+        strategy: str = "auto",
+        num_nodes: int = 1,
+        num_workers: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.prediction_length = prediction_length
+        self.context_length = context_length
+        self.freq = freq
+        self.patch_len = patch_len
+        self.patch_stride = patch_stride
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.ffn_mult = ffn_mult
+        self.dropout = dropout
+        self.mixer = mixer
+        self.head = head
+        self.pool_queries = pool_queries
+        self.revin = revin
+        self.n_slots = n_slots
+        self.chunk_size = chunk_size
+        self.phi = phi
+        self.between = between
+        self.conv_size = conv_size
+        self.forget_gate = forget_gate
+        self.beta_init = beta_init
+        self.loss = loss
+        self.quantiles = quantiles
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping_patience = early_stopping_patience
+        self.val_fraction = val_fraction
+        self.windows_per_epoch = windows_per_epoch
+        self.gradient_clip = gradient_clip
+        self.random_state = random_state
+        self.missing = missing
+        self.fill_gaps = fill_gaps
+        self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.num_nodes = num_nodes
+        self.num_workers = num_workers
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+    def make_config(self) -> TrellisConfig:
+        """The validated config of the current parameters (raises ConfigError)."""
+        params = self.get_params()
+        if isinstance(params["quantiles"], list | np.ndarray):
+            params["quantiles"] = tuple(params["quantiles"])
+        return TrellisConfig(**params)
+
+    def fit(
+        self, df: pd.DataFrame, *, time_col=None, id_col=None, target=None
+    ) -> TrellisForecaster:
+        """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
+        (`unique_id`, `ds`, `y`, or name the id column with `id_col`).
+
+        `target` limits a wide frame to some columns. Returns self.
+        """
+        config = self.make_config()
+        self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target}
+        panel = self._panel(df, config)
+        mean = np.array([np.mean(v) for v in panel.values])
+        scale = np.array([_scale_of(v) for v in panel.values])
+        series = [
+            ((v - m) / s).astype(np.float32)
+            for v, m, s in zip(panel.values, mean, scale, strict=True)
+        ]
+        model, summary = train_model(config, series, names=list(panel.names))
+        self.config_ = config
+        self.model_ = model
+        self.scaler_ = {"names": list(panel.names), "mean": mean.tolist(), "scale": scale.tolist()}
+        self.history_ = _tail(panel, config.context_length)
+        self.freq_ = panel.freq
+        self.summary_: TrainingSummary = summary
+        return self
+
+    def _panel(self, df: pd.DataFrame, config: TrellisConfig) -> Panel:
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(
+                f"expected a pandas DataFrame, got {type(df).__name__}; load your data with pandas"
+            )
+        return to_panel(df, **self.columns_, freq=config.freq, missing=config.missing,
+                        fill_gaps=config.fill_gaps)  # fmt: skip
+
+    # ------------------------------------------------------------------ forecasting
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "this TrellisForecaster is not fitted yet; call fit(df) or TrellisForecaster.load(path)"
+            )
+
+    def _history(self, df: pd.DataFrame | None) -> Panel:
+        """The panel to forecast from: the fit data's tail, or `df` matched to the fit's series."""
+        if df is None:
+            return self.history_
+        panel = self._panel(df, self.config_)
+        if panel.freq != self.freq_:
+            raise DataError(
+                f"the data's frequency is {panel.freq!r} but the model was fitted on {self.freq_!r}; "
+                "pass data at the fitted frequency"
+            )
+        if panel.layout != self.history_.layout:
+            raise DataError(
+                f"the model was fitted on a {self.history_.layout} frame but got a {panel.layout} one; "
+                "pass data in the same layout"
+            )
+        if panel.layout == "wide":  # match channels by name, in the fitted order
+            fitted = list(self.history_.names)
+            missing = [n for n in fitted if n not in panel.names]
+            if missing:
+                raise DataError(
+                    f"column(s) {missing} seen in fit are missing; pass a frame with columns {fitted}"
+                )
+            order = [panel.names.index(n) for n in fitted]
+            panel = dataclasses.replace(
+                panel,
+                values=tuple(panel.values[i] for i in order),
+                index=tuple(panel.index[i] for i in order),
+                names=tuple(fitted),
+                columns=None if panel.columns is None else tuple(panel.columns[i] for i in order),
+            )
+        short = [(n, len(v)) for n, v in zip(panel.names, panel.values, strict=True)
+                 if len(v) < self.config_.context_length]  # fmt: skip
+        if short:
+            name, length = short[0]
+            raise DataError(
+                f"series {name!r} has {length} time steps but the model needs the last "
+                f"context_length={self.config_.context_length}; pass a longer history"
+            )
+        return panel
+
+    def _scaling(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
+        """Per-series mean and scale: the fit's for known series, the history's own for new ids."""
+        known = dict(zip(self.scaler_["names"], zip(self.scaler_["mean"], self.scaler_["scale"], strict=True),
+                         strict=True))  # fmt: skip
+        stats = [known.get(n) or (float(np.mean(v)), _scale_of(v)) for n, v in zip(panel.names, panel.values,
+                                                                                    strict=True)]  # fmt: skip
+        mean, scale = np.array(stats).T
+        return mean, scale
+
+    def _forecast(self, contexts: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Unscaled forecasts `[n, H]` or `[n, H, Q]` for contexts `[n, L]` of series with `mean`, `scale`."""
+        scaled = (contexts - mean[:, None]) / scale[:, None]
+        out = forecast_contexts(self.model_, scaled.astype(np.float32))
+        shape = (-1,) + (1,) * (out.ndim - 1)
+        return out * scale.reshape(shape) + mean.reshape(shape)
+
+    def predict(self, df: pd.DataFrame | None = None, *, quantiles=None) -> pd.DataFrame:
+        """The next `prediction_length` steps after the history (the fit data, or `df`).
+
+        Returns a frame in the input's layout with future timestamps. For a model trained with
+        `loss="quantile"`, the point forecast is the median and `quantiles` (a subset of the
+        trained ones) adds columns `<name>_q<level>`.
+        """
+        self._check_fitted()
+        wanted = self._quantile_columns(quantiles)
+        panel = self._history(df)
+        L = self.config_.context_length
+        contexts = np.stack([v[-L:] for v in panel.values])
+        mean, scale = self._scaling(panel)
+        out = self._forecast(contexts, mean, scale)
+        point = out if out.ndim == 2 else out[..., self._median_index()]
+        if not np.isfinite(out).all():
+            raise DataError("the forecast is not finite; check the history for extreme values")
+        extra = {f"q{q:g}": out[..., i] for q, i in wanted}
+        return to_frame(panel, point, columns_suffix=extra or None)
+
+    def _median_index(self) -> int:
+        qs = list(self.config_.quantiles)
+        return qs.index(0.5) if 0.5 in qs else len(qs) // 2
+
+    def _quantile_columns(self, quantiles) -> list[tuple[float, int]]:
+        if quantiles is None:
+            return []
+        if self.config_.loss != "quantile":
+            raise ConfigError(
+                "this model gives point forecasts only; fit it with loss='quantile' to predict quantiles"
+            )
+        trained = [float(q) for q in self.config_.quantiles]
+        pairs = []
+        for q in quantiles:
+            if float(q) not in trained:
+                raise ConfigError(
+                    f"quantile {q} was not trained; choose from {trained} or refit with it"
+                )
+            pairs.append((float(q), trained.index(float(q))))
+        return pairs
+
+    # ------------------------------------------------------------------ evaluation
+    def backtest(
+        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None
+    ) -> pd.DataFrame:
+        """Rolling-origin evaluation on `df` without refitting.
+
+        Windows end at the last time step and go back by `step` (default `prediction_length`);
+        `n_windows` limits them per series (default: all that fit). One row per series and
+        window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
+        (+ wQL and coverage of the outermost quantile band for a quantile model).
+        """
+        self._check_fitted()
+        config = self.config_
+        step = config.prediction_length if step is None else step
+        if not isinstance(step, int) or step < 1:
+            raise ConfigError(f"step={step!r} must be a positive integer")
+        if n_windows is not None and (not isinstance(n_windows, int) or n_windows < 1):
+            raise ConfigError(f"n_windows={n_windows!r} must be a positive integer or None")
+        panel = self._history(df)
+        L, H = config.context_length, config.prediction_length
+        too_short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
+        if too_short:
+            raise DataError(
+                f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
+                "pass a longer history to evaluate"
+            )
+        mean, scale = self._scaling(panel)
+        windows = WindowDataset(list(panel.values), L, H, stride=step)
+        idx = np.arange(len(windows))
+        series_of, start_of = windows.locate_many(idx)
+        if n_windows is not None:  # keep the newest n_windows of each series
+            rank = np.zeros(len(idx), dtype=np.int64)
+            for s in np.unique(series_of):
+                members = np.flatnonzero(series_of == s)
+                rank[members[np.argsort(-start_of[members])]] = np.arange(len(members))
+            idx = idx[rank < n_windows]
+            series_of, start_of = series_of[idx], start_of[idx]
+        x, y = windows.gather(idx)
+        out = self._forecast(x[:, :, 0].double().numpy(), mean[series_of], scale[series_of])
+        truth = y[:, :, 0].double().numpy()
+        season = seasonal_period(panel.freq)
+        qs = np.array(config.quantiles)
+        rows = []
+        for w in range(len(idx)):
+            s, start = int(series_of[w]), int(start_of[w])
+            values = panel.values[s]
+            pred = out[w] if out.ndim == 2 else out[w][..., self._median_index()]
+            row = {"series": panel.names[s], "cutoff": panel.index[s][start - 1]}
+            row |= point_metrics(truth[w], pred, naive_scale(values[:start], season))
+            if out.ndim == 3:
+                row |= quantile_metrics(truth[w], out[w], qs)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def evaluate(
+        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None
+    ) -> dict[str, float]:
+        """Metrics of `backtest` averaged over series and windows, plus the number of windows."""
+        table = self.backtest(df, n_windows=n_windows, step=step)
+        metrics = {
+            c: float(table[c].mean()) for c in table.columns if c not in ("series", "cutoff")
+        }
+        metrics["n_windows"] = len(table)
+        return metrics
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the fitted model to a directory: weights (safetensors) + JSON, no pickle."""
+        self._check_fitted()
+        save_forecaster(self, path)
+
+    @classmethod
+    def load(cls, path) -> TrellisForecaster:
+        """Load a directory written by `save` (raises ModelFileError if it is not a usable model)."""
+        return load_forecaster(cls, path)
+
+
+def _scale_of(values: np.ndarray) -> float:
+    """A series' standard deviation, or a fallback where it is zero (constant series)."""
+    std = float(np.std(values))
+    if std > 0 and np.isfinite(std):
+        return std
+    level = float(np.abs(np.mean(values)))
+    return level if level > 0 else 1.0
+
+
+def _tail(panel: Panel, length: int) -> Panel:
+    """The last `length` steps of every series (what predict() needs without new data)."""
+    return dataclasses.replace(
+        panel,
+        values=tuple(v[-length:].copy() for v in panel.values),
+        index=tuple(ix[-length:] for ix in panel.index),
+    )

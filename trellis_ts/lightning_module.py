@@ -1,0 +1,113 @@
+"""The training system: loss, steps, optimiser and schedule around a plain `TrellisModel`."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from trellis_ts.config import TrellisConfig
+from trellis_ts.errors import TrainingError
+from trellis_ts.model import TrellisModel
+
+
+def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
+    """Mean quantile (pinball) loss: pred `[..., Q]`, target `[...]`, quantiles `[Q]`."""
+    diff = target[..., None] - pred
+    return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
+
+
+def forecast_loss(pred: Tensor, target: Tensor, config: TrellisConfig) -> Tensor:
+    if config.loss == "mse":
+        return F.mse_loss(pred, target)
+    if config.loss == "mae":
+        return F.l1_loss(pred, target)
+    if config.loss == "huber":
+        return F.huber_loss(pred, target)
+    quantiles = torch.tensor(config.quantiles, dtype=pred.dtype, device=pred.device)
+    return pinball_loss(pred, target, quantiles)
+
+
+class TrellisLightningModule(pl.LightningModule):
+    """Trains a `TrellisModel` on `(context [B, L, C], target [B, H, C])` batches.
+
+    The loss is computed on the data as the loader gives it (the estimator scales each series
+    before; RevIN normalises each window inside the model).
+    """
+
+    def __init__(self, config: TrellisConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = TrellisModel(config)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _step(self, batch: tuple[Tensor, Tensor], name: str) -> Tensor:
+        x, y = batch
+        loss = forecast_loss(self.model(x), y, self.config)
+        on_step = name == "train"
+        self.log(f"{name}_loss", loss, prog_bar=True, on_step=on_step, on_epoch=True,
+                 batch_size=x.shape[0], sync_dist=not on_step)  # fmt: skip
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        loss = self._step(batch, "train")
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the training loss became {loss.item()} at step {self.global_step}; lower "
+                f"learning_rate (now {self.config.learning_rate:g}) or check the data for extreme values"
+            )
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        config = self.config
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        if config.lr_schedule == "constant":
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = max(1, min(100, total // 20))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+class BestWeights(pl.Callback):
+    """Keeps the weights of the epoch with the lowest monitored loss and restores them at the end."""
+
+    def __init__(self, monitor: str = "val_loss") -> None:
+        self.monitor = monitor
+        self.best_score = math.inf
+        self.best_epoch: int | None = None
+        self._state: dict[str, Tensor] | None = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        score = trainer.callback_metrics.get(self.monitor)
+        if score is not None and float(score) < self.best_score:
+            self.best_score = float(score)
+            self.best_epoch = trainer.current_epoch
+            self._state = copy.deepcopy(pl_module.model.state_dict())
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self._state is not None:
+            pl_module.model.load_state_dict(self._state)

@@ -1,0 +1,65 @@
+"""Forecast accuracy metrics on numpy arrays (all in the data's own units)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# Seasonal period used by MASE's naive benchmark, by the base unit of the frequency.
+_SEASONALITY = {"min": 60, "h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12,
+                "Q": 4, "QS": 4, "QE": 4}  # fmt: skip
+
+
+def seasonal_period(freq: str | int | None) -> int:
+    """The natural season of a frequency: 24 for hourly, 7 for daily, 96 for 15-minute, 1 if unknown."""
+    if not isinstance(freq, str):
+        return 1
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        return 1
+    name = offset.name.split("-")[0]
+    for unit, season in _SEASONALITY.items():
+        if name == unit or name.endswith(unit) and name[: -len(unit)].isdigit():
+            if unit == "min":  # sub-hourly: one day of steps
+                return max(1, 1440 // max(offset.n, 1))
+            if unit == "h":
+                return max(1, 24 // max(offset.n, 1))
+            return season
+    return 1
+
+
+def naive_scale(history: np.ndarray, season: int) -> float:
+    """MASE's denominator: mean absolute seasonal difference of the history (season 1 if too short)."""
+    if len(history) <= season:
+        season = 1
+    if len(history) <= season:
+        return float("nan")
+    return float(np.mean(np.abs(history[season:] - history[:-season])))
+
+
+def point_metrics(y: np.ndarray, pred: np.ndarray, scale: float) -> dict[str, float]:
+    """MSE, MAE, MASE (MAE over `scale`), sMAPE (in [0, 2], 0 where both are 0)."""
+    err = pred - y
+    denom = np.abs(y) + np.abs(pred)
+    ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
+    mae = float(np.mean(np.abs(err)))
+    return {
+        "mse": float(np.mean(err**2)),
+        "mae": mae,
+        "mase": mae / scale if scale > 0 else float("nan"),
+        "smape": float(np.mean(ratio)),
+    }
+
+
+def quantile_metrics(y: np.ndarray, qpred: np.ndarray, quantiles: np.ndarray) -> dict[str, float]:
+    """Weighted quantile loss (a CRPS approximation) and the coverage of the outermost band.
+
+    y `[..., H]`, qpred `[..., H, Q]`. wQL = 2 Σ pinball / Σ |y|, averaged over quantiles.
+    """
+    diff = y[..., None] - qpred
+    pinball = np.maximum(quantiles * diff, (quantiles - 1) * diff)
+    total = float(np.sum(np.abs(y)))
+    wql = float(np.mean(2 * pinball.sum(axis=tuple(range(pinball.ndim - 1))) / max(total, 1e-12)))
+    inside = (y >= qpred[..., 0]) & (y <= qpred[..., -1])
+    return {"wql": wql, "coverage": float(np.mean(inside))}

@@ -1,0 +1,162 @@
+"""Training and batched inference on arrays: the engine under the estimator and the benchmarks.
+
+`train_model` fits a `TrellisModel` on univariate series (already scaled) with Lightning;
+`forecast_contexts` runs a trained model over many context windows in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from torch.utils.data import DataLoader
+
+from trellis_ts.config import TrellisConfig
+from trellis_ts.data import EpochSubsampler, WindowDataset, train_val_ranges
+from trellis_ts.lightning_module import BestWeights, TrellisLightningModule
+from trellis_ts.model import TrellisModel
+
+# Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+@dataclass
+class TrainingSummary:
+    """What a fit did, for the user's summary line and the benchmark records."""
+
+    epochs: int
+    best_epoch: int | None
+    best_val_loss: float | None
+    last_train_loss: float | None
+    seconds: float
+    train_windows: int
+    val_windows: int
+    parameters: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
+
+
+def make_trainer(
+    config: TrellisConfig, callbacks: list, root_dir: str, **overrides: Any
+) -> pl.Trainer:
+    """A Lightning Trainer with the config's device settings passed through."""
+    kwargs: dict[str, Any] = dict(
+        max_epochs=config.max_epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        callbacks=callbacks,
+        gradient_clip_val=config.gradient_clip or None,
+        enable_progress_bar=config.verbose,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+        default_root_dir=root_dir,
+        num_sanity_val_steps=0,
+    )
+    kwargs.update(overrides)
+    return pl.Trainer(**kwargs)
+
+
+def train_model(
+    config: TrellisConfig,
+    series: list[np.ndarray],
+    *,
+    names: list[str] | None = None,
+    val_series: list[np.ndarray] | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> tuple[TrellisModel, TrainingSummary]:
+    """Fit a model on univariate series `[T_i]` (float, already scaled).
+
+    Validation: when `val_series` is given (e.g. the benchmark's own split), its windows are
+    the validation set; otherwise the last `val_fraction` of every series is held out
+    (`trellis_ts.data.train_val_ranges`). Early stopping watches the validation loss and the
+    best epoch's weights are restored at the end.
+    """
+    L, H = config.context_length, config.prediction_length
+    if config.random_state is not None:
+        pl.seed_everything(config.random_state, workers=True, verbose=False)
+    if val_series is None:
+        train_ranges, val_ranges = train_val_ranges(
+            [len(s) for s in series], L, H, config.val_fraction, names=names
+        )
+        train_set = WindowDataset(series, L, H, ranges=train_ranges)
+        val_set = WindowDataset(series, L, H, ranges=val_ranges) if val_ranges else None
+    else:
+        train_set = WindowDataset(series, L, H)
+        val_set = WindowDataset(val_series, L, H)
+    seed = config.random_state if config.random_state is not None else 0
+    if config.windows_per_epoch is not None:
+        sampler = EpochSubsampler(len(train_set), config.windows_per_epoch, seed=seed)
+        train_loader = DataLoader(train_set, config.batch_size, sampler=sampler,
+                                  num_workers=config.num_workers)  # fmt: skip
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        train_loader = DataLoader(train_set, config.batch_size, shuffle=True, generator=generator,
+                                  num_workers=config.num_workers)  # fmt: skip
+    val_loader = None
+    if val_set is not None and len(val_set):
+        val_loader = DataLoader(val_set, max(config.batch_size, 256), shuffle=False,
+                                num_workers=config.num_workers)  # fmt: skip
+
+    module = TrellisLightningModule(config)
+    monitor = "val_loss" if val_loader is not None else "train_loss_epoch"
+    best = BestWeights(monitor)
+    callbacks: list = [best]
+    if val_loader is not None:
+        callbacks.append(
+            EarlyStopping(monitor, patience=config.early_stopping_patience, mode="min")
+        )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root:
+        trainer = make_trainer(config, callbacks, root, **(trainer_overrides or {}))
+        trainer.fit(module, train_loader, val_loader)
+    seconds = time.perf_counter() - started
+    model = module.model.cpu().eval()
+    last = trainer.callback_metrics.get("train_loss_epoch")
+    summary = TrainingSummary(
+        epochs=trainer.current_epoch,
+        best_epoch=None if best.best_epoch is None else best.best_epoch + 1,
+        best_val_loss=best.best_score
+        if val_loader is not None and best.best_epoch is not None
+        else None,
+        last_train_loss=None if last is None else float(last),
+        seconds=seconds,
+        train_windows=len(train_set),
+        val_windows=0 if val_loader is None else len(val_set),
+        parameters=sum(p.numel() for p in model.parameters()),
+    )
+    return model, summary
+
+
+@torch.no_grad()
+def forecast_contexts(
+    model: TrellisModel, contexts: np.ndarray, batch_size: int = 1024
+) -> np.ndarray:
+    """`contexts [n, L]` (scaled) → forecasts `[n, H]`, or `[n, H, Q]` for a quantile model."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(contexts), batch_size):
+        x = torch.as_tensor(
+            contexts[start : start + batch_size], dtype=torch.float32, device=device
+        )
+        y = model(x[:, :, None])  # [b, H, 1] or [b, H, 1, Q]
+        out.append(y[:, :, 0].cpu().numpy())
+    if not out:
+        return np.zeros((0, model.config.prediction_length), dtype=np.float32)
+    return np.concatenate(out).astype(np.float64)
