@@ -149,10 +149,13 @@ class TrellisConfig:
         return len(self.quantiles) if self.loss == "quantile" else 1
 
     # ------------------------------------------------------------------ (de)serialisation
+    def params(self) -> dict[str, Any]:
+        """The fields as keyword arguments (for `TrellisForecaster(**config.params())`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["quantiles"] = list(self.quantiles)
-        return out
+        """The fields as JSON-ready values."""
+        return self.params() | {"quantiles": list(self.quantiles)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrellisConfig:

@@ -159,7 +159,7 @@ def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> Tr
         )
         summary = TrainingSummary(**{k: meta["summary"][k] for k in TrainingSummary.__dataclass_fields__
                                      if k != "extra"})  # fmt: skip
-        forecaster = cls(**config.to_dict())
+        forecaster = cls(**config.params())
         forecaster.config_ = config
         forecaster.model_ = model.eval()
         forecaster.scaler_ = meta["scaler"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -44,7 +45,9 @@ class TrellisMixer(nn.Module):
 
     def _heads(self, x: Tensor) -> Tensor:
         """`[B, T, D]` → unit-norm `[B, T, H, D/H]`."""
-        return F.normalize(x.unflatten(-1, (self.heads, self.head_dim)), dim=-1)
+        x = x.unflatten(-1, (self.heads, self.head_dim))
+        # rsqrt of the squared norm: the same as F.normalize, several times faster on CPU here.
+        return x * torch.rsqrt(x.square().sum(-1, keepdim=True).clamp_min(1e-12))
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = self.qkv(x).chunk(3, dim=-1)

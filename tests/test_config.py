@@ -1,0 +1,46 @@
+"""TrellisConfig: validation and its link to the estimator's parameters."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from trellis_ts.config import TrellisConfig, config_fields
+from trellis_ts.errors import ConfigError
+from trellis_ts.estimator import TrellisForecaster
+
+
+def test_estimator_parameters_are_the_config_fields_with_the_same_defaults():
+    params = inspect.signature(TrellisForecaster.__init__).parameters
+    names = [n for n in params if n != "self"]
+    assert names == [f.name for f in config_fields()]
+    defaults = TrellisConfig()
+    for name in names:
+        assert params[name].default == getattr(defaults, name), name
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        ({"context_length": 0}, "context_length=0"),
+        ({"mixer": "lstm"}, "mixer='lstm'"),
+        ({"d_model": 30, "n_heads": 4}, "not divisible"),
+        ({"patch_len": 400}, "patch_len=400"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"quantiles": (0.9, 0.1)}, "quantiles"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"phi": "relu"}, "phi='relu'"),
+        ({"missing": "drop"}, "missing='drop'"),
+    ],
+)
+def test_invalid_values_name_the_field(change, phrase):
+    with pytest.raises(ConfigError, match=phrase.replace("(", r"\(")):
+        TrellisConfig(**change)
+
+
+def test_round_trip_through_dict():
+    config = TrellisConfig(context_length=96, loss="quantile", quantiles=(0.05, 0.5, 0.95))
+    assert TrellisConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown setting"):
+        TrellisConfig.from_dict({"context_lenght": 3})
