@@ -126,12 +126,13 @@ class TrellisForecaster(BaseEstimator):
         return TrellisConfig(**params)
 
     def fit(
-        self, df: pd.DataFrame, *, time_col=None, id_col=None, target=None
+        self, df: pd.DataFrame, *, time_col=None, id_col=None, target=None, callbacks=None
     ) -> TrellisForecaster:
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
         (`unique_id`, `ds`, `y`, or name the id column with `id_col`).
 
-        `target` limits a wide frame to some columns. Returns self.
+        `target` limits a wide frame to some columns; `callbacks` are extra Lightning callbacks
+        (they see `val_loss` at the end of each validation epoch). Returns self.
         """
         config = self.make_config()
         self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target}
@@ -142,7 +143,7 @@ class TrellisForecaster(BaseEstimator):
             ((v - m) / s).astype(np.float32)
             for v, m, s in zip(panel.values, mean, scale, strict=True)
         ]
-        model, summary = train_model(config, series, names=list(panel.names))
+        model, summary = train_model(config, series, names=list(panel.names), callbacks=callbacks)
         self.config_ = config
         self.model_ = model
         self.scaler_ = {"names": list(panel.names), "mean": mean.tolist(), "scale": scale.tolist()}

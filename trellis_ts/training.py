@@ -78,6 +78,7 @@ def train_model(
     *,
     names: list[str] | None = None,
     val_series: list[np.ndarray] | None = None,
+    callbacks: list[pl.Callback] | None = None,
     trainer_overrides: dict[str, Any] | None = None,
 ) -> tuple[TrellisModel, TrainingSummary]:
     """Fit a model on univariate series `[T_i]` (float, already scaled).
@@ -85,7 +86,8 @@ def train_model(
     Validation: when `val_series` is given (e.g. the benchmark's own split), its windows are
     the validation set; otherwise the last `val_fraction` of every series is held out
     (`trellis_ts.data.train_val_ranges`). Early stopping watches the validation loss and the
-    best epoch's weights are restored at the end.
+    best epoch's weights are restored at the end. `callbacks` are added to the Trainer's (e.g. a
+    pruning callback that reads `val_loss` each epoch).
     """
     L, H = config.context_length, config.prediction_length
     if config.random_state is not None:
@@ -116,14 +118,14 @@ def train_model(
     module = TrellisLightningModule(config)
     monitor = "val_loss" if val_loader is not None else "train_loss_epoch"
     best = BestWeights(monitor)
-    callbacks: list = [best]
+    all_callbacks: list = [best, *(callbacks or [])]
     if val_loader is not None:
-        callbacks.append(
+        all_callbacks.append(
             EarlyStopping(monitor, patience=config.early_stopping_patience, mode="min")
         )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root:
-        trainer = make_trainer(config, callbacks, root, **(trainer_overrides or {}))
+        trainer = make_trainer(config, all_callbacks, root, **(trainer_overrides or {}))
         trainer.fit(module, train_loader, val_loader)
     seconds = time.perf_counter() - started
     model = module.model.cpu().eval()
