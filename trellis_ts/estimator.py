@@ -126,13 +126,23 @@ class TrellisForecaster(BaseEstimator):
         return TrellisConfig(**params)
 
     def fit(
-        self, df: pd.DataFrame, *, time_col=None, id_col=None, target=None, callbacks=None
+        self,
+        df: pd.DataFrame,
+        *,
+        time_col=None,
+        id_col=None,
+        target=None,
+        callbacks=None,
+        checkpoint_dir=None,
+        resume: bool = False,
     ) -> TrellisForecaster:
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
         (`unique_id`, `ds`, `y`, or name the id column with `id_col`).
 
         `target` limits a wide frame to some columns; `callbacks` are extra Lightning callbacks
-        (they see `val_loss` at the end of each validation epoch). Returns self.
+        (they see `val_loss` at the end of each validation epoch). With `checkpoint_dir` the
+        training state is saved after every epoch, and `resume=True` continues an interrupted
+        fit from there (pass the same data). Returns self.
         """
         config = self.make_config()
         self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target}
@@ -143,7 +153,14 @@ class TrellisForecaster(BaseEstimator):
             ((v - m) / s).astype(np.float32)
             for v, m, s in zip(panel.values, mean, scale, strict=True)
         ]
-        model, summary = train_model(config, series, names=list(panel.names), callbacks=callbacks)
+        model, summary = train_model(
+            config,
+            series,
+            names=list(panel.names),
+            callbacks=callbacks,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+        )
         self.config_ = config
         self.model_ = model
         self.scaler_ = {"names": list(panel.names), "mean": mean.tolist(), "scale": scale.tolist()}

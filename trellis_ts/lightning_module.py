@@ -91,7 +91,10 @@ class TrellisLightningModule(pl.LightningModule):
 
 
 class BestWeights(pl.Callback):
-    """Keeps the weights of the epoch with the lowest monitored loss and restores them at the end."""
+    """Keeps the weights of the epoch with the lowest monitored loss and restores them at the end.
+
+    Its state is part of a Lightning checkpoint, so a resumed fit still ends on the best epoch.
+    """
 
     def __init__(self, monitor: str = "val_loss") -> None:
         self.monitor = monitor
@@ -99,15 +102,33 @@ class BestWeights(pl.Callback):
         self.best_epoch: int | None = None
         self._state: dict[str, Tensor] | None = None
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
-            return
+    def _consider(self, trainer, pl_module) -> None:
         score = trainer.callback_metrics.get(self.monitor)
         if score is not None and float(score) < self.best_score:
             self.best_score = float(score)
             self.best_epoch = trainer.current_epoch
             self._state = copy.deepcopy(pl_module.model.state_dict())
 
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and self.monitor.startswith("val"):
+            self._consider(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.monitor.startswith("train"):
+            self._consider(trainer, pl_module)
+
     def on_fit_end(self, trainer, pl_module) -> None:
         if self._state is not None:
             pl_module.model.load_state_dict(self._state)
+
+    def state_dict(self) -> dict:
+        return {
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "weights": self._state,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best_score = state_dict["best_score"]
+        self.best_epoch = state_dict["best_epoch"]
+        self._state = state_dict["weights"]

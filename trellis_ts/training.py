@@ -11,12 +11,13 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from trellis_ts.config import TrellisConfig
@@ -29,6 +30,13 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accele
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+warnings.filterwarnings(
+    "ignore", message="You defined a `validation_step` but have no `val_dataloader`"
+)
+
+
+LAST_CHECKPOINT = "last"
 
 
 @dataclass
@@ -79,6 +87,8 @@ def train_model(
     names: list[str] | None = None,
     val_series: list[np.ndarray] | None = None,
     callbacks: list[pl.Callback] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
     trainer_overrides: dict[str, Any] | None = None,
 ) -> tuple[TrellisModel, TrainingSummary]:
     """Fit a model on univariate series `[T_i]` (float, already scaled).
@@ -88,6 +98,10 @@ def train_model(
     (`trellis_ts.data.train_val_ranges`). Early stopping watches the validation loss and the
     best epoch's weights are restored at the end. `callbacks` are added to the Trainer's (e.g. a
     pruning callback that reads `val_loss` each epoch).
+
+    With `checkpoint_dir`, the training state is written to `<checkpoint_dir>/last.ckpt` after
+    every epoch; `resume=True` continues from it (same data and config), so a killed fit loses at
+    most one epoch. Without a checkpoint there, `resume=True` starts from scratch.
     """
     L, H = config.context_length, config.prediction_length
     if config.random_state is not None:
@@ -123,10 +137,24 @@ def train_model(
         all_callbacks.append(
             EarlyStopping(monitor, patience=config.early_stopping_patience, mode="min")
         )
+    overrides = dict(trainer_overrides or {})
+    ckpt_path = None
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir)
+        all_callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename=LAST_CHECKPOINT,
+                                             monitor=None, save_top_k=1, enable_version_counter=False))  # fmt: skip
+        overrides["enable_checkpointing"] = True
+        last_file = checkpoint_dir / f"{LAST_CHECKPOINT}.ckpt"
+        if resume and last_file.is_file():
+            ckpt_path = str(last_file)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root:
-        trainer = make_trainer(config, all_callbacks, root, **(trainer_overrides or {}))
-        trainer.fit(module, train_loader, val_loader)
+        trainer = make_trainer(config, all_callbacks, root, **overrides)
+        if ckpt_path is not None:
+            # weights_only: the checkpoint holds tensors and plain values only; nothing executes.
+            trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+        else:
+            trainer.fit(module, train_loader, val_loader)
     seconds = time.perf_counter() - started
     model = module.model.cpu().eval()
     last = trainer.callback_metrics.get("train_loss_epoch")
@@ -141,6 +169,7 @@ def train_model(
         train_windows=len(train_set),
         val_windows=0 if val_loader is None else len(val_set),
         parameters=sum(p.numel() for p in model.parameters()),
+        extra={"resumed_from": ckpt_path} if ckpt_path else {},
     )
     return model, summary
 
