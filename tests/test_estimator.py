@@ -138,3 +138,16 @@ def test_etth1_api(tiny, etth1_path):
     assert pd.Timestamp(fc["date"].iloc[0]) == pd.Timestamp(df["date"].iloc[-1]) + pd.Timedelta(
         "1h"
     )
+
+
+@pytest.mark.parametrize("model", ["dlinear", "seasonal_naive"])
+def test_baselines_through_the_estimator(tiny, model, tmp_path):
+    df = wide_frame()
+    f = TrellisForecaster(**tiny, model=model).fit(df)
+    fc = f.predict()
+    assert list(fc.columns) == ["date", "a", "b"] and len(fc) == 12
+    if model == "seasonal_naive":  # hourly data: the season is one day
+        assert f.config_.season_length == 24
+        np.testing.assert_allclose(fc["a"].to_numpy(), df["a"].to_numpy()[-24:-12])
+    f.save(tmp_path / model)
+    pd.testing.assert_frame_equal(TrellisForecaster.load(tmp_path / model).predict(), fc)

@@ -84,3 +84,17 @@ def test_wrong_input_length_is_refused():
     config = TrellisConfig(**SMALL)
     with pytest.raises(ValueError, match="expected 64 input steps"):
         TrellisModel(config)(torch.randn(1, 63, 1))
+
+
+def test_dlinear_shapes_and_seasonal_naive_repeats_the_last_season():
+    from trellis_ts.baselines import build_model
+
+    config = TrellisConfig(**SMALL, model="dlinear")
+    x = example_inputs(config, batch=2, channels=3)
+    assert build_model(config)(x).shape == (2, 16, 3)
+    naive = build_model(TrellisConfig(**SMALL, model="seasonal_naive", season_length=5))
+    y = naive(x)
+    assert y.shape == (2, 16, 3)
+    torch.testing.assert_close(y[:, :5], x[:, -5:])
+    torch.testing.assert_close(y[:, 5:10], x[:, -5:])
+    assert sum(p.numel() for p in naive.parameters()) == 0

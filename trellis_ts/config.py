@@ -14,6 +14,7 @@ from typing import Any
 from trellis_ts.errors import ConfigError
 from trellis_ts.ops.trellis import BETWEEN, PHIS
 
+MODELS = ("encoder", "dlinear", "seasonal_naive")
 MIXERS = ("trellis", "attention")
 HEADS = ("flatten", "pool")
 LOSSES = ("mse", "mae", "huber", "quantile")
@@ -29,6 +30,11 @@ class TrellisConfig:
     prediction_length: int = 96
     context_length: int = 336
     freq: str | None = None  # pandas alias such as "h"; None infers it from the data
+
+    # Which forecaster: "encoder" (the patch encoder below, its mixer set by `mixer`), or a
+    # baseline: "dlinear" (trend/seasonal linear), "seasonal_naive" (repeat the last season).
+    model: str = "encoder"
+    season_length: int | None = None  # seasonal_naive's period; None derives it from the frequency
 
     # The encoder: patches of one channel are the tokens.
     patch_len: int = 16
@@ -94,6 +100,7 @@ class TrellisConfig:
         _positive_int(self, "d_model", "n_heads", "n_layers", "n_slots", "chunk_size")
         _positive_int(self, "batch_size", "max_epochs", "num_nodes", "pool_queries")
         _non_negative_int(self, "conv_size", "early_stopping_patience", "num_workers")
+        _choice(self, "model", MODELS)
         _choice(self, "mixer", MIXERS)
         _choice(self, "head", HEADS)
         _choice(self, "phi", PHIS)
@@ -127,6 +134,13 @@ class TrellisConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name}={value!r} must be a non-negative number")
+        if self.season_length is not None:
+            _positive_int(self, "season_length")
+            if self.season_length > self.context_length:
+                raise ConfigError(
+                    f"season_length={self.season_length} is longer than context_length="
+                    f"{self.context_length}; the context must hold at least one season"
+                )
         if self.windows_per_epoch is not None:
             _positive_int(self, "windows_per_epoch")
         if self.random_state is not None and not isinstance(self.random_state, int):
@@ -204,3 +218,51 @@ def _in_range(config, name, low, high, *, left_open=False, right_open=False) -> 
     if not ok:
         left, right = "(" if left_open else "[", ")" if right_open else "]"
         raise ConfigError(f"{name}={value!r} must lie in {left}{low}, {high}{right}")
+
+
+# One help sentence per field: the command line's option help (the defaults come from the class).
+FIELD_HELP: dict[str, str] = {
+    "prediction_length": "Steps to forecast (the horizon).",
+    "context_length": "Past steps the model sees to make one forecast.",
+    "freq": "Pandas frequency alias such as h or D, or an integer step; inferred from the data when unset.",
+    "model": "Forecaster: encoder (the patch encoder; see --mixer), dlinear or seasonal_naive (baselines).",
+    "season_length": "Period repeated by seasonal_naive; derived from the frequency when unset.",
+    "patch_len": "Time steps per patch (one patch of one channel is one token).",
+    "patch_stride": "Steps between the starts of consecutive patches.",
+    "d_model": "Width of the token embeddings.",
+    "n_heads": "Heads per mixer layer (d_model must be a multiple of it).",
+    "n_layers": "Number of encoder blocks.",
+    "ffn_mult": "Width of the feed-forward layers as a multiple of d_model.",
+    "dropout": "Dropout rate during training.",
+    "mixer": "Token mixer: trellis, or attention (causal softmax, the PatchTST-style baseline).",
+    "head": "Forecast head: flatten (all patches -> linear) or pool (size independent of the context).",
+    "pool_queries": "Learned queries of the pool head.",
+    "revin": "Normalise each window and channel, then de-normalise the forecast (RevIN).",
+    "n_slots": "Memory slots per head of the Trellis layer.",
+    "chunk_size": "Tokens per chunk of the Trellis update (1 = exact recurrence).",
+    "phi": "Compression nonlinearity of the Trellis layer: identity, silu or tanh.",
+    "between": "Map between the Trellis layer's two passes: ln_silu, l2_silu or softmax.",
+    "conv_size": "Width of the short causal convolution on queries and keys (0 turns it off).",
+    "forget_gate": "Learn a forget gate (off fixes beta = 1, the no-forget-gate ablation).",
+    "beta_init": "Forget gate value at initialisation, in (0, 1).",
+    "loss": "Training loss: mse, mae, huber or quantile.",
+    "quantiles": "Comma list of quantile levels learned when loss is quantile.",
+    "learning_rate": "Peak learning rate of the optimiser.",
+    "weight_decay": "Weight decay of the optimiser.",
+    "lr_schedule": "Learning-rate schedule: cosine (with warm-up) or constant.",
+    "batch_size": "Training windows per batch.",
+    "max_epochs": "Upper limit on training epochs (early stopping may end sooner).",
+    "early_stopping_patience": "Epochs without validation improvement before training stops.",
+    "val_fraction": "Fraction at the end of each series held out for early stopping.",
+    "windows_per_epoch": "Draw at most this many training windows per epoch (none = all).",
+    "gradient_clip": "Clip gradients to this norm (0 turns clipping off).",
+    "random_state": "Seed that makes training repeatable (none = not seeded).",
+    "missing": "What to do with NaN/inf targets: error, interpolate or ffill.",
+    "fill_gaps": "Reindex irregular time steps to the frequency (the missing policy fills them).",
+    "accelerator": "Lightning accelerator: auto, cpu, gpu, mps, ...",
+    "devices": "Lightning devices: auto, a count such as 2, or a list such as 0,1.",
+    "strategy": "Lightning strategy: auto, ddp, ...",
+    "num_nodes": "Machines to train on (Lightning num_nodes).",
+    "num_workers": "Data-loader worker processes.",
+    "verbose": "Show the progress bar and summaries.",
+}

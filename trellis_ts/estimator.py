@@ -36,6 +36,8 @@ class TrellisForecaster(BaseEstimator):
         prediction_length: int = 96,
         context_length: int = 336,
         freq: str | None = None,
+        model: str = "encoder",
+        season_length: int | None = None,
         patch_len: int = 16,
         patch_stride: int = 8,
         d_model: int = 64,
@@ -78,6 +80,8 @@ class TrellisForecaster(BaseEstimator):
         self.prediction_length = prediction_length
         self.context_length = context_length
         self.freq = freq
+        self.model = model
+        self.season_length = season_length
         self.patch_len = patch_len
         self.patch_stride = patch_stride
         self.d_model = d_model
@@ -147,6 +151,14 @@ class TrellisForecaster(BaseEstimator):
         config = self.make_config()
         self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target}
         panel = self._panel(df, config)
+        if config.model == "seasonal_naive" and config.season_length is None:
+            season = seasonal_period(panel.freq)
+            if season > config.context_length:
+                raise ConfigError(
+                    f"the data's natural season ({season} steps at freq {panel.freq!r}) is longer than "
+                    f"context_length={config.context_length}; set season_length or a longer context"
+                )
+            config = config.replace(season_length=season)
         mean = np.array([np.mean(v) for v in panel.values])
         scale = np.array([_scale_of(v) for v in panel.values])
         series = [

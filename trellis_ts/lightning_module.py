@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trellis_ts.baselines import build_model
 from trellis_ts.config import TrellisConfig
 from trellis_ts.errors import TrainingError
-from trellis_ts.model import TrellisModel
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
@@ -33,7 +33,7 @@ def forecast_loss(pred: Tensor, target: Tensor, config: TrellisConfig) -> Tensor
 
 
 class TrellisLightningModule(pl.LightningModule):
-    """Trains a `TrellisModel` on `(context [B, L, C], target [B, H, C])` batches.
+    """Trains the config's model (`baselines.build_model`) on `(context [B, L, C], target [B, H, C])` batches.
 
     The loss is computed on the data as the loader gives it (the estimator scales each series
     before; RevIN normalises each window inside the model).
@@ -42,7 +42,7 @@ class TrellisLightningModule(pl.LightningModule):
     def __init__(self, config: TrellisConfig) -> None:
         super().__init__()
         self.config = config
-        self.model = TrellisModel(config)
+        self.model = build_model(config)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)

@@ -23,10 +23,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import trellis_ts
+from trellis_ts.baselines import build_model
 from trellis_ts.config import TrellisConfig
 from trellis_ts.data import Panel
 from trellis_ts.errors import ConfigError, ModelFileError
-from trellis_ts.model import TrellisModel
 from trellis_ts.training import TrainingSummary
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> Tr
         raise ModelFileError(
             f"{weights_file} is truncated or corrupted ({exc}); re-save the model"
         ) from None
-    model = TrellisModel(config)
+    model = build_model(config)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)

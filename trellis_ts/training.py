@@ -1,6 +1,6 @@
 """Training and batched inference on arrays: the engine under the estimator and the benchmarks.
 
-`train_model` fits a `TrellisModel` on univariate series (already scaled) with Lightning;
+`train_model` fits the config's model (the encoder or a baseline) on univariate series (already scaled) with Lightning;
 `forecast_contexts` runs a trained model over many context windows in batches.
 """
 
@@ -18,12 +18,12 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch import nn
 from torch.utils.data import DataLoader
 
 from trellis_ts.config import TrellisConfig
 from trellis_ts.data import EpochSubsampler, WindowDataset, train_val_ranges
 from trellis_ts.lightning_module import BestWeights, TrellisLightningModule
-from trellis_ts.model import TrellisModel
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
@@ -90,7 +90,7 @@ def train_model(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     trainer_overrides: dict[str, Any] | None = None,
-) -> tuple[TrellisModel, TrainingSummary]:
+) -> tuple[nn.Module, TrainingSummary]:
     """Fit a model on univariate series `[T_i]` (float, already scaled).
 
     Validation: when `val_series` is given (e.g. the benchmark's own split), its windows are
@@ -130,6 +130,13 @@ def train_model(
                                 num_workers=config.num_workers)  # fmt: skip
 
     module = TrellisLightningModule(config)
+    n_parameters = sum(p.numel() for p in module.model.parameters())
+    if n_parameters == 0:  # seasonal naive: nothing to train
+        return module.model.eval(), TrainingSummary(
+            epochs=0, best_epoch=None, best_val_loss=None, last_train_loss=None, seconds=0.0,
+            train_windows=len(train_set), val_windows=0 if val_set is None else len(val_set),
+            parameters=0,
+        )  # fmt: skip
     monitor = "val_loss" if val_loader is not None else "train_loss_epoch"
     best = BestWeights(monitor)
     all_callbacks: list = [best, *(callbacks or [])]
@@ -168,19 +175,17 @@ def train_model(
         seconds=seconds,
         train_windows=len(train_set),
         val_windows=0 if val_loader is None else len(val_set),
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=n_parameters,
         extra={"resumed_from": ckpt_path} if ckpt_path else {},
     )
     return model, summary
 
 
 @torch.no_grad()
-def forecast_contexts(
-    model: TrellisModel, contexts: np.ndarray, batch_size: int = 1024
-) -> np.ndarray:
+def forecast_contexts(model: nn.Module, contexts: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """`contexts [n, L]` (scaled) → forecasts `[n, H]`, or `[n, H, Q]` for a quantile model."""
     model.eval()
-    device = next(model.parameters()).device
+    device = next(iter(model.parameters()), torch.empty(0)).device
     out = []
     for start in range(0, len(contexts), batch_size):
         x = torch.as_tensor(
