@@ -10,6 +10,14 @@ from trellis_ts.data.frames import (
     to_frame,
     to_panel,
 )
+from trellis_ts.data.registry import (
+    DATASETS,
+    DatasetSpec,
+    LoadedDataset,
+    dataset_spec,
+    file_sha256,
+    load_dataset,
+)
 from trellis_ts.data.synthetic import make_demo_frame, make_demo_series
 from trellis_ts.data.windows import EpochSubsampler, WindowDataset, train_val_ranges
 
@@ -25,4 +33,10 @@ __all__ = [
     "to_frame",
     "to_panel",
     "train_val_ranges",
+    "DATASETS",
+    "DatasetSpec",
+    "LoadedDataset",
+    "dataset_spec",
+    "file_sha256",
+    "load_dataset",
 ]
