@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# Keep torch to the machine's cores without oversubscription when tests run in parallel.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One thread per process: several tests start worker processes, and torch's spinning threads
+# slow down by orders of magnitude when they outnumber the cores (seen on 2-core machines).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 ETTH1 = REPO.parent / "shared" / "datasets" / "ETTh1.csv"

@@ -32,6 +32,7 @@ def test_estimator_parameters_are_the_config_fields_with_the_same_defaults():
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"phi": "relu"}, "phi='relu'"),
         ({"missing": "drop"}, "missing='drop'"),
+        ({"model": "dlinear", "loss": "quantile"}, "needs model='encoder'"),
     ],
 )
 def test_invalid_values_name_the_field(change, phrase):

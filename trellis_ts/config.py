@@ -145,6 +145,11 @@ class TrellisConfig:
             _positive_int(self, "windows_per_epoch")
         if self.random_state is not None and not isinstance(self.random_state, int):
             raise ConfigError(f"random_state={self.random_state!r} must be an integer or None")
+        if self.loss == "quantile" and self.model != "encoder":
+            raise ConfigError(
+                f"loss='quantile' needs model='encoder' (the {self.model} baseline gives point "
+                "forecasts only); use model='encoder' or a point loss such as mse"
+            )
         qs = self.quantiles
         if not qs or any(not 0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
             raise ConfigError(
