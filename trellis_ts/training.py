@@ -181,10 +181,23 @@ def train_model(
     return model, summary
 
 
+TOKENS_PER_BATCH = 32768  # inference batches hold about this many patch tokens (bounded memory)
+
+
 @torch.no_grad()
-def forecast_contexts(model: nn.Module, contexts: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """`contexts [n, L]` (scaled) → forecasts `[n, H]`, or `[n, H, Q]` for a quantile model."""
+def forecast_contexts(
+    model: nn.Module, contexts: np.ndarray, batch_size: int | None = None
+) -> np.ndarray:
+    """`contexts [n, L]` (scaled) → forecasts `[n, H]`, or `[n, H, Q]` for a quantile model.
+
+    Batches are sized by tokens, not windows (default: about `TOKENS_PER_BATCH` patch tokens),
+    so memory stays flat as the context grows: at L=2048 a batch of 1,024 windows took 16x the
+    memory of one of 128, and was slower.
+    """
     model.eval()
+    if batch_size is None:
+        tokens = getattr(model.config, "n_patches", 1) if model.config.model == "encoder" else 1
+        batch_size = max(1, TOKENS_PER_BATCH // tokens)
     device = next(iter(model.parameters()), torch.empty(0)).device
     out = []
     for start in range(0, len(contexts), batch_size):
@@ -196,3 +209,9 @@ def forecast_contexts(model: nn.Module, contexts: np.ndarray, batch_size: int = 
     if not out:
         return np.zeros((0, model.config.prediction_length), dtype=np.float32)
     return np.concatenate(out).astype(np.float64)
+
+
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a distributed fit (they must not write outputs)."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

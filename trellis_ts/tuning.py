@@ -25,7 +25,7 @@ import lightning.pytorch as pl
 import optuna
 import pandas as pd
 import yaml
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
@@ -159,6 +159,18 @@ class PruningCallback(pl.Callback):
             )
 
 
+MAX_RETRIES = 2
+
+
+def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial whose worker died (stale heartbeat) is queued again with the same parameters."""
+    retries = int(trial.user_attrs.get("retries", 0))
+    if retries < MAX_RETRIES:
+        study.enqueue_trial(
+            trial.params, user_attrs={"retries": retries + 1, "retry_of": trial.number}
+        )
+
+
 def make_storage(
     storage: str, heartbeat_interval: int = 60, grace_period: int | None = None
 ) -> RDBStorage:
@@ -171,7 +183,7 @@ def make_storage(
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=2),
+            heartbeat_stale_trial_callback=retry_stale_trial,
         )
     except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
         raise ConfigError(

@@ -1,0 +1,184 @@
+"""The research commands of the command line: `tune` (Optuna) and `benchmark` (the protocol).
+
+They register on the app of `trellis_ts.cli` and use its shared machinery (one-line user
+errors, data and model options, staged outputs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trellis_ts.cli import (
+    DataSource,
+    Json,
+    Quiet,
+    app,
+    check_model_dir,
+    data_options,
+    model_options,
+    staged_outputs,
+    user_errors,
+)
+
+# Options that take several values after one flag (`--horizons 96 192 336 720`); `main`
+# rewrites them into repeated flags, which is what Typer parses.
+MULTI_VALUE_OPTIONS = ("--horizons", "--seeds")
+
+
+def expand_multi_value(argv: list[str]) -> list[str]:
+    """`--horizons 96 192` → `--horizons 96 --horizons 192` (only integer values are taken)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] in MULTI_VALUE_OPTIONS:
+            flag, i = argv[i], i + 1
+            first = True
+            while i < len(argv) and argv[i].lstrip("-").isdigit() and not argv[i].startswith("--"):
+                out += ([] if first else [flag]) + [argv[i]]
+                first, i = False, i + 1
+            continue
+        i += 1
+    return out
+
+
+@app.command()
+@user_errors
+@model_options
+@data_options()
+def tune(
+    data: DataSource,
+    model_dir: Annotated[
+        Path,
+        typer.Option(help="Save the best model, refit on all the data, here.", show_default=False),
+    ],  # fmt: skip
+    trials: Annotated[int, typer.Option(help="Finished trials the study should reach.")] = 20,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting trials after this many seconds.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL (default: sqlite:///<model-dir>-tune.db). Any RDB URL "
+            "(postgresql://..., mysql://...) lets many workers share the study."
+        ),
+    ] = None,  # fmt: skip
+    study_name: Annotated[
+        str, typer.Option(help="Study name in the storage (rerun to resume).")
+    ] = "trellis-ts",
+    space: Annotated[
+        Path | None, typer.Option(help="YAML/JSON search space (default: the built-in one).")
+    ] = None,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+    quiet: Quiet = False,
+    as_json: Json = False,
+    settings: dict | None = None,
+) -> None:
+    """Search hyperparameters with Optuna (pruned, resumable, parallel) and save the best model.
+
+    Trials fit on the data and are scored by their validation loss (the end of each series is
+    held out); keep your test period out of the CSV. Model options given here are fixed for
+    every trial; the space searches the rest.
+    """
+    from trellis_ts.tuning import save_plots, summary_table
+    from trellis_ts.tuning import tune as run_study
+
+    check_model_dir(model_dir)
+    model_dir = model_dir.resolve()
+    storage = storage or f"sqlite:///{model_dir.with_name(model_dir.name + '-tune.db')}"
+    df = data.read()
+    with contextlib.redirect_stdout(sys.stderr):
+        study, best = run_study(
+            df, n_trials=trials, timeout=timeout, storage=storage, study_name=study_name,
+            space=space, base_params={**(settings or {}), "verbose": False}, pruner=pruner,
+            fit_kwargs=data.columns, model_dir=model_dir,
+        )  # fmt: skip
+    table = summary_table(study)
+    report_dir = model_dir.with_name(model_dir.name + "-tune")
+    report_dir.mkdir(exist_ok=True)
+    with staged_outputs() as stage:
+        stage(report_dir / "trials.csv", lambda p: table.to_csv(p, index=False))
+    plots = save_plots(study, report_dir)
+    states = table["state"].value_counts().to_dict() if len(table) else {}
+    summary = {
+        "command": "tune", "storage": storage, "study_name": study_name, "trials": len(table),
+        "states": states, "best_val_loss": None if best is None else study.best_value,
+        "best_params": None if best is None else study.best_trial.params,
+        "model_dir": None if best is None else str(model_dir),
+        "outputs": [str(report_dir / "trials.csv"), *map(str, plots)],
+    }  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+        return
+    if not quiet:
+        typer.echo(table.to_string(index=False), err=True)
+        typer.echo(f"Trials by state: {states}", err=True)
+        if best is None:
+            typer.echo("No trial completed; nothing was saved.", err=True)
+        else:
+            typer.echo(f"Best validation loss {study.best_value:.4g} (trial {study.best_trial.number}); "
+                       f"refit and saved to {model_dir}", err=True)  # fmt: skip
+        typer.echo(f"Wrote {report_dir}/ (trials.csv, plots)", err=True)
+
+
+@app.command()
+@user_errors
+def benchmark(
+    dataset: Annotated[
+        str,
+        typer.Argument(help="A registered dataset (e.g. ETTh1) or a CSV path.", show_default=False),
+    ],  # fmt: skip
+    data_dir: Annotated[Path, typer.Option(help="Folder holding the dataset files.")] = Path(
+        "datasets"
+    ),
+    context_length: Annotated[int, typer.Option(help="Lookback L.")] = 336,
+    horizons: Annotated[
+        list[int] | None, typer.Option(help="Horizons, e.g. --horizons 96 192 336 720.")
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="trellis, attention, dlinear or seasonal_naive.")
+    ] = "trellis",
+    config: Annotated[
+        Path | None, typer.Option(help="JSON/YAML file of model settings (TrellisConfig fields).")
+    ] = None,
+    seeds: Annotated[list[int] | None, typer.Option(help="Seeds, e.g. --seeds 0 1 2.")] = None,
+    results: Annotated[Path, typer.Option(help="Append result records (JSON lines) here.")] = Path(
+        "benchmarks/results.jsonl"
+    ),
+    table: Annotated[
+        Path | None, typer.Option(help="Write the markdown table of all results here.")
+    ] = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Run the long-term-forecasting protocol and record MSE/MAE, wall time and peak memory.
+
+    Fixed row splits, a scaler fitted on the train rows only, every test window scored.
+    """
+    from trellis_ts.benchmark import run_benchmark
+
+    with contextlib.redirect_stdout(sys.stderr):
+        records = run_benchmark(
+            dataset, data_dir, context_length, horizons or [96, 192, 336, 720], model=model,
+            config=config, seeds=seeds or [0], results_path=results, table_path=table,
+            verbose=not quiet,
+        )  # fmt: skip
+    if as_json:
+        keep = ("dataset", "model", "seed", "context_length", "horizon", "mse", "mae",
+                "train_seconds", "peak_rss_mb", "parameters", "epochs")  # fmt: skip
+        typer.echo(json.dumps([{k: r.get(k) for k in keep} for r in records], default=str))
+    elif not quiet:
+        for r in records:
+            typer.echo(
+                f"{r.get('dataset')} {model} L={r.get('context_length')} H={r.get('horizon')} "
+                f"seed={r.get('seed')}: MSE {r['mse']:.4f} MAE {r['mae']:.4f} "
+                f"({r.get('train_seconds', 0):.0f} s)",
+                err=True,
+            )
+        typer.echo(f"Appended {len(records)} record(s) to {results}", err=True)
