@@ -38,9 +38,9 @@ app = typer.Typer(
 )
 
 INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
-# The --demo series: 7 hourly channels, 50 days. Long enough for the default context (336) and
+# The --demo series: 7 hourly channels, about 6 weeks. Long enough for the default context (336) and
 # horizon (96) with a validation split; short enough to train in about a minute on 2 cores.
-DEMO_STEPS = 1200
+DEMO_STEPS = 1000
 
 
 def _in(help: str, *decls: str) -> Any:
