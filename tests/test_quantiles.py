@@ -12,20 +12,9 @@ import pytest
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import make_demo_frame
 
-TINY = dict(
-    context_length=24,
-    prediction_length=6,
-    patch_len=8,
-    patch_stride=4,
-    d_model=16,
-    n_heads=2,
-    n_layers=1,
-    n_slots=8,
-    chunk_size=4,
-    batch_size=64,
-    learning_rate=1e-2,
-    verbose=False,
-)
+from .conftest import TINY as BASE_TINY
+
+TINY = {**BASE_TINY, "context_length": 24, "prediction_length": 6, "learning_rate": 1e-2}
 LEVELS = (0.1, 0.5, 0.9)
 
 
@@ -88,8 +77,8 @@ def test_the_80_percent_band_covers_80_percent_of_gaussian_noise():
     """
     df = sine_frame(900 + 500, sigma=0.5, seed=0)
     train, test = df.iloc[:900], df.iloc[900 - 24 :]
-    model = TrellisForecaster(**TINY, loss="quantile", quantiles=LEVELS, max_epochs=6,
-                              windows_per_epoch=1024, random_state=0).fit(train)  # fmt: skip
+    params = dict(TINY, loss="quantile", quantiles=LEVELS, max_epochs=6, windows_per_epoch=1024)
+    model = TrellisForecaster(**params, random_state=0).fit(train)
     metrics = model.evaluate(test)  # non-overlapping windows: every test value counted once
     assert metrics["n_windows"] == 3 * (500 // 6)
     assert metrics["coverage"] == pytest.approx(0.8, abs=0.06)

@@ -35,22 +35,11 @@ if HAVE_GLUONTS:
 
 needs_gluonts = pytest.mark.skipif(not HAVE_GLUONTS, reason='needs "trellis-ts[gluonts]"')
 
+from ..conftest import TINY as BASE_TINY  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 H = 6
-TINY = dict(
-    prediction_length=H,
-    context_length=24,
-    patch_len=8,
-    patch_stride=4,
-    d_model=16,
-    n_heads=2,
-    n_layers=1,
-    n_slots=8,
-    chunk_size=4,
-    max_epochs=1,
-    batch_size=32,
-    verbose=False,
-)
+TINY = {**BASE_TINY, "context_length": 24, "prediction_length": H, "batch_size": 32}
 
 
 def tiny_estimator(**changes) -> TrellisEstimator:
