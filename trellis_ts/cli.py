@@ -507,10 +507,12 @@ def evaluate(
 ) -> None:
     """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE)."""
     check_outputs(output=output)
+    from trellis_ts.estimator import aggregate_metrics
+
     forecaster = load_model(model_dir, data.columns)
     table = forecaster.backtest(data.read(), n_windows=n_windows, step=step)
-    scores = [c for c in table.columns if c not in ("series", "cutoff")]
-    metrics = {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
+    metrics = aggregate_metrics(table)
+    scores = [c for c in metrics if c != "n_windows"]
     outputs = {}
     if output is not None:
         with staged_outputs() as stage:

@@ -351,12 +351,7 @@ class TrellisForecaster(BaseEstimator):
         self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None
     ) -> dict[str, float]:
         """Metrics of `backtest` averaged over series and windows, plus the number of windows."""
-        table = self.backtest(df, n_windows=n_windows, step=step)
-        metrics = {
-            c: float(table[c].mean()) for c in table.columns if c not in ("series", "cutoff")
-        }
-        metrics["n_windows"] = len(table)
-        return metrics
+        return aggregate_metrics(self.backtest(df, n_windows=n_windows, step=step))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -368,6 +363,12 @@ class TrellisForecaster(BaseEstimator):
     def load(cls, path) -> TrellisForecaster:
         """Load a directory written by `save` (raises ModelFileError if it is not a usable model)."""
         return load_forecaster(cls, path)
+
+
+def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """A backtest table's metrics averaged over series and windows, plus the window count."""
+    scores = [c for c in table.columns if c not in ("series", "cutoff")]
+    return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
 
 
 def _scale_of(values: np.ndarray) -> float:
