@@ -10,24 +10,32 @@ command stacks them under `@app.command()`. The library is imported inside the c
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
-import inspect
 import json
 import math
-import os
-import re
 import sys
-import typing
-import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from trellis_ts.config import FIELD_HELP, TrellisConfig, config_fields
-from trellis_ts.errors import ConfigError, TrellisUserError
+from trellis_ts.cli_options import (
+    DataSource,
+    Json,
+    ModelDir,
+    Output,
+    Plot,
+    QuantilesOut,
+    Quiet,
+    check_model_dir,
+    check_outputs,
+    check_quantiles,
+    data_options,
+    float_list,
+    model_options,
+    output_option,
+    staged_outputs,
+    user_errors,
+)
 
 app = typer.Typer(
     name="trellis-ts",
@@ -36,275 +44,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-
-INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
-# The --demo series: 7 hourly channels, about 6 weeks. Long enough for the default context (336) and
-# horizon (96) with a validation split; short enough to train in about a minute on 2 cores.
-DEMO_STEPS = 1000
-
-
-def _in(help: str, *decls: str) -> Any:
-    return typer.Option(*decls, help=help, rich_help_panel=INPUT)
-
-
-def _out(help: str, *decls: str) -> Any:
-    return typer.Option(*decls, help=help, rich_help_panel=OUTPUT)
-
-
-CsvArg = Annotated[
-    Path | None,
-    typer.Argument(help="CSV file: wide (time + numeric columns) or long (unique_id, ds, y).",
-                   show_default=False),
-]  # fmt: skip
-Demo = Annotated[bool, _in("Use the built-in synthetic series instead of a CSV.", "--demo")]
-TimeCol = Annotated[str | None, _in("Time column (default: detected).")]
-Target = Annotated[
-    list[str] | None,
-    _in("Column(s) to forecast: repeat it or give a comma list (default: all numeric columns; "
-        "y in a long file)."),
-]  # fmt: skip
-IdCol = Annotated[str | None, _in("Series id column of a long file (default: unique_id).")]
-Sep = Annotated[str | None, _in("Column separator (default: detected).")]
-Decimal = Annotated[str, _in("Decimal mark of the numbers, e.g. ','.")]
-ModelDir = Annotated[
-    Path, typer.Option(help="Directory of a model saved by `trellis-ts fit`.", show_default=False)
-]
-Output = Annotated[
-    Path | None, _out("Write the forecast to this CSV file (default: stdout).", "--output", "-o")
-]
-Plot = Annotated[Path | None, _out("Save history + forecast per series as an image (.png).")]
-QuantilesOut = Annotated[
-    str | None,
-    _out("Quantile columns to write, e.g. 0.1,0.9 (models fitted with --loss quantile; "
-         "default: every trained level)."),
-]  # fmt: skip
-Quiet = Annotated[bool, _out("No progress bar and no summary.", "--quiet", "-q")]
-Json = Annotated[bool, _out("Print the summary as one JSON object on stdout.", "--json")]
-
-
-# ------------------------------------------------------------------ shared machinery
-
-
-def user_errors(func: Callable) -> Callable:
-    """User mistakes become `error: <message>` on stderr and exit status 2; warnings become
-    `warning: <message>` lines. Any other exception is a bug and keeps its traceback."""
-
-    @functools.wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            try:
-                return func(*args, **kwargs)
-            except TrellisUserError as exc:
-                typer.echo(f"error: {cli_words(' '.join(str(exc).split()))}", err=True)
-                raise typer.Exit(2) from None
-
-    return run
-
-
-_API_NAMES = [f.name for f in config_fields()] + ["time_col", "id_col", "target", "sep", "decimal"]
-
-
-def cli_words(message: str) -> str:
-    """Name options as the command line spells them: "context_length=0" -> "--context-length 0"."""
-    pattern = r"\b(" + "|".join(_API_NAMES) + r")=(?!=) ?"
-    return re.sub(pattern, lambda m: f"--{m.group(1).replace('_', '-')} ", message)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
-
-
-def extend_command(func: Callable, name: str, params: list[inspect.Parameter], build: Callable,
-                   *, first: bool = False) -> Callable:  # fmt: skip
-    """Replace the parameter `name` of a command by the options `params` (Typer reads the
-    signature); the command receives `build({option: value})` as `name`."""
-    signature = inspect.signature(func, eval_str=True)
-    kept = [p.replace(kind=p.KEYWORD_ONLY) for p in signature.parameters.values() if p.name != name]
-    names = [p.name for p in params]
-
-    @functools.wraps(func)
-    def command(**kwargs: Any) -> Any:
-        given = {n: kwargs.pop(n) for n in names}
-        return func(**kwargs, **{name: build(given)})
-
-    command.__signature__ = signature.replace(parameters=params + kept if first else kept + params)
-    return command
-
-
-def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=annotation)  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSource:
-    """The input options of a command: where the data is and how to read its columns."""
-
-    csv: Path | None
-    demo: bool
-    time_col: str | None
-    target: list[str] | None
-    id_col: str | None
-    sep: str | None
-    decimal: str
-
-    def read(self, *, required: bool = True):
-        """The frame of the CSV file or the demo series (None when neither and not required)."""
-        from trellis_ts.data import make_demo_frame, read_csv
-
-        if self.demo and self.csv is not None:
-            raise ConfigError(f"got both a CSV file ({self.csv}) and --demo; pass only one")
-        if self.demo:
-            return make_demo_frame(n_steps=DEMO_STEPS)
-        if self.csv is None and not required:
-            return None
-        if self.csv is None:
-            raise ConfigError("no data given; pass a CSV file, or --demo for the built-in series")
-        return read_csv(self.csv, sep=self.sep, decimal=self.decimal)
-
-    @property
-    def columns(self) -> dict:
-        """The column options that were given (a saved model's own fill in the rest)."""
-        names = [t.strip() for item in self.target or [] for t in item.split(",") if t.strip()]
-        given = {"time_col": self.time_col, "id_col": self.id_col, "target": names or None}
-        return {k: v for k, v in given.items() if v is not None}
-
-    @property
-    def out_sep(self) -> str:
-        """Outputs use the input's separator; ';' when numbers have a decimal comma."""
-        return self.sep or (";" if self.decimal == "," else ",")
-
-
-def data_options(csv_help: str | None = None) -> Callable[[Callable], Callable]:
-    """Add the input options (CSV argument, --demo, columns, --sep, --decimal) to a command,
-    which receives them as a `DataSource` parameter `data`."""
-    csv = CsvArg if csv_help is None else Annotated[
-        Path | None, typer.Argument(help=csv_help, show_default=False)]  # fmt: skip
-    params = [_param("csv", csv), _param("demo", Demo, False), _param("time_col", TimeCol),
-              _param("target", Target), _param("id_col", IdCol), _param("sep", Sep),
-              _param("decimal", Decimal, ".")]  # fmt: skip
-    return lambda func: extend_command(func, "data", params, lambda v: DataSource(**v), first=True)
-
-
-def model_options(func: Callable) -> Callable:
-    """Add one option per `TrellisConfig` field (except `verbose`: see --quiet) to a command.
-
-    The command receives the options that were given as a dict `settings`, parsed to the
-    fields' types; options left out are absent, so the config's defaults apply.
-    """
-    hints = typing.get_type_hints(TrellisConfig)
-    fields = [f for f in config_fields() if f.name != "verbose"]
-    params = [_param(f.name, _option_type(f, hints[f.name])) for f in fields]
-
-    def settings(given: dict) -> dict:
-        return {k: _parse_field(k, v, hints[k]) for k, v in given.items() if v is not None}
-
-    return extend_command(func, "settings", params, settings)
-
-
-def _option_type(field: dataclasses.Field, kind: Any) -> Any:
-    """`Annotated[type | None, Option]` for one config field; help = FIELD_HELP + default."""
-    flag = "--" + field.name.replace("_", "-")
-    default = field.default
-    shown = ",".join(f"{q:g}" for q in default) if isinstance(default, tuple) else str(default)
-    native = kind if kind in (bool, int, float) else None
-    metavar = None if native else "<q,q,...>" if field.name == "quantiles" else "<str>"
-    option = typer.Option(
-        f"{flag}/--no-{flag[2:]}" if kind is bool else flag,
-        help=f"{FIELD_HELP.get(field.name, '')} Default: {shown.lower()}.".lstrip(),
-        show_default=False,
-        rich_help_panel=MODEL,
-        metavar="<int|none>" if _optional_int(kind) else metavar,
-    )
-    return Annotated[(native or str) | None, option]
-
-
-def _optional_int(kind: Any) -> bool:
-    return typing.get_origin(kind) is not None and int in typing.get_args(kind)
-
-
-def _parse_field(name: str, value: Any, kind: Any) -> Any:
-    """A config value from the text of its option (types the command line has no parser for)."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if name == "quantiles":
-        return float_list("--quantiles", text)
-    if name in ("freq", "devices"):  # an integer step / device count, or a name
-        return int(text) if text.isdigit() else text
-    if _optional_int(kind):
-        if text.lower() != "none" and not text.lstrip("-").isdigit():
-            option = "--" + name.replace("_", "-")
-            raise ConfigError(f"{option} {value!r} is not an integer; pass a number or none")
-        return None if text.lower() == "none" else int(text)
-    return text
-
-
-def float_list(option: str, text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(q) for q in text.split(","))
-    except ValueError:
-        raise ConfigError(
-            f"{option} {text!r} is not a comma list of numbers; pass e.g. 0.1,0.5,0.9"
-        ) from None
-
-
-def check_outputs(**paths: Path | None) -> None:
-    """Fail before any work when an output file cannot be written."""
-    from trellis_ts.plotting import check_plot_path
-
-    for option, path in paths.items():
-        if path is None:
-            continue
-        if path.is_dir():
-            raise ConfigError(f"--{option} {path} is a directory; pass a file name")
-        if not path.parent.is_dir():
-            raise ConfigError(
-                f"--{option} {path}: directory {path.parent} does not exist; create it first"
-            )
-        if option == "plot":
-            check_plot_path(path)
-
-
-def check_model_dir(path: Path) -> None:
-    """Refuse a foreign --model-dir before training, not after minutes of it."""
-    foreign = path.exists() and not (path / "model.json").is_file()
-    if foreign and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(
-            f"--model-dir {path} exists and is not a trellis-ts model directory; "
-            "choose a new or empty directory"
-        )
-
-
-def check_quantiles(config: TrellisConfig, quantiles_out: str) -> None:
-    """--quantiles-out needs a quantile model: say so before training, not after."""
-    levels = float_list("--quantiles-out", quantiles_out)
-    if config.loss != "quantile" or not set(levels) <= set(config.quantiles):
-        raise ConfigError(
-            f"--quantiles-out {quantiles_out} needs --loss quantile and levels among "
-            f"--quantiles {','.join(f'{q:g}' for q in config.quantiles)}"
-        )
-
-
-@contextlib.contextmanager
-def staged_outputs() -> Iterator[Callable[[Path, Callable[[Path], None]], None]]:
-    """`stage(path, write)` writes to a temporary file beside `path`; all are renamed into
-    place when the block succeeds and removed when it fails, so nothing partial is left."""
-    staged: list[tuple[Path, Path]] = []
-
-    def stage(path: Path, write: Callable[[Path], None]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-        staged.append((tmp, path))
-        write(tmp)
-
-    try:
-        yield stage
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
 
 
 def new_forecaster(settings: dict, *, quiet: bool):
@@ -406,7 +145,7 @@ def forecast(
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
-    model_dir: Annotated[Path | None, _out("Also save the fitted model here.")] = None,
+    model_dir: Annotated[Path | None, output_option("Also save the fitted model here.")] = None,
     quiet: Quiet = False,
     as_json: Json = False,
     settings: dict | None = None,
@@ -500,7 +239,8 @@ def evaluate(
         int | None, typer.Option(help="Steps between windows (default: the prediction length).")
     ] = None,
     output: Annotated[
-        Path | None, _out("Write the metrics of every window to this CSV file.", "--output", "-o")
+        Path | None,
+        output_option("Write the metrics of every window to this CSV file.", "--output", "-o"),
     ] = None,
     quiet: Quiet = False,
     as_json: Json = False,

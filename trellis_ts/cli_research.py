@@ -14,11 +14,11 @@ from typing import Annotated
 
 import typer
 
-from trellis_ts.cli import (
+from trellis_ts.cli import app
+from trellis_ts.cli_options import (
     DataSource,
     Json,
     Quiet,
-    app,
     check_model_dir,
     data_options,
     model_options,
