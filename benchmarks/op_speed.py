@@ -16,7 +16,8 @@ import sys
 import time
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
+    """The process's resident memory now, in MB (shared with the other benchmark scripts)."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
@@ -48,7 +49,7 @@ def measure(form: str, length: int, batch: int, heads: int, dim: int, slots: int
         y.square().mean().backward()
 
     step()  # warm-up
-    base = _rss_mb()
+    base = rss_mb()
     start = time.perf_counter()
     for _ in range(repeats):
         step()

@@ -25,15 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from op_speed import rss_mb  # noqa: E402  (a sibling script: benchmarks/ is on sys.path)
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def _peak_mb() -> float:
@@ -95,7 +89,7 @@ def long_context(
         verbose=False,
     )  # fmt: skip
     timer = _timer()
-    base, load = _rss_mb(), _load()
+    base, load = rss_mb(), _load()
     started = time.perf_counter()
     forecaster.fit(frame, callbacks=[timer])
     fit_seconds = time.perf_counter() - started
@@ -137,9 +131,9 @@ def many_series(n_series: int, n_steps: int, windows_per_epoch: int, epochs: int
 
     from trellis_ts import TrellisForecaster
 
-    before_frame = _rss_mb()
+    before_frame = rss_mb()
     frame = many_series_frame(n_series, n_steps)
-    frame_rss_mb = _rss_mb() - before_frame
+    frame_rss_mb = rss_mb() - before_frame
     frame_mb = frame.memory_usage(deep=True).sum() / 2**20  # counts shared id strings per row
     forecaster = TrellisForecaster(
         context_length=L, prediction_length=horizon, patch_len=16, patch_stride=8, d_model=32,
@@ -148,7 +142,7 @@ def many_series(n_series: int, n_steps: int, windows_per_epoch: int, epochs: int
         devices=1, verbose=False,
     )  # fmt: skip
     timer = _timer()
-    base, load = _rss_mb(), _load()
+    base, load = rss_mb(), _load()
     started = time.perf_counter()
     forecaster.fit(frame, callbacks=[timer])
     fit_seconds = time.perf_counter() - started
@@ -193,7 +187,7 @@ def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dic
     pl.seed_everything(0, verbose=False)
     model = build_model(config).eval()  # untrained: the speed does not depend on the weights
     forecast_contexts(model, contexts[:batch], batch_size=batch)  # warm-up
-    base, load = _rss_mb(), _load()
+    base, load = rss_mb(), _load()
     started = time.perf_counter()
     out = forecast_contexts(model, contexts, batch_size=batch)
     seconds = time.perf_counter() - started
