@@ -57,22 +57,31 @@ class TrainingSummary:
         return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
 
 
-def make_trainer(
-    config: TrellisConfig, callbacks: list, root_dir: str, **overrides: Any
-) -> pl.Trainer:
-    """A Lightning Trainer with the config's device settings passed through."""
-    kwargs: dict[str, Any] = dict(
+def trainer_settings(config: TrellisConfig) -> dict[str, Any]:
+    """The Trainer arguments a config decides: epochs, clipping, devices, progress, no logger.
+
+    The one mapping from `TrellisConfig` to Lightning, shared with the GluonTS estimator.
+    """
+    return dict(
         max_epochs=config.max_epochs,
         accelerator=config.accelerator,
         devices=config.devices,
         strategy=config.strategy,
         num_nodes=config.num_nodes,
-        callbacks=callbacks,
         gradient_clip_val=config.gradient_clip or None,
         enable_progress_bar=config.verbose,
+        logger=False,
+    )
+
+
+def make_trainer(
+    config: TrellisConfig, callbacks: list, root_dir: str, **overrides: Any
+) -> pl.Trainer:
+    """A Lightning Trainer with the config's device settings passed through."""
+    kwargs: dict[str, Any] = trainer_settings(config) | dict(
+        callbacks=callbacks,
         enable_model_summary=False,
         enable_checkpointing=False,
-        logger=False,
         default_root_dir=root_dir,
         num_sanity_val_steps=0,
     )

@@ -30,9 +30,7 @@ use `from __future__ import annotations`: GluonTS's `@validated()` reads the ann
 """
 
 import itertools
-import logging
 import tempfile
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -72,14 +70,9 @@ from torch import Tensor
 from trellis_ts.config import TrellisConfig
 from trellis_ts.errors import ConfigError, DataError, TrainingError
 from trellis_ts.lightning_module import TrellisLightningModule, forecast_loss
+from trellis_ts.training import trainer_settings  # also quiets Lightning's start-up noise
 
 __all__ = ["DEFAULT_QUANTILES", "TrellisEstimator", "TrellisGluonModule", "fill_unobserved"]
-
-# Lightning's start-up banners and GluonTS's per-epoch checkpoint lines are noise here, and so
-# is the note that training without validation data skips the validation loop.
-logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no")
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 DEFAULT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 PREDICTION_INPUT_NAMES = ["past_target", "past_observed_values"]
@@ -247,17 +240,7 @@ class TrellisEstimator(PyTorchLightningEstimator):
                 f"model={c.model!r}: TrellisEstimator trains the Trellis encoder only; use "
                 "model='encoder', or TrellisForecaster for the baselines"
             )
-        defaults = dict(
-            max_epochs=c.max_epochs,
-            gradient_clip_val=c.gradient_clip or None,
-            accelerator=c.accelerator,
-            devices=c.devices,
-            strategy=c.strategy,
-            num_nodes=c.num_nodes,
-            enable_progress_bar=c.verbose,
-            enable_model_summary=c.verbose,
-            logger=False,
-        )
+        defaults = trainer_settings(c) | {"enable_model_summary": c.verbose}
         super().__init__(trainer_kwargs={**defaults, **(trainer_kwargs or {})})
         self.prediction_length = c.prediction_length
         self.context_length = c.context_length
