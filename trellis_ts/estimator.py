@@ -159,8 +159,7 @@ class TrellisForecaster(BaseEstimator):
                     f"context_length={config.context_length}; set season_length or a longer context"
                 )
             config = config.replace(season_length=season)
-        mean = np.array([np.mean(v) for v in panel.values])
-        scale = np.array([_scale_of(v) for v in panel.values])
+        mean, scale = np.array([_series_stats(v) for v in panel.values]).T
         series = [
             ((v - m) / s).astype(np.float32)
             for v, m, s in zip(panel.values, mean, scale, strict=True)
@@ -240,8 +239,8 @@ class TrellisForecaster(BaseEstimator):
         """Per-series mean and scale: the fit's for known series, the history's own for new ids."""
         known = dict(zip(self.scaler_["names"], zip(self.scaler_["mean"], self.scaler_["scale"], strict=True),
                          strict=True))  # fmt: skip
-        stats = [known.get(n) or (float(np.mean(v)), _scale_of(v)) for n, v in zip(panel.names, panel.values,
-                                                                                    strict=True)]  # fmt: skip
+        stats = [known.get(n) or _series_stats(v) for n, v in zip(panel.names, panel.values,
+                                                                  strict=True)]  # fmt: skip
         mean, scale = np.array(stats).T
         return mean, scale
 
@@ -371,13 +370,13 @@ def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
     return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
 
 
-def _scale_of(values: np.ndarray) -> float:
-    """A series' standard deviation, or a fallback where it is zero (constant series)."""
-    std = float(np.std(values))
+def _series_stats(values: np.ndarray) -> tuple[float, float]:
+    """A series' mean and scale: its standard deviation, or where that is zero (a constant
+    series) the size of its level, else 1."""
+    mean, std = float(np.mean(values)), float(np.std(values))
     if std > 0 and np.isfinite(std):
-        return std
-    level = float(np.abs(np.mean(values)))
-    return level if level > 0 else 1.0
+        return mean, std
+    return mean, abs(mean) if mean != 0 else 1.0
 
 
 def _tail(panel: Panel, length: int) -> Panel:
