@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -177,19 +178,27 @@ def make_storage(
     """An Optuna RDB storage with heartbeats: trials of dead workers are failed and retried."""
     # SQLite allows one writer at a time: let a worker wait for the lock instead of failing.
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
-    try:
-        return RDBStorage(
-            storage,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=retry_stale_trial,
-        )
-    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-        raise ConfigError(
-            f"cannot open the study storage {storage!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "pass a database URL such as sqlite:///tune.db or postgresql://user@host/db"
-        ) from None
+    for attempt in range(5):
+        try:
+            return RDBStorage(
+                storage,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=retry_stale_trial,
+            )
+        except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or a dead server
+            # Workers started together on a new database race to create its tables; the loser
+            # sees "already exists" and simply opens what the winner made.
+            if "already exists" in str(exc) and attempt < 4:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise ConfigError(
+                f"cannot open the study storage {storage!r} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]}); pass a database URL such as sqlite:///tune.db or "
+                "postgresql://user@host/db"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 def tune(
