@@ -25,6 +25,7 @@ from typing import Any
 import lightning.pytorch as pl
 import optuna
 import pandas as pd
+import sqlalchemy.exc
 import yaml
 from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
@@ -189,8 +190,10 @@ def make_storage(
             )
         except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or a dead server
             # Workers started together on a new database race to create its tables; the loser
-            # sees "already exists" and simply opens what the winner made.
-            if "already exists" in str(exc) and attempt < 4:
+            # sees "already exists" or a duplicate schema-version row, and simply opens what
+            # the winner made.
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if racing and attempt < 4:
                 time.sleep(0.5 * (attempt + 1))
                 continue
             raise ConfigError(
