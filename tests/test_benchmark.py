@@ -223,3 +223,26 @@ def test_table_has_mean_std_over_seeds_and_an_average_row():
     assert "| D | m | c | 8 | 1 | 2.0000 ± 1.4142 |" in lines[2]  # seed 0 rerun: the later counts
     assert "| 2 | 4.0000 ± 1.4142 |" in lines[3]
     assert "| avg | 3.0000 ± 1.4142 | 1.5000 ± 0.7071 | 2 |" in lines[4]
+
+
+def test_validation_only_runs_never_touch_the_test_rows(tmp_path, monkeypatch):
+    import trellis_ts.benchmark as bm
+
+    write_csv(tmp_path / "ETTh2.csv", 17420, channels=3)
+    seen = []
+    real_prepare = bm.prepare_splits
+    monkeypatch.setattr(
+        bm, "prepare_splits", lambda v, b: seen.append(set(b)) or real_prepare(v, b)
+    )
+    monkeypatch.setattr(bm, "evaluate_windows", lambda *a, **k: pytest.fail("test rows scored"))
+    results = tmp_path / "search.jsonl"
+    tiny = dict(max_epochs=1, d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4,
+                patch_len=8, patch_stride=4, windows_per_epoch=128, batch_size=64, verbose=False)  # fmt: skip
+    (record,) = run_benchmark("ETTh2", tmp_path, 48, [12], model="attention", seeds=[0],
+                              results_path=results, score_test=False, **tiny)  # fmt: skip
+    assert seen == [{"train", "val"}]
+    assert record["mse"] is None and record["mae"] is None and record["test_windows"] is None
+    assert record["scored_on"] == "validation only" and "test" not in record["borders"]
+    assert np.isfinite(record["best_val_loss"]) and record["val_windows"] == (2880 - 12 + 1) * 3
+    # the table leaves validation-only records out
+    assert "| ETTh2 |" not in render_table(results)

@@ -63,6 +63,14 @@ def test_benchmark_on_a_csv_appends_records(tmp_path):
     assert "| " in (tmp_path / "t.md").read_text()
     bad = run("benchmark", "NoSuchSet", "--data-dir", tmp_path, "--horizons", "6")
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
+    # --validation-only: the settings search mode records the validation loss, no test score
+    search = tmp_path / "search.jsonl"
+    result = ok("benchmark", data, "--context-length", "24", "--horizons", "6", "--model",
+                "dlinear", "--results", search, "--validation-only", "--json")  # fmt: skip
+    (summary,) = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["mse"] is None and np.isfinite(summary["best_val_loss"])
+    (record,) = [json.loads(line) for line in search.read_text().splitlines()]
+    assert record["scored_on"] == "validation only" and "test" not in record["borders"]
 
 
 def test_fit_resume_without_checkpoint_trains_from_scratch(tmp_path):

@@ -251,6 +251,7 @@ def run_benchmark(
     seeds: Sequence[int] = (0,),
     results_path: str | Path | None = DEFAULT_RESULTS,
     table_path: str | Path | None = None,
+    score_test: bool = True,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Train and score ``model`` on ``dataset`` for every horizon and seed; return the records.
@@ -260,6 +261,10 @@ def run_benchmark(
     Each record is appended to ``results_path`` (JSON lines) as soon as its run ends; with
     ``table_path`` the markdown table of all of ``results_path`` (or of these records) is written.
     Data and settings are all checked first: a user error raises before anything is written.
+
+    ``score_test=False`` is the mode for choosing settings: the test rows are never scaled,
+    windowed or scored, and the records carry ``mse``/``mae`` of None beside the validation
+    loss (``best_val_loss``) that a search compares; the table leaves such records out.
     """
     L = _int_list(context_length, "context_length", 1)[0]
     horizons = _int_list(horizons, "horizons", 1)
@@ -270,6 +275,8 @@ def run_benchmark(
     for h in horizons:
         _check_windows(borders, L, h)
     configs = _run_configs(base, L, horizons, data.freq)
+    if not score_test:  # choosing settings: the test rows stay out of the process entirely
+        borders = {k: v for k, v in borders.items() if k != "test"}
     _, rows = prepare_splits(data.values, borders)  # the scaler: train rows only
     train, val = _channels(rows["train"]), _channels(rows["val"])
 
@@ -281,10 +288,12 @@ def run_benchmark(
             fitted, summary = train_model(run_config, train, val_series=val)
             train_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            qs = run_config.quantiles
-            point = qs.index(0.5) if 0.5 in qs else len(qs) // 2
-            windows = split_windows(rows["test"], L, h)
-            scores = evaluate_windows(fitted, windows, point_index=point)
+            scores = {"mse": None, "mae": None, "windows": None}
+            if score_test:
+                qs = run_config.quantiles
+                point = qs.index(0.5) if 0.5 in qs else len(qs) // 2
+                windows = split_windows(rows["test"], L, h)
+                scores = evaluate_windows(fitted, windows, point_index=point)
             eval_seconds = time.perf_counter() - started
             record = _record(data, model, run_config, seed, scores, summary, borders,
                              train_seconds, eval_seconds)  # fmt: skip
@@ -317,6 +326,7 @@ def _record(data: LoadedDataset, model, config, seed, scores, summary, borders,
         "horizon": config.prediction_length,
         "mse": scores["mse"],
         "mae": scores["mae"],
+        "scored_on": "test" if scores["mse"] is not None else "validation only",
         "test_windows": scores["windows"],
         "train_windows": summary.train_windows,
         "val_windows": summary.val_windows,
@@ -380,8 +390,10 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ the table
 def render_table(source: str | Path | Iterable[dict[str, Any]]) -> str:
     """Markdown table: one row per dataset/model/config/L/H (mean ± sample std over seeds when
-    several; a seed run twice counts once, the later run) and an "avg" row over the horizons."""
+    several; a seed run twice counts once, the later run) and an "avg" row over the horizons.
+    Validation-only records (a settings search, ``mse`` None) are left out."""
     records = read_results(source) if isinstance(source, str | Path) else list(source)
+    records = [r for r in records if r.get("mse") is not None]
     groups: dict[tuple, dict[int, dict[int, dict]]] = {}
     for r in records:
         key = (r["dataset"], r["model"], r.get("config_id", ""), r["context_length"])

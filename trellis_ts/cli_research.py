@@ -154,6 +154,12 @@ def benchmark(
     table: Annotated[
         Path | None, typer.Option(help="Write the markdown table of all results here.")
     ] = None,
+    validation_only: Annotated[
+        bool,
+        typer.Option(
+            help="Choose settings: record the validation loss, never touch the test rows."
+        ),
+    ] = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -167,18 +173,19 @@ def benchmark(
         records = run_benchmark(
             dataset, data_dir, context_length, horizons or [96, 192, 336, 720], model=model,
             config=config, seeds=seeds or [0], results_path=results, table_path=table,
-            verbose=not quiet,
+            score_test=not validation_only, verbose=not quiet,
         )  # fmt: skip
     if as_json:
         keep = ("dataset", "model", "seed", "context_length", "horizon", "mse", "mae",
-                "train_seconds", "peak_rss_mb", "parameters", "epochs")  # fmt: skip
+                "best_val_loss", "train_seconds", "peak_rss_mb", "parameters", "epochs")  # fmt: skip
         typer.echo(json.dumps([{k: r.get(k) for k in keep} for r in records], default=str))
     elif not quiet:
         for r in records:
+            scores = (f"validation loss {r['best_val_loss']:.4f}" if r["mse"] is None
+                      else f"MSE {r['mse']:.4f} MAE {r['mae']:.4f}")  # fmt: skip
             typer.echo(
                 f"{r.get('dataset')} {model} L={r.get('context_length')} H={r.get('horizon')} "
-                f"seed={r.get('seed')}: MSE {r['mse']:.4f} MAE {r['mae']:.4f} "
-                f"({r.get('train_seconds', 0):.0f} s)",
+                f"seed={r.get('seed')}: {scores} ({r.get('train_seconds', 0):.0f} s)",
                 err=True,
             )
         typer.echo(f"Appended {len(records)} record(s) to {results}", err=True)
