@@ -79,10 +79,10 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 ABLATION_HORIZONS = (96, 720)
 # Ablations run on a shorter fixed budget (the chosen settings again under it as the reference).
-ABLATION_BUDGET: dict[str, Any] = {"max_epochs": 5}
+ABLATION_BUDGET: dict[str, Any] = {"max_epochs": 3}
 LOOKBACKS = (96, 336, 720, 1440, 2880)
 # The lookback runs share one fixed budget so their epochs are comparable across L.
-LOOKBACK_BUDGET: dict[str, Any] = {"max_epochs": 4}
+LOOKBACK_BUDGET: dict[str, Any] = {"max_epochs": 3}
 
 
 # ------------------------------------------------------------------------------ running
