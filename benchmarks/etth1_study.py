@@ -288,14 +288,21 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     phase_jobs = {"search": search_jobs, "final": final_jobs, "ablations": ablation_jobs,
                   "lookback": lookback_jobs}  # fmt: skip
-    if "select" in args.phases:
-        select()
-    jobs = [job for phase in args.phases if phase in phase_jobs
-            for job in phase_jobs[phase](args.data_dir)]  # fmt: skip
-    if args.models:
-        jobs = [job for job in jobs if job["model"] in args.models]
-    if jobs:
-        run_jobs(jobs, args.jobs, args.dry_run)
+    jobs: list[dict[str, Any]] = []
+
+    def run_pending() -> None:
+        pending = [job for job in jobs if not args.models or job["model"] in args.models]
+        if pending:
+            run_jobs(pending, args.jobs, args.dry_run)
+        jobs.clear()
+
+    for phase in args.phases:  # in order; the run phases between two selects share one pool
+        if phase == "select":
+            run_pending()
+            select()
+        elif phase in phase_jobs:
+            jobs.extend(phase_jobs[phase](args.data_dir))
+    run_pending()
     write_tables()
 
 
