@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from trellis_ts.benchmark import read_results, render_table
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CONFIGS = REPO / "benchmarks" / "configs"
@@ -96,8 +98,7 @@ def _done_all(jobs: list[dict[str, Any]]) -> set[tuple]:
     done = set()
     for results in {job["results"] for job in jobs}:
         if results.is_file():
-            done |= {(results, *_run_key(json.loads(line)))
-                     for line in results.read_text().splitlines() if line.strip()}  # fmt: skip
+            done |= {(results, *_run_key(r)) for r in read_results(results)}
     return done
 
 
@@ -166,7 +167,7 @@ def search_jobs(data_dir: Path) -> list[dict[str, Any]]:
 
 def select(search_file: Path = SEARCH_FILE) -> dict[tuple[str, int], dict[str, Any]]:
     """The lowest-validation-loss settings of each (model, L); writes configs and a table."""
-    records = [json.loads(line) for line in search_file.read_text().splitlines() if line.strip()]
+    records = read_results(search_file)
     if any(r.get("mse") is not None for r in records):
         raise SystemExit(f"{search_file} holds test scores; a search file must not")
     chosen: dict[tuple[str, int], dict[str, Any]] = {}
@@ -229,13 +230,10 @@ def lookback_jobs(data_dir: Path) -> list[dict[str, Any]]:
             for L in sorted(LOOKBACKS)[::-1] for model in ("trellis", "attention")]  # fmt: skip
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def ablation_table() -> str:
     base = _chosen("trellis", 336) | ABLATION_BUDGET
-    records = _records(RESULTS / "etth1_ablations.jsonl")
+    records = read_results(RESULTS / "etth1_ablations.jsonl")
+    base_id = _config_id("trellis", base)
     lines = ["| variant | " + " | ".join(f"H={H} MSE | H={H} MAE" for H in ABLATION_HORIZONS)
              + " | s / epoch | peak RSS MB |",
              "|---|" + "---:|---:|" * len(ABLATION_HORIZONS) + "---:|---:|"]  # fmt: skip
@@ -244,18 +242,17 @@ def ablation_table() -> str:
         runs = {r["horizon"]: r for r in records if r["config_id"] == cid}
         if not runs:
             continue
-        is_base = all(base.get(k, _default(k)) == v for k, v in change.items())
         cells = [f"{runs[H]['mse']:.4f} | {runs[H]['mae']:.4f}" if H in runs else "| "
                  for H in ABLATION_HORIZONS]  # fmt: skip
         per_epoch = [r["train_seconds"] / r["epochs"] for r in runs.values()]
-        label = f"**{name}** (chosen)" if is_base else name
+        label = f"**{name}** (chosen)" if cid == base_id else name
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {sum(per_epoch) / len(per_epoch):.1f}"
                      f" | {max(r['peak_rss_mb'] for r in runs.values()):.0f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def lookback_table() -> str:
-    records = _records(RESULTS / "etth1_lookback.jsonl")
+    records = read_results(RESULTS / "etth1_lookback.jsonl")
     lines = ["| L | tokens | model | MSE | MAE | epochs (best) | s / epoch | peak RSS MB | params |",
              "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in sorted(records, key=lambda r: (r["context_length"], r["model"])):
@@ -266,12 +263,6 @@ def lookback_table() -> str:
                      f"{r['train_seconds'] / r['epochs']:.1f} | {r['peak_rss_mb']:.0f} | "
                      f"{r['parameters']:,} |")  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def _default(field: str) -> Any:
-    from trellis_ts.config import TrellisConfig
-
-    return getattr(TrellisConfig(), field)
 
 
 def main() -> None:
@@ -308,8 +299,6 @@ def main() -> None:
 
 def write_tables() -> None:
     """Render every table whose results file exists."""
-    from trellis_ts.benchmark import render_table
-
     if (RESULTS / "etth1_ablations.jsonl").is_file():
         (RESULTS / "etth1_ablations.md").write_text(ablation_table())
     if (RESULTS / "etth1_lookback.jsonl").is_file():
