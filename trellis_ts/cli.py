@@ -3,8 +3,9 @@
 Options are shared through `Annotated` aliases and decorators: `data_options` (input),
 `model_options` (one option per `TrellisConfig` field, so defaults live only in the config) and
 `user_errors` (a `TrellisUserError` becomes one `error: ...` line and exit status 2). A new
-command stacks them under `@app.command()`. The library is imported inside the commands, so
-`--help` does not wait for Lightning.
+command stacks them under `@app.command()`. The model code (torch, Lightning) is imported only
+once the options and the data have been checked (`prepare`), so `--help`, `--version` and a
+bad file or option answer in well under a second.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import contextlib
 import json
 import math
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+import trellis_ts
 from trellis_ts.cli_options import (
     DataSource,
+    Force,
     Json,
     ModelDir,
     Output,
@@ -27,15 +32,15 @@ from trellis_ts.cli_options import (
     QuantilesOut,
     Quiet,
     check_model_dir,
-    check_outputs,
     check_quantiles,
     data_options,
     float_list,
     model_options,
     output_option,
-    staged_outputs,
+    stopped_by_signals,
     user_errors,
 )
+from trellis_ts.cli_outputs import check_outputs, staged_outputs
 
 app = typer.Typer(
     name="trellis-ts",
@@ -46,13 +51,42 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"trellis-ts {trellis_ts.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Forecast time series from CSV files with Trellis models."""
+
+
+def prepare(data: DataSource, settings: dict):
+    """The data as a checked `Panel`, before any model code loads: bad options, files, columns,
+    dates and sizes fail here in well under a second."""
+    from trellis_ts.config import TrellisConfig
+    from trellis_ts.data import to_panel
+    from trellis_ts.sizing import resolve_sizes
+
+    config = TrellisConfig(**settings)
+    df = data.read()
+    panel = to_panel(df, **data.columns, freq=config.freq, missing=config.missing,
+                     fill_gaps=config.fill_gaps)  # fmt: skip
+    resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
+    return panel
+
+
 def new_forecaster(settings: dict, *, quiet: bool):
-    """An unfitted forecaster; invalid model options fail here, before any data is read."""
+    """An unfitted forecaster (its settings were checked by `prepare`)."""
     from trellis_ts import TrellisForecaster
 
-    forecaster = TrellisForecaster(**(settings | {"verbose": not quiet}))
-    forecaster.make_config()
-    return forecaster
+    return TrellisForecaster(**(settings | {"verbose": not quiet}))
 
 
 def train(forecaster, df, columns: dict, **fit_kwargs: Any):
@@ -104,22 +138,35 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     return outputs
 
 
-def report(command: str, summary, outputs: dict, *, quiet: bool, as_json: bool, **extra) -> None:
-    """The closing summary: one JSON object on stdout, or short lines on stderr."""
+def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: bool,
+           started: float | None = None, **extra) -> None:  # fmt: skip
+    """The closing summary: one JSON object on stdout, or short lines on stderr.
+
+    `forecast` and `fit` report their training (epochs, validation loss, seconds, the sizes);
+    `predict` and `evaluate` report their own seconds (since `started`), and the training of
+    the model they used under "fit"."""
+    summary, config = forecaster.summary_, forecaster.config_
+    trained = {"epochs": summary.epochs, "best_val_loss": summary.best_val_loss,
+               "seconds": round(summary.seconds, 3)}  # fmt: skip
+    loss = "n/a (no validation split)" if summary.best_val_loss is None else (
+        f"{summary.best_val_loss:.4g}")  # fmt: skip
+    if command in ("forecast", "fit"):
+        sizes = {k: getattr(config, k) for k in ("context_length", "prediction_length",
+                                                 "patch_len", "patch_stride")}  # fmt: skip
+        record = {"command": command, **trained, "sizes": sizes,
+                  "data": getattr(forecaster, "data_summary_", None)}  # fmt: skip
+        line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s; best validation "
+                f"loss {loss}.")  # fmt: skip
+    else:
+        seconds = time.perf_counter() - started
+        record = {"command": command, "seconds": round(seconds, 3), "fit": trained}
+        verb = "Forecast" if command == "predict" else "Scored"
+        line = (f"{verb} in {seconds:.1f} s with a model trained for {summary.epochs} epoch(s) "
+                f"(best validation loss {loss}).")  # fmt: skip
     if as_json:
-        record = {"command": command, "epochs": summary.epochs,
-                  "best_val_loss": summary.best_val_loss, "seconds": round(summary.seconds, 3),
-                  "outputs": outputs, **extra}  # fmt: skip
-        typer.echo(json.dumps(_finite(record)))
+        typer.echo(json.dumps(_finite({**record, "outputs": outputs, **extra}), default=str))
     elif not quiet:
-        loss = (
-            "n/a (no validation split)"
-            if summary.best_val_loss is None
-            else f"{summary.best_val_loss:.4g}"
-        )
-        what = "Trained" if command in ("forecast", "fit") else "The model was trained for"
-        typer.echo(f"{what} {summary.epochs} epoch(s) in {summary.seconds:.1f} s; "
-                   f"best validation loss {loss}.", err=True)  # fmt: skip
+        typer.echo(line, err=True)
         for kind, path in outputs.items():
             typer.echo(f"Wrote {kind}: {path}", err=True)
 
@@ -131,6 +178,16 @@ def _finite(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     return value
+
+
+def _kept_by_fit(model_dir: Path, checkpoints: Path) -> Callable[[], str]:
+    def kept() -> str:
+        if (checkpoints / "last.ckpt").is_file():
+            return (f"nothing was saved to {model_dir}; the last finished epoch is kept in "
+                    f"{checkpoints}: rerun the same command with --resume to continue")  # fmt: skip
+        return f"no epoch had finished; nothing was saved to {model_dir}"
+
+    return kept
 
 
 # ------------------------------------------------------------------ commands
@@ -146,29 +203,37 @@ def forecast(
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
     model_dir: Annotated[Path | None, output_option("Also save the fitted model here.")] = None,
+    force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
     settings: dict | None = None,
 ) -> None:
-    """Fit a model on the data and forecast the steps after its end."""
-    check_outputs(output=output, plot=plot)
+    """Fit a model on the data and forecast the steps after its end.
+
+    Sizes not given (--prediction-length, --context-length, --patch-len, --patch-stride) are
+    chosen from the data's frequency and length, and said in one line before training.
+    """
+    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
     if model_dir is not None:
         check_model_dir(model_dir)
-    forecaster = new_forecaster(settings, quiet=quiet)
     if quantiles_out:  # fail now rather than after training
-        check_quantiles(forecaster.make_config(), quantiles_out)
-    df = data.read()
-    train(forecaster, df, data.columns)
+        from trellis_ts.config import TrellisConfig
+
+        check_quantiles(TrellisConfig(**settings), quantiles_out)
+    panel = prepare(data, settings)
+    forecaster = new_forecaster(settings, quiet=quiet)
+    with stopped_by_signals(lambda: "nothing was written"):
+        train(forecaster, panel, data.columns)
     from trellis_ts.training import is_main_process
 
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
     outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, history_df=df)  # fmt: skip
+                             quantiles_out=quantiles_out, history_df=panel)  # fmt: skip
     if model_dir is not None:
         forecaster.save(model_dir)
         outputs["model_dir"] = str(model_dir)
-    report("forecast", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
+    report("forecast", forecaster, outputs, quiet=quiet, as_json=as_json)
 
 
 @app.command()
@@ -189,21 +254,27 @@ def fit(
     as_json: Json = False,
     settings: dict | None = None,
 ) -> None:
-    """Fit a model on the data and save it to --model-dir (for predict and evaluate)."""
-    import shutil
+    """Fit a model on the data and save it to --model-dir (for predict and evaluate).
 
-    from trellis_ts.training import is_main_process
+    SIGINT or SIGTERM stops it with status 130 or 143; the last finished epoch stays in
+    <model-dir>.checkpoints for --resume.
+    """
+    import shutil
 
     check_model_dir(model_dir)
     checkpoints = model_dir.with_name(model_dir.name + ".checkpoints")
+    panel = prepare(data, settings)
     forecaster = new_forecaster(settings, quiet=quiet)
-    train(forecaster, data.read(), data.columns, checkpoint_dir=checkpoints, resume=resume)
+    with stopped_by_signals(_kept_by_fit(model_dir, checkpoints)):
+        train(forecaster, panel, data.columns, checkpoint_dir=checkpoints, resume=resume)
+    from trellis_ts.training import is_main_process
+
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes it
         return
     forecaster.save(model_dir)
     shutil.rmtree(checkpoints, ignore_errors=True)
     outputs = {"model_dir": str(model_dir)}
-    report("fit", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
+    report("fit", forecaster, outputs, quiet=quiet, as_json=as_json)
 
 
 @app.command()
@@ -215,15 +286,19 @@ def predict(
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
+    force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Forecast with a saved model from the end of the data (column options: the model's)."""
-    check_outputs(output=output, plot=plot)
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
+    check_model_dir(model_dir, existing=True)
+    df = data.read(required=False)  # a bad file fails before the model loads
     forecaster = load_model(model_dir, data.columns)
-    outputs = write_forecast(forecaster, data.read(required=False), data, output=output,
-                             plot=plot, quantiles_out=quantiles_out)  # fmt: skip
-    report("predict", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
+    outputs = write_forecast(forecaster, df, data, output=output, plot=plot,
+                             quantiles_out=quantiles_out)  # fmt: skip
+    report("predict", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
 
 
 @app.command()
@@ -242,15 +317,22 @@ def evaluate(
         Path | None,
         output_option("Write the metrics of every window to this CSV file.", "--output", "-o"),
     ] = None,
+    force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE)."""
-    check_outputs(output=output)
-    from trellis_ts.estimator import aggregate_metrics
+    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE).
+
+    Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
+    """
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output)
+    check_model_dir(model_dir, existing=True)
+    df = data.read()  # a bad file fails before the model loads
+    from trellis_ts.evaluation import aggregate_metrics
 
     forecaster = load_model(model_dir, data.columns)
-    table = forecaster.backtest(data.read(), n_windows=n_windows, step=step)
+    table = forecaster.backtest(df, n_windows=n_windows, step=step)
     metrics = aggregate_metrics(table)
     scores = [c for c in metrics if c != "n_windows"]
     outputs = {}
@@ -261,7 +343,7 @@ def evaluate(
         outputs["metrics"] = str(output)
     if not as_json:
         print_metrics(table, scores, metrics)
-    report("evaluate", forecaster.summary_, outputs, quiet=quiet, as_json=as_json,
+    report("evaluate", forecaster, outputs, quiet=quiet, as_json=as_json, started=started,
            metrics=metrics)  # fmt: skip
 
 

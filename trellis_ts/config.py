@@ -12,23 +12,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from trellis_ts.errors import ConfigError
-from trellis_ts.ops.trellis import BETWEEN, PHIS
 
+# The op's choices, spelt here so that checking a config never imports torch (the command line
+# answers a bad option before loading it); tests/test_config.py checks they match the op's.
+PHIS = ("identity", "silu", "tanh")
+BETWEEN = ("ln_silu", "l2_silu", "softmax")
 MODELS = ("encoder", "dlinear", "seasonal_naive")
 MIXERS = ("trellis", "attention")
 HEADS = ("flatten", "pool")
 LOSSES = ("mse", "mae", "huber", "quantile")
 SCHEDULES = ("cosine", "constant")
 MISSING = ("error", "interpolate", "ffill")
+TARGET_TRANSFORMS = ("none", "log1p", "nonnegative")
+# Sizes left as None are chosen from the data at fit (`trellis_ts.sizing.resolve_sizes`).
+SIZE_FIELDS = ("prediction_length", "context_length", "patch_len", "patch_stride")
 
 
 @dataclass(frozen=True)
 class TrellisConfig:
-    """Hyperparameters of the model, its training, and the data policy. All have defaults."""
+    """Hyperparameters of the model, its training, and the data policy. All have defaults.
 
-    # The task.
-    prediction_length: int = 96
-    context_length: int = 336
+    The sizes (`prediction_length`, `context_length`, `patch_len`, `patch_stride`) default to
+    None: `fit` chooses them from the data's frequency and its shortest series (hourly data of
+    any useful length gets 96, 336, 16 and 8) and keeps the chosen values in `config_`.
+    """
+
+    # The task (None: sized to the data at fit).
+    prediction_length: int | None = None
+    context_length: int | None = None
     freq: str | None = None  # pandas alias such as "h"; None infers it from the data
 
     # Which forecaster: "encoder" (the patch encoder below, its mixer set by `mixer`), or a
@@ -37,8 +48,8 @@ class TrellisConfig:
     season_length: int | None = None  # seasonal_naive's period; None derives it from the frequency
 
     # The encoder: patches of one channel are the tokens.
-    patch_len: int = 16
-    patch_stride: int = 8
+    patch_len: int | None = None
+    patch_stride: int | None = None
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2
@@ -78,6 +89,9 @@ class TrellisConfig:
 
     # Data policy.
     missing: str = "error"  # NaN/inf in targets: error, interpolate, ffill
+    # "none"; "log1p" (train on log(1 + y), forecasts never below 0); "nonnegative" (forecasts
+    # clamped at 0). The last two need targets >= 0: counts, sales, sizes, sunspots.
+    target_transform: str = "none"
     fill_gaps: bool = (
         False  # reindex irregular time steps to the frequency (then `missing` applies)
     )
@@ -96,7 +110,7 @@ class TrellisConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        _positive_int(self, "prediction_length", "context_length", "patch_len", "patch_stride")
+        _positive_int(self, *(n for n in SIZE_FIELDS if getattr(self, n) is not None))
         _positive_int(self, "d_model", "n_heads", "n_layers", "n_slots", "chunk_size")
         _positive_int(self, "batch_size", "max_epochs", "num_nodes", "pool_queries")
         _non_negative_int(self, "conv_size", "early_stopping_patience", "num_workers")
@@ -108,12 +122,16 @@ class TrellisConfig:
         _choice(self, "loss", LOSSES)
         _choice(self, "lr_schedule", SCHEDULES)
         _choice(self, "missing", MISSING)
-        if self.patch_len > self.context_length:
+        _choice(self, "target_transform", TARGET_TRANSFORMS)
+        if (
+            None not in (self.patch_len, self.context_length)
+            and self.patch_len > self.context_length
+        ):
             raise ConfigError(
                 f"patch_len={self.patch_len} is longer than context_length={self.context_length}; "
                 "use a shorter patch or a longer context"
             )
-        if self.patch_stride > self.patch_len:
+        if None not in (self.patch_stride, self.patch_len) and self.patch_stride > self.patch_len:
             raise ConfigError(
                 f"patch_stride={self.patch_stride} > patch_len={self.patch_len} would skip time steps; "
                 "use a stride at most the patch length"
@@ -136,7 +154,7 @@ class TrellisConfig:
                 raise ConfigError(f"{name}={value!r} must be a non-negative number")
         if self.season_length is not None:
             _positive_int(self, "season_length")
-            if self.season_length > self.context_length:
+            if self.context_length is not None and self.season_length > self.context_length:
                 raise ConfigError(
                     f"season_length={self.season_length} is longer than context_length="
                     f"{self.context_length}; the context must hold at least one season"
@@ -158,8 +176,24 @@ class TrellisConfig:
 
     # ------------------------------------------------------------------ derived
     @property
+    def sized(self) -> bool:
+        """True when every size is set (what a model needs to be built)."""
+        return all(getattr(self, n) is not None for n in SIZE_FIELDS)
+
+    def require_sized(self) -> TrellisConfig:
+        """This config, or ConfigError naming the sizes still left to the data."""
+        unset = [n for n in SIZE_FIELDS if getattr(self, n) is None]
+        if unset:
+            raise ConfigError(
+                f"{', '.join(unset)} not set; give them, or let TrellisForecaster.fit choose them "
+                "from the data (trellis_ts.sizing.resolve_sizes)"
+            )
+        return self
+
+    @property
     def n_patches(self) -> int:
         """Tokens per window: patches after padding the end by one stride (as PatchTST does)."""
+        self.require_sized()
         return (self.context_length - self.patch_len) // self.patch_stride + 2
 
     @property
@@ -227,13 +261,13 @@ def _in_range(config, name, low, high, *, left_open=False, right_open=False) -> 
 
 # One help sentence per field: the command line's option help (the defaults come from the class).
 FIELD_HELP: dict[str, str] = {
-    "prediction_length": "Steps to forecast (the horizon).",
-    "context_length": "Past steps the model sees to make one forecast.",
+    "prediction_length": "Steps to forecast (the horizon); none = sized to the data's frequency and length.",
+    "context_length": "Past steps the model sees to make one forecast; none = sized to the data.",
     "freq": "Pandas frequency alias such as h or D, or an integer step; inferred from the data when unset.",
     "model": "Forecaster: encoder (the patch encoder; see --mixer), dlinear or seasonal_naive (baselines).",
     "season_length": "Period repeated by seasonal_naive; derived from the frequency when unset.",
-    "patch_len": "Time steps per patch (one patch of one channel is one token).",
-    "patch_stride": "Steps between the starts of consecutive patches.",
+    "patch_len": "Time steps per patch (one patch of one channel is one token); none = from the context.",
+    "patch_stride": "Steps between the starts of consecutive patches; none = half the patch.",
     "d_model": "Width of the token embeddings.",
     "n_heads": "Heads per mixer layer (d_model must be a multiple of it).",
     "n_layers": "Number of encoder blocks.",
@@ -263,6 +297,8 @@ FIELD_HELP: dict[str, str] = {
     "gradient_clip": "Clip gradients to this norm (0 turns clipping off).",
     "random_state": "Seed that makes training repeatable (none = not seeded).",
     "missing": "What to do with NaN/inf targets: error, interpolate or ffill.",
+    "target_transform": "none, log1p (train on log(1+y)) or nonnegative (clamp at 0): forecasts of "
+    "counts and sizes never go below zero.",
     "fill_gaps": "Reindex irregular time steps to the frequency (the missing policy fills them).",
     "accelerator": "Lightning accelerator: auto, cpu, gpu, mps, ...",
     "devices": "Lightning devices: auto, a count such as 2, or a list such as 0,1.",

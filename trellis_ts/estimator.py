@@ -7,6 +7,7 @@ validation happens in `fit`, learned state ends in `_`.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 import numpy as np
@@ -15,17 +16,20 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from trellis_ts.config import TrellisConfig
-from trellis_ts.data import Panel, WindowDataset, to_frame, to_panel
+from trellis_ts.data import Panel, WindowDataset, to_frame, to_panel, transforms
 from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.evaluation import aggregate_metrics, warn_in_sample
 from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
 from trellis_ts.persistence import load_forecaster, save_forecaster
+from trellis_ts.sizing import resolve_sizes
 from trellis_ts.training import TrainingSummary, forecast_contexts, train_model
 
 
 class TrellisForecaster(BaseEstimator):
     """Channel-independent Trellis forecaster for wide or long DataFrames.
 
-    Every argument has a default; see `TrellisConfig` for their meaning.
+    Every argument has a default; see `TrellisConfig` for their meaning. The sizes left as None
+    (horizon, context, patches) are chosen from the data at `fit` and kept in `config_`.
 
     >>> f = TrellisForecaster(prediction_length=24, context_length=96).fit(df)
     >>> f.predict()          # the next 24 steps after df, in df's format
@@ -33,13 +37,13 @@ class TrellisForecaster(BaseEstimator):
 
     def __init__(
         self,
-        prediction_length: int = 96,
-        context_length: int = 336,
+        prediction_length: int | None = None,
+        context_length: int | None = None,
         freq: str | None = None,
         model: str = "encoder",
         season_length: int | None = None,
-        patch_len: int = 16,
-        patch_stride: int = 8,
+        patch_len: int | None = None,
+        patch_stride: int | None = None,
         d_model: int = 64,
         n_heads: int = 4,
         n_layers: int = 2,
@@ -69,6 +73,7 @@ class TrellisForecaster(BaseEstimator):
         gradient_clip: float = 1.0,
         random_state: int | None = 0,
         missing: str = "error",
+        target_transform: str = "none",
         fill_gaps: bool = False,
         accelerator: str = "auto",
         devices: Any = "auto",
@@ -113,6 +118,7 @@ class TrellisForecaster(BaseEstimator):
         self.gradient_clip = gradient_clip
         self.random_state = random_state
         self.missing = missing
+        self.target_transform = target_transform
         self.fill_gaps = fill_gaps
         self.accelerator = accelerator
         self.devices = devices
@@ -131,26 +137,33 @@ class TrellisForecaster(BaseEstimator):
 
     def fit(
         self,
-        df: pd.DataFrame,
+        df: pd.DataFrame | Panel,
         *,
         time_col=None,
         id_col=None,
         target=None,
+        dayfirst: bool | None = None,
+        date_format: str | None = None,
         callbacks=None,
         checkpoint_dir=None,
         resume: bool = False,
     ) -> TrellisForecaster:
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
-        (`unique_id`, `ds`, `y`, or name the id column with `id_col`).
+        (`unique_id`, `ds`, `y`; other names are found, or name them with `id_col`, ...).
 
-        `target` limits a wide frame to some columns; `callbacks` are extra Lightning callbacks
-        (they see `val_loss` at the end of each validation epoch). With `checkpoint_dir` the
-        training state is saved after every epoch, and `resume=True` continues an interrupted
-        fit from there (pass the same data). Returns self.
+        `target` limits a wide frame to some columns; `dayfirst` and `date_format` say how to
+        read dates such as 01/02/2020 (see `trellis_ts.data.to_panel`; they are kept for
+        `predict(df)`). `callbacks` are extra Lightning callbacks (they see `val_loss` at the
+        end of each validation epoch). With `checkpoint_dir` the training state is saved after
+        every epoch, and `resume=True` continues an interrupted fit from there (pass the same
+        data). `df` may also be a `Panel` read with the same column options. Returns self.
         """
         config = self.make_config()
-        self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target}
-        panel = self._panel(df, config)
+        self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target,
+                         "dayfirst": dayfirst, "date_format": date_format}  # fmt: skip
+        panel = df if isinstance(df, Panel) else self._panel(df, config)
+        sizing = resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
+        config = sizing.config
         if config.model == "seasonal_naive" and config.season_length is None:
             season = seasonal_period(panel.freq)
             if season > config.context_length:
@@ -159,11 +172,15 @@ class TrellisForecaster(BaseEstimator):
                     f"context_length={config.context_length}; set season_length or a longer context"
                 )
             config = config.replace(season_length=season)
-        mean, scale = np.array([_series_stats(v) for v in panel.values]).T
+        seen = [transforms.forward(config.target_transform, v, f"series {n!r}")
+                for n, v in zip(panel.names, panel.values, strict=True)]  # fmt: skip
+        mean, scale = np.array([transforms.series_stats(v) for v in seen]).T
         series = [
-            ((v - m) / s).astype(np.float32)
-            for v, m, s in zip(panel.values, mean, scale, strict=True)
+            ((v - m) / s).astype(np.float32) for v, m, s in zip(seen, mean, scale, strict=True)
         ]
+        self.data_summary_ = f"{panel.describe()}; {sizing.line()}"
+        if config.verbose:
+            print(self.data_summary_, file=sys.stderr, flush=True)
         model, summary = train_model(
             config,
             series,
@@ -177,6 +194,9 @@ class TrellisForecaster(BaseEstimator):
         self.scaler_ = {"names": list(panel.names), "mean": mean.tolist(), "scale": scale.tolist()}
         self.history_ = _tail(panel, config.context_length)
         self.freq_ = panel.freq
+        # The time span each series was fitted on: evaluate() warns when it scores inside it.
+        self.fit_span_ = {"names": list(panel.names), "first": [ix[0] for ix in panel.index],
+                          "last": [ix[-1] for ix in panel.index]}  # fmt: skip
         self.summary_: TrainingSummary = summary
         return self
 
@@ -239,17 +259,21 @@ class TrellisForecaster(BaseEstimator):
         """Per-series mean and scale: the fit's for known series, the history's own for new ids."""
         known = dict(zip(self.scaler_["names"], zip(self.scaler_["mean"], self.scaler_["scale"], strict=True),
                          strict=True))  # fmt: skip
-        stats = [known.get(n) or _series_stats(v) for n, v in zip(panel.names, panel.values,
-                                                                  strict=True)]  # fmt: skip
+        name = self.config_.target_transform
+        stats = [known.get(n) or transforms.series_stats(transforms.forward(name, v, f"series {n!r}"))
+                 for n, v in zip(panel.names, panel.values, strict=True)]  # fmt: skip
         mean, scale = np.array(stats).T
         return mean, scale
 
     def _forecast(self, contexts: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Unscaled forecasts `[n, H]` or `[n, H, Q]` for contexts `[n, L]` of series with `mean`, `scale`."""
-        scaled = (contexts - mean[:, None]) / scale[:, None]
+        """Forecasts in the data's units, `[n, H]` or `[n, H, Q]`, for contexts `[n, L]` (in the
+        data's units) of series with `mean`, `scale` (of the transformed values)."""
+        name = self.config_.target_transform
+        seen = transforms.forward(name, contexts, "the history")
+        scaled = (seen - mean[:, None]) / scale[:, None]
         out = forecast_contexts(self.model_, scaled.astype(np.float32))
         shape = (-1,) + (1,) * (out.ndim - 1)
-        return out * scale.reshape(shape) + mean.reshape(shape)
+        return transforms.inverse(name, out * scale.reshape(shape) + mean.reshape(shape))
 
     def predict(self, df: pd.DataFrame | None = None, *, quantiles=None) -> pd.DataFrame:
         """The next `prediction_length` steps after the history (the fit data, or `df`).
@@ -330,6 +354,7 @@ class TrellisForecaster(BaseEstimator):
             idx = idx[rank < n_windows]
             series_of, start_of = series_of[idx], start_of[idx]
         x, y = windows.gather(idx)
+        warn_in_sample(getattr(self, "fit_span_", None), panel, series_of, start_of, H)
         out = self._forecast(x[:, :, 0].double().numpy(), mean[series_of], scale[series_of])
         truth = y[:, :, 0].double().numpy()
         season = seasonal_period(panel.freq)
@@ -362,21 +387,6 @@ class TrellisForecaster(BaseEstimator):
     def load(cls, path) -> TrellisForecaster:
         """Load a directory written by `save` (raises ModelFileError if it is not a usable model)."""
         return load_forecaster(cls, path)
-
-
-def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """A backtest table's metrics averaged over series and windows, plus the window count."""
-    scores = [c for c in table.columns if c not in ("series", "cutoff")]
-    return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
-
-
-def _series_stats(values: np.ndarray) -> tuple[float, float]:
-    """A series' mean and scale: its standard deviation, or where that is zero (a constant
-    series) the size of its level, else 1."""
-    mean, std = float(np.mean(values)), float(np.std(values))
-    if std > 0 and np.isfinite(std):
-        return mean, std
-    return mean, abs(mean) if mean != 0 else 1.0
 
 
 def _tail(panel: Panel, length: int) -> Panel:

@@ -32,7 +32,8 @@ from trellis_ts.training import TrainingSummary
 if TYPE_CHECKING:
     from trellis_ts.estimator import TrellisForecaster
 
-FORMAT_VERSION = 1
+# 2: sizes chosen from the data, target_transform, date-reading options, the fit's time span.
+FORMAT_VERSION = 2
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -52,7 +53,8 @@ def _unjson(value: Any) -> Any:
 
 
 def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> None:
-    target = Path(path)
+    # Through a symlink, the model goes where it points (the link itself stays).
+    target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
     is_model = (target / CONFIG_FILE).is_file()
     if target.exists() and not is_model and (not target.is_dir() or any(target.iterdir())):
         raise ModelFileError(
@@ -72,6 +74,8 @@ def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> N
         "columns": forecaster.columns_,
         "scaler": forecaster.scaler_,
         "summary": forecaster.summary_.to_dict(),
+        "fit_span": getattr(forecaster, "fit_span_", None),
+        "data_summary": getattr(forecaster, "data_summary_", None),
         "history": {
             "names": list(history.names),
             "layout": history.layout,
@@ -167,6 +171,11 @@ def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> Tr
         forecaster.history_ = history
         forecaster.freq_ = history.freq
         forecaster.summary_ = summary
+        forecaster.data_summary_ = meta.get("data_summary")
+        span = meta.get("fit_span")  # absent in format 1
+        forecaster.fit_span_ = None if span is None else {
+            "names": span["names"], "first": [_unjson(t) for t in span["first"]],
+            "last": [_unjson(t) for t in span["last"]]}  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
     return forecaster

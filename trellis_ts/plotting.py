@@ -41,18 +41,18 @@ def check_plot_path(path: str | Path) -> str:
 
 
 def plot_forecast(
-    forecaster, forecast: pd.DataFrame, history: pd.DataFrame | None = None, **kwargs
+    forecaster, forecast: pd.DataFrame, history: pd.DataFrame | Panel | None = None, **kwargs
 ) -> Figure:
-    """Plot `forecaster.predict(...)`'s frame after `history` (the frame it forecast from;
-    default: the context stored at fit). Quantile columns in `forecast` are shown as a band.
+    """Plot `forecaster.predict(...)`'s frame after `history` (the frame or `Panel` it forecast
+    from; default: the context stored at fit). Quantile columns in `forecast` are shown as a band.
 
     >>> fig = plot_forecast(f, f.predict(), df)    # in a notebook the figure displays itself
     """
-    from trellis_ts.data import to_panel
+    from trellis_ts.data import Panel, to_panel
 
     config = forecaster.config_
-    panel = forecaster.history_
-    if history is not None:
+    panel = history if isinstance(history, Panel) else forecaster.history_
+    if history is not None and not isinstance(history, Panel):
         panel = to_panel(history, **forecaster.columns_, freq=config.freq,
                          missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
     first = panel.target_col if panel.layout == "long" else (panel.columns or panel.names)[0]
@@ -69,7 +69,8 @@ def forecast_figure(
     quantiles: list[float] | None = None,
     max_series: int = MAX_SERIES,
 ) -> Figure:
-    """A grid of panels, one per series (at most `max_series`), sharing the time axis.
+    """A grid of panels, one per series (at most `max_series`); they share the time axis only
+    when every series covers the same dates (else each panel gets its own range).
 
     `history` is the data the forecast starts from (its last 3 context lengths are drawn);
     `forecast` is `TrellisForecaster.predict`'s frame in the same layout. When it holds quantile
@@ -82,9 +83,11 @@ def forecast_figure(
     ncols = 1 if shown == 1 else 2 if shown <= 4 else 3
     nrows = math.ceil(shown / ncols)
     fig = Figure(figsize=(4.6 * ncols, 2.5 * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
-    levels = sorted(quantiles or [])
     tail = 3 * context_length
+    first = history.index[0][-tail:]
+    shared = all(ix[-tail:].equals(first) for ix in history.index[1:shown])
+    axes = fig.subplots(nrows, ncols, sharex=shared, squeeze=False).ravel()
+    levels = sorted(quantiles or [])
     for i, ax in enumerate(axes):
         if i >= shown:
             ax.set_visible(False)
@@ -105,7 +108,7 @@ def forecast_figure(
             ax.fill_between(times, low, high, color="C1", alpha=0.25, lw=0, label=band)
         ax.axvline(h_times[-1], color="0.6", lw=0.8, ls="--")
         ax.set_title(history.names[i], fontsize=9)
-        if i + ncols >= shown:  # lowest panel of its column: show its time axis
+        if i + ncols >= shown or not shared:  # lowest of its column, or its own range
             ax.xaxis.set_tick_params(labelbottom=True)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

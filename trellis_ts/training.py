@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import tempfile
 import time
 import warnings
@@ -18,11 +20,13 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import DataLoader
 
 from trellis_ts.config import TrellisConfig
 from trellis_ts.data import EpochSubsampler, WindowDataset, train_val_ranges
+from trellis_ts.errors import Interrupted
 from trellis_ts.lightning_module import BestWeights, TrellisLightningModule
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
@@ -112,7 +116,7 @@ def train_model(
     every epoch; `resume=True` continues from it (same data and config), so a killed fit loses at
     most one epoch. Without a checkpoint there, `resume=True` starts from scratch.
     """
-    L, H = config.context_length, config.prediction_length
+    L, H = config.require_sized().context_length, config.prediction_length
     if config.random_state is not None:
         pl.seed_everything(config.random_state, workers=True, verbose=False)
     if val_series is None:
@@ -164,7 +168,7 @@ def train_model(
         if resume and last_file.is_file():
             ckpt_path = str(last_file)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root:
+    with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root, _signals_raised():
         trainer = make_trainer(config, all_callbacks, root, **overrides)
         if ckpt_path is not None:
             # weights_only: the checkpoint holds tensors and plain values only; nothing executes.
@@ -188,6 +192,23 @@ def train_model(
         extra={"resumed_from": ckpt_path} if ckpt_path else {},
     )
     return model, summary
+
+
+@contextlib.contextmanager
+def _signals_raised():
+    """Lightning turns Ctrl-C into `sys.exit(1)` and SIGTERM into a `SystemExit` of status 0 (a
+    stopped fit looked like a finished one): both come out of here as `Interrupted`."""
+    try:
+        yield
+    except SIGTERMException:
+        raise Interrupted(signal.SIGTERM) from None
+    except SystemExit as exc:
+        cause = exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            raise (
+                cause if isinstance(cause, Interrupted) else Interrupted(signal.SIGINT)
+            ) from None
+        raise
 
 
 TOKENS_PER_BATCH = 32768  # inference batches hold about this many patch tokens (bounded memory)

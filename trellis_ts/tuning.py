@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,42 +31,72 @@ from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from trellis_ts.config import config_fields
+from trellis_ts.config import TrellisConfig, config_fields
+from trellis_ts.data import Panel, to_panel
 from trellis_ts.errors import ConfigError, TrellisUserError
 from trellis_ts.estimator import TrellisForecaster
+from trellis_ts.sizing import resolve_sizes
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message=".*is experimental.*", module="optuna")
 
 SpaceFn = Callable[[optuna.Trial], dict[str, Any]]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+READING_OPTIONS = ("time_col", "id_col", "target", "dayfirst", "date_format")
 
 
-def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
-    """The default search space over the estimator's main parameters."""
-    patch_len = trial.suggest_categorical("patch_len", [8, 16, 24])
-    d_model = trial.suggest_categorical("d_model", [32, 64, 128])
-    return {
-        "context_length": trial.suggest_categorical("context_length", [96, 192, 336, 512]),
-        "patch_len": patch_len,
-        "patch_stride": patch_len // trial.suggest_categorical("patch_overlap", [1, 2]),
-        "d_model": d_model,
-        "n_layers": trial.suggest_int("n_layers", 1, 3),
-        "n_heads": trial.suggest_categorical("n_heads", [2, 4]),
-        "n_slots": trial.suggest_categorical("n_slots", [16, 32, 64]),
-        "chunk_size": trial.suggest_categorical("chunk_size", [1, 4, 8, 16]),
-        "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+def suggest_params(
+    trial: optuna.Trial,
+    sizes: TrellisConfig | None = None,
+    fixed: Collection[str] = (),
+    longest_context: int | None = None,
+) -> dict[str, Any]:
+    """The default search space over the estimator's main parameters.
+
+    `sizes` is the config sized to the data (`tune` passes it): contexts from half to twice its
+    context, up to `longest_context` (what the data allows), patches around its patch.
+    Parameters in `fixed` (set by the user) are left out of the space.
+    """
+    L, P = (336, 16) if sizes is None else (sizes.context_length, sizes.patch_len)
+    longest = longest_context or 2 * L
+    contexts = sorted({c for c in (L // 2, L, 3 * L // 2, 2 * L) if 1 <= c <= longest} | {L})
+    shortest = contexts[0] if "context_length" not in fixed else sizes.context_length
+    patches = sorted({p for p in (P // 2, P, 3 * P // 2) if 1 <= p <= max(1, shortest // 2)} | {P})
+    space: dict[str, Callable[[], Any]] = {
+        "context_length": lambda: trial.suggest_categorical("context_length", contexts),
+        "patch_len": lambda: trial.suggest_categorical("patch_len", patches),
+        "d_model": lambda: trial.suggest_categorical("d_model", [32, 64, 128]),
+        "n_layers": lambda: trial.suggest_int("n_layers", 1, 3),
+        "n_heads": lambda: trial.suggest_categorical("n_heads", [2, 4]),
+        "n_slots": lambda: trial.suggest_categorical("n_slots", [16, 32, 64]),
+        "chunk_size": lambda: trial.suggest_categorical("chunk_size", [1, 4, 8, 16]),
+        "dropout": lambda: trial.suggest_float("dropout", 0.0, 0.3),
+        "learning_rate": lambda: trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
+        "batch_size": lambda: trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
     }
+    params = {name: draw() for name, draw in space.items() if name not in fixed}
+    if "patch_stride" not in fixed:
+        patch = params.get("patch_len") or (sizes.patch_len if sizes is not None else P)
+        params["patch_stride"] = max(1, patch // trial.suggest_categorical("patch_overlap", [1, 2]))
+    return params
 
 
-def space_from_mapping(space: Mapping[str, Any]) -> SpaceFn:
+def space_from_mapping(space: Mapping[str, Any], fixed: Collection[str] = ()) -> SpaceFn:
     """A search space from a mapping `parameter -> spec` (what a space file holds).
 
     A spec is a plain value (fixed), a list (categorical choices), or a mapping with `type`
     one of `int`, `float` (`low`, `high`, optional `log`, `step`) or `categorical` (`choices`).
+    Entries for parameters in `fixed` (set by the user) are left out, with a warning.
     """
+    overlap = sorted(set(space) & set(fixed))
+    if overlap:
+        warnings.warn(
+            f"the search space's entries for {overlap} are left out: those settings are fixed "
+            "by base_params (the options given).",
+            UserWarning,
+            stacklevel=3,
+        )
+        space = {k: v for k, v in space.items() if k not in overlap}
     known = {f.name for f in config_fields()}
     unknown = sorted(set(space) - known)
     if unknown:
@@ -122,7 +152,7 @@ def _check_spec(name: str, spec: Any) -> None:
         )
 
 
-def load_space(path: str | Path) -> SpaceFn:
+def load_space(path: str | Path, fixed: Collection[str] = ()) -> SpaceFn:
     """A search space from a YAML or JSON file (see `space_from_mapping`)."""
     path = Path(path)
     if not path.is_file():
@@ -139,7 +169,7 @@ def load_space(path: str | Path) -> SpaceFn:
         raise ConfigError(
             f"search space file {path} must hold a mapping of parameter names to specs"
         )
-    return space_from_mapping(data)
+    return space_from_mapping(data, fixed)
 
 
 class PruningCallback(pl.Callback):
@@ -154,11 +184,15 @@ class PruningCallback(pl.Callback):
         score = trainer.callback_metrics.get(self.monitor)
         if score is None:
             return
-        self.trial.report(float(score), step=trainer.current_epoch)
+        epoch = trainer.current_epoch
+        self.trial.report(float(score), step=epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned at epoch {trainer.current_epoch} ({self.monitor}={float(score):.4g})"
-            )
+            pruner = type(self.trial.study.pruner).__name__
+            rule = ("worse than the median of earlier trials at that epoch"
+                    if pruner == "MedianPruner" else f"stopped by the {pruner}")  # fmt: skip
+            reason = f"{self.monitor} {float(score):.4g} after epoch {epoch + 1}: {rule}"
+            self.trial.set_user_attr("pruned_because", reason)
+            raise optuna.TrialPruned(reason)
 
 
 MAX_RETRIES = 2
@@ -205,7 +239,7 @@ def make_storage(
 
 
 def tune(
-    df: pd.DataFrame,
+    df: pd.DataFrame | Panel,
     *,
     n_trials: int = 20,
     timeout: float | None = None,
@@ -225,17 +259,27 @@ def tune(
 
     `n_trials` is the study's total of finished (complete or pruned) trials: calling `tune`
     again with the same storage and study name continues towards it, and several processes
-    calling it at once share the work. `base_params` are fixed estimator parameters under the
-    searched ones. Returns the study and the best forecaster refit on all of `df` (saved to
+    calling it at once share the work. `base_params` are fixed estimator parameters: the space
+    never overrides them (the default space leaves them out; entries of a space file or mapping
+    for them are dropped with a warning). The default space is sized to the data (contexts
+    around the one `fit` would choose) and every trial keeps one horizon. Returns the study and the best forecaster refit on all of `df` (saved to
     `model_dir` when given), or None if no trial completed or `refit=False`.
     """
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials={n_trials!r} must be a positive integer")
     if pruner not in ("median", "hyperband", "none"):
         raise ConfigError(f"pruner={pruner!r} is not valid; choose median, hyperband or none")
-    suggest = _as_space(space)
     base = {"verbose": False, **(base_params or {})}
+    fixed = set(base_params or {}) - {"verbose"}
     fit_kwargs = dict(fit_kwargs or {})
+    reading = {k: v for k, v in fit_kwargs.items() if k in READING_OPTIONS}
+    config = TrellisForecaster(**base).make_config()
+    panel = df if isinstance(df, Panel) else to_panel(
+        df, **reading, freq=config.freq, missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
+    sizes = resolve_sizes(config, panel.freq, panel.lengths(), panel.names).config
+    # Every trial forecasts the same horizon, so their validation losses compare.
+    base.setdefault("prediction_length", sizes.prediction_length)
+    suggest = _as_space(space, sizes, fixed, _longest_context(sizes, panel.lengths()))
     study = optuna.create_study(
         study_name=study_name,
         storage=make_storage(storage, heartbeat_interval, grace_period),
@@ -249,15 +293,16 @@ def tune(
     )
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**base, **suggest(trial)}
+        params = {**base, **suggest(trial), **{k: base[k] for k in fixed}}  # fixed ones win
         trial.set_user_attr("params", _jsonable(params))
         try:
             callbacks = [PruningCallback(trial), *fit_kwargs.get("callbacks", [])]
             forecaster = TrellisForecaster(**params).fit(
-                df, **{**fit_kwargs, "callbacks": callbacks}
+                panel, **{**fit_kwargs, "callbacks": callbacks}
             )
         except TrellisUserError as exc:  # this corner of the space cannot fit this data
             trial.set_user_attr("error", str(exc))
+            trial.set_user_attr("pruned_because", f"cannot fit this data: {exc}")
             raise optuna.TrialPruned(str(exc)) from None
         score = forecaster.summary_.best_val_loss
         if score is None:
@@ -283,20 +328,28 @@ def tune(
     if refit and any(t.state == TrialState.COMPLETE for t in study.trials):
         params = dict(study.best_trial.user_attrs["params"])
         refit_kwargs = {k: v for k, v in fit_kwargs.items() if k != "callbacks"}
-        best = TrellisForecaster(**params).fit(df, **refit_kwargs)
+        best = TrellisForecaster(**params).fit(panel, **refit_kwargs)
         if model_dir is not None:
             best.save(model_dir)
     return study, best
 
 
-def _as_space(space) -> SpaceFn:
+def _as_space(space, sizes: TrellisConfig, fixed: set[str], longest: int) -> SpaceFn:
     if space is None:
-        return suggest_params
+        return lambda trial: suggest_params(trial, sizes, fixed, longest)
     if callable(space):
         return space
     if isinstance(space, Mapping):
-        return space_from_mapping(space)
-    return load_space(space)
+        return space_from_mapping(space, fixed)
+    return load_space(space, fixed)
+
+
+def _longest_context(sizes: TrellisConfig, lengths) -> int:
+    """The longest context that leaves the shortest series a validation part and a quarter of
+    its training part as window starts (the default space's upper end)."""
+    T, H = int(min(lengths)), sizes.prediction_length
+    n_val = max(H, int(round(sizes.val_fraction * T))) if sizes.val_fraction else 0
+    return max(sizes.context_length, (T - n_val - H) * 3 // 4)
 
 
 def _count(study: optuna.Study) -> int:
@@ -315,7 +368,8 @@ def summary_table(study: optuna.Study) -> pd.DataFrame:
     for t in study.trials:
         value = t.value if t.value is not None and math.isfinite(t.value) else None
         rows.append({"trial": t.number, "state": t.state.name, "val_loss": value,
-                     "epochs": t.user_attrs.get("epochs"), **t.params})  # fmt: skip
+                     "epochs": t.user_attrs.get("epochs"), **t.params,
+                     "note": t.user_attrs.get("pruned_because", "")})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -1,4 +1,8 @@
-"""Data layer: frames in and out, demo data, and training windows."""
+"""Data layer: frames in and out, demo data, and training windows.
+
+Everything but the windows is torch-free, and the windows (`WindowDataset`, ...) are imported
+on first use: the command line reads and checks a CSV before it loads torch.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from trellis_ts.data.registry import (
     load_dataset,
 )
 from trellis_ts.data.synthetic import make_demo_frame, make_demo_series
-from trellis_ts.data.windows import EpochSubsampler, WindowDataset, train_val_ranges
+
+_WINDOWS = ("EpochSubsampler", "WindowDataset", "train_val_ranges")
 
 __all__ = [
     "EpochSubsampler",
@@ -40,3 +45,11 @@ __all__ = [
     "file_sha256",
     "load_dataset",
 ]
+
+
+def __getattr__(name: str):
+    if name in _WINDOWS:
+        from trellis_ts.data import windows
+
+        return getattr(windows, name)
+    raise AttributeError(f"module 'trellis_ts.data' has no attribute {name!r}")

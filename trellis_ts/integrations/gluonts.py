@@ -70,6 +70,7 @@ from torch import Tensor
 from trellis_ts.config import TrellisConfig
 from trellis_ts.errors import ConfigError, DataError, TrainingError
 from trellis_ts.lightning_module import TrellisLightningModule, forecast_loss
+from trellis_ts.sizing import default_sizes
 from trellis_ts.training import trainer_settings  # also quiets Lightning's start-up noise
 
 __all__ = ["DEFAULT_QUANTILES", "TrellisEstimator", "TrellisGluonModule", "fill_unobserved"]
@@ -192,8 +193,10 @@ class TrellisEstimator(PyTorchLightningEstimator):
     Parameters
     ----------
     prediction_length, context_length, freq
-        As in `TrellisConfig` (`context_length=None` takes its default). GluonTS reads each
-        series' frequency from its start period; `freq` is recorded in the config only.
+        As in `TrellisConfig`. `context_length=None` (and unset patches) take the sizes of
+        `freq` (`trellis_ts.sizing.default_sizes`: 336 and 16/8 for hourly or no `freq`).
+        GluonTS reads each series' frequency from its start period; `freq` is recorded in the
+        config only.
     num_batches_per_epoch
         Training batches per epoch, drawn from the series at random (GluonTS style).
     trainer_kwargs
@@ -233,8 +236,13 @@ class TrellisEstimator(PyTorchLightningEstimator):
         fields |= {"prediction_length": prediction_length, "freq": freq}
         if context_length is not None:
             fields["context_length"] = context_length
-        self.config = TrellisConfig.from_dict(fields)
+        self.config = default_sizes(TrellisConfig.from_dict(fields), freq)
         c = self.config
+        if c.target_transform != "none":
+            raise ConfigError(
+                f"target_transform={c.target_transform!r} belongs to TrellisForecaster; the "
+                "GluonTS path trains on the series as given (leave it at 'none')"
+            )
         if c.model != "encoder":
             raise ConfigError(
                 f"model={c.model!r}: TrellisEstimator trains the Trellis encoder only; use "
