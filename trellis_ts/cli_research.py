@@ -20,6 +20,7 @@ from trellis_ts.cli_options import (
     Json,
     Quiet,
     check_model_dir,
+    cli_words,
     data_options,
     model_options,
     stopped_by_signals,
@@ -123,9 +124,8 @@ def tune(
     elif not quiet:
         typer.echo(table.drop(columns="note", errors="ignore").to_string(index=False), err=True)
         for _, row in pruned.iterrows():
-            typer.echo(
-                f"Trial {row['trial']} pruned: {row['note'] or 'no reason recorded'}", err=True
-            )
+            why = cli_words(row["note"]) if row["note"] else "no reason recorded"
+            typer.echo(f"Trial {row['trial']} pruned: {why}", err=True)
         typer.echo(f"Trials by state: {states}", err=True)
         if best is not None:
             typer.echo(f"Best validation loss {study.best_value:.4g} (trial {study.best_trial.number}); "
@@ -135,9 +135,10 @@ def tune(
         reasons = pruned["note"].value_counts() if len(pruned) else None
         why = (f"; most often: {reasons.index[0]}" if reasons is not None and len(reasons)
                and reasons.index[0] else "")  # fmt: skip
+        counts = ", ".join(f"{n} {state.lower()}" for state, n in states.items()) or "no trials"
         raise TrainingError(
-            f"no trial completed ({states or 'no trials'}){why}; nothing was saved. Fix that "
-            "(or widen the space, or raise max_epochs) and rerun the same command"
+            f"no trial completed ({counts}){why}; nothing was saved. Fix that (or widen the "
+            "space, or raise max_epochs) and rerun the same command"
         )
 
 

@@ -30,7 +30,11 @@ from trellis_ts.errors import Interrupted
 from trellis_ts.lightning_module import BestWeights, TrellisLightningModule
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
-for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+for _name in (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.pytorch.trainer.connectors.signal_connector",
+):
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")

@@ -91,8 +91,8 @@ def space_from_mapping(space: Mapping[str, Any], fixed: Collection[str] = ()) ->
     overlap = sorted(set(space) & set(fixed))
     if overlap:
         warnings.warn(
-            f"the search space's entries for {overlap} are left out: those settings are fixed "
-            "by base_params (the options given).",
+            f"the search space's entries for {', '.join(overlap)} are left out: those settings "
+            "are fixed (given as options, or in base_params).",
             UserWarning,
             stacklevel=3,
         )

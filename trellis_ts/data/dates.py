@@ -188,6 +188,14 @@ def _with_format(values: pd.Index, label: str, date_format: str) -> pd.DatetimeI
             f"{label} has {bad!r}, which does not match date_format={date_format!r}; fix the "
             "value or the format (strptime codes such as %d.%m.%Y, or excel, unix, unix_ms)."
         )
+    if "%y" in date_format and out.max() > pd.Timestamp.now(tz=out.tz):
+        warnings.warn(
+            f"{label}: date_format={date_format!r} reads two-digit years as 1969-2068, so "
+            f"{values[int(np.argmax(np.asarray(out)))]!r} is {out.max().date()}, in the future; "
+            "if these dates are older, write four-digit years.",
+            UserWarning,
+            stacklevel=4,
+        )
     return pd.DatetimeIndex(out).as_unit("ns")
 
 
