@@ -86,3 +86,19 @@ def test_staging_beside_a_symlinked_file_leaves_nothing_on_failure(tmp_path):
     assert not target.exists() and list((tmp_path / "real").iterdir()) == []
     with pytest.raises(ConfigError, match="does not exist"):
         check_outputs(output=tmp_path / "nowhere" / "x.csv")
+
+
+def test_saving_a_model_through_a_symlink_keeps_the_link(tmp_path):
+    from trellis_ts import TrellisForecaster
+
+    from .conftest import TINY as TINY_PARAMS
+
+    real = tmp_path / "models" / "v1"
+    real.parent.mkdir()
+    link = tmp_path / "current"
+    link.symlink_to(real, target_is_directory=True)
+    f = TrellisForecaster(**TINY_PARAMS).fit(pd.read_csv(write_wide(tmp_path / "d.csv")))
+    f.save(link)
+    f.save(link)  # replacing the model behind the link
+    assert link.is_symlink() and (real / "model.json").is_file()
+    pd.testing.assert_frame_equal(TrellisForecaster.load(link).predict(), f.predict())

@@ -41,6 +41,7 @@ from trellis_ts.cli_options import (
     user_errors,
 )
 from trellis_ts.cli_outputs import check_outputs, staged_outputs
+from trellis_ts.config import SIZE_FIELDS
 
 app = typer.Typer(
     name="trellis-ts",
@@ -151,8 +152,7 @@ def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: boo
     loss = "n/a (no validation split)" if summary.best_val_loss is None else (
         f"{summary.best_val_loss:.4g}")  # fmt: skip
     if command in ("forecast", "fit"):
-        sizes = {k: getattr(config, k) for k in ("context_length", "prediction_length",
-                                                 "patch_len", "patch_stride")}  # fmt: skip
+        sizes = {k: getattr(config, k) for k in SIZE_FIELDS}
         record = {"command": command, **trained, "sizes": sizes,
                   "data": getattr(forecaster, "data_summary_", None)}  # fmt: skip
         line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s; best validation "

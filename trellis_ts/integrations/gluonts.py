@@ -193,10 +193,10 @@ class TrellisEstimator(PyTorchLightningEstimator):
     Parameters
     ----------
     prediction_length, context_length, freq
-        As in `TrellisConfig`. `context_length=None` (and unset patches) take the sizes of
-        `freq` (`trellis_ts.sizing.default_sizes`: 336 and 16/8 for hourly or no `freq`).
-        GluonTS reads each series' frequency from its start period; `freq` is recorded in the
-        config only.
+        As in `TrellisConfig`. GluonTS gives no data before `train`, so `context_length=None`
+        and unset patches take the fixed sizes `trellis_ts.sizing.default_sizes` gives without
+        a frequency: 336 and 16/8. GluonTS reads each series' frequency from its start period;
+        `freq` is recorded in the config only.
     num_batches_per_epoch
         Training batches per epoch, drawn from the series at random (GluonTS style).
     trainer_kwargs
@@ -236,7 +236,7 @@ class TrellisEstimator(PyTorchLightningEstimator):
         fields |= {"prediction_length": prediction_length, "freq": freq}
         if context_length is not None:
             fields["context_length"] = context_length
-        self.config = default_sizes(TrellisConfig.from_dict(fields), freq)
+        self.config = default_sizes(TrellisConfig.from_dict(fields))
         c = self.config
         if c.target_transform != "none":
             raise ConfigError(
