@@ -118,6 +118,8 @@ def _long(df, time_col, id_col, target, date_format) -> Columns:
             f"time_col={time_col!r} is not a column; available columns: {list(df.columns)} "
             "(call df.reset_index() first if it is the index)."
         )
+    if time_col is None and "ds" in df.columns and id_col != "ds":
+        time_col = "ds"  # NeuralForecast's name
     if time_col is None:
         found = [c for c in df.columns if c != id_col and looks_like_time(df[c], c)]
         if len(found) != 1:
