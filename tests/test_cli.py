@@ -222,6 +222,7 @@ def _files(tmp_path: Path) -> dict[str, Path]:
         "text": "a,b\nx,y\nz,w\n",
         "short": "date,v\n" + "".join(f"2021-01-01 {h:02d}:00,{h}\n" for h in range(8)),
         "badtime": "date,v\n2021-01-01,1\nnot a date,2\n2021-01-03,3\n",
+        "gappy": "date,v\n" + "".join(f"2021-01-01 {h:02d}:00,{h}\n" for h in (0, 1, 2, 4, 5)),
     }.items():
         files[name] = tmp_path / f"{name}.csv"
         files[name].write_text(text)
@@ -243,6 +244,10 @@ ERRORS = [
     ("forecast {short}", "8 time steps, too few"),
     ("forecast {wide} --context-length 336", "are needed; shorten --context-length"),
     ("forecast {badtime}", "not a timestamp"),
+    (
+        "forecast {gappy} --freq h",
+        "pass --fill-gaps with --missing interpolate (or --missing ffill)",
+    ),
     ("forecast {wide} --mixer foo", "--mixer foo is not valid; choose one of"),
     ("forecast {wide} --context-length 0", "--context-length 0 must be a positive integer"),
     ("forecast {wide} --quantiles 0.1,x", "not a comma list of numbers"),

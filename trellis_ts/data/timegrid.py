@@ -106,7 +106,8 @@ def regularize(
         j = np.flatnonzero((codes[1:] == codes[:-1]) & (np.diff(pos) > 1))[0]
         raise DataError(
             f"missing timestamp {times[j] + step} after {fmt_time(times, j)}{where(codes[j])}; "
-            f"pass fill_gaps=True (with missing='interpolate' or 'ffill') to reindex to {alias!r}."
+            f"pass fill_gaps=True with missing='interpolate' (or missing='ffill') to reindex to "
+            f"{alias!r}."
         )
     total = int(full.sum())
     if total > 10 * len(t) + 100_000:  # a wrong freq would otherwise allocate a huge frame
