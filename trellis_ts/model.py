@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from trellis_ts.config import TrellisConfig
 from trellis_ts.layers import make_mixer
 from trellis_ts.nn.blocks import SwiGLU
+from trellis_ts.nn.fused import Dropout
 from trellis_ts.nn.heads import FlattenHead, PoolHead
 from trellis_ts.nn.patching import make_patches
 from trellis_ts.nn.revin import denormalize, normalize
@@ -25,7 +26,7 @@ class EncoderBlock(nn.Module):
         self.mixer = make_mixer(config)
         self.ffn_norm = nn.RMSNorm(config.d_model)
         self.ffn = SwiGLU(config.d_model, int(config.ffn_mult * config.d_model), config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.dropout(self.mixer(self.mixer_norm(x)))
@@ -64,7 +65,7 @@ class TrellisModel(nn.Module):
             )
         else:
             self.positions = None
-        self.embed_dropout = nn.Dropout(config.dropout)
+        self.embed_dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layers))
         self.norm = nn.RMSNorm(config.d_model)
         out = config.prediction_length * config.n_outputs
