@@ -140,3 +140,19 @@ def test_mixer_loads_weights_saved_with_separate_projections():
     mixer = TrellisMixer(config)
     mixer.load_state_dict(old)
     torch.testing.assert_close(mixer(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_linear_path_adds_a_linear_forecast_of_the_normalised_context():
+    config = TrellisConfig(**SMALL, linear_path=True)
+    model = TrellisModel(config).eval()
+    with torch.no_grad():  # silence the encoder's head: the forecast is the linear path alone
+        model.head.linear.weight.zero_()
+        model.head.linear.bias.zero_()
+    x = example_inputs(config, batch=2, channels=3)
+    x_n, stats = normalize(x)
+    series = x_n.transpose(1, 2)  # [B, C, L]
+    expected = denormalize(model.linear(series).transpose(1, 2), stats)
+    torch.testing.assert_close(model(x), expected)
+    quantile = TrellisModel(config.replace(loss="quantile")).eval()
+    y = quantile(x)
+    assert y.shape == (2, config.prediction_length, 3, 3) and (y.diff(dim=-1) >= 0).all()

@@ -52,6 +52,7 @@ class TrellisConfig:
     )
     pool_queries: int = 8  # learned queries of the "pool" head
     revin: bool = True  # normalise each window and channel, de-normalise the forecast
+    linear_path: bool = False  # add a Linear(context -> horizon) forecast beside the encoder's
 
     # The Trellis layer (ops/trellis/README.md; every open choice of the paper is a field).
     n_slots: int = 32  # memory slots per head (m)
@@ -244,6 +245,7 @@ FIELD_HELP: dict[str, str] = {
     "head": "Forecast head: flatten (all patches -> linear) or pool (size independent of the context).",
     "pool_queries": "Learned queries of the pool head.",
     "revin": "Normalise each window and channel, then de-normalise the forecast (RevIN).",
+    "linear_path": "Add a linear forecast of the (normalised) context beside the encoder's; the encoder then models what it misses.",
     "n_slots": "Memory slots per head of the Trellis layer.",
     "chunk_size": "Tokens per chunk of the Trellis update: only speed for phi identity (exact for any size); for silu/tanh the stale-gradient chunk (1 = exact recurrence).",
     "phi": "Compression nonlinearity of the Trellis layer: identity (a gated delta rule, chunked exactly), silu or tanh (the paper's stale-gradient chunks).",

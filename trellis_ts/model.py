@@ -69,6 +69,13 @@ class TrellisModel(nn.Module):
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layers))
         self.norm = nn.RMSNorm(config.d_model)
         out = config.prediction_length * config.n_outputs
+        # A linear map of the normalised context to the horizon beside the encoder (as DLinear /
+        # RLinear forecast on their own); the encoder's head adds what it misses.
+        self.linear = (
+            nn.Linear(config.context_length, config.prediction_length)
+            if config.linear_path
+            else None
+        )
         if config.head == "flatten":
             self.head = FlattenHead(config.n_patches, config.d_model, out, config.dropout)
         else:
@@ -90,6 +97,11 @@ class TrellisModel(nn.Module):
         for block in self.blocks:
             h = block(h)
         y = self.head(self.norm(h))  # [B*C, H*Q]
+        y = y.view(batch * channels, config.prediction_length, config.n_outputs)
+        if self.linear is not None:  # into the point (middle) output: quantiles keep their gaps
+            mid = config.n_outputs // 2
+            y = torch.cat([y[..., :mid], y[..., mid : mid + 1] + self.linear(series)[..., None],
+                           y[..., mid + 1 :]], dim=-1)  # fmt: skip
         y = y.view(batch, channels, config.prediction_length, config.n_outputs).transpose(1, 2)
         y = _monotone(y) if config.n_outputs > 1 else y.squeeze(-1)
         if stats is not None:
