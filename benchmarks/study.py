@@ -56,7 +56,6 @@ LONG_LOOKBACKS = (336, 720)
 # Baselines: the training recipe. A "batch" here is univariate windows; the papers' batch of
 # 32 (DLinear) or 128 (PatchTST) seven-channel ETTh1 windows is 224 or 896 of ours.
 DLINEAR_GRID: list[dict[str, Any]] = [
-    {"batch_size": 32, "learning_rate": 3e-3},  # the 0.1.0 recipe
     {"batch_size": 256, "learning_rate": 5e-3},
     {"batch_size": 256, "learning_rate": 1e-3},
     {"batch_size": 256, "learning_rate": 5e-3, "weight_decay": 0.0},
