@@ -319,7 +319,7 @@ class TrellisForecaster(BaseEstimator):
             raise DataError("the forecast is not finite; check the history for extreme values")
         extra = {f"q{q:g}": out[..., i] for q, i in wanted}
         if levels:
-            bounds = calibration.intervals(out, point, scale, list(panel.names), levels)
+            bounds = calibration.intervals(out, point, contexts, scale, list(panel.names), levels)
             for lvl, (low, high) in bounds.items():
                 extra |= {f"lo{lvl}": low, f"hi{lvl}": high}
         return to_frame(panel, point, columns_suffix=extra or None)

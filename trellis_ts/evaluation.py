@@ -194,7 +194,7 @@ def run_backtest(
     bounds = {}
     if levels:
         names = [panel.names[s] for s in windows.series]
-        bounds = calibration.intervals(output, point, rows_scale, names, levels)
+        bounds = calibration.intervals(output, point, windows.contexts, rows_scale, names, levels)
     quantiles = config.quantiles if output.ndim == 3 else None
     return Backtest(panel, windows, output, point, quantiles, bounds)
 

@@ -157,7 +157,7 @@ def backtest_figure(
             if len(chosen) == max_windows:
                 break
             end = rows.loc[rows["cutoff"] == cutoff, "timestamp"].max()
-            if not chosen or end < chosen[-1]:
+            if not chosen or end <= chosen[-1]:
                 chosen.append(cutoff)
         drawn = max(drawn, len(chosen))
         window_rows = rows[rows["cutoff"].isin(chosen)]
