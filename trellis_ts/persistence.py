@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +60,13 @@ def _unjson(value: Any) -> Any:
 
 def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> None:
     target = Path(path)
-    is_model = (target / CONFIG_FILE).is_file()
-    if target.exists() and not is_model and (not target.is_dir() or any(target.iterdir())):
+    # Look at `target` before its contents: another process may be moving a model into place
+    # (a path that exists holds a whole model from then on).
+    if (
+        target.exists()
+        and not (target / CONFIG_FILE).is_file()
+        and (not target.is_dir() or any(target.iterdir()))
+    ):
         raise ModelFileError(
             f"{target} exists and is not a trellis-ts model directory; choose a new path"
         )
@@ -145,7 +151,7 @@ def _move_into_place(staging: Path, target: Path) -> None:
                     raise
         if _exchange(staging, target):
             return
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
         try:
             target.rename(old)
         except FileNotFoundError:
