@@ -167,6 +167,12 @@ def benchmark(
             help="Choose settings: record the validation loss, never touch the test rows."
         ),
     ] = False,
+    val_stride: Annotated[
+        int,
+        typer.Option(
+            help="Early-stop on every n-th validation window (all test windows are scored)."
+        ),
+    ] = 1,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -180,7 +186,7 @@ def benchmark(
         records = run_benchmark(
             dataset, data_dir, context_length, horizons or [96, 192, 336, 720], model=model,
             config=config, seeds=seeds or [0], results_path=results, table_path=table,
-            score_test=not validation_only, verbose=not quiet,
+            score_test=not validation_only, val_stride=val_stride, verbose=not quiet,
         )  # fmt: skip
     if as_json:
         keep = ("dataset", "model", "seed", "context_length", "horizon", "mse", "mae",

@@ -95,6 +95,7 @@ def train_model(
     *,
     names: list[str] | None = None,
     val_series: list[np.ndarray] | None = None,
+    val_stride: int = 1,
     callbacks: list[pl.Callback] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
@@ -103,8 +104,8 @@ def train_model(
 ) -> tuple[nn.Module, TrainingSummary]:
     """Fit a model on univariate series `[T_i]` (float, already scaled).
 
-    Validation: when `val_series` is given (e.g. the benchmark's own split), its windows are
-    the validation set; otherwise the last `val_fraction` of every series is held out
+    Validation: when `val_series` is given (e.g. the benchmark's own split), its windows (every
+    `val_stride`-th start) are the validation set; otherwise the last `val_fraction` of every series is held out
     (`trellis_ts.data.train_val_ranges`). Early stopping watches the validation loss and the
     best epoch's weights are restored at the end. `callbacks` are added to the Trainer's (e.g. a
     pruning callback that reads `val_loss` each epoch).
@@ -127,7 +128,7 @@ def train_model(
         val_set = WindowDataset(series, L, H, ranges=val_ranges) if val_ranges else None
     else:
         train_set = WindowDataset(series, L, H)
-        val_set = WindowDataset(val_series, L, H)
+        val_set = WindowDataset(val_series, L, H, stride=val_stride)
     seed = config.random_state if config.random_state is not None else 0
     if config.windows_per_epoch is not None:
         sampler = EpochSubsampler(len(train_set), config.windows_per_epoch, seed=seed)

@@ -38,12 +38,12 @@ class CausalDepthwiseConv(torch.autograd.Function):
         size = weight.shape[1]
         grad_x = grad_y * weight[:, -1]
         grad_w = torch.empty_like(weight)
-        grad_w[:, -1] = torch.einsum("btc,btc->c", grad_y, x)
+        grad_w[:, -1] = (grad_y * x).sum((0, 1))
         for j in range(size - 1):
             shift = size - 1 - j
             if shift < x.shape[1]:
                 grad_x[:, :-shift].addcmul_(grad_y[:, shift:], weight[:, j])
-                grad_w[:, j] = torch.einsum("btc,btc->c", grad_y[:, shift:], x[:, :-shift])
+                grad_w[:, j] = (grad_y[:, shift:] * x[:, :-shift]).sum((0, 1))
             else:
                 grad_w[:, j] = 0.0
         return grad_x, grad_w, grad_y.sum((0, 1))
@@ -113,3 +113,50 @@ class RmsNormGate(torch.autograd.Function):
 
 def rms_norm_gate(y: Tensor, weight: Tensor, gate: Tensor, eps: float) -> Tensor:
     return RmsNormGate.apply(y, weight, gate, eps)
+
+
+_LANES = torch.iinfo(torch.int16).max - torch.iinfo(torch.int16).min + 1  # 65,536
+
+
+class _DropoutMask(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return torch.where(keep, x * scale, 0.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return torch.where(keep, grad * ctx.scale, 0.0), None, None
+
+
+class Dropout(torch.nn.Module):
+    """Inverted dropout, as `nn.Dropout`, with a mask drawn four elements per random integer.
+
+    On a CPU, `nn.Dropout`'s Bernoulli draw took longer than a quarter of a whole encoder
+    training step; here one 64-bit draw gives four 16-bit lanes, each compared with `p`
+    (so `p` is applied in steps of 1/65,536), about three times faster. Seeded by torch's
+    generator like every other draw.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":  # accelerators have a fused kernel
+            return F.dropout(x, self.p, True)
+        n = x.numel()
+        lanes = torch.randint(torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max,
+                              ((n + 3) // 4,), dtype=torch.int64, device=x.device)  # fmt: skip
+        lanes = lanes.view(torch.int16)[:n].view(x.shape)
+        threshold = torch.iinfo(torch.int16).min + round(self.p * _LANES)
+        return _DropoutMask.apply(x, lanes >= threshold, 1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
