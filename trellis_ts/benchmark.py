@@ -295,10 +295,8 @@ def run_benchmark(
             started = time.perf_counter()
             scores = {"mse": None, "mae": None, "windows": None}
             if score_test:
-                qs = run_config.quantiles
-                point = qs.index(0.5) if 0.5 in qs else len(qs) // 2
                 windows = split_windows(rows["test"], L, h)
-                scores = evaluate_windows(fitted, windows, point_index=point)
+                scores = evaluate_windows(fitted, windows, point_index=run_config.point_index)
             eval_seconds = time.perf_counter() - started
             record = _record(data, model, run_config, seed, scores, summary, borders,
                              train_seconds, eval_seconds) | {"val_stride": val_stride}  # fmt: skip

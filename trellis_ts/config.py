@@ -169,6 +169,12 @@ class TrellisConfig:
         """Values per forecast step and channel: 1, or one per quantile."""
         return len(self.quantiles) if self.loss == "quantile" else 1
 
+    @property
+    def point_index(self) -> int:
+        """Which quantile output is a quantile model's point forecast: 0.5, else the middle one."""
+        qs = list(self.quantiles)
+        return qs.index(0.5) if 0.5 in qs else len(qs) // 2
+
     # ------------------------------------------------------------------ (de)serialisation
     def params(self) -> dict[str, Any]:
         """The fields as keyword arguments (for `TrellisForecaster(**config.params())`)."""
@@ -190,6 +196,23 @@ class TrellisConfig:
 
     def replace(self, **changes: Any) -> TrellisConfig:
         return dataclasses.replace(self, **changes)
+
+
+# What a warm start may change: how training runs, not what the model is. Every other field
+# (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
+WARM_START_FIELDS = frozenset({
+    "dropout", "learning_rate", "weight_decay", "lr_schedule", "batch_size", "max_epochs",
+    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip",
+    "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
+    "num_workers", "verbose", "beta_init",
+})  # fmt: skip
+
+
+def model_changes(fitted: TrellisConfig, new: TrellisConfig) -> list[str]:
+    """`field: old -> new` for each field outside WARM_START_FIELDS that differs."""
+    return [f"{f.name}={getattr(fitted, f.name)!r} -> {getattr(new, f.name)!r}"
+            for f in dataclasses.fields(TrellisConfig)
+            if f.name not in WARM_START_FIELDS and getattr(fitted, f.name) != getattr(new, f.name)]  # fmt: skip
 
 
 def config_fields() -> list[dataclasses.Field]:

@@ -100,6 +100,7 @@ def train_model(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     trainer_overrides: dict[str, Any] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, TrainingSummary]:
     """Fit a model on univariate series `[T_i]` (float, already scaled).
 
@@ -112,6 +113,9 @@ def train_model(
     With `checkpoint_dir`, the training state is written to `<checkpoint_dir>/last.ckpt` after
     every epoch; `resume=True` continues from it (same data and config), so a killed fit loses at
     most one epoch. Without a checkpoint there, `resume=True` starts from scratch.
+
+    `init_state` (a state dict of the same config's model) is a warm start: training continues
+    from those weights, with a fresh optimiser and learning-rate schedule over `max_epochs`.
     """
     L, H = config.context_length, config.prediction_length
     if config.random_state is not None:
@@ -140,6 +144,8 @@ def train_model(
                                 num_workers=config.num_workers)  # fmt: skip
 
     module = TrellisLightningModule(config)
+    if init_state is not None:
+        module.model.load_state_dict(init_state)
     n_parameters = sum(p.numel() for p in module.model.parameters())
     if n_parameters == 0:  # seasonal naive: nothing to train
         return module.model.eval(), TrainingSummary(
