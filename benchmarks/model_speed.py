@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
-from op_speed import rss_mb  # noqa: E402  (a sibling script)
+from op_speed import peak_rss_mb, rss_mb  # noqa: E402  (a sibling script)
 
 HERE = Path(__file__).parent
 MIXERS = ("trellis", "attention")
@@ -118,7 +117,7 @@ def peak_memory(mixer: str, length: int, batch: int, mode: str, overrides: dict)
     bench = Bench(make_config(mixer, length, overrides), batch, inference_windows(length))
     base = rss_mb()
     (bench.train_step if mode == "train" else bench.inference)()
-    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base, 0.0)
+    return max(peak_rss_mb() - base, 0.0)
 
 
 def memory_in_subprocess(mixer: str, length: int, batch: int, mode: str, overrides: dict) -> float:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import ETTH1
 from trellis_ts.benchmark import (
     StandardScaler,
     evaluate_windows,
@@ -179,6 +180,21 @@ def test_etth1_checksum_passes_and_a_corrupted_copy_fails(etth1_path, tmp_path):
         load_dataset("ETTh1", tmp_path)
 
 
+def test_weather_checksum_split_and_its_non_utf8_header():
+    path = ETTH1.parent / "weather.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    data = load_dataset("Weather", path.parent)  # sha256 verified on load
+    assert data.shape == (52696, 22) and data.expected_shape_ok and data.freq == "10min"
+    assert (
+        data.channels[0] == "p (mbar)"
+        and data.channels[-1] == "OT"
+        and len(set(data.channels)) == 21
+    )
+    borders = split_borders(data.split, len(data.values), 96)
+    assert borders == {"train": (0, 36887), "val": (36887 - 96, 42157), "test": (42157 - 96, 52696)}
+
+
 # ------------------------------------------------------------------------------ end to end
 def test_tiny_run_appends_a_record_and_renders_a_table(tmp_path):
     write_csv(tmp_path / "ETTh2.csv", 17420, channels=7)
@@ -198,6 +214,17 @@ def test_tiny_run_appends_a_record_and_renders_a_table(tmp_path):
     assert record["epochs"] == 1 and record["parameters"] > 0 and np.isfinite(record["mse"])
     assert record["expected_shape_ok"] is True
     assert "| ETTh2 | trellis |" in table.read_text()
+
+
+def test_val_stride_thins_the_early_stopping_windows_but_never_the_test(tmp_path):
+    write_csv(tmp_path / "ETTh2.csv", 17420, channels=2)
+    tiny = dict(max_epochs=1, d_model=16, n_heads=2, n_layers=1, n_slots=8, patch_len=8,
+                patch_stride=4, windows_per_epoch=128, batch_size=64, verbose=False)  # fmt: skip
+    (record,) = run_benchmark("ETTh2", tmp_path, 48, [12], model="trellis", results_path=None,
+                              val_stride=4, **tiny)  # fmt: skip
+    per_channel = 2880 + 48 - 48 - 12 + 1
+    assert record["val_windows"] == 2 * (-(-per_channel // 4)) and record["val_stride"] == 4
+    assert record["test_windows"] == 2 * per_channel
 
 
 def test_seasonal_naive_run_on_a_csv_path(tmp_path):

@@ -262,6 +262,7 @@ def run_benchmark(
     results_path: str | Path | None = DEFAULT_RESULTS,
     table_path: str | Path | None = None,
     score_test: bool = True,
+    val_stride: int = 1,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Train and score ``model`` on ``dataset`` for every horizon and seed; return the records.
@@ -275,10 +276,14 @@ def run_benchmark(
     ``score_test=False`` is the mode for choosing settings: the test rows are never scaled,
     windowed or scored, and the records carry ``mse``/``mae`` of None beside the validation
     loss (``best_val_loss``) that a search compares; the table leaves such records out.
+
+    ``val_stride`` keeps every n-th validation window for early stopping (a large validation
+    split's pass then costs 1/n); the test windows are always all scored.
     """
     L = _int_list(context_length, "context_length", 1)[0]
     horizons = _int_list(horizons, "horizons", 1)
     seeds = _int_list(seeds, "seeds", 0)
+    val_stride = _int_list(val_stride, "val_stride", 1)[0]
     base = resolve_config(model, config, **overrides)
     data = load_dataset(dataset, data_dir)
     borders = split_borders(data.split, len(data.values), L)
@@ -295,18 +300,16 @@ def run_benchmark(
         for seed in seeds:
             run_config = configs[h].replace(random_state=seed)
             started = time.perf_counter()
-            fitted, summary = train_model(run_config, train, val_series=val)
+            fitted, summary = train_model(run_config, train, val_series=val, val_stride=val_stride)
             train_seconds = time.perf_counter() - started
             started = time.perf_counter()
             scores = {"mse": None, "mae": None, "windows": None}
             if score_test:
-                qs = run_config.quantiles
-                point = qs.index(0.5) if 0.5 in qs else len(qs) // 2
                 windows = split_windows(rows["test"], L, h)
-                scores = evaluate_windows(fitted, windows, point_index=point)
+                scores = evaluate_windows(fitted, windows, point_index=run_config.point_index)
             eval_seconds = time.perf_counter() - started
             record = _record(data, model, run_config, seed, scores, summary, borders,
-                             train_seconds, eval_seconds)  # fmt: skip
+                             train_seconds, eval_seconds) | {"val_stride": val_stride}  # fmt: skip
             records.append(record)
             if results_path is not None:
                 _append_jsonl(results_path, record)

@@ -11,8 +11,6 @@ bad file or option answer in well under a second.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from trellis_ts.cli_options import (
     DataSource,
     Force,
     Json,
+    Level,
     ModelDir,
     Output,
     Plot,
@@ -41,7 +40,7 @@ from trellis_ts.cli_options import (
     user_errors,
 )
 from trellis_ts.cli_outputs import check_outputs, staged_outputs
-from trellis_ts.config import SIZE_FIELDS
+from trellis_ts.cli_report import print_metrics, report
 
 app = typer.Typer(
     name="trellis-ts",
@@ -68,17 +67,18 @@ def _main(
     """Forecast time series from CSV files with Trellis models."""
 
 
-def prepare(data: DataSource, settings: dict):
+def prepare(data: DataSource, settings: dict, columns: dict | None = None):
     """The data as a checked `Panel`, before any model code loads: bad options, files, columns,
-    dates and sizes fail here in well under a second."""
+    dates and sizes fail here in well under a second. `columns`: the reading options (default
+    the command line's)."""
     from trellis_ts.config import TrellisConfig
     from trellis_ts.data import to_panel
     from trellis_ts.sizing import resolve_sizes
 
     config = TrellisConfig(**settings)
     df = data.read()
-    panel = to_panel(df, **data.columns, freq=config.freq, missing=config.missing,
-                     fill_gaps=config.fill_gaps)  # fmt: skip
+    panel = to_panel(df, **(data.columns if columns is None else columns), freq=config.freq,
+                     missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
     resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
     return panel
 
@@ -105,8 +105,19 @@ def load_model(model_dir: Path, columns: dict):
     return forecaster
 
 
+def _model_and_data(model_dir: Path, data: DataSource, level, *, required: bool = True):
+    """The saved model and the data. A bad file fails before the model loads (torch), except
+    with --level: a model that cannot give intervals says so before the data is read."""
+    if level:
+        forecaster = load_model(model_dir, data.columns)
+        forecaster.calibration_for(level)
+        return forecaster, data.read(required=required)
+    df = data.read(required=required)
+    return load_model(model_dir, data.columns), df
+
+
 def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_out,
-                   history_df=None) -> dict:  # fmt: skip
+                   level=None, history_df=None) -> dict:  # fmt: skip
     """Predict from `df` (None: the end of the fit data), write -o/--plot or print the CSV.
 
     The plot shows `history_df` (default `df`, else the stored context). Returns the outputs.
@@ -115,7 +126,7 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     levels = float_list("--quantiles-out", quantiles_out) if quantiles_out else None
     if levels is None and config.loss == "quantile":
         levels = config.quantiles
-    fc = forecaster.predict(df, quantiles=levels)
+    fc = forecaster.predict(df, quantiles=levels, level=level)
     time_in_index = forecaster.history_.layout == "wide" and forecaster.history_.time_col is None
     label = (fc.index.name or "step") if time_in_index else None
 
@@ -139,45 +150,17 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     return outputs
 
 
-def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: bool,
-           started: float | None = None, **extra) -> None:  # fmt: skip
-    """The closing summary: one JSON object on stdout, or short lines on stderr.
+def check_interval_levels(level, settings: dict | None = None) -> None:
+    """Fail on bad --level values (and on a fit that cannot calibrate) before any training."""
+    from trellis_ts.errors import ConfigError
+    from trellis_ts.evaluation import check_levels
 
-    `forecast` and `fit` report their training (epochs, validation loss, seconds, the sizes);
-    `predict` and `evaluate` report their own seconds (since `started`), and the training of
-    the model they used under "fit"."""
-    summary, config = forecaster.summary_, forecaster.config_
-    trained = {"epochs": summary.epochs, "best_val_loss": summary.best_val_loss,
-               "seconds": round(summary.seconds, 3)}  # fmt: skip
-    loss = "n/a (no validation split)" if summary.best_val_loss is None else (
-        f"{summary.best_val_loss:.4g}")  # fmt: skip
-    if command in ("forecast", "fit"):
-        sizes = {k: getattr(config, k) for k in SIZE_FIELDS}
-        record = {"command": command, **trained, "sizes": sizes,
-                  "data": getattr(forecaster, "data_summary_", None)}  # fmt: skip
-        line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s; best validation "
-                f"loss {loss}.")  # fmt: skip
-    else:
-        seconds = time.perf_counter() - started
-        record = {"command": command, "seconds": round(seconds, 3), "fit": trained}
-        verb = "Forecast" if command == "predict" else "Scored"
-        line = (f"{verb} in {seconds:.1f} s with a model trained for {summary.epochs} epoch(s) "
-                f"(best validation loss {loss}).")  # fmt: skip
-    if as_json:
-        typer.echo(json.dumps(_finite({**record, "outputs": outputs, **extra}), default=str))
-    elif not quiet:
-        typer.echo(line, err=True)
-        for kind, path in outputs.items():
-            typer.echo(f"Wrote {kind}: {path}", err=True)
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
+    check_levels(level)
+    if level and settings is not None and settings.get("val_fraction") == 0:
+        raise ConfigError(
+            "--level needs a validation part to calibrate the intervals, but --val-fraction is 0; "
+            "use a positive --val-fraction"
+        )
 
 
 def _kept_by_fit(model_dir: Path, checkpoints: Path) -> Callable[[], str]:
@@ -202,6 +185,7 @@ def forecast(
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
+    level: Level = None,
     model_dir: Annotated[Path | None, output_option("Also save the fitted model here.")] = None,
     force: Force = False,
     quiet: Quiet = False,
@@ -214,6 +198,7 @@ def forecast(
     chosen from the data's frequency and length, and said in one line before training.
     """
     check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
+    check_interval_levels(level, settings)
     if model_dir is not None:
         check_model_dir(model_dir)
     if quantiles_out:  # fail now rather than after training
@@ -229,7 +214,7 @@ def forecast(
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
     outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, history_df=panel)  # fmt: skip
+                             quantiles_out=quantiles_out, level=level, history_df=panel)  # fmt: skip
     if model_dir is not None:
         forecaster.save(model_dir)
         outputs["model_dir"] = str(model_dir)
@@ -250,6 +235,18 @@ def fit(
             "last checkpoint (kept in <model-dir>.checkpoints until the model is saved)."
         ),
     ] = False,  # fmt: skip
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            help="Continue training the model saved in --model-dir on this data (same columns "
+            "or ids) for --max-epochs more, then replace it in place. Only training options "
+            "(--max-epochs, --learning-rate, ...) may be given."
+        ),
+    ] = False,  # fmt: skip
+    rescale: Annotated[
+        bool,
+        typer.Option(help="With --warm-start: recompute the per-series scaling on this data."),
+    ] = False,
     quiet: Quiet = False,
     as_json: Json = False,
     settings: dict | None = None,
@@ -261,17 +258,32 @@ def fit(
     """
     import shutil
 
+    from trellis_ts.errors import ConfigError
+
     check_model_dir(model_dir)
+    if rescale and not warm_start:
+        raise ConfigError("--rescale only applies with --warm-start; add --warm-start or drop it")
     checkpoints = model_dir.with_name(model_dir.name + ".checkpoints")
-    panel = prepare(data, settings)
-    forecaster = new_forecaster(settings, quiet=quiet)
+    if warm_start:
+        if not (model_dir / "model.json").is_file():
+            raise ConfigError(
+                f"--warm-start continues the model in --model-dir, but {model_dir} holds none; "
+                "fit it first without --warm-start"
+            )
+        forecaster = load_model(model_dir, {})
+        forecaster.set_params(**(settings | {"verbose": not quiet}))
+        panel = prepare(data, forecaster.get_params(), {**forecaster.columns_, **data.columns})
+    else:
+        panel = prepare(data, settings)
+        forecaster = new_forecaster(settings, quiet=quiet)
     with stopped_by_signals(_kept_by_fit(model_dir, checkpoints)):
-        train(forecaster, panel, data.columns, checkpoint_dir=checkpoints, resume=resume)
+        train(forecaster, panel, data.columns, checkpoint_dir=checkpoints, resume=resume,
+              **({"warm_start": True, "rescale": rescale} if warm_start else {}))  # fmt: skip
     from trellis_ts.training import is_main_process
 
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes it
         return
-    forecaster.save(model_dir)
+    forecaster.save(model_dir)  # a new directory swapped in whole: never half old, half new
     shutil.rmtree(checkpoints, ignore_errors=True)
     outputs = {"model_dir": str(model_dir)}
     report("fit", forecaster, outputs, quiet=quiet, as_json=as_json)
@@ -286,6 +298,7 @@ def predict(
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
+    level: Level = None,
     force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
@@ -293,11 +306,11 @@ def predict(
     """Forecast with a saved model from the end of the data (column options: the model's)."""
     started = time.perf_counter()
     check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
+    check_interval_levels(level)
     check_model_dir(model_dir, existing=True)
-    df = data.read(required=False)  # a bad file fails before the model loads
-    forecaster = load_model(model_dir, data.columns)
+    forecaster, df = _model_and_data(model_dir, data, level, required=False)
     outputs = write_forecast(forecaster, df, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out)  # fmt: skip
+                             quantiles_out=quantiles_out, level=level)  # fmt: skip
     report("predict", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
 
 
@@ -313,9 +326,20 @@ def evaluate(
     step: Annotated[
         int | None, typer.Option(help="Steps between windows (default: the prediction length).")
     ] = None,
+    level: Level = None,
     output: Annotated[
         Path | None,
         output_option("Write the metrics of every window to this CSV file.", "--output", "-o"),
+    ] = None,
+    forecasts: Annotated[
+        Path | None,
+        output_option(
+            "Write the backtest forecasts to this CSV file: one row per series, cutoff "
+            "and horizon step (series, cutoff, timestamp, horizon, actual, forecast, ...)."
+        ),
+    ] = None,  # fmt: skip
+    plot: Annotated[
+        Path | None, output_option("Draw the backtest windows over the history (.png).")
     ] = None,
     force: Force = False,
     quiet: Quiet = False,
@@ -326,45 +350,36 @@ def evaluate(
     Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
     """
     started = time.perf_counter()
-    check_outputs(inputs=(data.csv,), force=force, output=output)
+    check_outputs(inputs=(data.csv,), force=force, output=output, forecasts=forecasts, plot=plot)
+    check_interval_levels(level)
     check_model_dir(model_dir, existing=True)
-    df = data.read()  # a bad file fails before the model loads
-    from trellis_ts.evaluation import aggregate_metrics
+    forecaster, df = _model_and_data(model_dir, data, level)
+    from trellis_ts.evaluation import aggregate_metrics, run_backtest
 
-    forecaster = load_model(model_dir, data.columns)
-    table = forecaster.backtest(df, n_windows=n_windows, step=step)
+    result = run_backtest(forecaster, df, n_windows=n_windows, step=step, level=level)
+    table = result.metrics()
     metrics = aggregate_metrics(table)
     scores = [c for c in metrics if c != "n_windows"]
     outputs = {}
-    if output is not None:
-        with staged_outputs() as stage:
-            stage(output, lambda p: table.to_csv(p, sep=data.out_sep, decimal=data.decimal,
-                                                 index=False))  # fmt: skip
-        outputs["metrics"] = str(output)
+    write = {"sep": data.out_sep, "decimal": data.decimal, "index": False}
+    with staged_outputs() as stage:
+        if output is not None:
+            stage(output, lambda p: table.to_csv(p, **write))
+            outputs["metrics"] = str(output)
+        if forecasts is not None:
+            rows = result.forecasts()
+            stage(forecasts, lambda p: rows.to_csv(p, **write))
+            outputs["forecasts"] = str(forecasts)
+        if plot is not None:
+            from trellis_ts.plotting import backtest_figure, save_figure
+
+            fig = backtest_figure(result.panel, result.forecasts())
+            stage(plot, lambda p: save_figure(fig, p, plot.suffix.lower()[1:]))
+            outputs["plot"] = str(plot)
     if not as_json:
         print_metrics(table, scores, metrics)
     report("evaluate", forecaster, outputs, quiet=quiet, as_json=as_json, started=started,
            metrics=metrics)  # fmt: skip
-
-
-def print_metrics(table, scores: list[str], metrics: dict, max_rows: int = 20) -> None:
-    """A table on stdout: mean metrics per series (at most `max_rows`) and over everything."""
-    from rich.console import Console
-    from rich.table import Table
-
-    per_series = table.groupby("series", sort=False)[scores].mean()
-    counts = table.groupby("series", sort=False).size()
-    view = Table(title=f"Rolling-window metrics ({metrics['n_windows']} windows)")
-    for name in ["series", "windows", *scores]:
-        view.add_column(name, justify="left" if name == "series" else "right")
-    for name, row in per_series.head(max_rows).iterrows():
-        view.add_row(str(name), str(counts[name]), *(f"{row[c]:.4g}" for c in scores))
-    if len(per_series) > max_rows:
-        more = f"... {len(per_series) - max_rows} more (-o writes all)"
-        view.add_row(more, *[""] * (len(scores) + 1))
-    view.add_row("all", str(metrics["n_windows"]), *(f"{metrics[c]:.4g}" for c in scores),
-                 style="bold")  # fmt: skip
-    Console(soft_wrap=True).print(view)
 
 
 def main() -> None:

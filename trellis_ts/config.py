@@ -63,11 +63,13 @@ class TrellisConfig:
     )
     pool_queries: int = 8  # learned queries of the "pool" head
     revin: bool = True  # normalise each window and channel, de-normalise the forecast
+    linear_path: bool = False  # add a Linear(context -> horizon) forecast beside the encoder's
 
     # The Trellis layer (ops/trellis/README.md; every open choice of the paper is a field).
     n_slots: int = 32  # memory slots per head (m)
-    chunk_size: int = 16  # tokens per chunk of the stale-gradient update (1 = exact recurrence)
-    phi: str = "silu"  # compression nonlinearity: identity, silu, tanh
+    chunk_size: int = 64  # tokens per chunk: a speed knob for phi=identity (exact for any size);
+    # for silu/tanh the chunk of the stale-gradient update (1 = exact nonlinear recurrence)
+    phi: str = "identity"  # compression nonlinearity: identity (exact chunks), silu, tanh
     between: str = "ln_silu"  # map between the two passes: ln_silu, l2_silu, softmax
     conv_size: int = 4  # short causal depthwise conv on q and k; 0 turns it off
     forget_gate: bool = True  # False fixes beta = 1 (the paper's "no forget gate" ablation)
@@ -201,6 +203,12 @@ class TrellisConfig:
         """Values per forecast step and channel: 1, or one per quantile."""
         return len(self.quantiles) if self.loss == "quantile" else 1
 
+    @property
+    def point_index(self) -> int:
+        """Which quantile output is a quantile model's point forecast: 0.5, else the middle one."""
+        qs = list(self.quantiles)
+        return qs.index(0.5) if 0.5 in qs else len(qs) // 2
+
     # ------------------------------------------------------------------ (de)serialisation
     def params(self) -> dict[str, Any]:
         """The fields as keyword arguments (for `TrellisForecaster(**config.params())`)."""
@@ -222,6 +230,23 @@ class TrellisConfig:
 
     def replace(self, **changes: Any) -> TrellisConfig:
         return dataclasses.replace(self, **changes)
+
+
+# What a warm start may change: how training runs, not what the model is. Every other field
+# (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
+WARM_START_FIELDS = frozenset({
+    "dropout", "learning_rate", "weight_decay", "lr_schedule", "batch_size", "max_epochs",
+    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip",
+    "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
+    "num_workers", "verbose", "beta_init",
+})  # fmt: skip
+
+
+def model_changes(fitted: TrellisConfig, new: TrellisConfig) -> list[str]:
+    """`field: old -> new` for each field outside WARM_START_FIELDS that differs."""
+    return [f"{f.name}={getattr(fitted, f.name)!r} -> {getattr(new, f.name)!r}"
+            for f in dataclasses.fields(TrellisConfig)
+            if f.name not in WARM_START_FIELDS and getattr(fitted, f.name) != getattr(new, f.name)]  # fmt: skip
 
 
 def config_fields() -> list[dataclasses.Field]:
@@ -277,9 +302,10 @@ FIELD_HELP: dict[str, str] = {
     "head": "Forecast head: flatten (all patches -> linear) or pool (size independent of the context).",
     "pool_queries": "Learned queries of the pool head.",
     "revin": "Normalise each window and channel, then de-normalise the forecast (RevIN).",
+    "linear_path": "Add a linear forecast of the (normalised) context beside the encoder's; the encoder then models what it misses.",
     "n_slots": "Memory slots per head of the Trellis layer.",
-    "chunk_size": "Tokens per chunk of the Trellis update (1 = exact recurrence).",
-    "phi": "Compression nonlinearity of the Trellis layer: identity, silu or tanh.",
+    "chunk_size": "Tokens per chunk of the Trellis update: only speed for phi identity (exact for any size); for silu/tanh the stale-gradient chunk (1 = exact recurrence).",
+    "phi": "Compression nonlinearity of the Trellis layer: identity (a gated delta rule, chunked exactly), silu or tanh (the paper's stale-gradient chunks).",
     "between": "Map between the Trellis layer's two passes: ln_silu, l2_silu or softmax.",
     "conv_size": "Width of the short causal convolution on queries and keys (0 turns it off).",
     "forget_gate": "Learn a forget gate (off fixes beta = 1, the no-forget-gate ablation).",

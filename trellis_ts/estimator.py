@@ -15,14 +15,18 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from trellis_ts import warm_start as warm
 from trellis_ts.config import TrellisConfig
-from trellis_ts.data import Panel, WindowDataset, to_frame, to_panel, transforms
+from trellis_ts.conformal import Calibration, calibrate, require_calibration
+from trellis_ts.data import Panel, to_frame, to_panel, train_val_ranges, transforms
 from trellis_ts.errors import ConfigError, DataError
-from trellis_ts.evaluation import aggregate_metrics, warn_in_sample
-from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
+from trellis_ts.evaluation import aggregate_metrics, check_levels, quantile_columns, run_backtest
+from trellis_ts.metrics import seasonal_period
 from trellis_ts.persistence import load_forecaster, save_forecaster
 from trellis_ts.sizing import resolve_sizes
 from trellis_ts.training import TrainingSummary, forecast_contexts, train_model
+
+__all__ = ["TrellisForecaster", "aggregate_metrics"]
 
 
 class TrellisForecaster(BaseEstimator):
@@ -53,9 +57,10 @@ class TrellisForecaster(BaseEstimator):
         head: str = "flatten",
         pool_queries: int = 8,
         revin: bool = True,
+        linear_path: bool = False,
         n_slots: int = 32,
-        chunk_size: int = 16,
-        phi: str = "silu",
+        chunk_size: int = 64,
+        phi: str = "identity",
         between: str = "ln_silu",
         conv_size: int = 4,
         forget_gate: bool = True,
@@ -98,6 +103,7 @@ class TrellisForecaster(BaseEstimator):
         self.head = head
         self.pool_queries = pool_queries
         self.revin = revin
+        self.linear_path = linear_path
         self.n_slots = n_slots
         self.chunk_size = chunk_size
         self.phi = phi
@@ -147,24 +153,42 @@ class TrellisForecaster(BaseEstimator):
         callbacks=None,
         checkpoint_dir=None,
         resume: bool = False,
+        warm_start: bool = False,
+        rescale: bool = False,
     ) -> TrellisForecaster:
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
         (`unique_id`, `ds`, `y`; other names are found, or name them with `id_col`, ...).
 
         `target` limits a wide frame to some columns; `dayfirst` and `date_format` say how to
         read dates such as 01/02/2020 (see `trellis_ts.data.to_panel`; they are kept for
-        `predict(df)`). `callbacks` are extra Lightning callbacks (they see `val_loss` at the
-        end of each validation epoch). With `checkpoint_dir` the training state is saved after
-        every epoch, and `resume=True` continues an interrupted fit from there (pass the same
-        data). `df` may also be a `Panel` read with the same column options. Returns self.
+        `predict(df)`). `df` may also be a `Panel` read with the same column options. The sizes
+        left unset are chosen from the data and said in one line (`data_summary_`).
+        `callbacks` are extra Lightning callbacks (they see `val_loss` at the end of each
+        validation epoch). With `checkpoint_dir` the training state is saved after every epoch,
+        and `resume=True` continues an interrupted fit from there (pass the same data).
+
+        `warm_start=True` continues from the fitted weights for `max_epochs` more on `df` (new
+        or extended data of the same columns/ids; only training settings may have changed),
+        keeping the fitted per-series scaling unless `rescale=True`. After training, the
+        validation windows calibrate the intervals of `predict(level=...)`. Returns self.
         """
         config = self.make_config()
-        self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target,
-                         "dayfirst": dayfirst, "date_format": date_format}  # fmt: skip
-        panel = df if isinstance(df, Panel) else self._panel(df, config)
+        columns = {"time_col": time_col, "id_col": id_col, "target": target,
+                   "dayfirst": dayfirst, "date_format": date_format}  # fmt: skip
+        if warm_start:
+            if not hasattr(self, "model_"):
+                raise ConfigError(
+                    "warm_start=True continues a fitted model, but this one is not fitted; "
+                    "call fit(df) first or load a saved model"
+                )
+            config = warm.check_model(self.config_, config)
+            columns = {k: self.columns_.get(k) if v is None else v for k, v in columns.items()}
+        panel = df if isinstance(df, Panel) else self._panel(df, config, columns)
         sizing = resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
         config = sizing.config
-        if config.model == "seasonal_naive" and config.season_length is None:
+        if warm_start:
+            panel = warm.match_series(panel, self.history_)
+        elif config.model == "seasonal_naive" and config.season_length is None:
             season = seasonal_period(panel.freq)
             if season > config.context_length:
                 raise ConfigError(
@@ -174,38 +198,59 @@ class TrellisForecaster(BaseEstimator):
             config = config.replace(season_length=season)
         seen = [transforms.forward(config.target_transform, v, f"series {n!r}")
                 for n, v in zip(panel.names, panel.values, strict=True)]  # fmt: skip
-        mean, scale = np.array([transforms.series_stats(v) for v in seen]).T
+        if warm_start and not rescale:
+            mean, scale = self._scaling(panel)
+        else:
+            mean, scale = np.array([transforms.series_stats(v) for v in seen]).T
         series = [
             ((v - m) / s).astype(np.float32) for v, m, s in zip(seen, mean, scale, strict=True)
         ]
+        names = list(panel.names)
         self.data_summary_ = f"{panel.describe()}; {sizing.line()}"
         if config.verbose:
             print(self.data_summary_, file=sys.stderr, flush=True)
+        _, val_ranges = train_val_ranges(
+            panel.lengths(), config.context_length, config.prediction_length,
+            config.val_fraction, names=names,
+        )  # fmt: skip
+        first_target = {} if val_ranges is None else {
+            n: ix[lo] for n, ix, (lo, _) in zip(names, panel.index, val_ranges, strict=True)
+        }  # fmt: skip
+        if warm_start and self.calibration_ is not None:
+            warm.check_overlap(self.calibration_.first_target, first_target)
         model, summary = train_model(
             config,
             series,
-            names=list(panel.names),
+            names=names,
             callbacks=callbacks,
             checkpoint_dir=checkpoint_dir,
             resume=resume,
+            init_state=self.model_.state_dict() if warm_start else None,
+        )
+        if warm_start:
+            summary.extra["warm_start"] = True
+        self.calibration_: Calibration | None = calibrate(
+            model, config, series, names, val_ranges, first_target
         )
         self.config_ = config
+        self.columns_ = columns
         self.model_ = model
-        self.scaler_ = {"names": list(panel.names), "mean": mean.tolist(), "scale": scale.tolist()}
+        self.scaler_ = {"names": names, "mean": mean.tolist(), "scale": scale.tolist()}
         self.history_ = _tail(panel, config.context_length)
         self.freq_ = panel.freq
         # The time span each series was fitted on: evaluate() warns when it scores inside it.
-        self.fit_span_ = {"names": list(panel.names), "first": [ix[0] for ix in panel.index],
+        self.fit_span_ = {"names": names, "first": [ix[0] for ix in panel.index],
                           "last": [ix[-1] for ix in panel.index]}  # fmt: skip
         self.summary_: TrainingSummary = summary
         return self
 
-    def _panel(self, df: pd.DataFrame, config: TrellisConfig) -> Panel:
+    def _panel(self, df: pd.DataFrame, config: TrellisConfig, columns: dict | None = None) -> Panel:
         if not isinstance(df, pd.DataFrame):
             raise DataError(
                 f"expected a pandas DataFrame, got {type(df).__name__}; load your data with pandas"
             )
-        return to_panel(df, **self.columns_, freq=config.freq, missing=config.missing,
+        columns = self.columns_ if columns is None else columns
+        return to_panel(df, **columns, freq=config.freq, missing=config.missing,
                         fill_gaps=config.fill_gaps)  # fmt: skip
 
     # ------------------------------------------------------------------ forecasting
@@ -265,117 +310,90 @@ class TrellisForecaster(BaseEstimator):
         mean, scale = np.array(stats).T
         return mean, scale
 
-    def _forecast(self, contexts: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Forecasts in the data's units, `[n, H]` or `[n, H, Q]`, for contexts `[n, L]` (in the
-        data's units) of series with `mean`, `scale` (of the transformed values)."""
+    def _forecast(self, contexts: np.ndarray, mean: np.ndarray, scale: np.ndarray, names=None,
+                  levels=(), calibration: Calibration | None = None):  # fmt: skip
+        """Forecasts in the data's units for contexts `[n, L]` (data units) of series with
+        `mean`, `scale` (of the transformed values): `(output, point, bounds)`, the output
+        `[n, H]` or `[n, H, Q]`, the point forecast `[n, H]` and `{level: (low, high)}` for
+        the interval `levels` of series `names`. Intervals are drawn where the model works
+        (after `target_transform`) and mapped back with the forecasts."""
         name = self.config_.target_transform
         seen = transforms.forward(name, contexts, "the history")
         scaled = (seen - mean[:, None]) / scale[:, None]
         out = forecast_contexts(self.model_, scaled.astype(np.float32))
         shape = (-1,) + (1,) * (out.ndim - 1)
-        return transforms.inverse(name, out * scale.reshape(shape) + mean.reshape(shape))
+        out = out * scale.reshape(shape) + mean.reshape(shape)
+        point = out if out.ndim == 2 else out[..., self.config_.point_index]
+        bounds = {}
+        if levels:
+            bounds = calibration.intervals(out, point, seen, scale, names, levels)
+        back = {lvl: (transforms.inverse(name, lo), transforms.inverse(name, hi))
+                for lvl, (lo, hi) in bounds.items()}  # fmt: skip
+        return transforms.inverse(name, out), transforms.inverse(name, point), back
 
-    def predict(self, df: pd.DataFrame | None = None, *, quantiles=None) -> pd.DataFrame:
+    def predict(
+        self, df: pd.DataFrame | None = None, *, quantiles=None, level=None
+    ) -> pd.DataFrame:
         """The next `prediction_length` steps after the history (the fit data, or `df`).
 
         Returns a frame in the input's layout with future timestamps. For a model trained with
         `loss="quantile"`, the point forecast is the median and `quantiles` (a subset of the
-        trained ones) adds columns `<name>_q<level>`.
+        trained ones) adds columns `<name>_q<level>`. `level` (integer percentages, e.g.
+        `[80, 95]`) adds split-conformal intervals `<name>_lo80`, `<name>_hi80`, ... for any
+        model, calibrated at fit on its validation windows (`trellis_ts.conformal`).
         """
         self._check_fitted()
-        wanted = self._quantile_columns(quantiles)
+        wanted = quantile_columns(self.config_, quantiles)
+        levels = check_levels(level)
+        calibration = self.calibration_for(levels)
         panel = self._history(df)
         L = self.config_.context_length
         contexts = np.stack([v[-L:] for v in panel.values])
         mean, scale = self._scaling(panel)
-        out = self._forecast(contexts, mean, scale)
-        point = out if out.ndim == 2 else out[..., self._median_index()]
+        out, point, bounds = self._forecast(contexts, mean, scale, list(panel.names), levels,
+                                            calibration)  # fmt: skip
         if not np.isfinite(out).all():
             raise DataError("the forecast is not finite; check the history for extreme values")
         extra = {f"q{q:g}": out[..., i] for q, i in wanted}
+        for lvl, (low, high) in bounds.items():
+            extra |= {f"lo{lvl}": low, f"hi{lvl}": high}
         return to_frame(panel, point, columns_suffix=extra or None)
 
-    def _median_index(self) -> int:
-        qs = list(self.config_.quantiles)
-        return qs.index(0.5) if 0.5 in qs else len(qs) // 2
-
-    def _quantile_columns(self, quantiles) -> list[tuple[float, int]]:
-        if quantiles is None:
-            return []
-        if self.config_.loss != "quantile":
-            raise ConfigError(
-                "this model gives point forecasts only; fit it with loss='quantile' to predict quantiles"
-            )
-        trained = [float(q) for q in self.config_.quantiles]
-        pairs = []
-        for q in quantiles:
-            if float(q) not in trained:
-                raise ConfigError(
-                    f"quantile {q} was not trained; choose from {trained} or refit with it"
-                )
-            pairs.append((float(q), trained.index(float(q))))
-        return pairs
+    def calibration_for(self, levels) -> Calibration | None:
+        """The fitted calibration if it can give intervals at `levels` (ConfigError if not)."""
+        self._check_fitted()
+        return require_calibration(getattr(self, "calibration_", None), levels)
 
     # ------------------------------------------------------------------ evaluation
     def backtest(
-        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None
+        self,
+        df: pd.DataFrame,
+        *,
+        n_windows: int | None = None,
+        step: int | None = None,
+        level=None,
+        return_forecasts: bool = False,
     ) -> pd.DataFrame:
         """Rolling-origin evaluation on `df` without refitting.
 
         Windows end at the last time step and go back by `step` (default `prediction_length`);
         `n_windows` limits them per series (default: all that fit). One row per series and
         window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
-        (+ wQL and coverage of the outermost quantile band for a quantile model).
+        (+ wQL and coverage of the outermost quantile band for a quantile model; + `coverage80`
+        and `width80` per interval level with `level=[80, ...]`).
+
+        `return_forecasts=True` returns the forecasts instead: one row per series, cutoff and
+        horizon step with `series`, `cutoff`, `timestamp`, `horizon` (1..H), `actual`,
+        `forecast`, `forecast_q<q>` (quantile models) and `forecast_lo<l>`/`forecast_hi<l>`.
         """
-        self._check_fitted()
-        config = self.config_
-        step = config.prediction_length if step is None else step
-        if not isinstance(step, int) or step < 1:
-            raise ConfigError(f"step={step!r} must be a positive integer")
-        if n_windows is not None and (not isinstance(n_windows, int) or n_windows < 1):
-            raise ConfigError(f"n_windows={n_windows!r} must be a positive integer or None")
-        panel = self._history(df)
-        L, H = config.context_length, config.prediction_length
-        too_short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
-        if too_short:
-            raise DataError(
-                f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
-                "pass a longer history to evaluate"
-            )
-        mean, scale = self._scaling(panel)
-        windows = WindowDataset(list(panel.values), L, H, stride=step)
-        idx = np.arange(len(windows))
-        series_of, start_of = windows.locate_many(idx)
-        if n_windows is not None:  # keep the newest n_windows of each series
-            rank = np.zeros(len(idx), dtype=np.int64)
-            for s in np.unique(series_of):
-                members = np.flatnonzero(series_of == s)
-                rank[members[np.argsort(-start_of[members])]] = np.arange(len(members))
-            idx = idx[rank < n_windows]
-            series_of, start_of = series_of[idx], start_of[idx]
-        x, y = windows.gather(idx)
-        warn_in_sample(getattr(self, "fit_span_", None), panel, series_of, start_of, H)
-        out = self._forecast(x[:, :, 0].double().numpy(), mean[series_of], scale[series_of])
-        truth = y[:, :, 0].double().numpy()
-        season = seasonal_period(panel.freq)
-        qs = np.array(config.quantiles)
-        rows = []
-        for w in range(len(idx)):
-            s, start = int(series_of[w]), int(start_of[w])
-            values = panel.values[s]
-            pred = out[w] if out.ndim == 2 else out[w][..., self._median_index()]
-            row = {"series": panel.names[s], "cutoff": panel.index[s][start - 1]}
-            row |= point_metrics(truth[w], pred, naive_scale(values[:start], season))
-            if out.ndim == 3:
-                row |= quantile_metrics(truth[w], out[w], qs)
-            rows.append(row)
-        return pd.DataFrame(rows)
+        result = run_backtest(self, df, n_windows=n_windows, step=step, level=level)
+        return result.forecasts() if return_forecasts else result.metrics()
 
     def evaluate(
-        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None
+        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None, level=None
     ) -> dict[str, float]:
         """Metrics of `backtest` averaged over series and windows, plus the number of windows."""
-        return aggregate_metrics(self.backtest(df, n_windows=n_windows, step=step))
+        return aggregate_metrics(self.backtest(df, n_windows=n_windows, step=step, level=level))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

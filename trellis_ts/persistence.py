@@ -2,17 +2,23 @@
 
 No pickle anywhere: loading never executes code from the model directory. A directory holds
 `model.json` (format version, library version, config, data layout, scaler, history
-timestamps) and `weights.safetensors` (the model's tensors and the history tail's values).
-It is written to a temporary directory beside the target and renamed into place, so a crash
-never leaves a half-written model.
+timestamps, calibration) and `weights.safetensors` (the model's tensors, the history tail's
+values and the conformal thresholds). It is written to a temporary directory beside the target
+and swapped into place in one atomic step where the system allows it (Linux's
+`renameat2(RENAME_EXCHANGE)`), else by two renames: a crash never leaves a half-written model, and
+updating a model in place (a warm start) never leaves a mix of old and new files.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +31,7 @@ from safetensors.torch import load_file, save_file
 import trellis_ts
 from trellis_ts.baselines import build_model
 from trellis_ts.config import TrellisConfig
+from trellis_ts.conformal import Calibration
 from trellis_ts.data import Panel
 from trellis_ts.errors import ConfigError, ModelFileError
 from trellis_ts.training import TrainingSummary
@@ -55,8 +62,13 @@ def _unjson(value: Any) -> Any:
 def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> None:
     # Through a symlink, the model goes where it points (the link itself stays).
     target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
-    is_model = (target / CONFIG_FILE).is_file()
-    if target.exists() and not is_model and (not target.is_dir() or any(target.iterdir())):
+    # Look at `target` before its contents: another process may be moving a model into place
+    # (a path that exists holds a whole model from then on).
+    if (
+        target.exists()
+        and not (target / CONFIG_FILE).is_file()
+        and (not target.is_dir() or any(target.iterdir()))
+    ):
         raise ModelFileError(
             f"{target} exists and is not a trellis-ts model directory; choose a new path"
         )
@@ -67,6 +79,11 @@ def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> N
     }
     for i, values in enumerate(history.values):
         tensors[f"history.{i}"] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+    calibration: Calibration | None = getattr(forecaster, "calibration_", None)
+    if calibration is not None:
+        tensors["conformal.thresholds"] = torch.from_numpy(
+            np.ascontiguousarray(calibration.thresholds, dtype=np.float64)
+        )
     meta = {
         "format_version": FORMAT_VERSION,
         "library_version": trellis_ts.__version__,
@@ -74,6 +91,7 @@ def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> N
         "columns": forecaster.columns_,
         "scaler": forecaster.scaler_,
         "summary": forecaster.summary_.to_dict(),
+        "conformal": None if calibration is None else calibration.to_meta(),
         "fit_span": getattr(forecaster, "fit_span_", None),
         "data_summary": getattr(forecaster, "data_summary_", None),
         "history": {
@@ -94,16 +112,62 @@ def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> N
     try:
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        _move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # after a swap it holds the old model
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux renameat2); False where that is unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Make the complete directory `staging` the directory `target`.
+
+    A new target is one rename. An existing one is swapped with `staging` in one atomic step
+    (readers see the old model or the new one, never neither), or, where the system cannot
+    swap, renamed aside first and removed after. Two processes saving the same path at once
+    both succeed (the last one wins).
+    """
+    for _ in range(3):
+        if not target.exists():
+            try:
+                staging.rename(target)
+                return
+            except OSError as exc:  # another process created it meanwhile: swap with it
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        if _exchange(staging, target):
+            return
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+        try:
             target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        except FileNotFoundError:
+            continue
+        try:
+            staging.rename(target)
+        except OSError:
+            old.rename(target)  # put the old model back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    raise OSError(errno.EBUSY, "could not move the model into place", str(target))
 
 
 def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> TrellisForecaster:
@@ -171,6 +235,11 @@ def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> Tr
         forecaster.history_ = history
         forecaster.freq_ = history.freq
         forecaster.summary_ = summary
+        saved = meta.get("conformal")  # absent in models saved before intervals existed
+        forecaster.calibration_ = None if saved is None else Calibration.from_saved(
+            {**saved, "first_target": {k: _unjson(v) for k, v in saved.get("first_target", {}).items()}},
+            tensors["conformal.thresholds"].numpy(),
+        )  # fmt: skip
         forecaster.data_summary_ = meta.get("data_summary")
         span = meta.get("fit_span")  # absent in format 1
         forecaster.fit_span_ = None if span is None else {

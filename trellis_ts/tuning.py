@@ -1,6 +1,7 @@
 """Hyperparameter search with Optuna: pruned, resumable, and shared by many workers.
 
-- `suggest_params(trial)`: the default search space, keys are `TrellisForecaster` parameters.
+- `suggest_params(trial, sizes, fixed)` (`trellis_ts.tuning_space`): the default search space,
+  sized to the data; keys are `TrellisForecaster` parameters, those the user fixed left out.
   A space file (YAML/JSON) or any function `trial -> dict` replaces it.
 - Every trial fits on the data's training part and is scored by its validation loss (the end
   of each series held out, `val_fraction`); whoever calls `tune` keeps the test part away.
@@ -18,7 +19,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,150 +27,28 @@ import lightning.pytorch as pl
 import optuna
 import pandas as pd
 import sqlalchemy.exc
-import yaml
 from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from trellis_ts.config import TrellisConfig, config_fields
 from trellis_ts.data import Panel, to_panel
 from trellis_ts.errors import ConfigError, TrellisUserError
 from trellis_ts.estimator import TrellisForecaster
 from trellis_ts.sizing import resolve_sizes
+from trellis_ts.tuning_space import (  # noqa: F401 (the space functions are part of this API)
+    SpaceFn,
+    as_space,
+    load_space,
+    longest_context,
+    space_from_mapping,
+    suggest_params,
+)
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message=".*is experimental.*", module="optuna")
 
-SpaceFn = Callable[[optuna.Trial], dict[str, Any]]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 READING_OPTIONS = ("time_col", "id_col", "target", "dayfirst", "date_format")
-
-
-def suggest_params(
-    trial: optuna.Trial,
-    sizes: TrellisConfig | None = None,
-    fixed: Collection[str] = (),
-    longest_context: int | None = None,
-) -> dict[str, Any]:
-    """The default search space over the estimator's main parameters.
-
-    `sizes` is the config sized to the data (`tune` passes it): contexts from half to twice its
-    context, up to `longest_context` (what the data allows), patches around its patch.
-    Parameters in `fixed` (set by the user) are left out of the space.
-    """
-    L, P = (336, 16) if sizes is None else (sizes.context_length, sizes.patch_len)
-    longest = longest_context or 2 * L
-    contexts = sorted({c for c in (L // 2, L, 3 * L // 2, 2 * L) if 1 <= c <= longest} | {L})
-    shortest = contexts[0] if "context_length" not in fixed else sizes.context_length
-    patches = sorted({p for p in (P // 2, P, 3 * P // 2) if 1 <= p <= max(1, shortest // 2)} | {P})
-    space: dict[str, Callable[[], Any]] = {
-        "context_length": lambda: trial.suggest_categorical("context_length", contexts),
-        "patch_len": lambda: trial.suggest_categorical("patch_len", patches),
-        "d_model": lambda: trial.suggest_categorical("d_model", [32, 64, 128]),
-        "n_layers": lambda: trial.suggest_int("n_layers", 1, 3),
-        "n_heads": lambda: trial.suggest_categorical("n_heads", [2, 4]),
-        "n_slots": lambda: trial.suggest_categorical("n_slots", [16, 32, 64]),
-        "chunk_size": lambda: trial.suggest_categorical("chunk_size", [1, 4, 8, 16]),
-        "dropout": lambda: trial.suggest_float("dropout", 0.0, 0.3),
-        "learning_rate": lambda: trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
-        "batch_size": lambda: trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
-    }
-    params = {name: draw() for name, draw in space.items() if name not in fixed}
-    if "patch_stride" not in fixed:
-        patch = params.get("patch_len") or (sizes.patch_len if sizes is not None else P)
-        params["patch_stride"] = max(1, patch // trial.suggest_categorical("patch_overlap", [1, 2]))
-    return params
-
-
-def space_from_mapping(space: Mapping[str, Any], fixed: Collection[str] = ()) -> SpaceFn:
-    """A search space from a mapping `parameter -> spec` (what a space file holds).
-
-    A spec is a plain value (fixed), a list (categorical choices), or a mapping with `type`
-    one of `int`, `float` (`low`, `high`, optional `log`, `step`) or `categorical` (`choices`).
-    Entries for parameters in `fixed` (set by the user) are left out, with a warning.
-    """
-    overlap = sorted(set(space) & set(fixed))
-    if overlap:
-        warnings.warn(
-            f"the search space's entries for {', '.join(overlap)} are left out: those settings "
-            "are fixed (given as options, or in base_params).",
-            UserWarning,
-            stacklevel=3,
-        )
-        space = {k: v for k, v in space.items() if k not in overlap}
-    known = {f.name for f in config_fields()}
-    unknown = sorted(set(space) - known)
-    if unknown:
-        raise ConfigError(
-            f"the search space names unknown parameter(s) {unknown}; valid: {sorted(known)}"
-        )
-    for name, spec in space.items():
-        _check_spec(name, spec)
-
-    def suggest(trial: optuna.Trial) -> dict[str, Any]:
-        params = {}
-        for name, spec in space.items():
-            if isinstance(spec, list):
-                params[name] = trial.suggest_categorical(name, spec)
-            elif isinstance(spec, Mapping):
-                kind = spec["type"]
-                if kind == "categorical":
-                    params[name] = trial.suggest_categorical(name, list(spec["choices"]))
-                elif kind == "int":
-                    params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]),
-                                                     step=int(spec.get("step", 1)), log=bool(spec.get("log", False)))  # fmt: skip
-                else:
-                    params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]),
-                                                       step=spec.get("step"), log=bool(spec.get("log", False)))  # fmt: skip
-            else:
-                params[name] = spec
-        return params
-
-    return suggest
-
-
-def _check_spec(name: str, spec: Any) -> None:
-    if isinstance(spec, list):
-        if not spec:
-            raise ConfigError(
-                f"search space entry {name!r} is an empty list; give at least one choice"
-            )
-        return
-    if not isinstance(spec, Mapping):
-        return  # a fixed value: TrellisConfig validates it in each trial's fit
-    kind = spec.get("type")
-    needed = {"int": ("low", "high"), "float": ("low", "high"), "categorical": ("choices",)}
-    if kind not in needed:
-        raise ConfigError(
-            f"search space entry {name!r} has type {kind!r}; use int, float or categorical (or a list of choices)"
-        )
-    missing = [k for k in needed[kind] if k not in spec]
-    if missing:
-        raise ConfigError(f"search space entry {name!r} ({kind}) lacks {missing}")
-    if kind != "categorical" and not float(spec["low"]) < float(spec["high"]):
-        raise ConfigError(
-            f"search space entry {name!r} needs low < high, got {spec['low']} and {spec['high']}"
-        )
-
-
-def load_space(path: str | Path, fixed: Collection[str] = ()) -> SpaceFn:
-    """A search space from a YAML or JSON file (see `space_from_mapping`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"search space file {path} does not exist; pass an existing YAML or JSON file"
-        )
-    try:
-        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"search space file {path} is not valid YAML/JSON ({str(exc).splitlines()[0]})"
-        ) from None
-    if not isinstance(data, Mapping) or not data:
-        raise ConfigError(
-            f"search space file {path} must hold a mapping of parameter names to specs"
-        )
-    return space_from_mapping(data, fixed)
 
 
 class PruningCallback(pl.Callback):
@@ -207,21 +86,56 @@ def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
         )
 
 
+# Database drivers SQLAlchemy imports for a storage URL, and what installs each.
+DRIVER_PACKAGES = {
+    "psycopg": "psycopg (pip install -c constraints.txt 'trellis-ts[tune]')",
+    "psycopg2": "psycopg2-binary (or use a postgresql+psycopg:// URL with 'trellis-ts[tune]')",
+    "mysqldb": "mysqlclient (or use a mysql+pymysql:// URL with PyMySQL)",
+    "pymysql": "PyMySQL",
+}
+
+
+def storage_url(storage: str) -> str:
+    """The URL with PostgreSQL's driver made explicit: `postgresql://` and `postgres://` mean
+    psycopg 3 (the `tune` extra), whatever SQLAlchemy's default driver is."""
+    for prefix in ("postgresql://", "postgres://"):
+        if storage.startswith(prefix):
+            return "postgresql+psycopg://" + storage[len(prefix) :]
+    return storage
+
+
+def _driver(storage: str) -> str:
+    try:
+        return sqlalchemy.engine.make_url(storage).get_driver_name()
+    except Exception:  # an unparseable URL fails later with its own message
+        return "?"
+
+
 def make_storage(
     storage: str, heartbeat_interval: int = 60, grace_period: int | None = None
 ) -> RDBStorage:
     """An Optuna RDB storage with heartbeats: trials of dead workers are failed and retried."""
+    url = storage_url(storage)
     # SQLite allows one writer at a time: let a worker wait for the lock instead of failing.
-    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(5):
         try:
             return RDBStorage(
-                storage,
+                url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=retry_stale_trial,
             )
+        except ImportError:
+            driver = _driver(url)
+            package = DRIVER_PACKAGES.get(
+                driver, f"the package that provides the module {driver!r}"
+            )
+            raise ConfigError(
+                f"cannot open the study storage {storage!r}: its database driver {driver!r} is not "
+                f"installed; install {package}"
+            ) from None
         except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or a dead server
             # Workers started together on a new database race to create its tables; the loser
             # sees "already exists" or a duplicate schema-version row, and simply opens what
@@ -233,7 +147,7 @@ def make_storage(
             raise ConfigError(
                 f"cannot open the study storage {storage!r} ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0]}); pass a database URL such as sqlite:///tune.db or "
-                "postgresql://user@host/db"
+                "postgresql://user:password@host/db, and check that its server is running"
             ) from None
     raise AssertionError("unreachable")
 
@@ -267,6 +181,14 @@ def tune(
     """
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials={n_trials!r} must be a positive integer")
+    if (
+        isinstance(heartbeat_interval, bool)
+        or not isinstance(heartbeat_interval, int)
+        or heartbeat_interval < 1
+    ):
+        raise ConfigError(
+            f"heartbeat_interval={heartbeat_interval!r} must be a positive number of seconds"
+        )
     if pruner not in ("median", "hyperband", "none"):
         raise ConfigError(f"pruner={pruner!r} is not valid; choose median, hyperband or none")
     base = {"verbose": False, **(base_params or {})}
@@ -279,7 +201,7 @@ def tune(
     sizes = resolve_sizes(config, panel.freq, panel.lengths(), panel.names).config
     # Every trial forecasts the same horizon, so their validation losses compare.
     base.setdefault("prediction_length", sizes.prediction_length)
-    suggest = _as_space(space, sizes, fixed, _longest_context(sizes, panel.lengths()))
+    suggest = as_space(space, sizes, fixed, longest_context(sizes, panel.lengths()))
     study = optuna.create_study(
         study_name=study_name,
         storage=make_storage(storage, heartbeat_interval, grace_period),
@@ -332,24 +254,6 @@ def tune(
         if model_dir is not None:
             best.save(model_dir)
     return study, best
-
-
-def _as_space(space, sizes: TrellisConfig, fixed: set[str], longest: int) -> SpaceFn:
-    if space is None:
-        return lambda trial: suggest_params(trial, sizes, fixed, longest)
-    if callable(space):
-        return space
-    if isinstance(space, Mapping):
-        return space_from_mapping(space, fixed)
-    return load_space(space, fixed)
-
-
-def _longest_context(sizes: TrellisConfig, lengths) -> int:
-    """The longest context that leaves the shortest series a validation part and a quarter of
-    its training part as window starts (the default space's upper end)."""
-    T, H = int(min(lengths)), sizes.prediction_length
-    n_val = max(H, int(round(sizes.val_fraction * T))) if sizes.val_fraction else 0
-    return max(sizes.context_length, (T - n_val - H) * 3 // 4)
 
 
 def _count(study: optuna.Study) -> int:

@@ -227,7 +227,10 @@ def exact_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, f, state, fresh,
                  output_final_state):  # fmt: skip
     """`chunk_trellis` for φ = identity: both passes exact, sharing the decays."""
     length = q.shape[1]
-    chunk_size = max(1, min(chunk_size, length))  # exact for any size: never pad beyond T
+    # Exact for any chunk size, so spread T evenly over as many chunks as `chunk_size` asks for
+    # (43 tokens at 64 are one chunk of 43, 90 are two of 45) instead of padding the last one.
+    n_chunks = max(1, -(-length // chunk_size))
+    chunk_size = max(1, -(-length // n_chunks))
     qc, kc, vc, ac = (to_chunks(x, 0, chunk_size) for x in (q, k, v, alpha))
     b = to_chunks(log_beta, 0, chunk_size).cumsum(-1)  # b_r = log μ_r inside each chunk
     gamma_c = to_chunks(gamma, 0, chunk_size)
