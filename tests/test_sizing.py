@@ -139,3 +139,10 @@ def test_tuning_space_is_sized_to_the_data(tmp_path):
         assert params["prediction_length"] == 12  # one horizon for every trial
         assert params["context_length"] in (24, 48, 72)  # around 48, as far as 144 rows allow
         assert params["patch_len"] <= params["context_length"] // 2
+
+
+def test_a_warm_start_keeps_the_sizes_chosen_at_fit():
+    f = TrellisForecaster(**SMALL).fit(monthly())
+    f.fit(monthly(150), warm_start=True)  # sizes unset: the fitted ones, not new ones
+    c = f.config_
+    assert (c.prediction_length, c.context_length, c.patch_len, c.patch_stride) == (12, 48, 8, 4)

@@ -82,3 +82,10 @@ def test_command_line_option(tmp_path):
     assert "--target-transform clip is not valid; choose one of: none, log1p, nonnegative" in (
         bad.stderr
     )
+
+
+def test_intervals_follow_the_transform(forecasts):
+    f, _ = forecasts["log1p"]
+    fc = f.predict(level=[80])
+    low, point, high = fc["Sunspots_lo80"], fc["Sunspots"], fc["Sunspots_hi80"]
+    assert (low >= 0).all() and (low <= point).all() and (point <= high).all()
