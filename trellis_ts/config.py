@@ -40,7 +40,7 @@ class TrellisConfig:
     patch_len: int = 16
     patch_stride: int = 8
     d_model: int = 64
-    n_heads: int = 4
+    n_heads: int = 2
     n_layers: int = 2
     ffn_mult: float = 2.0
     dropout: float = 0.1
