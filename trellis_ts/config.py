@@ -51,7 +51,7 @@ class TrellisConfig:
     patch_len: int | None = None
     patch_stride: int | None = None
     d_model: int = 64
-    n_heads: int = 4
+    n_heads: int = 2
     n_layers: int = 2
     ffn_mult: float = 2.0
     dropout: float = 0.1
