@@ -21,7 +21,7 @@ MODELS = ("encoder", "dlinear", "seasonal_naive")
 MIXERS = ("trellis", "attention")
 HEADS = ("flatten", "pool")
 LOSSES = ("mse", "mae", "huber", "quantile")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "exponential", "constant")
 MISSING = ("error", "interpolate", "ffill")
 TARGET_TRANSFORMS = ("none", "log1p", "nonnegative")
 # Sizes left as None are chosen from the data at fit (`trellis_ts.sizing.resolve_sizes`).
@@ -80,7 +80,8 @@ class TrellisConfig:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # used when loss == "quantile"
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
-    lr_schedule: str = "cosine"  # cosine (with warm-up) or constant
+    lr_schedule: str = "cosine"  # cosine (with warm-up), exponential or constant
+    lr_decay: float = 0.5  # the exponential schedule's factor per epoch
     batch_size: int = 128
     max_epochs: int = 20
     early_stopping_patience: int = 3
@@ -146,6 +147,7 @@ class TrellisConfig:
         _in_range(self, "dropout", 0.0, 1.0, right_open=True)
         _in_range(self, "val_fraction", 0.0, 1.0, right_open=True)
         _in_range(self, "beta_init", 0.0, 1.0, left_open=True, right_open=True)
+        _in_range(self, "lr_decay", 0.0, 1.0, left_open=True)
         for name in ("learning_rate", "ffn_mult"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -235,7 +237,7 @@ class TrellisConfig:
 # What a warm start may change: how training runs, not what the model is. Every other field
 # (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
 WARM_START_FIELDS = frozenset({
-    "dropout", "learning_rate", "weight_decay", "lr_schedule", "batch_size", "max_epochs",
+    "dropout", "learning_rate", "weight_decay", "lr_schedule", "lr_decay", "batch_size", "max_epochs",
     "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip",
     "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
     "num_workers", "verbose", "beta_init",
@@ -314,7 +316,8 @@ FIELD_HELP: dict[str, str] = {
     "quantiles": "Comma list of quantile levels learned when loss is quantile.",
     "learning_rate": "Peak learning rate of the optimiser.",
     "weight_decay": "Weight decay of the optimiser.",
-    "lr_schedule": "Learning-rate schedule: cosine (with warm-up) or constant.",
+    "lr_schedule": "Learning-rate schedule: cosine (with warm-up), exponential (times lr_decay every epoch, after warm-up) or constant.",
+    "lr_decay": "Factor the exponential schedule multiplies the learning rate by every epoch, in (0, 1].",
     "batch_size": "Training windows per batch.",
     "max_epochs": "Upper limit on training epochs (early stopping may end sooner).",
     "early_stopping_patience": "Epochs without validation improvement before training stops.",

@@ -70,6 +70,7 @@ class TrellisForecaster(BaseEstimator):
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         lr_schedule: str = "cosine",
+        lr_decay: float = 0.5,
         batch_size: int = 128,
         max_epochs: int = 20,
         early_stopping_patience: int = 3,
@@ -116,6 +117,7 @@ class TrellisForecaster(BaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping_patience = early_stopping_patience

@@ -76,10 +76,13 @@ class TrellisLightningModule(pl.LightningModule):
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = max(1, min(100, total // 20))
+        per_epoch = max(total // max(config.max_epochs, 1), 1)
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
+            if config.lr_schedule == "exponential":  # e.g. halved every epoch, as DLinear's
+                return config.lr_decay ** ((step - warmup) / per_epoch)
             progress = min((step - warmup) / max(total - warmup, 1), 1.0)
             return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
