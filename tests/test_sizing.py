@@ -146,3 +146,16 @@ def test_a_warm_start_keeps_the_sizes_chosen_at_fit():
     f.fit(monthly(150), warm_start=True)  # sizes unset: the fitted ones, not new ones
     c = f.config_
     assert (c.prediction_length, c.context_length, c.patch_len, c.patch_stride) == (12, 48, 8, 4)
+
+
+def test_building_a_model_fills_unset_patches_by_the_same_rule():
+    from trellis_ts.baselines import build_model
+    from trellis_ts.errors import ConfigError
+    from trellis_ts.sizing import with_patches
+
+    config = TrellisConfig(context_length=48, prediction_length=12, d_model=8, n_slots=4)
+    assert (with_patches(config).patch_len, with_patches(config).patch_stride) == (8, 4)
+    assert with_patches(config) == resolve_sizes(config, "MS", [144]).config  # what fit chooses
+    assert build_model(config).config.n_patches == 12
+    with pytest.raises(ConfigError, match="prediction_length not set"):
+        build_model(TrellisConfig(context_length=48))

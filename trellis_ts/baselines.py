@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from trellis_ts.config import TrellisConfig
 from trellis_ts.model import TrellisModel
+from trellis_ts.sizing import with_patches
 
 
 class DLinear(nn.Module):
@@ -51,6 +52,7 @@ class SeasonalNaive(nn.Module):
 
 def build_model(config: TrellisConfig) -> nn.Module:
     """The forecaster a config describes: the Trellis/attention encoder or a baseline."""
+    config = with_patches(config)  # unset patches: the rule fit uses for this context
     if config.model == "dlinear":
         return DLinear(config)
     if config.model == "seasonal_naive":

@@ -21,9 +21,16 @@ import numpy as np
 import pandas as pd
 
 from trellis_ts.config import SIZE_FIELDS, TrellisConfig
-from trellis_ts.errors import DataError
+from trellis_ts.errors import ConfigError, DataError
 
-__all__ = ["PATCHTST_PATCH", "SIZES_BY_UNIT", "Sizing", "default_sizes", "resolve_sizes"]
+__all__ = [
+    "PATCHTST_PATCH",
+    "SIZES_BY_UNIT",
+    "Sizing",
+    "default_sizes",
+    "resolve_sizes",
+    "with_patches",
+]
 
 # base unit of the frequency -> (name, horizon, context)
 SIZES_BY_UNIT: dict[str, tuple[str, int, int]] = {
@@ -111,6 +118,22 @@ def _patches(config: TrellisConfig, context_length: int) -> tuple[int, int]:
     if config.patch_stride is not None:
         return max(patch, config.patch_stride), config.patch_stride
     return patch, stride
+
+
+def with_patches(config: TrellisConfig) -> TrellisConfig:
+    """`config` with unset patches filled by the rule for its context: what building a model
+    needs (`build_model`, `train_model`). The patches depend on the context only, so this gives
+    what `resolve_sizes` would; an unset horizon or context is a ConfigError."""
+    unset = [n for n in ("prediction_length", "context_length") if getattr(config, n) is None]
+    if unset:
+        raise ConfigError(
+            f"{' and '.join(unset)} not set; give them, or let TrellisForecaster.fit choose them "
+            "from the data (trellis_ts.sizing.resolve_sizes)"
+        )
+    if config.patch_len is not None and config.patch_stride is not None:
+        return config
+    patch, stride = _patches(config, config.context_length)
+    return config.replace(patch_len=patch, patch_stride=stride)
 
 
 def default_sizes(config: TrellisConfig, freq: str | int | None = None) -> TrellisConfig:

@@ -28,6 +28,7 @@ from trellis_ts.config import TrellisConfig
 from trellis_ts.data import EpochSubsampler, WindowDataset, train_val_ranges
 from trellis_ts.errors import Interrupted
 from trellis_ts.lightning_module import BestWeights, TrellisLightningModule
+from trellis_ts.sizing import with_patches
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
 for _name in (
@@ -125,7 +126,8 @@ def train_model(
     `init_state` (a state dict of the same config's model) is a warm start: training continues
     from those weights, with a fresh optimiser and learning-rate schedule over `max_epochs`.
     """
-    L, H = config.require_sized().context_length, config.prediction_length
+    config = with_patches(config)
+    L, H = config.context_length, config.prediction_length
     if config.random_state is not None:
         pl.seed_everything(config.random_state, workers=True, verbose=False)
     if val_series is None:
