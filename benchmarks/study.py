@@ -127,10 +127,22 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 
 # ------------------------------------------------------------------------------ running
-def _config_id(model: str, settings: dict[str, Any]) -> str:
-    from trellis_ts.benchmark import _config_id, resolve_config
+def _canonical(config: dict[str, Any]) -> str:
+    """A run's settings without the runner's own fields and without fields at their default, so
+    that a setting added to TrellisConfig later (at a default that keeps the old behaviour)
+    leaves earlier records recognisable."""
+    from trellis_ts.config import TrellisConfig
 
-    return _config_id(resolve_config(model, settings).to_dict())
+    defaults = TrellisConfig().to_dict()
+    own = ("context_length", "prediction_length", "random_state", "verbose")
+    kept = {k: v for k, v in config.items() if k not in own and defaults.get(k, object()) != v}
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def _settings_key(model: str, settings: dict[str, Any]) -> str:
+    from trellis_ts.benchmark import resolve_config
+
+    return _canonical(resolve_config(model, settings).to_dict())
 
 
 def _job(dataset, model, settings, L, H, seed, results, validation_only=False) -> dict[str, Any]:
@@ -141,9 +153,10 @@ def _job(dataset, model, settings, L, H, seed, results, validation_only=False) -
 def _key(job_or_record: dict[str, Any]) -> tuple:
     r = job_or_record
     if "settings" in r:
-        return (r["dataset"], r["model"], _config_id(r["model"], r["settings"]), r["L"], r["H"],
+        return (r["dataset"], r["model"], _settings_key(r["model"], r["settings"]), r["L"], r["H"],
                 r["seed"])  # fmt: skip
-    return (r["dataset"], r["model"], r["config_id"], r["context_length"], r["horizon"], r["seed"])
+    return (r["dataset"], r["model"], _canonical(r["config"]), r["context_length"], r["horizon"],
+            r["seed"])  # fmt: skip
 
 
 def _launch(job: dict[str, Any], data_dir: Path) -> int:
@@ -224,8 +237,8 @@ def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: in
         raise SystemExit(f"{SEARCH_FILE} holds test scores; a search file must not")
     rows = []
     for candidate in grid:
-        cid = _config_id(model, budget(dataset, model) | candidate)
-        runs = [r for r in records if r["config_id"] == cid]
+        key = _settings_key(model, budget(dataset, model) | candidate)
+        runs = [r for r in records if _canonical(r["config"]) == key]
         if not runs:
             continue
         by_h = {}
@@ -294,11 +307,11 @@ def best_lookbacks(datasets) -> dict[tuple[str, str], int]:
     best = {}
     for dataset in datasets:
         for model in MODELS:
-            cid = _config_id(model, chosen(dataset, model))
+            key = _settings_key(model, chosen(dataset, model))
             losses = {}
             for L in LONG_LOOKBACKS:
                 runs = [r["best_val_loss"] for r in records if r["dataset"] == dataset
-                        and r["model"] == model and r["config_id"] == cid
+                        and r["model"] == model and _canonical(r["config"]) == key
                         and r["context_length"] == L]  # fmt: skip
                 if len(runs) == len(SEARCH_HORIZONS):
                     losses[L] = statistics.mean(runs)
@@ -351,8 +364,8 @@ def ablation_table() -> str:
     lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
              + " | s / epoch |", "|---|" + "---:|" * len(SEARCH_HORIZONS) + "---:|"]  # fmt: skip
     for name, change in ABLATIONS.items():
-        cid = _config_id("trellis", base | change)
-        runs = [r for r in records if r["config_id"] == cid]
+        key = _settings_key("trellis", base | change)
+        runs = [r for r in records if _canonical(r["config"]) == key]
         if not runs:
             continue
         cells = []
