@@ -257,13 +257,15 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
         help=f"{FIELD_HELP.get(field.name, '')} Default: {shown.lower()}.".lstrip(),
         show_default=False,
         rich_help_panel=MODEL,
-        metavar="<int|none>" if _optional_int(kind) else metavar,
-    )
+        metavar="<int|none>" if _optional(kind, int) else "<float|none>" if _optional(kind, float)
+        else metavar,
+    )  # fmt: skip
     return Annotated[(native or str) | None, option]
 
 
-def _optional_int(kind: Any) -> bool:
-    return typing.get_origin(kind) is not None and int in typing.get_args(kind)
+def _optional(kind: Any, number: type) -> bool:
+    """Whether a field's type is `number | None`."""
+    return typing.get_origin(kind) is not None and number in typing.get_args(kind)
 
 
 def _parse_field(name: str, value: Any, kind: Any) -> Any:
@@ -275,11 +277,17 @@ def _parse_field(name: str, value: Any, kind: Any) -> Any:
         return float_list("--quantiles", text)
     if name in ("freq", "devices"):  # an integer step / device count, or a name
         return int(text) if text.isdigit() else text
-    if _optional_int(kind):
-        if text.lower() != "none" and not text.lstrip("-").isdigit():
-            option = "--" + name.replace("_", "-")
-            raise ConfigError(f"{option} {value!r} is not an integer; pass a number or none")
-        return None if text.lower() == "none" else int(text)
+    for number, what in ((int, "an integer"), (float, "a number")):
+        if _optional(kind, number):
+            if text.lower() == "none":
+                return None
+            try:
+                return number(text)
+            except ValueError:
+                option = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{option} {value!r} is not {what}; pass a number or none"
+                ) from None
     return text
 
 

@@ -88,6 +88,7 @@ class TrellisConfig:
     val_fraction: float = 0.2  # the end of each series held out for early stopping
     windows_per_epoch: int | None = None  # draw at most this many training windows per epoch
     gradient_clip: float = 1.0
+    ema_decay: float | None = None  # validate and forecast with a moving average of the weights
     random_state: int | None = 0
 
     # Data policy.
@@ -163,6 +164,8 @@ class TrellisConfig:
                     f"season_length={self.season_length} is longer than context_length="
                     f"{self.context_length}; the context must hold at least one season"
                 )
+        if self.ema_decay is not None:
+            _in_range(self, "ema_decay", 0.0, 1.0, left_open=True, right_open=True)
         if self.windows_per_epoch is not None:
             _positive_int(self, "windows_per_epoch")
         if self.random_state is not None and not isinstance(self.random_state, int):
@@ -238,7 +241,7 @@ class TrellisConfig:
 # (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
 WARM_START_FIELDS = frozenset({
     "dropout", "learning_rate", "weight_decay", "lr_schedule", "lr_decay", "batch_size", "max_epochs",
-    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip",
+    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip", "ema_decay",
     "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
     "num_workers", "verbose", "beta_init",
 })  # fmt: skip
@@ -324,6 +327,7 @@ FIELD_HELP: dict[str, str] = {
     "val_fraction": "Fraction at the end of each series held out for early stopping.",
     "windows_per_epoch": "Draw at most this many training windows per epoch (none = all).",
     "gradient_clip": "Clip gradients to this norm (0 turns clipping off).",
+    "ema_decay": "Keep an exponential moving average of the weights (this decay per step, e.g. 0.99) and validate, early-stop and forecast with it; none turns it off.",
     "random_state": "Seed that makes training repeatable (none = not seeded).",
     "missing": "What to do with NaN/inf targets: error, interpolate or ffill.",
     "target_transform": "none, log1p (train on log(1+y)) or nonnegative (clamp at 0): forecasts of "

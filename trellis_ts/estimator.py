@@ -77,6 +77,7 @@ class TrellisForecaster(BaseEstimator):
         val_fraction: float = 0.2,
         windows_per_epoch: int | None = None,
         gradient_clip: float = 1.0,
+        ema_decay: float | None = None,
         random_state: int | None = 0,
         missing: str = "error",
         target_transform: str = "none",
@@ -124,6 +125,7 @@ class TrellisForecaster(BaseEstimator):
         self.val_fraction = val_fraction
         self.windows_per_epoch = windows_per_epoch
         self.gradient_clip = gradient_clip
+        self.ema_decay = ema_decay
         self.random_state = random_state
         self.missing = missing
         self.target_transform = target_transform

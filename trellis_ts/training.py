@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from trellis_ts.config import TrellisConfig
 from trellis_ts.data import EpochSubsampler, WindowDataset, train_val_ranges
 from trellis_ts.errors import Interrupted
-from trellis_ts.lightning_module import BestWeights, TrellisLightningModule
+from trellis_ts.lightning_module import BestWeights, TrellisLightningModule, WeightAverage
 from trellis_ts.sizing import with_patches
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
@@ -166,6 +166,8 @@ def train_model(
     monitor = "val_loss" if val_loader is not None else "train_loss_epoch"
     best = BestWeights(monitor)
     all_callbacks: list = [best, *(callbacks or [])]
+    if config.ema_decay is not None and val_loader is not None:  # after BestWeights: see its doc
+        all_callbacks.insert(1, WeightAverage(config.ema_decay))
     if val_loader is not None:
         all_callbacks.append(
             EarlyStopping(monitor, patience=config.early_stopping_patience, mode="min")
