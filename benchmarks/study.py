@@ -60,8 +60,9 @@ BUDGET: dict[str, dict[str, Any]] = {
 ENCODER_BUDGET: dict[str, dict[str, Any]] = {"ETTh1": {"windows_per_epoch": 16384}}
 # Weather's validation split holds ~100k windows: early stopping reads every 4th of them.
 VAL_STRIDE = {"Weather": 4}
-LONG_LOOKBACKS = (336, 512, 720)  # the long lookback of each model is chosen among these
-LOOKBACKS = (96, *LONG_LOOKBACKS)
+# The long lookback of each model is chosen among these (on validation), per dataset.
+LONG_LOOKBACKS = {"ETTh1": (336, 512, 720), "Weather": (336, 720)}
+SEARCH_LOOKBACK = 336  # where the recipe and settings search runs
 
 # ------------------------------------------------------------------------------ candidates
 # Baselines: the training recipe. A "batch" here is univariate windows; the papers' batch of
@@ -213,7 +214,7 @@ def budget(dataset: str, model: str) -> dict[str, Any]:
 def _grid_jobs(grids: dict[str, list[dict[str, Any]]], datasets, seeds) -> list[dict[str, Any]]:
     return [_job(dataset, model, budget(dataset, model) | candidate, L, H, seed, SEARCH_FILE, True)
             for dataset in datasets for model, grid in grids.items() for candidate in grid
-            for L in LONG_LOOKBACKS[:1] for H in SEARCH_HORIZONS for seed in seeds]  # fmt: skip
+            for L in (SEARCH_LOOKBACK,) for H in SEARCH_HORIZONS for seed in seeds]  # fmt: skip
 
 
 def recipe_jobs(datasets) -> list[dict[str, Any]]:
@@ -254,7 +255,7 @@ def select(datasets) -> None:
              "epochs (best) | chosen |", "|---|---|---|---:|---:|---|---|"]  # fmt: skip
     for dataset in datasets:
         for model, grid in grids.items():
-            rows = candidate_scores(dataset, model, grid, LONG_LOOKBACKS[0])
+            rows = candidate_scores(dataset, model, grid, SEARCH_LOOKBACK)
             if not rows:
                 continue
             best = min(rows, key=lambda row: row[0])
@@ -266,7 +267,7 @@ def select(datasets) -> None:
                 epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:3])
                 lines.append(f"| {dataset} | {model} | {text} | {mean:.4f} | {spread:.4f} | "
                              f"{epochs} | {'**yes**' if candidate is best[2] else ''} |")  # fmt: skip
-        if not any(candidate_scores(dataset, m, g, LONG_LOOKBACKS[0]) for m, g in grids.items()):
+        if not any(candidate_scores(dataset, m, g, SEARCH_LOOKBACK) for m, g in grids.items()):
             _adopt(dataset, "ETTh1")
     (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -295,7 +296,8 @@ def lookback_jobs(datasets) -> list[dict[str, Any]]:
     the choice of each model's long lookback (Weather: the long lookbacks only)."""
     return [_job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
             for dataset in datasets for model in MODELS
-            for L in sorted(LOOKBACKS if dataset == "ETTh1" else LONG_LOOKBACKS)[::-1]
+            for L in sorted({96, *LONG_LOOKBACKS[dataset]} if dataset == "ETTh1"
+                            else LONG_LOOKBACKS[dataset])[::-1]
             for H in SEARCH_HORIZONS]  # fmt: skip
 
 
@@ -307,13 +309,13 @@ def best_lookbacks(datasets) -> dict[tuple[str, str], int]:
         for model in MODELS:
             key = _settings_key(model, chosen(dataset, model))
             losses = {}
-            for L in LONG_LOOKBACKS:
+            for L in LONG_LOOKBACKS[dataset]:
                 runs = [r["best_val_loss"] for r in records if r["dataset"] == dataset
                         and r["model"] == model and _canonical(r["config"]) == key
                         and r["context_length"] == L]  # fmt: skip
                 if len(runs) == len(SEARCH_HORIZONS):
                     losses[L] = statistics.mean(runs)
-            if len(losses) < len(LONG_LOOKBACKS):
+            if len(losses) < len(LONG_LOOKBACKS[dataset]):
                 raise SystemExit(f"{dataset} {model}: the lookback runs are not all recorded in "
                                  f"{LOOKBACK_FILE}; run the lookback phase first")  # fmt: skip
             best[(dataset, model)] = min(losses, key=losses.get)
