@@ -87,7 +87,7 @@ def test_wrong_input_length_is_refused():
 
 
 def test_dlinear_shapes_and_seasonal_naive_repeats_the_last_season():
-    from trellis_ts.baselines import build_model
+    from trellis_ts.model import build_model
 
     config = TrellisConfig(**SMALL, model="dlinear")
     x = example_inputs(config, batch=2, channels=3)

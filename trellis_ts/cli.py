@@ -81,7 +81,8 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     if levels is None and config.loss == "quantile":
         levels = config.quantiles
     fc = forecaster.predict(df, quantiles=levels)
-    time_in_index = forecaster.history_.layout == "wide" and forecaster.history_.time_col is None
+    layout = forecaster.history_.layout
+    time_in_index = layout.format == "wide" and layout.time_col is None
     label = (fc.index.name or "step") if time_in_index else None
 
     def to_csv(target) -> None:

@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from trellis_ts.data.calendar import CALENDAR_FEATURES
 from trellis_ts.errors import ConfigError
+from trellis_ts.metrics import seasonal_period
 from trellis_ts.ops.trellis import BETWEEN, PHIS
 
 MODELS = ("encoder", "dlinear", "seasonal_naive")
@@ -35,6 +37,9 @@ class TrellisConfig:
     # baseline: "dlinear" (trend/seasonal linear), "seasonal_naive" (repeat the last season).
     model: str = "encoder"
     season_length: int | None = None  # seasonal_naive's period; None derives it from the frequency
+    # Future-known inputs computed from the timestamps: names from CALENDAR_FEATURES, "auto"
+    # (chosen by the data's frequency), or none.
+    calendar_features: tuple[str, ...] | str = ()
 
     # The encoder: patches of one channel are the tokens.
     patch_len: int = 16
@@ -92,6 +97,14 @@ class TrellisConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
+        features = self.calendar_features
+        if features is None:
+            features = ()
+        elif isinstance(features, str) and features != "auto":
+            features = tuple(f.strip() for f in features.split(",") if f.strip())
+        elif not isinstance(features, str):
+            features = tuple(features)
+        object.__setattr__(self, "calendar_features", features)
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -145,6 +158,13 @@ class TrellisConfig:
             _positive_int(self, "windows_per_epoch")
         if self.random_state is not None and not isinstance(self.random_state, int):
             raise ConfigError(f"random_state={self.random_state!r} must be an integer or None")
+        if self.calendar_features != "auto":
+            unknown = [f for f in self.calendar_features if f not in CALENDAR_FEATURES]
+            if unknown or len(set(self.calendar_features)) < len(self.calendar_features):
+                raise ConfigError(
+                    f"calendar_features={list(self.calendar_features)} must be distinct names from "
+                    f"{', '.join(CALENDAR_FEATURES)}, or 'auto' (chosen by the frequency)"
+                )
         if self.loss == "quantile" and self.model != "encoder":
             raise ConfigError(
                 f"loss='quantile' needs model='encoder' (the {self.model} baseline gives point "
@@ -167,6 +187,12 @@ class TrellisConfig:
         """Values per forecast step and channel: 1, or one per quantile."""
         return len(self.quantiles) if self.loss == "quantile" else 1
 
+    @property
+    def median_index(self) -> int:
+        """The output that is the point forecast of a quantile model: 0.5's, else the middle one."""
+        qs = self.quantiles
+        return qs.index(0.5) if 0.5 in qs else len(qs) // 2
+
     # ------------------------------------------------------------------ (de)serialisation
     def params(self) -> dict[str, Any]:
         """The fields as keyword arguments (for `TrellisForecaster(**config.params())`)."""
@@ -174,7 +200,9 @@ class TrellisConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values."""
-        return self.params() | {"quantiles": list(self.quantiles)}
+        features = self.calendar_features
+        return self.params() | {"quantiles": list(self.quantiles),
+                                "calendar_features": features if features == "auto" else list(features)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrellisConfig:
@@ -188,6 +216,20 @@ class TrellisConfig:
 
     def replace(self, **changes: Any) -> TrellisConfig:
         return dataclasses.replace(self, **changes)
+
+
+def with_season_length(config: TrellisConfig, freq: str | int | None) -> TrellisConfig:
+    """A seasonal naive config with its season set from the data's frequency when it has none
+    (24 for hourly data); other configs as they are."""
+    if config.model != "seasonal_naive" or config.season_length is not None:
+        return config
+    season = seasonal_period(freq)
+    if season > config.context_length:
+        raise ConfigError(
+            f"the data's natural season ({season} steps at freq {freq!r}) is longer than "
+            f"context_length={config.context_length}; set season_length or a longer context"
+        )
+    return config.replace(season_length=season)
 
 
 def config_fields() -> list[dataclasses.Field]:
@@ -232,6 +274,8 @@ FIELD_HELP: dict[str, str] = {
     "freq": "Pandas frequency alias such as h or D, or an integer step; inferred from the data when unset.",
     "model": "Forecaster: encoder (the patch encoder; see --mixer), dlinear or seasonal_naive (baselines).",
     "season_length": "Period repeated by seasonal_naive; derived from the frequency when unset.",
+    "calendar_features": "Calendar inputs computed from the timestamps, known over the horizon: auto "
+    f"(chosen by the frequency), none, or a comma list of {', '.join(CALENDAR_FEATURES)}.",
     "patch_len": "Time steps per patch (one patch of one channel is one token).",
     "patch_stride": "Steps between the starts of consecutive patches.",
     "d_model": "Width of the token embeddings.",

@@ -6,7 +6,7 @@ validation happens in `fit`, learned state ends in `_`.
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
 from typing import Any
 
 import numpy as np
@@ -14,11 +14,18 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from trellis_ts.config import TrellisConfig
-from trellis_ts.data import Panel, WindowDataset, to_frame, to_panel
+from trellis_ts.config import TrellisConfig, with_season_length
+from trellis_ts.data.calendar import calendar_features_for
+from trellis_ts.data.covariates import ColumnRoles
+from trellis_ts.data.frames import Panel, to_panel
+from trellis_ts.data.future import future_frame, read_future
+from trellis_ts.data.inputs import InputScaling
+from trellis_ts.data.layout import to_frame
+from trellis_ts.data.windows import WindowDataset, final_windows
 from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.lightning_module import model_inputs
 from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
-from trellis_ts.persistence import load_forecaster, save_forecaster
+from trellis_ts.persistence import FittedState, load_state, save_state
 from trellis_ts.training import TrainingSummary, forecast_contexts, train_model
 
 
@@ -38,6 +45,7 @@ class TrellisForecaster(BaseEstimator):
         freq: str | None = None,
         model: str = "encoder",
         season_length: int | None = None,
+        calendar_features: tuple[str, ...] | str = (),
         patch_len: int = 16,
         patch_stride: int = 8,
         d_model: int = 64,
@@ -82,6 +90,7 @@ class TrellisForecaster(BaseEstimator):
         self.freq = freq
         self.model = model
         self.season_length = season_length
+        self.calendar_features = calendar_features
         self.patch_len = patch_len
         self.patch_stride = patch_stride
         self.d_model = d_model
@@ -136,6 +145,9 @@ class TrellisForecaster(BaseEstimator):
         time_col=None,
         id_col=None,
         target=None,
+        past_covariates=None,
+        future_covariates=None,
+        static_covariates=None,
         callbacks=None,
         checkpoint_dir=None,
         resume: bool = False,
@@ -143,39 +155,48 @@ class TrellisForecaster(BaseEstimator):
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
         (`unique_id`, `ds`, `y`, or name the id column with `id_col`).
 
-        `target` limits a wide frame to some columns; `callbacks` are extra Lightning callbacks
-        (they see `val_loss` at the end of each validation epoch). With `checkpoint_dir` the
-        training state is saved after every epoch, and `resume=True` continues an interrupted
-        fit from there (pass the same data). Returns self.
+        `target` limits a wide frame to some columns. Covariates are inputs, never forecast:
+        `past_covariates` are known up to the forecast origin, `future_covariates` over the
+        horizon too (`predict` then needs `future=`), `static_covariates` are one value per
+        series (text values are categories); `calendar_features` adds inputs computed from the
+        timestamps. `callbacks` are extra Lightning callbacks (they see `val_loss` at the end of
+        each validation epoch). With `checkpoint_dir` the training state is saved after every
+        epoch, and `resume=True` continues an interrupted fit from there (pass the same data).
+        Returns self.
         """
         config = self.make_config()
-        self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target}
+        roles = {"past_covariates": past_covariates, "future_covariates": future_covariates,
+                 "static_covariates": static_covariates}  # fmt: skip
+        self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target} | {
+            k: [v] if isinstance(v, str) else None if v is None else list(v)
+            for k, v in roles.items()
+        }
         panel = self._panel(df, config)
-        if config.model == "seasonal_naive" and config.season_length is None:
-            season = seasonal_period(panel.freq)
-            if season > config.context_length:
-                raise ConfigError(
-                    f"the data's natural season ({season} steps at freq {panel.freq!r}) is longer than "
-                    f"context_length={config.context_length}; set season_length or a longer context"
-                )
-            config = config.replace(season_length=season)
-        mean, scale = np.array([_series_stats(v) for v in panel.values]).T
-        series = [
-            ((v - m) / s).astype(np.float32)
-            for v, m, s in zip(panel.values, mean, scale, strict=True)
-        ]
+        config = with_season_length(config, panel.freq)
+        calendar = calendar_features_for(config.calendar_features, panel.freq)
+        config = config.replace(calendar_features=calendar)
+        _check_calendar_names(panel, calendar)
+        scaling = InputScaling.fit(panel, calendar)
+        inputs = scaling.inputs(panel.layout)
+        if inputs.any and config.model == "seasonal_naive":
+            raise ConfigError(
+                "model='seasonal_naive' reads no covariates or calendar features; drop them, or "
+                "use model='encoder' or 'dlinear'"
+            )
         model, summary = train_model(
             config,
-            series,
+            scaling.series_set(panel),
+            inputs=inputs,
             names=list(panel.names),
             callbacks=callbacks,
             checkpoint_dir=checkpoint_dir,
             resume=resume,
         )
         self.config_ = config
+        self.inputs_ = inputs
         self.model_ = model
-        self.scaler_ = {"names": list(panel.names), "mean": mean.tolist(), "scale": scale.tolist()}
-        self.history_ = _tail(panel, config.context_length)
+        self.scaling_ = scaling
+        self.history_ = panel.tail(config.context_length)
         self.freq_ = panel.freq
         self.summary_: TrainingSummary = summary
         return self
@@ -199,32 +220,35 @@ class TrellisForecaster(BaseEstimator):
         """The panel to forecast from: the fit data's tail, or `df` matched to the fit's series."""
         if df is None:
             return self.history_
+        fitted = self.history_.layout
+        if isinstance(df, pd.DataFrame):
+            lacking = [c for c in fitted.covariates if c not in df.columns]
+            if lacking:
+                role = ColumnRoles(fitted.past_covariates, fitted.future_covariates,
+                                   fitted.static_covariates).role_of(lacking[0])  # fmt: skip
+                raise DataError(
+                    f"the model was fitted with {role} covariate {lacking[0]!r}, which the data "
+                    f"lacks; pass a frame with the covariate columns {list(fitted.covariates)}"
+                )
         panel = self._panel(df, self.config_)
         if panel.freq != self.freq_:
             raise DataError(
                 f"the data's frequency is {panel.freq!r} but the model was fitted on {self.freq_!r}; "
                 "pass data at the fitted frequency"
             )
-        if panel.layout != self.history_.layout:
+        if panel.layout.format != fitted.format:
             raise DataError(
-                f"the model was fitted on a {self.history_.layout} frame but got a {panel.layout} one; "
-                "pass data in the same layout"
+                f"the model was fitted on a {fitted.format} frame but got a {panel.layout.format} "
+                "one; pass data in the same layout"
             )
-        if panel.layout == "wide":  # match channels by name, in the fitted order
-            fitted = list(self.history_.names)
-            missing = [n for n in fitted if n not in panel.names]
+        if fitted.format == "wide":  # match channels by name, in the fitted order
+            names = list(self.history_.names)
+            missing = [n for n in names if n not in panel.names]
             if missing:
                 raise DataError(
-                    f"column(s) {missing} seen in fit are missing; pass a frame with columns {fitted}"
+                    f"column(s) {missing} seen in fit are missing; pass a frame with columns {names}"
                 )
-            order = [panel.names.index(n) for n in fitted]
-            panel = dataclasses.replace(
-                panel,
-                values=tuple(panel.values[i] for i in order),
-                index=tuple(panel.index[i] for i in order),
-                names=tuple(fitted),
-                columns=None if panel.columns is None else tuple(panel.columns[i] for i in order),
-            )
+            panel = panel.take([panel.names.index(n) for n in names])
         short = [(n, len(v)) for n, v in zip(panel.names, panel.values, strict=True)
                  if len(v) < self.config_.context_length]  # fmt: skip
         if short:
@@ -235,45 +259,58 @@ class TrellisForecaster(BaseEstimator):
             )
         return panel
 
-    def _scaling(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
-        """Per-series mean and scale: the fit's for known series, the history's own for new ids."""
-        known = dict(zip(self.scaler_["names"], zip(self.scaler_["mean"], self.scaler_["scale"], strict=True),
-                         strict=True))  # fmt: skip
-        stats = [known.get(n) or _series_stats(v) for n, v in zip(panel.names, panel.values,
-                                                                  strict=True)]  # fmt: skip
-        mean, scale = np.array(stats).T
-        return mean, scale
-
-    def _forecast(self, contexts: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Unscaled forecasts `[n, H]` or `[n, H, Q]` for contexts `[n, L]` of series with `mean`, `scale`."""
-        scaled = (contexts - mean[:, None]) / scale[:, None]
-        out = forecast_contexts(self.model_, scaled.astype(np.float32))
+    def _forecast(
+        self, inputs: dict[str, np.ndarray], mean: np.ndarray, scale: np.ndarray
+    ) -> np.ndarray:
+        """Forecasts `[n, H]` or `[n, H, Q]` in the data's units, from scaled model inputs of
+        series with target `mean` and `scale` `[n]`."""
+        out = forecast_contexts(self.model_, inputs)
         shape = (-1,) + (1,) * (out.ndim - 1)
         return out * scale.reshape(shape) + mean.reshape(shape)
 
-    def predict(self, df: pd.DataFrame | None = None, *, quantiles=None) -> pd.DataFrame:
+    def predict(
+        self, df: pd.DataFrame | None = None, *, future: pd.DataFrame | None = None, quantiles=None
+    ) -> pd.DataFrame:
         """The next `prediction_length` steps after the history (the fit data, or `df`).
 
-        Returns a frame in the input's layout with future timestamps. For a model trained with
+        Returns a frame in the input's layout with future timestamps. A model fitted with future
+        covariates needs `future`: their values for the `prediction_length` steps after each
+        series' end (`make_future_frame` builds the frame to fill). For a model trained with
         `loss="quantile"`, the point forecast is the median and `quantiles` (a subset of the
         trained ones) adds columns `<name>_q<level>`.
         """
         self._check_fitted()
         wanted = self._quantile_columns(quantiles)
         panel = self._history(df)
-        L = self.config_.context_length
-        contexts = np.stack([v[-L:] for v in panel.values])
-        mean, scale = self._scaling(panel)
-        out = self._forecast(contexts, mean, scale)
-        point = out if out.ndim == 2 else out[..., self._median_index()]
+        config = self.config_
+        ahead = None
+        if panel.layout.future_covariates:
+            ahead = read_future(future, panel, config.prediction_length)
+        elif future is not None:
+            warnings.warn(
+                "this model has no future covariates, so future= is not used; fit with "
+                "future_covariates= to use them",
+                UserWarning,
+                stacklevel=2,
+            )
+        if self.scaling_.calendar and ahead is None:
+            ahead = [np.zeros((config.prediction_length, 0))] * len(panel.covariates.future)
+        series = self.scaling_.series_set(panel, future=ahead)
+        inputs = final_windows(series, config.context_length, config.prediction_length)
+        out = self._forecast(inputs, *self.scaling_.target_stats(panel))
+        point = out if out.ndim == 2 else out[..., config.median_index]
         if not np.isfinite(out).all():
             raise DataError("the forecast is not finite; check the history for extreme values")
         extra = {f"q{q:g}": out[..., i] for q, i in wanted}
         return to_frame(panel, point, columns_suffix=extra or None)
 
-    def _median_index(self) -> int:
-        qs = list(self.config_.quantiles)
-        return qs.index(0.5) if 0.5 in qs else len(qs) // 2
+    def make_future_frame(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The frame `predict(df, future=...)` needs: the `prediction_length` timestamps after
+        each series' end (with the id column of a long frame), the calendar feature columns
+        filled, and one empty (NaN) column per future covariate for you to fill."""
+        self._check_fitted()
+        panel = self._history(df)
+        return future_frame(panel, self.config_.prediction_length, self.scaling_.calendar)
 
     def _quantile_columns(self, quantiles) -> list[tuple[float, int]]:
         if quantiles is None:
@@ -299,7 +336,8 @@ class TrellisForecaster(BaseEstimator):
         """Rolling-origin evaluation on `df` without refitting.
 
         Windows end at the last time step and go back by `step` (default `prediction_length`);
-        `n_windows` limits them per series (default: all that fit). One row per series and
+        `n_windows` limits them per series (default: all that fit). Covariates take their
+        recorded values inside each window (the future covariates' too). One row per series and
         window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
         (+ wQL and coverage of the outermost quantile band for a quantile model).
         """
@@ -318,8 +356,8 @@ class TrellisForecaster(BaseEstimator):
                 f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
                 "pass a longer history to evaluate"
             )
-        mean, scale = self._scaling(panel)
-        windows = WindowDataset(list(panel.values), L, H, stride=step)
+        mean, scale = self.scaling_.target_stats(panel)
+        windows = WindowDataset(self.scaling_.series_set(panel), L, H, stride=step)
         idx = np.arange(len(windows))
         series_of, start_of = windows.locate_many(idx)
         if n_windows is not None:  # keep the newest n_windows of each series
@@ -329,20 +367,21 @@ class TrellisForecaster(BaseEstimator):
                 rank[members[np.argsort(-start_of[members])]] = np.arange(len(members))
             idx = idx[rank < n_windows]
             series_of, start_of = series_of[idx], start_of[idx]
-        x, y = windows.gather(idx)
-        out = self._forecast(x[:, :, 0].double().numpy(), mean[series_of], scale[series_of])
-        truth = y[:, :, 0].double().numpy()
+        batch = windows.gather(idx)
+        inputs = {k: v.numpy() for k, v in model_inputs(batch).items()}
+        out = self._forecast(inputs, mean[series_of], scale[series_of])
         season = seasonal_period(panel.freq)
         qs = np.array(config.quantiles)
         rows = []
         for w in range(len(idx)):
             s, start = int(series_of[w]), int(start_of[w])
             values = panel.values[s]
-            pred = out[w] if out.ndim == 2 else out[w][..., self._median_index()]
+            truth = values[start : start + H]
+            pred = out[w] if out.ndim == 2 else out[w][..., config.median_index]
             row = {"series": panel.names[s], "cutoff": panel.index[s][start - 1]}
-            row |= point_metrics(truth[w], pred, naive_scale(values[:start], season))
+            row |= point_metrics(truth, pred, naive_scale(values[:start], season))
             if out.ndim == 3:
-                row |= quantile_metrics(truth[w], out[w], qs)
+                row |= quantile_metrics(truth, out[w], qs)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -356,12 +395,30 @@ class TrellisForecaster(BaseEstimator):
     def save(self, path) -> None:
         """Write the fitted model to a directory: weights (safetensors) + JSON, no pickle."""
         self._check_fitted()
-        save_forecaster(self, path)
+        save_state(self._fitted_state(), path)
 
     @classmethod
     def load(cls, path) -> TrellisForecaster:
         """Load a directory written by `save` (raises ModelFileError if it is not a usable model)."""
-        return load_forecaster(cls, path)
+        state = load_state(path)
+        forecaster = cls(**state.config.params())
+        forecaster._restore(state)
+        return forecaster
+
+    def _fitted_state(self) -> FittedState:
+        return FittedState(config=self.config_, inputs=self.inputs_, model=self.model_,
+                           columns=self.columns_, scaling=self.scaling_, history=self.history_,
+                           summary=self.summary_)  # fmt: skip
+
+    def _restore(self, state: FittedState) -> None:
+        self.config_ = state.config
+        self.inputs_ = state.inputs
+        self.model_ = state.model.eval()
+        self.scaling_ = state.scaling
+        self.columns_ = state.columns
+        self.history_ = state.history
+        self.freq_ = state.history.freq
+        self.summary_ = state.summary
 
 
 def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
@@ -370,19 +427,13 @@ def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
     return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
 
 
-def _series_stats(values: np.ndarray) -> tuple[float, float]:
-    """A series' mean and scale: its standard deviation, or where that is zero (a constant
-    series) the size of its level, else 1."""
-    mean, std = float(np.mean(values)), float(np.std(values))
-    if std > 0 and np.isfinite(std):
-        return mean, std
-    return mean, abs(mean) if mean != 0 else 1.0
-
-
-def _tail(panel: Panel, length: int) -> Panel:
-    """The last `length` steps of every series (what predict() needs without new data)."""
-    return dataclasses.replace(
-        panel,
-        values=tuple(v[-length:].copy() for v in panel.values),
-        index=tuple(ix[-length:] for ix in panel.index),
-    )
+def _check_calendar_names(panel: Panel, calendar: tuple[str, ...]) -> None:
+    """A calendar feature's column in the future frame must not collide with a data column."""
+    layout = panel.layout
+    taken = {layout.time_col, layout.id_col, *layout.future_covariates}
+    clash = [c for c in calendar if c in taken]
+    if clash:
+        raise ConfigError(
+            f"calendar feature {clash[0]!r} has the name of a column of the data; rename that "
+            "column, or leave the feature out of calendar_features"
+        )

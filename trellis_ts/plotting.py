@@ -55,7 +55,8 @@ def plot_forecast(
     if history is not None:
         panel = to_panel(history, **forecaster.columns_, freq=config.freq,
                          missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
-    first = panel.target_col if panel.layout == "long" else (panel.columns or panel.names)[0]
+    layout = panel.layout
+    first = layout.target_col if layout.format == "long" else (layout.columns or panel.names)[0]
     levels = [q for q in config.quantiles if f"{first}_q{q:g}" in forecast.columns]
     return forecast_figure(panel, forecast, context_length=config.context_length,
                            quantiles=levels, **kwargs)  # fmt: skip
@@ -137,14 +138,15 @@ def _join(first: pd.Index, rest: pd.Index) -> pd.Index:
 
 def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: list[float]):
     """Times, point forecast and band (low, high or None) of series `i` from the forecast frame."""
-    if history.layout == "wide":
-        label = (history.columns or history.names)[i]
-        times = forecast.index if history.time_col is None else forecast[history.time_col]
+    layout = history.layout
+    if layout.format == "wide":
+        label = (layout.columns or history.names)[i]
+        times = forecast.index if layout.time_col is None else forecast[layout.time_col]
         rows = forecast
     else:
-        label = history.target_col
-        rows = forecast[forecast[history.id_col] == history.ids[i]]
-        times = rows[history.time_col]
+        label = layout.target_col
+        rows = forecast[forecast[layout.id_col] == history.ids[i]]
+        times = rows[layout.time_col]
     point = rows[label].to_numpy(dtype=float)
     if not levels:
         return pd.Index(times), point, None, None

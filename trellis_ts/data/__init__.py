@@ -1,42 +1,50 @@
-"""Data layer: frames in and out, demo data, and training windows."""
+"""Data layer: frames in and out, covariates, scaling, demo data, and training windows.
+
+Names are imported on first use, so that a light module (the calendar feature names that the
+config checks against, say) does not pull in torch through `windows`.
+"""
 
 from __future__ import annotations
 
-from trellis_ts.data.csv import read_csv
-from trellis_ts.data.frames import (
-    Panel,
-    future_index,
-    panel_from_arrays,
-    to_frame,
-    to_panel,
-)
-from trellis_ts.data.registry import (
-    DATASETS,
-    DatasetSpec,
-    LoadedDataset,
-    dataset_spec,
-    file_sha256,
-    load_dataset,
-)
-from trellis_ts.data.synthetic import make_demo_frame, make_demo_series
-from trellis_ts.data.windows import EpochSubsampler, WindowDataset, train_val_ranges
+import importlib
 
-__all__ = [
-    "EpochSubsampler",
-    "Panel",
-    "WindowDataset",
-    "future_index",
-    "make_demo_frame",
-    "make_demo_series",
-    "panel_from_arrays",
-    "read_csv",
-    "to_frame",
-    "to_panel",
-    "train_val_ranges",
-    "DATASETS",
-    "DatasetSpec",
-    "LoadedDataset",
-    "dataset_spec",
-    "file_sha256",
-    "load_dataset",
-]
+_HOMES = {
+    "read_csv": "csv",
+    "CALENDAR_FEATURES": "calendar",
+    "calendar_features_for": "calendar",
+    "calendar_values": "calendar",
+    "ColumnRoles": "covariates",
+    "Covariates": "covariates",
+    "Panel": "frames",
+    "panel_from_arrays": "frames",
+    "to_panel": "frames",
+    "FrameLayout": "layout",
+    "future_index": "layout",
+    "to_frame": "layout",
+    "DATASETS": "registry",
+    "DatasetSpec": "registry",
+    "LoadedDataset": "registry",
+    "dataset_spec": "registry",
+    "file_sha256": "registry",
+    "load_dataset": "registry",
+    "Scaler": "scaling",
+    "make_demo_frame": "synthetic",
+    "make_demo_series": "synthetic",
+    "INPUT_FIELDS": "windows",
+    "EpochSubsampler": "windows",
+    "SeriesSet": "windows",
+    "WindowDataset": "windows",
+    "train_val_ranges": "windows",
+}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'trellis_ts.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"trellis_ts.data.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

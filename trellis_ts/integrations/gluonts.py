@@ -21,8 +21,16 @@ How the GluonTS conventions are met:
 - Forecasts are `QuantileForecast`s keyed by the trained quantile levels. A point model
   (loss "mse", "mae", "huber") gives a degenerate one: its forecast under both "mean" and
   "0.5", so `Evaluator(quantiles=[0.5])` scores it.
-- The prediction network is built from the config as a plain dict of JSON values, so
-  `predictor.serialize(path)` / `Predictor.deserialize(path)` round-trip it.
+- Covariates use GluonTS's fields: `feat_dynamic_real` (known over the horizon too: in a test
+  entry it runs `prediction_length` steps past the target), `past_feat_dynamic_real` (known up
+  to the forecast origin), `feat_static_real` and `feat_static_cat` (0-based codes; set
+  `cardinality`, or it is read from the training data). They reach the same model inputs as
+  `TrellisForecaster`'s covariates, scaled per column by the training data's mean and standard
+  deviation (`trellis_ts.data.Scaler`). `calendar_features` adds calendar inputs computed from
+  each entry's start and frequency.
+- The prediction network is built from the config, the covariate inputs and their scaling as
+  plain dicts of JSON values, so `predictor.serialize(path)` / `Predictor.deserialize(path)`
+  round-trip it.
 
 This module is the only one in trellis_ts that imports GluonTS. The file deliberately does not
 use `from __future__ import annotations`: GluonTS's `@validated()` reads the annotations of
@@ -47,14 +55,17 @@ try:
     from gluonts.torch.model.predictor import PyTorchPredictor
     from gluonts.transform import (
         AddObservedValuesIndicator,
+        AsNumpyArray,
         ExpectedNumInstanceSampler,
         InstanceSampler,
-        InstanceSplitter,
+        MapTransformation,
         SelectFields,
         TestSplitSampler,
         Transformation,
         ValidationSplitSampler,
+        VstackFeatures,
     )
+    from gluonts.transform.split import TFTInstanceSplitter
 except ImportError as error:
     raise ImportError(
         f"trellis_ts.integrations.gluonts needs GluonTS with its PyTorch extras ({error}); "
@@ -63,20 +74,25 @@ except ImportError as error:
 
 import lightning.pytorch as pl
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from torch import Tensor
 
 from trellis_ts.config import TrellisConfig
-from trellis_ts.errors import ConfigError, DataError, TrainingError
+from trellis_ts.data.calendar import calendar_features_for, calendar_values
+from trellis_ts.data.scaling import Scaler
+from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.lightning_module import TrellisLightningModule, forecast_loss
+from trellis_ts.nn.covariates import ModelInputs
 from trellis_ts.training import trainer_settings  # also quiets Lightning's start-up noise
 
 __all__ = ["DEFAULT_QUANTILES", "TrellisEstimator", "TrellisGluonModule", "fill_unobserved"]
 
 DEFAULT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 PREDICTION_INPUT_NAMES = ["past_target", "past_observed_values"]
-TRAINING_INPUT_NAMES = PREDICTION_INPUT_NAMES + ["future_target", "future_observed_values"]
+TRAINING_INPUT_NAMES = ["future_target", "future_observed_values"]
+CALENDAR_FIELD = "trellis_calendar"  # the calendar features, before they join feat_dynamic_real
 
 
 def _channels(x: Tensor) -> Tensor:
@@ -112,24 +128,54 @@ def _loss_scale(x: Tensor, observed: Tensor) -> Tensor:
 class TrellisGluonModule(TrellisLightningModule):
     """The GluonTS prediction network and training system around a `TrellisModel`.
 
-    `forward(past_target [B, L] or [B, L, C], past_observed_values, same shape)` returns
-    `((out,), None, None)`, the layout `QuantileForecastGenerator` reads, with `out` `[B, H, K]`
-    (or `[B, H, C, K]`): the K trained quantiles, or the point forecast twice ("mean", "0.5").
-    Optimiser and schedule are `TrellisLightningModule`'s. `config` is `TrellisConfig.to_dict()`:
-    plain JSON values, which GluonTS's serde writes and reads back to rebuild the network.
+    `forward(past_target [B, L] or [B, L, C], past_observed_values, same shape, **covariates)`
+    returns `((out,), None, None)`, the layout `QuantileForecastGenerator` reads, with `out`
+    `[B, H, K]` (or `[B, H, C, K]`): the K trained quantiles, or the point forecast twice
+    ("mean", "0.5"). The covariate fields are GluonTS's (`ModelInputs` names them); `scaling`
+    maps each real-valued field to the `Scaler.to_dict()` of its columns, and categorical codes
+    are shifted by one (the model keeps code 0 for an unknown category). Optimiser, schedule
+    and the training step are `TrellisLightningModule`'s. Every argument is plain JSON values
+    (`TrellisConfig.to_dict()`, `ModelInputs.to_dict()`), which GluonTS's serde writes and reads
+    back to rebuild the network.
     """
 
     @validated()
-    def __init__(self, config: dict) -> None:
-        super().__init__(TrellisConfig.from_dict(config))
+    def __init__(
+        self, config: dict, inputs: dict | None = None, scaling: dict | None = None
+    ) -> None:
+        super().__init__(TrellisConfig.from_dict(config), ModelInputs(**(inputs or {})))
+        self.scalers = {k: Scaler.from_dict(v) for k, v in (scaling or {}).items()}
 
-    def forecast(self, past_target: Tensor, past_observed_values: Tensor) -> Tensor:
+    def _covariates(self, given: dict[str, Tensor | None]) -> dict[str, Tensor]:
+        out = {}
+        for name in self.model.inputs.fields:
+            value = given.get(name)
+            if value is None:
+                raise DataError(f"the model was trained with {name}; give every entry that field")
+            if name == "feat_static_cat":
+                cards = value.new_tensor(self.model.inputs.feat_static_cat)
+                value = torch.where((value >= 0) & (value < cards), value + 1, 0)
+            elif name in self.scalers:
+                scaler, value = self.scalers[name], value.to(self.dtype)
+                k = len(scaler)  # calendar columns come after the user's and are not scaled
+                mean, scale = (value.new_tensor(a) for a in (scaler.mean, scaler.scale))
+                value = torch.cat([(value[..., :k] - mean) / scale, value[..., k:]], dim=-1)
+            out[name] = value
+        return out
+
+    def forecast(self, past_target: Tensor, past_observed_values: Tensor, **covariates) -> Tensor:
         """`[B, H, C]`, or `[B, H, C, Q]` for a quantile model, in the data's units."""
-        x = _channels(past_target).to(self.dtype)
-        return self.model(fill_unobserved(x, _channels(past_observed_values)))
+        x = fill_unobserved(_channels(past_target).to(self.dtype), _channels(past_observed_values))
+        y = self.model(x, **self._covariates(covariates))
+        return y
 
-    def forward(self, past_target: Tensor, past_observed_values: Tensor):
-        out = self.forecast(past_target, past_observed_values)
+    def forward(self, past_target: Tensor, past_observed_values: Tensor,
+                past_feat_dynamic_real: Tensor | None = None, feat_dynamic_real: Tensor | None = None,
+                feat_static_real: Tensor | None = None, feat_static_cat: Tensor | None = None):  # fmt: skip
+        out = self.forecast(past_target, past_observed_values,
+                            past_feat_dynamic_real=past_feat_dynamic_real,
+                            feat_dynamic_real=feat_dynamic_real, feat_static_real=feat_static_real,
+                            feat_static_cat=feat_static_cat)  # fmt: skip
         if out.dim() == 3:  # a point forecast, as the "mean" and "0.5" keys
             out = torch.stack([out, out], dim=-1)
         if past_target.dim() == 2:
@@ -138,7 +184,8 @@ class TrellisGluonModule(TrellisLightningModule):
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         """The config's loss over the observed future values, in units of each window's scale."""
-        pred = self.forecast(batch["past_target"], batch["past_observed_values"])
+        covariates = {k: batch.get(k) for k in self.model.inputs.fields}
+        pred = self.forecast(batch["past_target"], batch["past_observed_values"], **covariates)
         past = _channels(batch["past_target"]).to(pred.dtype)
         past_observed = _channels(batch["past_observed_values"])
         target = _channels(batch["future_target"]).to(pred.dtype)
@@ -150,25 +197,10 @@ class TrellisGluonModule(TrellisLightningModule):
         pred = pred / (scale[:, None] if pred.dim() == 2 else scale)
         return forecast_loss(pred, target / scale, self.config)
 
-    def training_step(self, batch, batch_idx):
-        loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the training loss became {loss.item()} at step {self.global_step}; lower "
-                f"learning_rate (now {self.config.learning_rate:g}) or check the data for extreme values"
-            )
+    def log_loss(self, name: str, loss: Tensor, batch: dict[str, Tensor]) -> None:
         # GluonTS's estimator keeps the checkpoint with the lowest epoch-level "train_loss".
-        batch_size = batch["past_target"].shape[0]
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch_size)  # fmt: skip
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        loss = self.loss(batch)
-        batch_size = batch["past_target"].shape[0]
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch_size, sync_dist=True)  # fmt: skip
-        return loss
+        self.log(f"{name}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch["past_target"].shape[0], sync_dist=name == "val")  # fmt: skip
 
 
 class _EpochBatches:
@@ -186,6 +218,22 @@ class _EpochBatches:
         return self.num_batches
 
 
+class AddCalendarFeatures(MapTransformation):
+    """Adds ``trellis_calendar`` ``[K, T]`` (``T + prediction_length`` for prediction): the
+    calendar features of each time step, from the entry's start period."""
+
+    @validated()
+    def __init__(self, features: list, prediction_length: int) -> None:
+        self.features = list(features)
+        self.prediction_length = prediction_length
+
+    def map_transform(self, data: dict, is_train: bool) -> dict:
+        length = np.shape(data[FieldName.TARGET])[-1] + (0 if is_train else self.prediction_length)
+        times = pd.period_range(data[FieldName.START], periods=length).to_timestamp()
+        data[CALENDAR_FIELD] = calendar_values(times, self.features).T.astype(np.float32)
+        return data
+
+
 class TrellisEstimator(PyTorchLightningEstimator):
     """GluonTS estimator for the Trellis forecaster; `train(dataset)` returns a `PyTorchPredictor`.
 
@@ -194,6 +242,10 @@ class TrellisEstimator(PyTorchLightningEstimator):
     prediction_length, context_length, freq
         As in `TrellisConfig` (`context_length=None` takes its default). GluonTS reads each
         series' frequency from its start period; `freq` is recorded in the config only.
+    num_feat_dynamic_real, num_past_feat_dynamic_real, num_feat_static_real, cardinality
+        The covariates the entries carry (GluonTS's `feat_dynamic_real`, `past_feat_dynamic_real`,
+        `feat_static_real`, and the number of categories of each `feat_static_cat`); None reads
+        them from the training data.
     num_batches_per_epoch
         Training batches per epoch, drawn from the series at random (GluonTS style).
     trainer_kwargs
@@ -206,12 +258,13 @@ class TrellisEstimator(PyTorchLightningEstimator):
         GluonTS instance samplers; by default every training window has at least one patch of
         observed history and a full horizon, and validation uses the end of each series.
     **config
-        Any other `TrellisConfig` field (`d_model`, `batch_size`, `max_epochs`, ...). This
-        estimator defaults to `loss="quantile"` with quantiles 0.1, 0.2, ..., 0.9. Used by the
-        GluonTS path: the model and training fields, `batch_size`, `early_stopping_patience`
-        (when `train` gets validation data) and `random_state`; the data-policy fields
-        (`missing`, `fill_gaps`, `val_fraction`, `windows_per_epoch`, `num_workers`) belong to
-        `TrellisForecaster` and are ignored here, and `model` must stay "encoder".
+        Any other `TrellisConfig` field (`d_model`, `batch_size`, `max_epochs`,
+        `calendar_features`, ...). This estimator defaults to `loss="quantile"` with quantiles
+        0.1, 0.2, ..., 0.9. Used by the GluonTS path: the model and training fields,
+        `batch_size`, `early_stopping_patience` (when `train` gets validation data),
+        `calendar_features` and `random_state`; the data-policy fields (`missing`, `fill_gaps`,
+        `val_fraction`, `windows_per_epoch`, `num_workers`) belong to `TrellisForecaster` and
+        are ignored here, and `model` must stay "encoder".
 
     Settings are validated on construction (GluonTS's convention) and a bad one raises
     `trellis_ts.errors.ConfigError` naming it.
@@ -223,6 +276,10 @@ class TrellisEstimator(PyTorchLightningEstimator):
         prediction_length: int,
         context_length: int | None = None,
         freq: str | None = None,
+        num_feat_dynamic_real: int | None = None,
+        num_past_feat_dynamic_real: int | None = None,
+        num_feat_static_real: int | None = None,
+        cardinality: list[int] | None = None,
         num_batches_per_epoch: int = 50,
         trainer_kwargs: dict[str, Any] | None = None,
         train_sampler: InstanceSampler | None = None,
@@ -246,12 +303,19 @@ class TrellisEstimator(PyTorchLightningEstimator):
         self.context_length = c.context_length
         self.batch_size = c.batch_size
         self.num_batches_per_epoch = num_batches_per_epoch
+        self.declared = {"feat_dynamic_real": num_feat_dynamic_real,
+                         "past_feat_dynamic_real": num_past_feat_dynamic_real,
+                         "feat_static_real": num_feat_static_real,
+                         "feat_static_cat": None if cardinality is None else tuple(cardinality)}  # fmt: skip
         self.train_sampler = train_sampler or ExpectedNumInstanceSampler(
             num_instances=1.0, min_past=c.patch_len, min_future=c.prediction_length
         )
         self.validation_sampler = validation_sampler or ValidationSplitSampler(
             min_future=c.prediction_length
         )
+        # What the training data decides (`_describe`): the model's inputs, their scaling and
+        # the calendar features of its frequency.
+        self.inputs, self.scaling, self.calendar = ModelInputs(), {}, ()
 
     @property
     def forecast_keys(self) -> list[str]:
@@ -260,33 +324,55 @@ class TrellisEstimator(PyTorchLightningEstimator):
             return ["mean", "0.5"]
         return [Quantile.parse(q).name for q in self.config.quantiles]
 
+    @property
+    def input_names(self) -> list[str]:
+        return PREDICTION_INPUT_NAMES + list(self.inputs.fields)
+
     # ------------------------------------------------------------------ GluonTS hooks
     def create_transformation(self) -> Transformation:
-        return SelectFields(
-            [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET],
+        fields = self.inputs.fields
+        chain = SelectFields(
+            [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET, *fields],
             allow_missing=True,
         ) + AddObservedValuesIndicator(
             target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
         )
+        for name in fields:
+            dtype, ndim = (np.int64, 1) if name == "feat_static_cat" else (
+                np.float32, 1 if name == "feat_static_real" else 2)  # fmt: skip
+            chain += AsNumpyArray(field=name, expected_ndim=ndim, dtype=dtype)
+        if self.calendar:
+            chain += AddCalendarFeatures(list(self.calendar), self.prediction_length)
+            user = (
+                [FieldName.FEAT_DYNAMIC_REAL]
+                if self.inputs.feat_dynamic_real > len(self.calendar)
+                else []
+            )
+            chain += VstackFeatures(output_field=FieldName.FEAT_DYNAMIC_REAL,
+                                    input_fields=[*user, CALENDAR_FIELD])  # fmt: skip
+        return chain
 
     def create_lightning_module(self) -> TrellisGluonModule:
-        return TrellisGluonModule(config=self.config.to_dict())
+        return TrellisGluonModule(config=self.config.to_dict(), inputs=self.inputs.to_dict(),
+                                  scaling=self.scaling)  # fmt: skip
 
-    def _create_instance_splitter(self, mode: str) -> InstanceSplitter:
+    def _create_instance_splitter(self, mode: str) -> TFTInstanceSplitter:
         sampler = {
             "training": self.train_sampler,
             "validation": self.validation_sampler,
             "test": TestSplitSampler(),
         }[mode]
-        return InstanceSplitter(
-            target_field=FieldName.TARGET,
-            is_pad_field=FieldName.IS_PAD,
-            start_field=FieldName.START,
-            forecast_start_field=FieldName.FORECAST_START,
+        return TFTInstanceSplitter(
             instance_sampler=sampler,
             past_length=self.context_length,
             future_length=self.prediction_length,
-            time_series_fields=[FieldName.OBSERVED_VALUES],
+            observed_value_field=FieldName.OBSERVED_VALUES,
+            time_series_fields=[FieldName.FEAT_DYNAMIC_REAL]
+            if self.inputs.feat_dynamic_real
+            else [],
+            past_time_series_fields=(
+                [FieldName.PAST_FEAT_DYNAMIC_REAL] if self.inputs.past_feat_dynamic_real else []
+            ),
             dummy_value=0.0,
         )
 
@@ -300,7 +386,7 @@ class TrellisEstimator(PyTorchLightningEstimator):
             instances,
             batch_size=self.batch_size,
             shuffle_buffer_length=shuffle_buffer_length,
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=self.input_names + TRAINING_INPUT_NAMES,
             output_type=torch.tensor,
         )
         return _EpochBatches(batches, self.num_batches_per_epoch)
@@ -310,13 +396,13 @@ class TrellisEstimator(PyTorchLightningEstimator):
         return as_stacked_batches(
             instances,
             batch_size=self.batch_size,
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=self.input_names + TRAINING_INPUT_NAMES,
             output_type=torch.tensor,
         )
 
     def create_predictor(self, transformation: Transformation, module) -> PyTorchPredictor:
         return PyTorchPredictor(
-            input_names=PREDICTION_INPUT_NAMES,
+            input_names=self.input_names,
             prediction_net=module,
             batch_size=self.batch_size,
             prediction_length=self.prediction_length,
@@ -336,9 +422,11 @@ class TrellisEstimator(PyTorchLightningEstimator):
         **kwargs,
     ) -> TrainOutput:
         """GluonTS's training, plus: a check that some series is long enough (an endless wait
-        otherwise), seeding from `random_state`, early stopping on validation data, and a
-        temporary checkpoint directory unless `trainer_kwargs` names one."""
+        otherwise), the covariates read from the data (`_describe`), seeding from
+        `random_state`, early stopping on validation data, and a temporary checkpoint
+        directory unless `trainer_kwargs` names one."""
         self._check_long_enough(training_data)
+        self._describe(training_data)
         config = self.config
         if config.random_state is not None:
             pl.seed_everything(config.random_state, workers=True, verbose=False)
@@ -362,6 +450,46 @@ class TrellisEstimator(PyTorchLightningEstimator):
                 )
         finally:
             self.trainer_kwargs = saved
+
+    def _describe(self, data: Dataset) -> None:
+        """Read the covariates of the training data: their widths (where not declared), the
+        categories of `feat_static_cat`, each real field's per-column `Scaler`, and the calendar
+        features of the data's frequency."""
+        columns: dict[str, list[np.ndarray]] = {}
+        for entry in data:
+            for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real",
+                         "feat_static_cat"):  # fmt: skip
+                if entry.get(name) is not None:
+                    value = np.asarray(entry[name], dtype=np.float64)
+                    columns.setdefault(name, []).append(value.reshape(len(value), -1))
+            start = entry[FieldName.START]
+        widths = {k: len(v[0]) for k, v in columns.items()}
+        dims = {}
+        for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real"):
+            declared = self.declared[name]
+            dims[name] = widths.get(name, 0) if declared is None else declared
+            if dims[name] != widths.get(name, 0):
+                raise DataError(
+                    f"the estimator declares {dims[name]} {name} but the training data has "
+                    f"{widths.get(name, 0)}; declare what the entries carry"
+                )
+        cards = self.declared["feat_static_cat"]
+        if cards is None:
+            cards = tuple(int(c) + 1 for c in np.concatenate(columns["feat_static_cat"], axis=1).max(1)) \
+                if "feat_static_cat" in columns else ()  # fmt: skip
+        self.calendar = calendar_features_for(self.config.calendar_features, start.freqstr)
+        self.inputs = ModelInputs(
+            past_feat_dynamic_real=dims["past_feat_dynamic_real"],
+            feat_dynamic_real=dims["feat_dynamic_real"] + len(self.calendar),
+            feat_static_real=dims["feat_static_real"],
+            feat_static_cat=cards,
+        )
+        self.scaling = {
+            name: Scaler.fit([f"{name}_{k}" for k in range(dims[name])],
+                             np.concatenate(columns[name], axis=1)).to_dict()
+            for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real")
+            if dims[name]
+        }  # fmt: skip
 
     def _check_long_enough(self, data: Dataset) -> None:
         needed = max(
