@@ -20,12 +20,14 @@ import typer
 
 from trellis_ts.cli_options import (
     DataSource,
+    Future,
     Json,
     ModelDir,
     Output,
     Plot,
     QuantilesOut,
     Quiet,
+    app,
     check_model_dir,
     check_outputs,
     check_quantiles,
@@ -35,14 +37,6 @@ from trellis_ts.cli_options import (
     output_option,
     staged_outputs,
     user_errors,
-)
-
-app = typer.Typer(
-    name="trellis-ts",
-    help="Forecast time series from CSV files with Trellis models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
 )
 
 
@@ -70,9 +64,24 @@ def load_model(model_dir: Path, columns: dict):
     return forecaster
 
 
+def csv_writer(frame, forecaster, data: DataSource):
+    """Writes ``frame`` (in the model's layout) as CSV to a path or stream: the input's separator
+    and decimal mark, and a time index as a first column named like it (or "step")."""
+    layout = forecaster.history_.layout
+    time_in_index = layout.format == "wide" and layout.time_col is None
+    label = (frame.index.name or "step") if time_in_index else None
+
+    def to_csv(target) -> None:
+        frame.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=time_in_index,
+                     index_label=label)  # fmt: skip
+
+    return to_csv
+
+
 def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_out,
-                   history_df=None) -> dict:  # fmt: skip
-    """Predict from `df` (None: the end of the fit data), write -o/--plot or print the CSV.
+                   history_df=None, future=None) -> dict:  # fmt: skip
+    """Predict from `df` (None: the end of the fit data) and the --future file, write -o/--plot
+    or print the CSV.
 
     The plot shows `history_df` (default `df`, else the stored context). Returns the outputs.
     """
@@ -80,15 +89,9 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     levels = float_list("--quantiles-out", quantiles_out) if quantiles_out else None
     if levels is None and config.loss == "quantile":
         levels = config.quantiles
-    fc = forecaster.predict(df, quantiles=levels)
-    layout = forecaster.history_.layout
-    time_in_index = layout.format == "wide" and layout.time_col is None
-    label = (fc.index.name or "step") if time_in_index else None
-
-    def to_csv(target) -> None:
-        fc.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=time_in_index,
-                  index_label=label)  # fmt: skip
-
+    known = data.read_future(future, forecaster.history_.layout)
+    fc = forecaster.predict(df, future=known, quantiles=levels)
+    to_csv = csv_writer(fc, forecaster, data)
     outputs: dict[str, str] = {}
     with staged_outputs() as stage:
         if output is not None:
@@ -140,9 +143,10 @@ def _finite(value: Any) -> Any:
 @app.command()
 @user_errors
 @model_options
-@data_options()
+@data_options(covariates=True)
 def forecast(
     data: DataSource,
+    future: Future = None,
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
@@ -155,6 +159,7 @@ def forecast(
     check_outputs(output=output, plot=plot)
     if model_dir is not None:
         check_model_dir(model_dir)
+    check_future(data, future)
     forecaster = new_forecaster(settings, quiet=quiet)
     if quantiles_out:  # fail now rather than after training
         check_quantiles(forecaster.make_config(), quantiles_out)
@@ -165,17 +170,31 @@ def forecast(
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
     outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, history_df=df)  # fmt: skip
+                             quantiles_out=quantiles_out, history_df=df, future=future)  # fmt: skip
     if model_dir is not None:
         forecaster.save(model_dir)
         outputs["model_dir"] = str(model_dir)
     report("forecast", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
 
 
+def check_future(data: DataSource, future: Path | None) -> None:
+    """Before training: future covariates need --future, and that file must exist."""
+    from trellis_ts.errors import ConfigError, DataError
+
+    if future is not None and not future.is_file():
+        raise DataError(f"--future {future} does not exist; check the path")
+    if data.columns.get("future_covariates") and future is None:
+        raise ConfigError(
+            "--future-covariates need their values over the horizon: pass --future FILE (the time "
+            "column, the id column of a long file, and each future covariate for the "
+            "--prediction-length steps after the data's end)"
+        )
+
+
 @app.command()
 @user_errors
 @model_options
-@data_options()
+@data_options(covariates=True)
 def fit(
     data: DataSource,
     model_dir: ModelDir,
@@ -213,6 +232,7 @@ def fit(
 def predict(
     data: DataSource,
     model_dir: ModelDir,
+    future: Future = None,
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
@@ -223,8 +243,40 @@ def predict(
     check_outputs(output=output, plot=plot)
     forecaster = load_model(model_dir, data.columns)
     outputs = write_forecast(forecaster, data.read(required=False), data, output=output,
-                             plot=plot, quantiles_out=quantiles_out)  # fmt: skip
+                             plot=plot, quantiles_out=quantiles_out, future=future)  # fmt: skip
     report("predict", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
+
+
+@app.command("future-frame")
+@user_errors
+@data_options("CSV file with the history to forecast from (default: the end of the fit data).")
+def future_frame(
+    data: DataSource,
+    model_dir: ModelDir,
+    output: Annotated[
+        Path | None,
+        output_option("Write the frame to this CSV file (default: stdout).", "--output", "-o"),
+    ] = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Write the frame that --future needs: the timestamps (and ids) of the steps after the data's
+    end, the calendar columns filled and one empty column per future covariate to fill."""
+    check_outputs(output=output)
+    forecaster = load_model(model_dir, data.columns)
+    frame = forecaster.make_future_frame(data.read(required=False))
+    to_csv = csv_writer(frame, forecaster, data)
+    if output is None:
+        to_csv(sys.stdout)
+    else:
+        with staged_outputs() as stage:
+            stage(output, to_csv)
+    outputs = {} if output is None else {"future_frame": str(output)}
+    if as_json and output is not None:
+        typer.echo(json.dumps({"command": "future-frame", "rows": len(frame), "outputs": outputs}))
+    elif not quiet:
+        for kind, path in outputs.items():
+            typer.echo(f"Wrote {kind}: {path}", err=True)
 
 
 @app.command()

@@ -26,6 +26,15 @@ from trellis_ts.config import FIELD_HELP, TrellisConfig, config_fields
 from trellis_ts.errors import ConfigError, TrellisUserError
 
 INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
+
+# The one app: the command modules (cli, cli_research) register on it.
+app = typer.Typer(
+    name="trellis-ts",
+    help="Forecast time series from CSV files with Trellis models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 # The --demo series: 7 hourly channels, 50 days. Long enough for the default context (336) and
 # horizon (96) with a validation split that trains well (at 1,000 steps early stopping ended
 # after one good epoch and the forecast was ragged); the default job takes 70-80 s on 2 cores.
@@ -55,6 +64,26 @@ Target = Annotated[
         "y in a long file)."),
 ]  # fmt: skip
 IdCol = Annotated[str | None, input_option("Series id column of a long file (default: unique_id).")]
+PastCovariates = Annotated[
+    str | None,
+    input_option("Comma list of columns known up to the forecast origin only: inputs, never "
+                 "forecast (e.g. load,temp)."),
+]  # fmt: skip
+FutureCovariates = Annotated[
+    str | None,
+    input_option("Comma list of columns known over the horizon too (e.g. promo,temp_fc); "
+                 "forecasts then need --future."),
+]  # fmt: skip
+StaticCovariates = Annotated[
+    str | None,
+    input_option("Comma list of columns with one value per series (e.g. region); text is a "
+                 "category."),
+]  # fmt: skip
+Future = Annotated[
+    Path | None,
+    input_option("CSV with the time column (and id column) and every future covariate for the "
+                 "steps after each series' end (`trellis-ts future-frame` writes it to fill)."),
+]  # fmt: skip
 Sep = Annotated[str | None, input_option("Column separator (default: detected).")]
 Decimal = Annotated[str, input_option("Decimal mark of the numbers, e.g. ','.")]
 ModelDir = Annotated[
@@ -96,13 +125,22 @@ def user_errors(func: Callable) -> Callable:
     return run
 
 
-_API_NAMES = [f.name for f in config_fields()] + ["time_col", "id_col", "target", "sep", "decimal"]
+_API_NAMES = [f.name for f in config_fields()] + [
+    "time_col", "id_col", "target", "sep", "decimal", "past_covariates", "future_covariates",
+    "static_covariates", "future"]  # fmt: skip
+# Options whose flag differs from the field's name (the field's own spelling works too).
+SHORT_FLAGS = {"calendar_features": "--calendar"}
 
 
 def cli_words(message: str) -> str:
     """Name options as the command line spells them: "context_length=0" -> "--context-length 0"."""
     pattern = r"\b(" + "|".join(_API_NAMES) + r")=(?!=) ?"
-    return re.sub(pattern, lambda m: f"--{m.group(1).replace('_', '-')} ", message)
+    message = message.replace("make_future_frame()", "`trellis-ts future-frame`")
+    return re.sub(pattern, lambda m: f"{_flag(m.group(1))} ", message)
+
+
+def _flag(name: str) -> str:
+    return SHORT_FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -131,6 +169,11 @@ def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter
                              annotation=annotation)  # fmt: skip
 
 
+def _comma_list(values: list[str] | str | None) -> list[str]:
+    items = [values] if isinstance(values, str) else values or []
+    return [t.strip() for item in items for t in item.split(",") if t.strip()]
+
+
 @dataclasses.dataclass(frozen=True)
 class DataSource:
     """The input options of a command: where the data is and how to read its columns."""
@@ -142,6 +185,9 @@ class DataSource:
     id_col: str | None
     sep: str | None
     decimal: str
+    past_covariates: str | None = None
+    future_covariates: str | None = None
+    static_covariates: str | None = None
 
     def read(self, *, required: bool = True):
         """The frame of the CSV file or the demo series (None when neither and not required)."""
@@ -157,11 +203,25 @@ class DataSource:
             raise ConfigError("no data given; pass a CSV file, or --demo for the built-in series")
         return read_csv(self.csv, sep=self.sep, decimal=self.decimal)
 
+    def read_future(self, path: Path | None, layout):
+        """The --future CSV (None when not given), read like the data; a frame whose time was
+        its index gets that index back from the first column."""
+        from trellis_ts.data import read_csv
+
+        if path is None:
+            return None
+        frame = read_csv(path, sep=self.sep, decimal=self.decimal)
+        if layout.format == "wide" and layout.time_col is None:
+            frame = frame.set_index(frame.columns[0])
+        return frame
+
     @property
     def columns(self) -> dict:
         """The column options that were given (a saved model's own fill in the rest)."""
-        names = [t.strip() for item in self.target or [] for t in item.split(",") if t.strip()]
-        given = {"time_col": self.time_col, "id_col": self.id_col, "target": names or None}
+        given = {"time_col": self.time_col, "id_col": self.id_col,
+                 "target": _comma_list(self.target) or None}  # fmt: skip
+        for role in ("past_covariates", "future_covariates", "static_covariates"):
+            given[role] = _comma_list(getattr(self, role)) or None
         return {k: v for k, v in given.items() if v is not None}
 
     @property
@@ -170,14 +230,21 @@ class DataSource:
         return self.sep or (";" if self.decimal == "," else ",")
 
 
-def data_options(csv_help: str | None = None) -> Callable[[Callable], Callable]:
+def data_options(
+    csv_help: str | None = None, *, covariates: bool = False
+) -> Callable[[Callable], Callable]:
     """Add the input options (CSV argument, --demo, columns, --sep, --decimal) to a command,
-    which receives them as a `DataSource` parameter `data`."""
+    which receives them as a `DataSource` parameter `data`; with ``covariates``, also the
+    covariate roles (for the commands that fit: a saved model keeps its own)."""
     csv = CsvArg if csv_help is None else Annotated[
         Path | None, typer.Argument(help=csv_help, show_default=False)]  # fmt: skip
     params = [_param("csv", csv), _param("demo", Demo, False), _param("time_col", TimeCol),
               _param("target", Target), _param("id_col", IdCol), _param("sep", Sep),
               _param("decimal", Decimal, ".")]  # fmt: skip
+    if covariates:
+        params += [_param("past_covariates", PastCovariates),
+                   _param("future_covariates", FutureCovariates),
+                   _param("static_covariates", StaticCovariates)]  # fmt: skip
     return lambda func: extend_command(func, "data", params, lambda v: DataSource(**v), first=True)
 
 
@@ -201,11 +268,16 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
     """`Annotated[type | None, Option]` for one config field; help = FIELD_HELP + default."""
     flag = "--" + field.name.replace("_", "-")
     default = field.default
-    shown = ",".join(f"{q:g}" for q in default) if isinstance(default, tuple) else str(default)
+    if isinstance(default, tuple):
+        shown = ",".join(f"{q:g}" if isinstance(q, float) else str(q) for q in default) or "none"
+    else:
+        shown = str(default)
     native = kind if kind in (bool, int, float) else None
-    metavar = None if native else "<q,q,...>" if field.name == "quantiles" else "<str>"
+    metavar = (None if native else "<q,q,...>" if field.name == "quantiles"
+               else "<auto|none|a,b,...>" if field.name == "calendar_features" else "<str>")  # fmt: skip
     option = typer.Option(
         f"{flag}/--no-{flag[2:]}" if kind is bool else flag,
+        *([SHORT_FLAGS[field.name]] if field.name in SHORT_FLAGS else []),
         help=f"{FIELD_HELP.get(field.name, '')} Default: {shown.lower()}.".lstrip(),
         show_default=False,
         rich_help_panel=MODEL,
@@ -225,6 +297,8 @@ def _parse_field(name: str, value: Any, kind: Any) -> Any:
     text = value.strip()
     if name == "quantiles":
         return float_list("--quantiles", text)
+    if name == "calendar_features":
+        return () if text.lower() == "none" else text  # TrellisConfig splits the comma list
     if name in ("freq", "devices"):  # an integer step / device count, or a name
         return int(text) if text.isdigit() else text
     if _optional_int(kind):

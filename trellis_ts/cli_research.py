@@ -1,7 +1,7 @@
 """The research commands of the command line: `tune` (Optuna) and `benchmark` (the protocol).
 
-They register on the app of `trellis_ts.cli` and use its shared machinery (one-line user
-errors, data and model options, staged outputs).
+They register on the app of `trellis_ts.cli_options` and use the shared machinery there
+(one-line user errors, data and model options, staged outputs).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Annotated
 
 import typer
 
-from trellis_ts.cli import app
 from trellis_ts.cli_options import (
     DataSource,
     Json,
     Quiet,
+    app,
     check_model_dir,
     data_options,
     model_options,
@@ -51,7 +51,7 @@ def expand_multi_value(argv: list[str]) -> list[str]:
 @app.command()
 @user_errors
 @model_options
-@data_options()
+@data_options(covariates=True)
 def tune(
     data: DataSource,
     model_dir: Annotated[

@@ -30,6 +30,7 @@ _HOMES = {
     "Scaler": "scaling",
     "make_demo_frame": "synthetic",
     "make_demo_series": "synthetic",
+    "make_promotion_frame": "synthetic",
     "INPUT_FIELDS": "windows",
     "EpochSubsampler": "windows",
     "SeriesSet": "windows",
