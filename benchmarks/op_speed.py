@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
 
-def rss_mb() -> float:
-    """The process's resident memory now, in MB (shared with the other benchmark scripts)."""
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def rss_mb() -> float:
+    """The process's resident memory now, in MB (shared with the other benchmark scripts)."""
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory, in MB.
+
+    `VmHWM`, not `ru_maxrss`: Linux carries `ru_maxrss` across `exec`, so a subprocess started by
+    a large parent would report the parent's size as its own peak.
+    """
+    return _status_mb("VmHWM")
 
 
 def measure(form: str, length: int, batch: int, heads: int, dim: int, slots: int, repeats: int):
@@ -54,7 +66,7 @@ def measure(form: str, length: int, batch: int, heads: int, dim: int, slots: int
     for _ in range(repeats):
         step()
     seconds = (time.perf_counter() - start) / repeats
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     return {
         "form": form,
         "T": length,

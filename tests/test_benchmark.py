@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import ETTH1
 from trellis_ts.benchmark import (
     evaluate_windows,
     prepare_splits,
@@ -176,6 +177,21 @@ def test_etth1_checksum_passes_and_a_corrupted_copy_fails(etth1_path, tmp_path):
     (tmp_path / "ETTh1.csv").write_bytes(bytes(raw))
     with pytest.raises(DataError, match="corrupted"):
         load_dataset("ETTh1", tmp_path)
+
+
+def test_weather_checksum_split_and_its_non_utf8_header():
+    path = ETTH1.parent / "weather.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    data = load_dataset("Weather", path.parent)  # sha256 verified on load
+    assert data.shape == (52696, 22) and data.expected_shape_ok and data.freq == "10min"
+    assert (
+        data.channels[0] == "p (mbar)"
+        and data.channels[-1] == "OT"
+        and len(set(data.channels)) == 21
+    )
+    borders = split_borders(data.split, len(data.values), 96)
+    assert borders == {"train": (0, 36887), "val": (36887 - 96, 42157), "test": (42157 - 96, 52696)}
 
 
 # ------------------------------------------------------------------------------ end to end

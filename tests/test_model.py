@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trellis_ts.config import TrellisConfig
-from trellis_ts.layers import make_mixer
+from trellis_ts.layers import TrellisMixer, make_mixer
 from trellis_ts.model import EncoderBlock, TrellisModel, example_inputs
 from trellis_ts.nn.patching import make_patches
 from trellis_ts.nn.revin import denormalize, normalize
+from trellis_ts.ops.trellis import naive_trellis
 
 SMALL = dict(context_length=64, prediction_length=16, patch_len=8, patch_stride=4, d_model=16,
              n_heads=2, n_layers=2, n_slots=8, chunk_size=4, dropout=0.0)  # fmt: skip
@@ -98,3 +100,59 @@ def test_dlinear_shapes_and_seasonal_naive_repeats_the_last_season():
     torch.testing.assert_close(y[:, :5], x[:, -5:])
     torch.testing.assert_close(y[:, 5:10], x[:, -5:])
     assert sum(p.numel() for p in naive.parameters()) == 0
+
+
+def test_mixer_loads_weights_saved_with_separate_projections():
+    # trellis-ts 0.1.0 saved qkv, alpha, beta, gamma and out_gate as separate Linears and the
+    # short convolutions as nn.Conv1d; such weights load into the fused layer unchanged.
+    config = TrellisConfig(d_model=8, n_heads=2, n_slots=3, chunk_size=4, conv_size=3, phi="silu")
+    gen = torch.Generator().manual_seed(0)
+    D, H, m, K, d = 8, 2, 3, 3, 4
+
+    def w(*shape):
+        return torch.randn(*shape, generator=gen) * 0.3
+
+    old = {"qkv.weight": w(3 * D, D), "conv_q.conv.weight": w(D, 1, K), "conv_q.conv.bias": w(D),
+           "conv_k.conv.weight": w(D, 1, K), "conv_k.conv.bias": w(D), "alpha.weight": w(H * m, D),
+           "alpha.bias": w(H * m), "beta.weight": w(H, D), "beta.bias": w(H) + 3,
+           "gamma.weight": w(H, D), "gamma.bias": w(H), "out_norm.weight": 1 + w(d),
+           "out_gate.weight": w(D, D), "out_gate.bias": w(D), "out.weight": w(D, D)}  # fmt: skip
+    x = torch.randn(2, 9, D, generator=gen)
+
+    def conv(t, name):  # the old CausalConv1d
+        padded = F.pad(t.transpose(1, 2), (K - 1, 0))
+        out = F.conv1d(padded, old[f"{name}.conv.weight"], old[f"{name}.conv.bias"], groups=D)
+        return out.transpose(1, 2)
+
+    def unit(t):
+        return F.normalize(t.unflatten(-1, (H, d)), dim=-1)
+
+    q, k, v = F.linear(x, old["qkv.weight"]).chunk(3, -1)
+    q, k, v = unit(F.silu(conv(q, "conv_q"))), unit(F.silu(conv(k, "conv_k"))), unit(F.silu(v))
+    alpha = F.linear(x, old["alpha.weight"], old["alpha.bias"]).unflatten(-1, (H, m))
+    log_beta = F.logsigmoid(F.linear(x, old["beta.weight"], old["beta.bias"]))
+    gamma = torch.sigmoid(F.linear(x, old["gamma.weight"], old["gamma.bias"])) / 4
+    y, _ = naive_trellis(q, k, v, alpha, log_beta, gamma, chunk_size=4)
+    y = F.rms_norm(y, (d,), old["out_norm.weight"], eps=1e-6).flatten(-2)
+    expected = F.linear(y * F.gelu(F.linear(x, old["out_gate.weight"], old["out_gate.bias"])),
+                        old["out.weight"])  # fmt: skip
+
+    mixer = TrellisMixer(config)
+    mixer.load_state_dict(old)
+    torch.testing.assert_close(mixer(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_linear_path_adds_a_linear_forecast_of_the_normalised_context():
+    config = TrellisConfig(**SMALL, linear_path=True)
+    model = TrellisModel(config).eval()
+    with torch.no_grad():  # silence the encoder's head: the forecast is the linear path alone
+        model.head.linear.weight.zero_()
+        model.head.linear.bias.zero_()
+    x = example_inputs(config, batch=2, channels=3)
+    x_n, stats = normalize(x)
+    series = x_n.transpose(1, 2)  # [B, C, L]
+    expected = denormalize(model.linear(series).transpose(1, 2), stats)
+    torch.testing.assert_close(model(x), expected)
+    quantile = TrellisModel(config.replace(loss="quantile")).eval()
+    y = quantile(x)
+    assert y.shape == (2, config.prediction_length, 3, 3) and (y.diff(dim=-1) >= 0).all()

@@ -57,11 +57,13 @@ class TrellisConfig:
     )
     pool_queries: int = 8  # learned queries of the "pool" head
     revin: bool = True  # normalise each window and channel, de-normalise the forecast
+    linear_path: bool = False  # add a Linear(context -> horizon) forecast beside the encoder's
 
     # The Trellis layer (ops/trellis/README.md; every open choice of the paper is a field).
     n_slots: int = 32  # memory slots per head (m)
-    chunk_size: int = 16  # tokens per chunk of the stale-gradient update (1 = exact recurrence)
-    phi: str = "silu"  # compression nonlinearity: identity, silu, tanh
+    chunk_size: int = 64  # tokens per chunk: a speed knob for phi=identity (exact for any size);
+    # for silu/tanh the chunk of the stale-gradient update (1 = exact nonlinear recurrence)
+    phi: str = "identity"  # compression nonlinearity: identity (exact chunks), silu, tanh
     between: str = "ln_silu"  # map between the two passes: ln_silu, l2_silu, softmax
     conv_size: int = 4  # short causal depthwise conv on q and k; 0 turns it off
     forget_gate: bool = True  # False fixes beta = 1 (the paper's "no forget gate" ablation)
@@ -287,9 +289,10 @@ FIELD_HELP: dict[str, str] = {
     "head": "Forecast head: flatten (all patches -> linear) or pool (size independent of the context).",
     "pool_queries": "Learned queries of the pool head.",
     "revin": "Normalise each window and channel, then de-normalise the forecast (RevIN).",
+    "linear_path": "Add a linear forecast of the (normalised) context beside the encoder's; the encoder then models what it misses.",
     "n_slots": "Memory slots per head of the Trellis layer.",
-    "chunk_size": "Tokens per chunk of the Trellis update (1 = exact recurrence).",
-    "phi": "Compression nonlinearity of the Trellis layer: identity, silu or tanh.",
+    "chunk_size": "Tokens per chunk of the Trellis update: only speed for phi identity (exact for any size); for silu/tanh the stale-gradient chunk (1 = exact recurrence).",
+    "phi": "Compression nonlinearity of the Trellis layer: identity (a gated delta rule, chunked exactly), silu or tanh (the paper's stale-gradient chunks).",
     "between": "Map between the Trellis layer's two passes: ln_silu, l2_silu or softmax.",
     "conv_size": "Width of the short causal convolution on queries and keys (0 turns it off).",
     "forget_gate": "Learn a forget gate (off fixes beta = 1, the no-forget-gate ablation).",

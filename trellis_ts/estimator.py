@@ -57,9 +57,10 @@ class TrellisForecaster(BaseEstimator):
         head: str = "flatten",
         pool_queries: int = 8,
         revin: bool = True,
+        linear_path: bool = False,
         n_slots: int = 32,
-        chunk_size: int = 16,
-        phi: str = "silu",
+        chunk_size: int = 64,
+        phi: str = "identity",
         between: str = "ln_silu",
         conv_size: int = 4,
         forget_gate: bool = True,
@@ -102,6 +103,7 @@ class TrellisForecaster(BaseEstimator):
         self.head = head
         self.pool_queries = pool_queries
         self.revin = revin
+        self.linear_path = linear_path
         self.n_slots = n_slots
         self.chunk_size = chunk_size
         self.phi = phi

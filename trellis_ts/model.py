@@ -21,6 +21,7 @@ from trellis_ts.nn.covariates import (
     future_tokens,
     repeat_for_channels,
 )
+from trellis_ts.nn.fused import Dropout
 from trellis_ts.nn.heads import FlattenHead, PoolHead
 from trellis_ts.nn.patching import make_patches
 from trellis_ts.nn.revin import denormalize, normalize
@@ -35,7 +36,7 @@ class EncoderBlock(nn.Module):
         self.mixer = make_mixer(config)
         self.ffn_norm = nn.RMSNorm(config.d_model)
         self.ffn = SwiGLU(config.d_model, int(config.ffn_mult * config.d_model), config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.dropout(self.mixer(self.mixer_norm(x)))
@@ -83,10 +84,17 @@ class TrellisModel(nn.Module):
             )
         else:
             self.positions = None
-        self.embed_dropout = nn.Dropout(config.dropout)
+        self.embed_dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layers))
         self.norm = nn.RMSNorm(config.d_model)
         out = config.prediction_length * config.n_outputs
+        # A linear map of the normalised context to the horizon beside the encoder (as DLinear /
+        # RLinear forecast on their own); the encoder's head adds what it misses.
+        self.linear = (
+            nn.Linear(config.context_length, config.prediction_length)
+            if config.linear_path
+            else None
+        )
         if config.head == "flatten":
             self.head = FlattenHead(n_tokens, config.d_model, out, config.dropout)
         else:
@@ -132,6 +140,11 @@ class TrellisModel(nn.Module):
         for block in self.blocks:
             h = block(h)
         y = self.head(self.norm(h))  # [B*C, H*Q]
+        y = y.view(batch * channels, config.prediction_length, config.n_outputs)
+        if self.linear is not None:  # into the point (middle) output: quantiles keep their gaps
+            mid = config.n_outputs // 2
+            y = torch.cat([y[..., :mid], y[..., mid : mid + 1] + self.linear(series)[..., None],
+                           y[..., mid + 1 :]], dim=-1)  # fmt: skip
         y = y.view(batch, channels, config.prediction_length, config.n_outputs).transpose(1, 2)
         y = _monotone(y) if config.n_outputs > 1 else y.squeeze(-1)
         if stats is not None:

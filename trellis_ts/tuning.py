@@ -54,7 +54,6 @@ def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
         "n_layers": trial.suggest_int("n_layers", 1, 3),
         "n_heads": trial.suggest_categorical("n_heads", [2, 4]),
         "n_slots": trial.suggest_categorical("n_slots", [16, 32, 64]),
-        "chunk_size": trial.suggest_categorical("chunk_size", [1, 4, 8, 16]),
         "dropout": trial.suggest_float("dropout", 0.0, 0.3),
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
         "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),

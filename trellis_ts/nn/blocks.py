@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trellis_ts.nn.fused import Dropout
+
 
 class SwiGLU(nn.Module):
     """`W_out (SiLU(W_gate x) ⊙ W_up x)`, the feed-forward half of a layer."""
@@ -13,7 +15,7 @@ class SwiGLU(nn.Module):
         super().__init__()
         self.gate_up = nn.Linear(d_model, 2 * hidden, bias=False)
         self.out = nn.Linear(hidden, d_model, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from trellis_ts.nn.fused import Dropout
+
 
 class FlattenHead(nn.Module):
     """All patch outputs, flattened, through one Linear (PatchTST's head).
@@ -14,7 +16,7 @@ class FlattenHead(nn.Module):
 
     def __init__(self, n_patches: int, d_model: int, out_features: int, dropout: float) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(n_patches * d_model, out_features)
 
     def forward(self, h: Tensor) -> Tensor:
@@ -33,7 +35,7 @@ class PoolHead(nn.Module):
         super().__init__()
         self.queries = nn.Parameter(torch.randn(n_queries, d_model) / d_model**0.5)
         self.key = nn.Linear(d_model, d_model, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(n_queries * d_model, out_features)
 
     def forward(self, h: Tensor) -> Tensor:

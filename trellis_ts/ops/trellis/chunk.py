@@ -1,56 +1,30 @@
-"""Chunkwise-parallel form, the training path (pure PyTorch, autograd through it).
+"""Chunkwise-parallel form, the training path (pure PyTorch, device-agnostic).
 
-Inside a chunk every gradient code `u_t` is taken at the chunk's first state, so the recurrence
-is linear within the chunk and collapses to masked matrix products with decays accumulated in
-log space (ops/trellis/README.md, "Chunkwise form"). Only the chunk-to-chunk state update is a
-loop; the reads of all chunks are computed together after it.
+Tokens are grouped into chunks of `chunk_size`; everything inside a chunk runs for all chunks
+at once as batched products, and only the memory's chunk-to-chunk recurrence is a loop, inside
+autograd Functions with analytic backwards. Which recurrence depends on φ
+(ops/trellis/README.md):
+
+- `phi="identity"` (`exact.py`): each pass is a gated delta rule, solved exactly inside a chunk
+  through a unit-lower-triangular system: the token-by-token result for any chunk size, so the
+  chunk size is a speed knob only.
+- nonlinear `phi` (`stale.py`): the paper's stale gradient, every code of a chunk taken at the
+  chunk's first memory; the chunk size is part of the model.
+
+Without autograd (inference), long sequences run in segments of a few chunks with the state
+carried across, so the working memory does not grow with T.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .common import (
-    TrellisState,
-    apply_phi,
-    between_passes,
-    check_inputs,
-    final_state,
-    gradient_code,
-)
+from .common import TrellisState, check_inputs
+from .exact import exact_chunks
+from .stale import stale_chunks
 
-
-def _to_chunks(x: Tensor, front: int, chunk_size: int, value: float = 0.0) -> Tensor:
-    """`[B, T, H, ...]` → `[B, H, N, C, ...]`, padding `front` tokens before and the end to a full chunk.
-
-    Padded tokens carry gamma = 0 (no write) and log_beta = 0 (no decay), so they leave the
-    memories untouched; their reads are dropped.
-    """
-    length = x.shape[1]
-    back = (-(front + length)) % chunk_size
-    x = x.movedim(1, 2)  # [B, H, T, ...]
-    if front or back:
-        pad = [0, 0] * (x.dim() - 3) + [front, back]
-        x = F.pad(x, pad, value=value)
-    return x.unflatten(2, (-1, chunk_size))
-
-
-def _stack_passes(key: Tensor, value: Tensor, dim: int = 2) -> Tensor:
-    """Stack key- and value-pass tensors on a new axis `dim`, zero-padding the last axis to match."""
-    width = max(key.shape[-1], value.shape[-1])
-    key = F.pad(key, (0, width - key.shape[-1]))
-    value = F.pad(value, (0, width - value.shape[-1]))
-    return torch.stack([key, value], dim)
-
-
-def _unstack_passes(x: Tensor, d: int, dv: int, dim: int = 2) -> tuple[Tensor, Tensor]:
-    """Inverse of `_stack_passes` (unbind, not indexing: its backward needs no zero-filled copy)."""
-    key, value = x.unbind(dim)
-    return (key if key.shape[-1] == d else key[..., :d]), (
-        value if value.shape[-1] == dv else value[..., :dv]
-    )
+SEGMENT_CHUNKS = 8  # chunks per segment of the no-grad path (bounded working memory)
 
 
 def chunk_trellis(
@@ -69,58 +43,33 @@ def chunk_trellis(
 ) -> tuple[Tensor, TrellisState | None]:
     """Two-pass Trellis attention, chunkwise. Returns `y [B, T, H, dv]` and the final state.
 
-    Memory grows linearly with T (one `[m, d]` state per chunk is kept for the backward pass);
-    time is linear in T with `O(C²)` work per chunk.
+    Training memory is linear in T (each chunk's start memory and `O(C)` values per token are
+    kept for the backward pass); time is linear in T with `O(C)` work per token.
     """
     state = check_inputs(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, initial_state)
-    length, front = q.shape[1], state.offset
-    qc, kc, vc, ac = (_to_chunks(x, front, chunk_size) for x in (q, k, v, alpha))
-    log_beta_c = _to_chunks(log_beta, front, chunk_size)  # [B, H, N, C]
-    gamma_c = _to_chunks(gamma, front, chunk_size)
+    segment = SEGMENT_CHUNKS * chunk_size
+    tensors = (q, k, v, alpha, log_beta, gamma, *state[:4])
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if q.shape[1] > segment and not grad:
+        return _segments(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
+                         output_final_state, segment)  # fmt: skip
+    if phi == "identity":
+        return exact_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, f, state,
+                            initial_state is None, output_final_state)  # fmt: skip
+    return stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
+                        output_final_state)  # fmt: skip
 
-    # Decays inside each chunk, in log space: b_r = log μ_r = Σ_{j≤r} log β_j.
-    b = log_beta_c.cumsum(-1)
-    causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril()
-    log_ratio = torch.where(causal, b[..., :, None] - b[..., None, :], float("-inf"))
-    decay = log_ratio.exp() * gamma_c[..., None, :]  # D[r, i] = γ_i μ_r / μ_i for i ≤ r
-    end_weight = gamma_c * (b[..., -1:] - b).exp()  # γ_i μ_C / μ_i
-    start_decay = b.exp()  # μ_r
-    chunk_decay = start_decay[..., -1, None, None]  # μ_C, [B, H, N, 1, 1]
 
-    # The sequential part: chunk-start states and gradient codes, chunk by chunk. Both passes
-    # run in one loop, stacked on a pass axis; zero-padding k/v/memories to a common width is
-    # exact (padded columns never enter z and stay zero), and halves the loop's op count.
-    d, dv = k.shape[-1], v.shape[-1]
-    memory = _stack_passes(state.key_memory, state.value_memory)  # [B, H, 2, m, D]
-    anchor = _stack_passes(state.key_anchor, state.value_anchor)
-    inputs = _stack_passes(kc, vc, dim=3)  # [B, H, N, 2, C, D]
-    starts, codes = [], []
-    # unbind once: indexing chunk j inside the loop would make backward allocate (and zero) a
-    # full-size gradient per chunk, quadratic in the number of chunks.
-    per_chunk = zip(inputs.unbind(2), ac.unbind(2), end_weight.unbind(2), chunk_decay.unbind(2),
-                    strict=True)  # fmt: skip
-    for j, (x_j, a_j, w_j, decay_j) in enumerate(per_chunk):
-        if j > 0:
-            anchor = memory
-        u = gradient_code(x_j @ anchor.mT, a_j[:, :, None], phi)  # [B, H, 2, C, m]
-        starts.append(memory)
-        codes.append(u)
-        memory = decay_j[:, :, None] * memory - (u * w_j[:, :, None, :, None]).mT @ x_j
-    start_states = torch.stack(starts, 2)  # [B, H, N, 2, m, D]
-    key_start, value_start = _unstack_passes(start_states, d, dv, dim=3)
-    u_k, u_v = torch.stack(codes, 2).unbind(3)  # [B, H, N, C, m] each
-
-    # The parallel part: reads of every chunk at once (write first, then read).
-    mu = start_decay[..., None]
-    key_read = mu * (qc @ key_start.mT) - (decay * (qc @ kc.mT)) @ u_k  # [B, H, N, C, m]
-    s = between_passes(key_read, f)
-    value_read = mu * (s @ value_start) - (decay * (s @ u_v.mT)) @ vc  # [B, H, N, C, dv]
-    y = apply_phi(value_read, phi).flatten(2, 3)[:, :, front : front + length].movedim(2, 1)
-
-    if not output_final_state:
-        return y, None
-    # The anchors left from the loop are those of the chunk holding the last token.
-    end = final_state(
-        *_unstack_passes(memory, d, dv), *_unstack_passes(anchor, d, dv), front + length, chunk_size
-    )
-    return y, end
+def _segments(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state, output_final_state,
+              segment):  # fmt: skip
+    """Inference over a long sequence, a few chunks at a time with the state carried across."""
+    outputs, start, length = [], 0, q.shape[1]
+    first = segment - state.offset  # later segments then start on chunk boundaries
+    while start < length:
+        stop = min(length, start + (first if start == 0 else segment))
+        piece = (x[:, start:stop] for x in (q, k, v, alpha, log_beta, gamma))
+        y, state = chunk_trellis(*piece, chunk_size=chunk_size, phi=phi, f=f,
+                                 initial_state=state, output_final_state=True)  # fmt: skip
+        outputs.append(y)
+        start = stop
+    return torch.cat(outputs, 1), (state if output_final_state else None)

@@ -81,15 +81,16 @@ def between_passes(y: Tensor, f: str, eps: float = 1e-6) -> Tensor:
     raise ConfigError(f"f={f!r} is not one of {BETWEEN}; pick one of those")
 
 
-def _derivatives(z: Tensor, phi: str) -> tuple[Tensor, Tensor, Tensor]:
-    """`φ(z)`, `φ'(z)`, `φ''(z)` for the elementwise nonlinearities."""
+def derivatives(z: Tensor, phi: str, order: int = 2) -> tuple[Tensor, Tensor, Tensor | None]:
+    """`φ(z)`, `φ'(z)` and (for `order=2`) `φ''(z)` of the elementwise nonlinearities silu, tanh."""
     if phi == "silu":
         sig = torch.sigmoid(z)
         slope = sig * (1 + z * (1 - sig))
-        return z * sig, slope, sig * (1 - sig) * (2 + z * (1 - 2 * sig))
+        curvature = sig * (1 - sig) * (2 + z * (1 - 2 * sig)) if order > 1 else None
+        return z * sig, slope, curvature
     t = torch.tanh(z)  # tanh
     slope = 1 - t * t
-    return t, slope, -2 * t * slope
+    return t, slope, (-2 * t * slope if order > 1 else None)
 
 
 class _GradientCode(torch.autograd.Function):
@@ -101,7 +102,7 @@ class _GradientCode(torch.autograd.Function):
 
     @staticmethod
     def forward(z: Tensor, alpha: Tensor, phi: str) -> Tensor:
-        value, slope, _ = _derivatives(z, phi)
+        value, slope, _ = derivatives(z, phi, order=1)
         return slope * (value - alpha)
 
     @staticmethod
@@ -114,7 +115,7 @@ class _GradientCode(torch.autograd.Function):
     def backward(ctx, grad_u: Tensor):
         z, alpha = ctx.saved_tensors
         # Written with differentiable ops so that gradcheck's double evaluation stays exact.
-        value, slope, curvature = _derivatives(z, ctx.phi)
+        value, slope, curvature = derivatives(z, ctx.phi)
         grad_z = grad_u * (curvature * (value - alpha) + slope * slope)
         return grad_z, -grad_u * slope, None
 
@@ -181,10 +182,15 @@ def check_inputs(
             f"initial_state memories must be {want_k} and {want_v}; got "
             f"{tuple(initial_state.key_memory.shape)} and {tuple(initial_state.value_memory.shape)}"
         )
-    if initial_state.offset and initial_state.chunk_size != chunk_size:
+    if initial_state.offset and initial_state.chunk_size != chunk_size and phi != "identity":
         raise ConfigError(
             f"initial_state stopped mid-chunk with chunk_size={initial_state.chunk_size}; "
             f"continue with that chunk_size, not {chunk_size}"
+        )
+    if phi == "identity":
+        # The exact recurrence has no chunk anchor: any state continues at any chunk size.
+        return TrellisState.from_memories(
+            initial_state.key_memory, initial_state.value_memory, chunk_size
         )
     # A state saved at a chunk boundary may be continued with any chunk size.
     return initial_state._replace(chunk_size=chunk_size)

@@ -1,7 +1,10 @@
 """Reference form: the equations of ops/trellis/README.md followed literally, token by token.
 
 Slow on purpose (a Python loop over tokens, the two passes run one after the other); it is the
-ground truth the chunkwise and recurrent forms are tested against.
+ground truth the chunkwise and recurrent forms are tested against. For a nonlinear φ the
+gradient inside a chunk is taken at the chunk's first memory (the stale gradient); for
+φ = identity it is taken at the previous token's memory whatever the chunk size, which is what
+the chunkwise form computes exactly.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ def _compress_pass(
     Returns the reads, the last memory and the anchor of the chunk the last token is in.
     """
     reads = []
+    exact = phi == "identity"  # the delta rule chunks exactly: every gradient at M_{t-1}
     for t in range(inputs.shape[1]):
-        if (offset + t) % chunk_size == 0:
+        if exact or (offset + t) % chunk_size == 0:
             anchor = memory  # a new chunk: gradients are taken at this state until the next one
         x_t = inputs[:, t]  # [B, H, n]
         z_t = torch.einsum("bhmn,bhn->bhm", anchor, x_t)
@@ -86,7 +90,6 @@ def naive_trellis(
     y = apply_phi(value_reads, phi)
     if not output_final_state:
         return y, None
-    end = final_state(
-        key_memory, value_memory, key_anchor, value_anchor, state.offset + q.shape[1], chunk_size
-    )
+    end_offset = 0 if phi == "identity" else state.offset + q.shape[1]
+    end = final_state(key_memory, value_memory, key_anchor, value_anchor, end_offset, chunk_size)
     return y, end

@@ -40,14 +40,15 @@ def trellis_step(
     anchor is refreshed.
     """
     key_memory, value_memory, key_anchor, value_anchor, offset, chunk_size = state
-    if offset == 0:
+    exact = phi == "identity"  # no chunk anchor: every gradient at the previous memory
+    if offset == 0 or exact:
         key_anchor, value_anchor = key_memory, value_memory
     beta = log_beta.exp()
     key_memory = _write(key_memory, key_anchor, k, alpha, beta, gamma, phi)
     value_memory = _write(value_memory, value_anchor, v, alpha, beta, gamma, phi)
     s = between_passes((key_memory @ q[..., None])[..., 0], f)  # [B, H, m]
     y = apply_phi((s[..., None, :] @ value_memory)[..., 0, :], phi)  # [B, H, dv]
-    offset = (offset + 1) % chunk_size
+    offset = 0 if exact else (offset + 1) % chunk_size
     if offset == 0:
         key_anchor, value_anchor = key_memory, value_memory
     return y, TrellisState(key_memory, value_memory, key_anchor, value_anchor, offset, chunk_size)

@@ -1,0 +1,281 @@
+"""The accuracy study on ETTh1 and Weather: recipe and settings search on validation loss, final
+tables, ablations and lookback scaling.
+
+    python benchmarks/study.py recipe             # baseline training recipes, validation only
+    python benchmarks/study.py search             # Trellis encoder candidates, validation only
+    python benchmarks/study.py select             # per (dataset, model, L): lowest validation loss
+    python benchmarks/study.py final              # chosen settings, 4 horizons, 3 seeds
+    python benchmarks/study.py ablations lookback # Trellis variants; L = 96 .. 720
+    python benchmarks/study.py tables             # re-render every table from the JSON lines
+    python benchmarks/study.py final --datasets Weather --models trellis --dry-run
+
+Every run is one `trellis-ts benchmark` process (its peak RSS is its own) with
+`OMP_NUM_THREADS=1`, `--jobs` at a time. A phase skips the runs its results file already holds,
+so an interrupted phase resumes where it stopped; results are appended as each run ends.
+
+No choice ever sees a test number: search runs use `--validation-only`, which keeps the test
+rows out of the process, and `select` compares `best_val_loss` (the MSE of the scaled
+validation windows at the restored best epoch), averaged over the searched horizons and seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from trellis_ts.benchmark import read_results, render_table
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+CONFIGS = REPO / "benchmarks" / "configs"
+HEADLINE = REPO / "benchmarks" / "results.jsonl"
+SEARCH_FILE = RESULTS / "study_search.jsonl"
+HORIZONS = (96, 192, 336, 720)
+SEARCH_HORIZONS = (96, 720)
+DATASETS = ("ETTh1", "Weather")
+MODELS = ("trellis", "attention", "dlinear")
+
+# Per dataset: the lookbacks of the final table (96 and the long one chosen on validation), and
+# the training budget every model shares there. ETTh1's train split holds ~57k windows (all
+# channels): an epoch is a full pass. Weather's holds ~760k: an epoch draws 65,536 of them.
+BUDGET: dict[str, dict[str, Any]] = {
+    "ETTh1": {"max_epochs": 20, "early_stopping_patience": 5},
+    "Weather": {"max_epochs": 20, "early_stopping_patience": 5, "windows_per_epoch": 65536},
+}
+LONG_LOOKBACKS = (336, 720)
+
+# ------------------------------------------------------------------------------ candidates
+# Baselines: the training recipe. A "batch" here is univariate windows; the papers' batch of
+# 32 (DLinear) or 128 (PatchTST) seven-channel ETTh1 windows is 224 or 896 of ours.
+DLINEAR_GRID: list[dict[str, Any]] = [
+    {"batch_size": 32, "learning_rate": 3e-3},  # the 0.1.0 recipe
+    {"batch_size": 256, "learning_rate": 5e-3},
+    {"batch_size": 256, "learning_rate": 1e-3},
+    {"batch_size": 256, "learning_rate": 5e-3, "weight_decay": 0.0},
+]
+# The PatchTST-style encoder at its paper's ETTh1 size (d_model 16, 3 layers, 4 heads, d_ff 128,
+# dropout 0.3, patches 16/8), and neighbours.
+PATCH = {"patch_len": 16, "patch_stride": 8}
+ENCODER_SMALL = PATCH | {
+    "d_model": 16,
+    "n_layers": 3,
+    "n_heads": 4,
+    "ffn_mult": 8.0,
+    "dropout": 0.3,
+}
+ATTENTION_GRID: list[dict[str, Any]] = [
+    ENCODER_SMALL | {"batch_size": 256, "learning_rate": 1e-3},
+    ENCODER_SMALL | {"batch_size": 256, "learning_rate": 3e-4},
+    ENCODER_SMALL | {"batch_size": 128, "learning_rate": 5e-4},
+    PATCH | {"d_model": 32, "n_layers": 2, "n_heads": 4, "ffn_mult": 4.0, "dropout": 0.2,
+             "batch_size": 256, "learning_rate": 5e-4},
+]  # fmt: skip
+RECIPE: dict[str, list[dict[str, Any]]] = {"dlinear": DLINEAR_GRID, "attention": ATTENTION_GRID}
+# The Trellis encoder: the exact phi=identity form (no bound on gamma) at two sizes, with and
+# without the linear path beside the encoder, against fewer/more heads and the paper's silu.
+TRELLIS_BASE = PATCH | {
+    "d_model": 32,
+    "n_layers": 2,
+    "n_heads": 2,
+    "n_slots": 32,
+    "ffn_mult": 4.0,
+    "dropout": 0.2,
+    "batch_size": 256,
+    "learning_rate": 5e-4,
+}
+TRELLIS_GRID: list[dict[str, Any]] = [
+    TRELLIS_BASE,
+    TRELLIS_BASE | {"linear_path": True},
+    TRELLIS_BASE | {"learning_rate": 1e-3},
+    TRELLIS_BASE | {"n_heads": 4, "n_slots": 16},
+    TRELLIS_BASE | {"phi": "silu", "chunk_size": 16},
+    ENCODER_SMALL | {"n_heads": 2, "n_slots": 16, "batch_size": 256, "learning_rate": 1e-3},
+    ENCODER_SMALL
+    | {"n_heads": 2, "n_slots": 16, "batch_size": 256, "learning_rate": 1e-3, "linear_path": True},
+]
+SEARCH: dict[str, list[dict[str, Any]]] = {"trellis": TRELLIS_GRID}
+
+
+# ------------------------------------------------------------------------------ running
+def _config_id(model: str, settings: dict[str, Any]) -> str:
+    from trellis_ts.benchmark import _config_id, resolve_config
+
+    return _config_id(resolve_config(model, settings).to_dict())
+
+
+def _job(dataset, model, settings, L, H, seed, results, validation_only=False) -> dict[str, Any]:
+    return {"dataset": dataset, "model": model, "settings": settings, "L": L, "H": H,
+            "seed": seed, "results": results, "validation_only": validation_only}  # fmt: skip
+
+
+def _key(job_or_record: dict[str, Any]) -> tuple:
+    r = job_or_record
+    if "settings" in r:
+        return (r["dataset"], r["model"], _config_id(r["model"], r["settings"]), r["L"], r["H"],
+                r["seed"])  # fmt: skip
+    return (r["dataset"], r["model"], r["config_id"], r["context_length"], r["horizon"], r["seed"])
+
+
+def _launch(job: dict[str, Any], data_dir: Path) -> int:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(job["settings"], fh)
+    command = [sys.executable, "-m", "trellis_ts", "benchmark", job["dataset"],
+               "--data-dir", str(data_dir), "--context-length", str(job["L"]),
+               "--horizons", str(job["H"]), "--model", job["model"], "--config", fh.name,
+               "--seeds", str(job["seed"]), "--results", str(job["results"]), "--quiet"]  # fmt: skip
+    if job["validation_only"]:
+        command.append("--validation-only")
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    label = (f"{job['dataset']} {job['model']} L={job['L']} H={job['H']} seed={job['seed']} "
+             f"{job['settings']}")  # fmt: skip
+    print(f"start  {label}", flush=True)
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    os.unlink(fh.name)
+    print(f"{'done  ' if done.returncode == 0 else f'FAILED ({done.returncode})'} {label}",
+          flush=True)  # fmt: skip
+    if done.returncode:
+        print(done.stderr[-2000:], file=sys.stderr, flush=True)
+    return done.returncode
+
+
+def run_jobs(jobs: list[dict[str, Any]], data_dir: Path, n_jobs: int, dry_run: bool) -> None:
+    """Run the jobs not yet in their results file, ``n_jobs`` processes at a time."""
+    done = set()
+    for results in {job["results"] for job in jobs}:
+        if results.is_file():
+            done |= {(results, *_key(r)) for r in read_results(results)}
+    todo, seen = [], set()
+    for job in jobs:
+        key = (job["results"], *_key(job))
+        if key not in done and key not in seen:
+            seen.add(key)
+            todo.append(job)
+    print(f"{len(jobs)} runs asked, {len(todo)} not yet recorded")
+    if dry_run:
+        for job in todo:
+            print(f"would run {job['dataset']} {job['model']} L={job['L']} H={job['H']} "
+                  f"seed={job['seed']} -> {job['results'].name}: {job['settings']}")  # fmt: skip
+        return
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        codes = list(pool.map(lambda job: _launch(job, data_dir), todo))
+    if any(codes):
+        raise SystemExit(f"{sum(1 for c in codes if c)} run(s) failed; see the messages above")
+
+
+# ------------------------------------------------------------------------------ phases
+def _grid_jobs(grids: dict[str, list[dict[str, Any]]], datasets, seeds) -> list[dict[str, Any]]:
+    return [_job(dataset, model, BUDGET[dataset] | candidate, L, H, seed, SEARCH_FILE, True)
+            for dataset in datasets for model, grid in grids.items() for candidate in grid
+            for L in LONG_LOOKBACKS[:1] for H in SEARCH_HORIZONS for seed in seeds]  # fmt: skip
+
+
+def recipe_jobs(datasets) -> list[dict[str, Any]]:
+    return _grid_jobs(RECIPE, datasets, seeds=(0, 1, 2))
+
+
+def search_jobs(datasets) -> list[dict[str, Any]]:
+    return _grid_jobs(SEARCH, datasets, seeds=(0,))
+
+
+def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: int):
+    """(mean validation loss over the searched horizons and seeds, spread, candidate, runs)."""
+    records = [r for r in read_results(SEARCH_FILE) if r["dataset"] == dataset
+               and r["model"] == model and r["context_length"] == L]  # fmt: skip
+    if any(r.get("mse") is not None for r in records):
+        raise SystemExit(f"{SEARCH_FILE} holds test scores; a search file must not")
+    rows = []
+    for candidate in grid:
+        cid = _config_id(model, BUDGET[dataset] | candidate)
+        runs = [r for r in records if r["config_id"] == cid]
+        if not runs:
+            continue
+        by_h = {}
+        for r in runs:
+            by_h.setdefault(r["horizon"], []).append(r["best_val_loss"])
+        mean = statistics.mean(statistics.mean(v) for v in by_h.values())
+        spread = max((max(v) - min(v)) for v in by_h.values())
+        rows.append((mean, spread, candidate, runs))
+    return rows
+
+
+def select(datasets) -> None:
+    """Each (dataset, model)'s lowest mean validation loss wins; writes configs and a table."""
+    grids = RECIPE | SEARCH
+    lines = ["| dataset | model | candidate | mean val loss (H 96, 720) | seed spread | "
+             "epochs (best) | chosen |", "|---|---|---|---:|---:|---|---|"]  # fmt: skip
+    for dataset in datasets:
+        for model, grid in grids.items():
+            rows = candidate_scores(dataset, model, grid, LONG_LOOKBACKS[0])
+            if not rows:
+                continue
+            best = min(rows, key=lambda row: row[0])
+            path = CONFIGS / f"{dataset.lower()}_{model}.json"
+            path.write_text(json.dumps(BUDGET[dataset] | best[2], indent=2, sort_keys=True) + "\n")
+            for mean, spread, candidate, runs in rows:
+                text = ", ".join(f"{k}={v}" for k, v in candidate.items())
+                epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:3])
+                lines.append(f"| {dataset} | {model} | {text} | {mean:.4f} | {spread:.4f} | "
+                             f"{epochs} | {'**yes**' if candidate is best[2] else ''} |")  # fmt: skip
+    (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def chosen(dataset: str, model: str) -> dict[str, Any]:
+    path = CONFIGS / f"{dataset.lower()}_{model}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing; run the search and `select` first")
+    return json.loads(path.read_text())
+
+
+def final_jobs(datasets, lookbacks=(96, 336), seeds=(0, 1, 2)) -> list[dict[str, Any]]:
+    return [_job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
+            for dataset in datasets for model in MODELS for L in sorted(lookbacks)[::-1]
+            for seed in seeds for H in HORIZONS]  # fmt: skip
+
+
+def write_tables() -> None:
+    if HEADLINE.is_file():
+        (REPO / "benchmarks" / "results.md").write_text(render_table(HEADLINE))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phases", nargs="+", metavar="phase",
+                        choices=["recipe", "search", "select", "final", "tables"])  # fmt: skip
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--models", nargs="*", help="restrict the runs to these models")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    CONFIGS.mkdir(parents=True, exist_ok=True)
+    phase_jobs = {"recipe": recipe_jobs, "search": search_jobs, "final": final_jobs}
+    jobs: list[dict[str, Any]] = []
+
+    def run_pending() -> None:
+        pending = [job for job in jobs if not args.models or job["model"] in args.models]
+        if pending:
+            run_jobs(pending, args.data_dir, args.jobs, args.dry_run)
+        jobs.clear()
+
+    for phase in args.phases:  # in order; run phases between two selects share one pool
+        if phase == "select":
+            run_pending()
+            select(args.datasets)
+        elif phase in phase_jobs:
+            jobs.extend(phase_jobs[phase](args.datasets))
+    run_pending()
+    write_tables()
+
+
+if __name__ == "__main__":
+    main()
