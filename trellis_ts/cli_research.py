@@ -154,6 +154,17 @@ def benchmark(
     table: Annotated[
         Path | None, typer.Option(help="Write the markdown table of all results here.")
     ] = None,
+    features: Annotated[
+        str,
+        typer.Option(
+            help="M (every channel forecast), S (the target alone) or MS (the target, with every "
+            "other channel as a past covariate)."
+        ),
+    ] = "M",
+    target: Annotated[
+        str | None,
+        typer.Option(help="The forecast column of S and MS (default: OT, else the last column)."),
+    ] = None,
     validation_only: Annotated[
         bool,
         typer.Option(
@@ -173,7 +184,7 @@ def benchmark(
         records = run_benchmark(
             dataset, data_dir, context_length, horizons or [96, 192, 336, 720], model=model,
             config=config, seeds=seeds or [0], results_path=results, table_path=table,
-            score_test=not validation_only, verbose=not quiet,
+            score_test=not validation_only, features=features, target=target, verbose=not quiet,
         )  # fmt: skip
     if as_json:
         keep = ("dataset", "model", "seed", "context_length", "horizon", "mse", "mae",
@@ -184,7 +195,7 @@ def benchmark(
             scores = (f"validation loss {r['best_val_loss']:.4f}" if r["mse"] is None
                       else f"MSE {r['mse']:.4f} MAE {r['mae']:.4f}")  # fmt: skip
             typer.echo(
-                f"{r.get('dataset')} {model} L={r.get('context_length')} H={r.get('horizon')} "
+                f"{r.get('dataset')} {features} {model} L={r.get('context_length')} H={r.get('horizon')} "
                 f"seed={r.get('seed')}: {scores} ({r.get('train_seconds', 0):.0f} s)",
                 err=True,
             )
