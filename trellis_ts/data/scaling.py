@@ -33,7 +33,7 @@ def location_scale(values: np.ndarray) -> tuple[float, float]:
     return mean, abs(mean) if mean != 0 else 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scaler:
     """Named columns' ``mean`` and ``scale`` (float64 ``[K]``): ``(x - mean) / scale``."""
 
@@ -57,6 +57,11 @@ class Scaler:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Scaler) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  (arrays inside: not hashable)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """``values`` ``[..., K]`` scaled column-wise."""
