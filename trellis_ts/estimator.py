@@ -20,8 +20,8 @@ from trellis_ts.data.covariates import ColumnRoles
 from trellis_ts.data.frames import Panel, to_panel
 from trellis_ts.data.future import future_frame, read_future
 from trellis_ts.data.inputs import InputScaling
-from trellis_ts.data.layout import to_frame
 from trellis_ts.data.windows import WindowDataset, final_windows
+from trellis_ts.data.writing import to_frame
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.lightning_module import model_inputs
 from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period

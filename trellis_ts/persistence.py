@@ -185,37 +185,35 @@ def load_state(path: str | os.PathLike) -> FittedState:
                        scaling=scaling, history=history, summary=summary)  # fmt: skip
 
 
-def _index(h: dict) -> tuple[pd.Index, ...]:
-    return tuple(pd.Index([_unjson(t) for t in ix]) for ix in h["index"])
-
-
-def _read_v2(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
-    h = meta["history"]
-    layout = FrameLayout.from_dict(h["layout"])
-    n_groups = h["n_groups"]
-    lengths = [len(ix) for ix in h["index"]]
-    group = np.asarray(h["group"], dtype=np.int64)
-    parts = {}
-    for kind, width in (
-        ("past", len(layout.past_covariates)),
-        ("future", len(layout.future_covariates)),
-    ):
-        parts[kind] = tuple(
-            tensors[f"history.{kind}.{g}"].numpy() if width
-            else np.zeros((lengths[int(np.argmax(group == g))], 0)) for g in range(n_groups)
-        )  # fmt: skip
-    covariates = Covariates(past=parts["past"], future=parts["future"],
-                            static=pd.DataFrame(h["static"], index=range(len(h["names"]))),
-                            group=group)  # fmt: skip
-    history = Panel(
+def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Panel:
+    """The saved history tail: target values from the weights file, the rest from JSON."""
+    return Panel(
         values=tuple(tensors[f"history.{i}"].numpy() for i in range(len(h["names"]))),
-        index=_index(h),
+        index=tuple(pd.Index([_unjson(t) for t in ix]) for ix in h["index"]),
         names=tuple(h["names"]),
         freq=h["freq"],
         layout=layout,
         ids=None if h["ids"] is None else tuple(h["ids"]),
         covariates=covariates,
     )
+
+
+def _read_v2(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
+    h = meta["history"]
+    layout = FrameLayout.from_dict(h["layout"])
+    lengths = [len(ix) for ix in h["index"]]
+    group = np.asarray(h["group"], dtype=np.int64)
+    parts = {}
+    for kind, width in (("past", len(layout.past_covariates)),
+                        ("future", len(layout.future_covariates))):  # fmt: skip
+        parts[kind] = tuple(
+            tensors[f"history.{kind}.{g}"].numpy() if width
+            else np.zeros((lengths[int(np.argmax(group == g))], 0)) for g in range(h["n_groups"])
+        )  # fmt: skip
+    covariates = Covariates(past=parts["past"], future=parts["future"],
+                            static=pd.DataFrame(h["static"], index=range(len(h["names"]))),
+                            group=group)  # fmt: skip
+    history = _history(h, tensors, layout, covariates)
     return meta["columns"], InputScaling.from_dict(meta["scaling"]), history
 
 
@@ -227,13 +225,5 @@ def _read_v1(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
         target_col=h["target_col"], index_name=h["index_name"],
         columns=None if h["columns"] is None else tuple(h["columns"]),
     )  # fmt: skip
-    history = Panel(
-        values=tuple(tensors[f"history.{i}"].numpy() for i in range(len(h["names"]))),
-        index=_index(h),
-        names=tuple(h["names"]),
-        freq=h["freq"],
-        layout=layout,
-        ids=None if h["ids"] is None else tuple(h["ids"]),
-    )
     scaling = InputScaling.targets_only(Scaler.from_dict(meta["scaler"]))
-    return dict(meta["columns"]), scaling, history
+    return dict(meta["columns"]), scaling, _history(h, tensors, layout)

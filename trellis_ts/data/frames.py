@@ -2,7 +2,7 @@
 
 The model is channel-independent, so the canonical form is a list of univariate series: a
 `Panel`. `to_panel` accepts the two layouts users bring from NeuralForecast/GluonTS workflows
-(`trellis_ts.data.layout.to_frame` writes results back in the same layout, names and order):
+(`trellis_ts.data.writing.to_frame` writes results back in the same layout, names and order):
 
 * wide: one row per timestamp, one column per channel; time in a column or in the index;
 * long: columns ``[unique_id, ds, y]``, one row per (series, timestamp).

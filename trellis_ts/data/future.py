@@ -14,8 +14,8 @@ import pandas as pd
 
 from trellis_ts.data.calendar import calendar_values
 from trellis_ts.data.frames import Panel, to_float
-from trellis_ts.data.layout import future_index, with_time
-from trellis_ts.data.timegrid import parse_time
+from trellis_ts.data.timegrid import future_index, parse_time
+from trellis_ts.data.writing import with_time
 from trellis_ts.errors import DataError
 
 __all__ = ["future_frame", "read_future"]

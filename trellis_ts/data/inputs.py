@@ -20,8 +20,8 @@ import pandas as pd
 
 from trellis_ts.data.calendar import calendar_values
 from trellis_ts.data.frames import Panel, to_float
-from trellis_ts.data.layout import future_index
 from trellis_ts.data.scaling import Scaler, location_scale
+from trellis_ts.data.timegrid import future_index
 from trellis_ts.data.windows import SeriesSet
 from trellis_ts.nn.covariates import ModelInputs
 
