@@ -68,6 +68,15 @@ def test_wide_roles_are_inputs_only_and_the_future_drives_the_forecast():
         f.predict()
 
 
+def test_wide_static_covariates_hold_for_the_whole_frame():
+    df = wide().assign(site="plant_a")
+    f = TrellisForecaster(**PARAMS).fit(df, target="sales", static_covariates=["site"])
+    assert f.inputs_.feat_static_cat == (1,) and np.isfinite(f.predict()["sales"]).all()
+    with pytest.raises(DataError, match="varies within the frame"):
+        TrellisForecaster(**PARAMS).fit(df.assign(site=np.where(df.index < 5, "a", "b")),
+                                        target="sales", static_covariates=["site"])  # fmt: skip
+
+
 def test_long_roles_with_static_categories_and_numbers():
     df = long()
     df["size"] = df["unique_id"].map({"store_0": 1.0, "store_1": 2.5, "store_2": 4.0})

@@ -126,6 +126,10 @@ class Covariates:
         group = np.zeros(len(lengths), np.int64) if shared else np.arange(len(lengths))
         return cls(empty, empty, pd.DataFrame(index=range(len(lengths))), group)
 
+    def first_members(self) -> list[int]:
+        """The first series of each group: the one whose time index the group's rows follow."""
+        return [int(np.argmax(self.group == g)) for g in range(len(self.past))]
+
     def tail(self, length: int) -> Covariates:
         """The last ``length`` steps of the time-varying values."""
         return Covariates(tuple(p[-length:].copy() for p in self.past),

@@ -29,9 +29,8 @@ def future_frame(panel: Panel, horizon: int, calendar: tuple[str, ...] = ()) -> 
     column empty (NaN), and the calendar feature columns filled."""
     layout = panel.layout
     names = list(layout.future_covariates)
-    groups = _group_members(panel)
     blocks = []
-    for first in groups:
+    for first in panel.covariates.first_members():
         times = future_index(panel.index[first][-1], panel.freq, horizon)
         columns = {c: np.full(horizon, np.nan) for c in names}
         columns |= dict(zip(calendar, calendar_values(times, calendar).T, strict=True))
@@ -78,7 +77,7 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int) -> list
         raise DataError(f"future has no id column {layout.id_col!r}; give each row its series' id.")
     ids = future[layout.id_col].to_numpy()
     out = []
-    for first in _group_members(panel):
+    for first in panel.covariates.first_members():
         rows = np.flatnonzero(ids == panel.ids[first])
         where = f" (series {panel.names[first]!r})"
         if not rows.size:
@@ -88,12 +87,6 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int) -> list
             )
         out.append(_horizon_rows(times[rows], values[rows], panel, first, where, horizon))
     return out
-
-
-def _group_members(panel: Panel) -> list[int]:
-    """The first series of each covariate group (the series whose time axis the group has)."""
-    group = panel.covariates.group
-    return [int(np.argmax(group == g)) for g in range(int(group.max()) + 1)] if len(group) else []
 
 
 def _horizon_rows(times, values, panel: Panel, first: int, where: str, horizon: int) -> np.ndarray:

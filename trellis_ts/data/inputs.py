@@ -94,9 +94,8 @@ class InputScaling:
         if n_past:
             past = [self._dynamic(p, 0) for p in cov.past]
         if layout.future_covariates or self.calendar:
-            members = [int(np.argmax(cov.group == g)) for g in range(len(cov.future))]
             known = []
-            for g, first in enumerate(members):
+            for g, first in enumerate(cov.first_members()):
                 values, times = cov.future[g], panel.index[first]
                 if future is not None:
                     values = np.concatenate([values, future[g]])
