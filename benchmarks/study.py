@@ -4,8 +4,9 @@ tables, ablations and lookback scaling.
     python benchmarks/study.py recipe             # baseline training recipes, validation only
     python benchmarks/study.py search             # Trellis encoder candidates, validation only
     python benchmarks/study.py select             # per (dataset, model, L): lowest validation loss
-    python benchmarks/study.py final              # chosen settings, 4 horizons, 3 seeds
-    python benchmarks/study.py ablations lookback # Trellis variants; L = 96 .. 720
+    python benchmarks/study.py lookback           # chosen settings at L = 96 .. 720, validation
+    python benchmarks/study.py final              # L = 96 and the best long L, 4 horizons, 3 seeds
+    python benchmarks/study.py ablations          # Trellis variants on ETTh1, 3 seeds
     python benchmarks/study.py tables             # re-render every table from the JSON lines
     python benchmarks/study.py final --datasets Weather --models trellis --dry-run
 
@@ -38,6 +39,8 @@ RESULTS = REPO / "benchmarks" / "results"
 CONFIGS = REPO / "benchmarks" / "configs"
 HEADLINE = REPO / "benchmarks" / "results.jsonl"
 SEARCH_FILE = RESULTS / "study_search.jsonl"
+LOOKBACK_FILE = RESULTS / "study_lookback.jsonl"
+ABLATION_FILE = RESULTS / "study_ablations.jsonl"
 HORIZONS = (96, 192, 336, 720)
 SEARCH_HORIZONS = (96, 720)
 DATASETS = ("ETTh1", "Weather")
@@ -50,13 +53,15 @@ BUDGET: dict[str, dict[str, Any]] = {
     "ETTh1": {"max_epochs": 20, "early_stopping_patience": 5},
     "Weather": {"max_epochs": 20, "early_stopping_patience": 5, "windows_per_epoch": 65536},
 }
-LONG_LOOKBACKS = (336, 720)
+# Weather's validation split holds ~100k windows: early stopping reads every 4th of them.
+VAL_STRIDE = {"Weather": 4}
+LONG_LOOKBACKS = (336, 512, 720)  # the long lookback of each model is chosen among these
+LOOKBACKS = (96, *LONG_LOOKBACKS)
 
 # ------------------------------------------------------------------------------ candidates
 # Baselines: the training recipe. A "batch" here is univariate windows; the papers' batch of
 # 32 (DLinear) or 128 (PatchTST) seven-channel ETTh1 windows is 224 or 896 of ours.
 DLINEAR_GRID: list[dict[str, Any]] = [
-    {"batch_size": 32, "learning_rate": 3e-3},  # the 0.1.0 recipe
     {"batch_size": 256, "learning_rate": 5e-3},
     {"batch_size": 256, "learning_rate": 1e-3},
     {"batch_size": 256, "learning_rate": 5e-3, "weight_decay": 0.0},
@@ -94,14 +99,24 @@ TRELLIS_BASE = PATCH | {
 TRELLIS_GRID: list[dict[str, Any]] = [
     TRELLIS_BASE,
     TRELLIS_BASE | {"linear_path": True},
-    TRELLIS_BASE | {"learning_rate": 1e-3},
-    TRELLIS_BASE | {"n_heads": 4, "n_slots": 16},
     TRELLIS_BASE | {"phi": "silu", "chunk_size": 16},
     ENCODER_SMALL | {"n_heads": 2, "n_slots": 16, "batch_size": 256, "learning_rate": 1e-3},
     ENCODER_SMALL
     | {"n_heads": 2, "n_slots": 16, "batch_size": 256, "learning_rate": 1e-3, "linear_path": True},
 ]
 SEARCH: dict[str, list[dict[str, Any]]] = {"trellis": TRELLIS_GRID}
+
+# One choice of the chosen Trellis settings changed at a time (the first row is the reference).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "chosen": {},
+    "phi=silu (stale chunks of 16)": {"phi": "silu", "chunk_size": 16},
+    "phi=silu, chunk 4": {"phi": "silu", "chunk_size": 4},
+    "between=l2_silu": {"between": "l2_silu"},
+    "no forget gate": {"forget_gate": False},
+    "m=16": {"n_slots": 16},
+    "m=64": {"n_slots": 64},
+    "head=pool": {"head": "pool"},
+}
 
 
 # ------------------------------------------------------------------------------ running
@@ -138,6 +153,7 @@ def _launch(job: dict[str, Any], data_dir: Path) -> int:
                "--features", job.get("features", "M")]  # fmt: skip
     if job["validation_only"]:
         command.append("--validation-only")
+    command += ["--val-stride", str(VAL_STRIDE.get(job["dataset"], 1))]
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     label = (f"{job['dataset']} {job.get('features', 'M')} {job['model']} L={job['L']} "
              f"H={job['H']} seed={job['seed']} {job['settings']}")  # fmt: skip
@@ -183,7 +199,9 @@ def _grid_jobs(grids: dict[str, list[dict[str, Any]]], datasets, seeds) -> list[
 
 
 def recipe_jobs(datasets) -> list[dict[str, Any]]:
-    return _grid_jobs(RECIPE, datasets, seeds=(0, 1, 2))
+    # DLinear is cheap: three seeds show each recipe's spread; the encoders run seed 0.
+    return (_grid_jobs({"dlinear": DLINEAR_GRID}, datasets, seeds=(0, 1, 2))
+            + _grid_jobs({"attention": ATTENTION_GRID}, datasets, seeds=(0,)))  # fmt: skip
 
 
 def search_jobs(datasets) -> list[dict[str, Any]]:
@@ -229,8 +247,19 @@ def select(datasets) -> None:
                 epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:3])
                 lines.append(f"| {dataset} | {model} | {text} | {mean:.4f} | {spread:.4f} | "
                              f"{epochs} | {'**yes**' if candidate is best[2] else ''} |")  # fmt: skip
+        if not any(candidate_scores(dataset, m, g, LONG_LOOKBACKS[0]) for m, g in grids.items()):
+            _adopt(dataset, "ETTh1")
     (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _adopt(dataset: str, source: str) -> None:
+    """A dataset not searched takes the source dataset's chosen model settings, with its own
+    training budget (its lookback is still chosen on its own validation split)."""
+    for model in MODELS:
+        settings = {k: v for k, v in chosen(source, model).items() if k not in BUDGET[source]}
+        path = CONFIGS / f"{dataset.lower()}_{model}.json"
+        path.write_text(json.dumps(BUDGET[dataset] | settings, indent=2, sort_keys=True) + "\n")
 
 
 def chosen(dataset: str, model: str) -> dict[str, Any]:
@@ -240,21 +269,106 @@ def chosen(dataset: str, model: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def final_jobs(datasets, lookbacks=(96, 336), seeds=(0, 1, 2)) -> list[dict[str, Any]]:
+def lookback_jobs(datasets) -> list[dict[str, Any]]:
+    """Each model's chosen settings at every lookback, on validation: the scaling with L and
+    the choice of each model's long lookback."""
+    return [_job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
+            for dataset in datasets for model in MODELS for L in sorted(LOOKBACKS)[::-1]
+            for H in SEARCH_HORIZONS]  # fmt: skip
+
+
+def best_lookbacks(datasets) -> dict[tuple[str, str], int]:
+    """(dataset, model) → the long lookback (in LONG_LOOKBACKS) with the lowest mean validation loss."""
+    records = read_results(LOOKBACK_FILE) if LOOKBACK_FILE.is_file() else []
+    best = {}
+    for dataset in datasets:
+        for model in MODELS:
+            cid = _config_id(model, chosen(dataset, model))
+            losses = {}
+            for L in LONG_LOOKBACKS:
+                runs = [r["best_val_loss"] for r in records if r["dataset"] == dataset
+                        and r["model"] == model and r["config_id"] == cid
+                        and r["context_length"] == L]  # fmt: skip
+                if len(runs) == len(SEARCH_HORIZONS):
+                    losses[L] = statistics.mean(runs)
+            if len(losses) < len(LONG_LOOKBACKS):
+                raise SystemExit(f"{dataset} {model}: the lookback runs are not all recorded in "
+                                 f"{LOOKBACK_FILE}; run the lookback phase first")  # fmt: skip
+            best[(dataset, model)] = min(losses, key=losses.get)
+    return best
+
+
+def lookback_table() -> str:
+    records = read_results(LOOKBACK_FILE)
+    lines = ["| dataset | model | L | tokens | val loss H=96 | val loss H=720 | s / epoch |",
+             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    keys = sorted({(r["dataset"], r["model"], r["context_length"]) for r in records})
+    for dataset, model, L in keys:
+        runs = {r["horizon"]: r for r in records if (r["dataset"], r["model"], r["context_length"])
+                == (dataset, model, L)}  # fmt: skip
+        c = next(iter(runs.values()))["config"]
+        tokens = (L - c["patch_len"]) // c["patch_stride"] + 2 if model != "dlinear" else "-"
+        cells = [f"{runs[H]['best_val_loss']:.4f}" if H in runs else "" for H in SEARCH_HORIZONS]
+        per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs.values())
+        lines.append(f"| {dataset} | {model} | {L} | {tokens} | " + " | ".join(cells)
+                     + f" | {per_epoch:.1f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def final_jobs(datasets, seeds=(0, 1, 2)) -> list[dict[str, Any]]:
+    """Every model at L = 96 and at its chosen long lookback, every horizon, three seeds."""
+    long = best_lookbacks(datasets)
     return [_job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
-            for dataset in datasets for model in MODELS for L in sorted(lookbacks)[::-1]
+            for dataset in datasets for model in MODELS for L in (long[(dataset, model)], 96)
             for seed in seeds for H in HORIZONS]  # fmt: skip
+
+
+def ablation_jobs(datasets) -> list[dict[str, Any]]:
+    """The chosen Trellis settings on ETTh1 with one choice changed, three seeds each."""
+    base = chosen("ETTh1", "trellis")
+    L = best_lookbacks(["ETTh1"])[("ETTh1", "trellis")]
+    return [_job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
+            for change in ABLATIONS.values() for H in SEARCH_HORIZONS
+            for seed in (0, 1, 2)]  # fmt: skip
+
+
+def ablation_table() -> str:
+    import numpy as np
+
+    base = chosen("ETTh1", "trellis")
+    records = read_results(ABLATION_FILE)
+    lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
+             + " | s / epoch |", "|---|" + "---:|" * len(SEARCH_HORIZONS) + "---:|"]  # fmt: skip
+    for name, change in ABLATIONS.items():
+        cid = _config_id("trellis", base | change)
+        runs = [r for r in records if r["config_id"] == cid]
+        if not runs:
+            continue
+        cells = []
+        for H in SEARCH_HORIZONS:
+            mse = [r["mse"] for r in runs if r["horizon"] == H]
+            cells.append(f"{np.mean(mse):.4f} ± {np.std(mse, ddof=1):.4f}" if len(mse) > 1
+                         else (f"{mse[0]:.4f}" if mse else ""))  # fmt: skip
+        per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs)
+        label = f"**{name}**" if not change else name
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {per_epoch:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def write_tables() -> None:
     if HEADLINE.is_file():
         (REPO / "benchmarks" / "results.md").write_text(render_table(HEADLINE))
+    if LOOKBACK_FILE.is_file():
+        (RESULTS / "study_lookback.md").write_text(lookback_table())
+    if ABLATION_FILE.is_file():
+        (RESULTS / "study_ablations.md").write_text(ablation_table())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("phases", nargs="+", metavar="phase",
-                        choices=["recipe", "search", "select", "final", "tables"])  # fmt: skip
+                        choices=["recipe", "search", "select", "lookback", "final", "ablations",
+                                 "tables"])  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--models", nargs="*", help="restrict the runs to these models")
@@ -263,7 +377,8 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     CONFIGS.mkdir(parents=True, exist_ok=True)
-    phase_jobs = {"recipe": recipe_jobs, "search": search_jobs, "final": final_jobs}
+    phase_jobs = {"recipe": recipe_jobs, "search": search_jobs, "lookback": lookback_jobs,
+                  "final": final_jobs, "ablations": ablation_jobs}  # fmt: skip
     jobs: list[dict[str, Any]] = []
 
     def run_pending() -> None:
@@ -272,11 +387,13 @@ def main() -> None:
             run_jobs(pending, args.data_dir, args.jobs, args.dry_run)
         jobs.clear()
 
-    for phase in args.phases:  # in order; run phases between two selects share one pool
+    for phase in args.phases:  # in order; a phase needing earlier results waits for them
         if phase == "select":
             run_pending()
             select(args.datasets)
         elif phase in phase_jobs:
+            if phase in ("final", "ablations"):
+                run_pending()  # they need every lookback run
             jobs.extend(phase_jobs[phase](args.datasets))
     run_pending()
     write_tables()

@@ -215,6 +215,17 @@ def test_tiny_run_appends_a_record_and_renders_a_table(tmp_path):
     assert "| ETTh2 | trellis |" in table.read_text()
 
 
+def test_val_stride_thins_the_early_stopping_windows_but_never_the_test(tmp_path):
+    write_csv(tmp_path / "ETTh2.csv", 17420, channels=2)
+    tiny = dict(max_epochs=1, d_model=16, n_heads=2, n_layers=1, n_slots=8, patch_len=8,
+                patch_stride=4, windows_per_epoch=128, batch_size=64, verbose=False)  # fmt: skip
+    (record,) = run_benchmark("ETTh2", tmp_path, 48, [12], model="trellis", results_path=None,
+                              val_stride=4, **tiny)  # fmt: skip
+    per_channel = 2880 + 48 - 48 - 12 + 1
+    assert record["val_windows"] == 2 * (-(-per_channel // 4)) and record["val_stride"] == 4
+    assert record["test_windows"] == 2 * per_channel
+
+
 def test_seasonal_naive_run_on_a_csv_path(tmp_path):
     path = write_csv(tmp_path / "small.csv", 400)
     records = run_benchmark(path, None, 48, [12, 24], model="seasonal_naive",

@@ -410,3 +410,15 @@ def test_cli_errors_are_one_line_exit_2_and_write_nothing(
 
 def test_errors_are_user_errors():
     assert issubclass(DataError, TrellisUserError) and issubclass(ConfigError, TrellisUserError)
+
+
+def test_warm_start_keeps_the_covariates_and_their_scaling():
+    df = long()
+    f = TrellisForecaster(**PARAMS).fit(df.groupby("unique_id").head(90),
+                                        future_covariates=["promo"], static_covariates=["region"])  # fmt: skip
+    scaling = f.scaling_
+    f.fit(df, warm_start=True)  # the fitted roles, unless given
+    assert f.scaling_ == scaling and f.columns_["future_covariates"] == ["promo"]
+    assert np.isfinite(f.predict(future=future_for(f, promo=0.0))["y"]).all()
+    with pytest.raises(DataError, match="needs the fitted covariates"):
+        f.fit(df, warm_start=True, future_covariates=["temperature"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from optuna.trial import TrialState
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import make_demo_frame
 from trellis_ts.errors import ConfigError
-from trellis_ts.tuning import load_space, save_plots, summary_table, tune
+from trellis_ts.tuning import load_space, make_storage, save_plots, summary_table, tune
 
 from .conftest import REPO, TINY
 
@@ -136,3 +137,26 @@ def test_workers_opening_a_new_storage_together_all_succeed(tmp_path):
                  for _ in range(4)]  # fmt: skip
         for p in procs:
             assert p.wait(timeout=120) == 0, p.stderr.read()[-1000:]
+
+
+def test_a_missing_database_driver_names_the_package_and_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    expected = "driver 'psycopg' is not installed; install psycopg (pip install -c constraints.txt 'trellis-ts[tune]')"
+    for url in ("postgresql://u:p@127.0.0.1/db", "postgres://u@127.0.0.1/db",
+                "postgresql+psycopg://u@127.0.0.1/db"):  # fmt: skip
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            make_storage(url)
+    from typer.testing import CliRunner
+
+    from trellis_ts import cli
+
+    data = tmp_path / "s.csv"
+    DATA.to_csv(data, index=False)
+    result = CliRunner().invoke(cli.app, ["tune", str(data), "--trials", "1", "--model-dir",
+                                          str(tmp_path / "m"), "--storage", "postgresql://u@127.0.0.1/db"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr.startswith("error: cannot open the study storage")
+        and expected in result.stderr
+    )
+    assert not (tmp_path / "m").exists()

@@ -37,9 +37,8 @@ from torch import nn
 from trellis_ts.config import TrellisConfig, with_season_length
 from trellis_ts.data.registry import LoadedDataset, load_dataset
 from trellis_ts.data.scaling import Scaler
-from trellis_ts.data.windows import SeriesSet, WindowDataset
+from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
 from trellis_ts.errors import ConfigError, DataError
-from trellis_ts.lightning_module import model_inputs
 from trellis_ts.nn.covariates import ModelInputs
 from trellis_ts.training import forecast_contexts, train_model
 
@@ -268,6 +267,7 @@ def run_benchmark(
     score_test: bool = True,
     features: str = "M",
     target: str | None = None,
+    val_stride: int = 1,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Train and score ``model`` on ``dataset`` for every horizon and seed; return the records.
@@ -285,10 +285,14 @@ def run_benchmark(
     ``features`` is "M" (every channel forecast), "S" (the ``target`` column alone; default
     ``OT``, else the last column) or "MS" (the target, with every other channel as a past
     covariate); MSE and MAE are then the target's alone.
+
+    ``val_stride`` keeps every n-th validation window for early stopping (a large validation
+    split's pass then costs 1/n); the test windows are always all scored.
     """
     L = _int_list(context_length, "context_length", 1)[0]
     horizons = _int_list(horizons, "horizons", 1)
     seeds = _int_list(seeds, "seeds", 0)
+    val_stride = _int_list(val_stride, "val_stride", 1)[0]
     base = resolve_config(model, config, **overrides)
     data = load_dataset(dataset, data_dir)
     borders = split_borders(data.split, len(data.values), L)
@@ -307,16 +311,17 @@ def run_benchmark(
         for seed in seeds:
             run_config = configs[h].replace(random_state=seed)
             started = time.perf_counter()
-            fitted, summary = train_model(run_config, train, inputs=inputs, val_series=val)
+            fitted, summary = train_model(run_config, train, inputs=inputs, val_series=val,
+                                          val_stride=val_stride)  # fmt: skip
             train_seconds = time.perf_counter() - started
             started = time.perf_counter()
             scores = {"mse": None, "mae": None, "windows": None}
             if score_test:
                 windows = split_windows(rows["test"], L, h, features, column)
-                scores = evaluate_windows(fitted, windows, point_index=run_config.median_index)
+                scores = evaluate_windows(fitted, windows, point_index=run_config.point_index)
             eval_seconds = time.perf_counter() - started
             record = _record(data, model, run_config, seed, scores, summary, borders,
-                             train_seconds, eval_seconds)  # fmt: skip
+                             train_seconds, eval_seconds) | {"val_stride": val_stride}  # fmt: skip
             record |= {"features": features,
                        "target": None if features == "M" else data.channels[column]}  # fmt: skip
             records.append(record)

@@ -22,6 +22,7 @@ from trellis_ts.cli_options import (
     DataSource,
     Future,
     Json,
+    Level,
     ModelDir,
     Output,
     Plot,
@@ -79,7 +80,7 @@ def csv_writer(frame, forecaster, data: DataSource):
 
 
 def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_out,
-                   history_df=None, future=None) -> dict:  # fmt: skip
+                   level=None, history_df=None, future=None) -> dict:  # fmt: skip
     """Predict from `df` (None: the end of the fit data) and the --future file, write -o/--plot
     or print the CSV.
 
@@ -90,7 +91,7 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     if levels is None and config.loss == "quantile":
         levels = config.quantiles
     known = data.read_future(future, forecaster.history_.layout)
-    fc = forecaster.predict(df, future=known, quantiles=levels)
+    fc = forecaster.predict(df, future=known, quantiles=levels, level=level)
     to_csv = csv_writer(fc, forecaster, data)
     outputs: dict[str, str] = {}
     with staged_outputs() as stage:
@@ -128,6 +129,19 @@ def report(command: str, summary, outputs: dict, *, quiet: bool, as_json: bool, 
             typer.echo(f"Wrote {kind}: {path}", err=True)
 
 
+def check_interval_levels(level, settings: dict | None = None) -> None:
+    """Fail on bad --level values (and on a fit that cannot calibrate) before any training."""
+    from trellis_ts.errors import ConfigError
+    from trellis_ts.evaluation import check_levels
+
+    check_levels(level)
+    if level and settings is not None and settings.get("val_fraction") == 0:
+        raise ConfigError(
+            "--level needs a validation part to calibrate the intervals, but --val-fraction is 0; "
+            "use a positive --val-fraction"
+        )
+
+
 def _finite(value: Any) -> Any:
     """JSON has no NaN or infinity: they become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -150,6 +164,7 @@ def forecast(
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
+    level: Level = None,
     model_dir: Annotated[Path | None, output_option("Also save the fitted model here.")] = None,
     quiet: Quiet = False,
     as_json: Json = False,
@@ -157,6 +172,7 @@ def forecast(
 ) -> None:
     """Fit a model on the data and forecast the steps after its end."""
     check_outputs(output=output, plot=plot)
+    check_interval_levels(level, settings)
     if model_dir is not None:
         check_model_dir(model_dir)
     check_future(data, future)
@@ -170,7 +186,8 @@ def forecast(
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
     outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, history_df=df, future=future)  # fmt: skip
+                             quantiles_out=quantiles_out, level=level, history_df=df,
+                             future=future)  # fmt: skip
     if model_dir is not None:
         forecaster.save(model_dir)
         outputs["model_dir"] = str(model_dir)
@@ -205,6 +222,18 @@ def fit(
             "last checkpoint (kept in <model-dir>.checkpoints until the model is saved)."
         ),
     ] = False,  # fmt: skip
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            help="Continue training the model saved in --model-dir on this data (same columns "
+            "or ids) for --max-epochs more, then replace it in place. Only training options "
+            "(--max-epochs, --learning-rate, ...) may be given."
+        ),
+    ] = False,  # fmt: skip
+    rescale: Annotated[
+        bool,
+        typer.Option(help="With --warm-start: recompute the per-series scaling on this data."),
+    ] = False,
     quiet: Quiet = False,
     as_json: Json = False,
     settings: dict | None = None,
@@ -212,15 +241,28 @@ def fit(
     """Fit a model on the data and save it to --model-dir (for predict and evaluate)."""
     import shutil
 
+    from trellis_ts.errors import ConfigError
     from trellis_ts.training import is_main_process
 
     check_model_dir(model_dir)
+    if rescale and not warm_start:
+        raise ConfigError("--rescale only applies with --warm-start; add --warm-start or drop it")
     checkpoints = model_dir.with_name(model_dir.name + ".checkpoints")
-    forecaster = new_forecaster(settings, quiet=quiet)
-    train(forecaster, data.read(), data.columns, checkpoint_dir=checkpoints, resume=resume)
+    if warm_start:
+        if not (model_dir / "model.json").is_file():
+            raise ConfigError(
+                f"--warm-start continues the model in --model-dir, but {model_dir} holds none; "
+                "fit it first without --warm-start"
+            )
+        forecaster = load_model(model_dir, {})
+        forecaster.set_params(**(settings | {"verbose": not quiet}))
+    else:
+        forecaster = new_forecaster(settings, quiet=quiet)
+    train(forecaster, data.read(), data.columns, checkpoint_dir=checkpoints, resume=resume,
+          **({"warm_start": True, "rescale": rescale} if warm_start else {}))  # fmt: skip
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes it
         return
-    forecaster.save(model_dir)
+    forecaster.save(model_dir)  # a new directory swapped in whole: never half old, half new
     shutil.rmtree(checkpoints, ignore_errors=True)
     outputs = {"model_dir": str(model_dir)}
     report("fit", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
@@ -236,14 +278,18 @@ def predict(
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
+    level: Level = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Forecast with a saved model from the end of the data (column options: the model's)."""
     check_outputs(output=output, plot=plot)
+    check_interval_levels(level)
     forecaster = load_model(model_dir, data.columns)
+    forecaster.calibration_for(level)  # a model that cannot give intervals fails before reading
     outputs = write_forecast(forecaster, data.read(required=False), data, output=output,
-                             plot=plot, quantiles_out=quantiles_out, future=future)  # fmt: skip
+                             plot=plot, quantiles_out=quantiles_out, level=level,
+                             future=future)  # fmt: skip
     report("predict", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
 
 
@@ -291,27 +337,51 @@ def evaluate(
     step: Annotated[
         int | None, typer.Option(help="Steps between windows (default: the prediction length).")
     ] = None,
+    level: Level = None,
     output: Annotated[
         Path | None,
         output_option("Write the metrics of every window to this CSV file.", "--output", "-o"),
+    ] = None,
+    forecasts: Annotated[
+        Path | None,
+        output_option(
+            "Write the backtest forecasts to this CSV file: one row per series, cutoff "
+            "and horizon step (series, cutoff, timestamp, horizon, actual, forecast, ...)."
+        ),
+    ] = None,  # fmt: skip
+    plot: Annotated[
+        Path | None, output_option("Draw the backtest windows over the history (.png).")
     ] = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE)."""
-    check_outputs(output=output)
-    from trellis_ts.estimator import aggregate_metrics
+    check_outputs(output=output, forecasts=forecasts, plot=plot)
+    check_interval_levels(level)
+    from trellis_ts.evaluation import aggregate_metrics, run_backtest
 
     forecaster = load_model(model_dir, data.columns)
-    table = forecaster.backtest(data.read(), n_windows=n_windows, step=step)
+    forecaster.calibration_for(level)
+    result = run_backtest(forecaster, data.read(), n_windows=n_windows, step=step, level=level)
+    table = result.metrics()
     metrics = aggregate_metrics(table)
     scores = [c for c in metrics if c != "n_windows"]
     outputs = {}
-    if output is not None:
-        with staged_outputs() as stage:
-            stage(output, lambda p: table.to_csv(p, sep=data.out_sep, decimal=data.decimal,
-                                                 index=False))  # fmt: skip
-        outputs["metrics"] = str(output)
+    write = {"sep": data.out_sep, "decimal": data.decimal, "index": False}
+    with staged_outputs() as stage:
+        if output is not None:
+            stage(output, lambda p: table.to_csv(p, **write))
+            outputs["metrics"] = str(output)
+        if forecasts is not None:
+            rows = result.forecasts()
+            stage(forecasts, lambda p: rows.to_csv(p, **write))
+            outputs["forecasts"] = str(forecasts)
+        if plot is not None:
+            from trellis_ts.plotting import backtest_figure, save_figure
+
+            fig = backtest_figure(result.panel, result.forecasts())
+            stage(plot, lambda p: save_figure(fig, p, plot.suffix.lower()[1:]))
+            outputs["plot"] = str(plot)
     if not as_json:
         print_metrics(table, scores, metrics)
     report("evaluate", forecaster.summary_, outputs, quiet=quiet, as_json=as_json,

@@ -101,6 +101,11 @@ QuantilesOut = Annotated[
     output_option("Quantile columns to write, e.g. 0.1,0.9 (models fitted with --loss quantile; "
          "default: every trained level)."),
 ]  # fmt: skip
+Level = Annotated[
+    list[int] | None,
+    output_option("Add conformal prediction intervals at these levels in percent, e.g. --level 80 95 "
+                  "(columns <column>_lo80, <column>_hi80, ...; any model).", "--level"),
+]  # fmt: skip
 Quiet = Annotated[bool, output_option("No progress bar and no summary.", "--quiet", "-q")]
 Json = Annotated[bool, output_option("Print the summary as one JSON object on stdout.", "--json")]
 

@@ -28,7 +28,7 @@ from trellis_ts.cli_options import (
 
 # Options that take several values after one flag (`--horizons 96 192 336 720`); `main`
 # rewrites them into repeated flags, which is what Typer parses.
-MULTI_VALUE_OPTIONS = ("--horizons", "--seeds")
+MULTI_VALUE_OPTIONS = ("--horizons", "--seeds", "--level")
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:
@@ -76,6 +76,13 @@ def tune(
         Path | None, typer.Option(help="YAML/JSON search space (default: the built-in one).")
     ] = None,
     pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            help="Seconds between a worker's heartbeats: a trial whose worker is silent for twice "
+            "this long is marked failed and retried by another worker."
+        ),
+    ] = 60,  # fmt: skip
     quiet: Quiet = False,
     as_json: Json = False,
     settings: dict | None = None,
@@ -97,7 +104,7 @@ def tune(
         study, best = run_study(
             df, n_trials=trials, timeout=timeout, storage=storage, study_name=study_name,
             space=space, base_params={**(settings or {}), "verbose": False}, pruner=pruner,
-            fit_kwargs=data.columns, model_dir=model_dir,
+            fit_kwargs=data.columns, model_dir=model_dir, heartbeat_interval=heartbeat,
         )  # fmt: skip
     table = summary_table(study)
     report_dir = model_dir.with_name(model_dir.name + "-tune")
@@ -171,6 +178,12 @@ def benchmark(
             help="Choose settings: record the validation loss, never touch the test rows."
         ),
     ] = False,
+    val_stride: Annotated[
+        int,
+        typer.Option(
+            help="Early-stop on every n-th validation window (all test windows are scored)."
+        ),
+    ] = 1,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -184,7 +197,8 @@ def benchmark(
         records = run_benchmark(
             dataset, data_dir, context_length, horizons or [96, 192, 336, 720], model=model,
             config=config, seeds=seeds or [0], results_path=results, table_path=table,
-            score_test=not validation_only, features=features, target=target, verbose=not quiet,
+            score_test=not validation_only, features=features, target=target,
+            val_stride=val_stride, verbose=not quiet,
         )  # fmt: skip
     if as_json:
         keep = ("dataset", "model", "seed", "context_length", "horizon", "mse", "mae",

@@ -45,7 +45,7 @@ class TrellisConfig:
     patch_len: int = 16
     patch_stride: int = 8
     d_model: int = 64
-    n_heads: int = 4
+    n_heads: int = 2
     n_layers: int = 2
     ffn_mult: float = 2.0
     dropout: float = 0.1
@@ -190,9 +190,9 @@ class TrellisConfig:
         return len(self.quantiles) if self.loss == "quantile" else 1
 
     @property
-    def median_index(self) -> int:
-        """The output that is the point forecast of a quantile model: 0.5's, else the middle one."""
-        qs = self.quantiles
+    def point_index(self) -> int:
+        """Which quantile output is a quantile model's point forecast: 0.5, else the middle one."""
+        qs = list(self.quantiles)
         return qs.index(0.5) if 0.5 in qs else len(qs) // 2
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -232,6 +232,23 @@ def with_season_length(config: TrellisConfig, freq: str | int | None) -> Trellis
             f"context_length={config.context_length}; set season_length or a longer context"
         )
     return config.replace(season_length=season)
+
+
+# What a warm start may change: how training runs, not what the model is. Every other field
+# (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
+WARM_START_FIELDS = frozenset({
+    "dropout", "learning_rate", "weight_decay", "lr_schedule", "batch_size", "max_epochs",
+    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip",
+    "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
+    "num_workers", "verbose", "beta_init",
+})  # fmt: skip
+
+
+def model_changes(fitted: TrellisConfig, new: TrellisConfig) -> list[str]:
+    """`field: old -> new` for each field outside WARM_START_FIELDS that differs."""
+    return [f"{f.name}={getattr(fitted, f.name)!r} -> {getattr(new, f.name)!r}"
+            for f in dataclasses.fields(TrellisConfig)
+            if f.name not in WARM_START_FIELDS and getattr(fitted, f.name) != getattr(new, f.name)]  # fmt: skip
 
 
 def config_fields() -> list[dataclasses.Field]:

@@ -6,6 +6,7 @@ validation happens in `fit`, learned state ends in `_`.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -14,19 +15,22 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from trellis_ts import warm_start as warm
 from trellis_ts.config import TrellisConfig, with_season_length
+from trellis_ts.conformal import Calibration, calibrate, require_calibration
 from trellis_ts.data.calendar import calendar_features_for
 from trellis_ts.data.covariates import ColumnRoles
 from trellis_ts.data.frames import Panel, to_panel
 from trellis_ts.data.future import future_frame, read_future
 from trellis_ts.data.inputs import InputScaling
-from trellis_ts.data.windows import WindowDataset, final_windows
+from trellis_ts.data.windows import final_windows, train_val_ranges
 from trellis_ts.data.writing import to_frame
 from trellis_ts.errors import ConfigError, DataError
-from trellis_ts.lightning_module import model_inputs
-from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
+from trellis_ts.evaluation import aggregate_metrics, check_levels, run_backtest
 from trellis_ts.persistence import FittedState, load_state, save_state
 from trellis_ts.training import TrainingSummary, forecast_contexts, train_model
+
+__all__ = ["TrellisForecaster", "aggregate_metrics"]
 
 
 class TrellisForecaster(BaseEstimator):
@@ -49,7 +53,7 @@ class TrellisForecaster(BaseEstimator):
         patch_len: int = 16,
         patch_stride: int = 8,
         d_model: int = 64,
-        n_heads: int = 4,
+        n_heads: int = 2,
         n_layers: int = 2,
         ffn_mult: float = 2.0,
         dropout: float = 0.1,
@@ -153,6 +157,8 @@ class TrellisForecaster(BaseEstimator):
         callbacks=None,
         checkpoint_dir=None,
         resume: bool = False,
+        warm_start: bool = False,
+        rescale: bool = False,
     ) -> TrellisForecaster:
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
         (`unique_id`, `ds`, `y`, or name the id column with `id_col`).
@@ -164,37 +170,72 @@ class TrellisForecaster(BaseEstimator):
         timestamps. `callbacks` are extra Lightning callbacks (they see `val_loss` at the end of
         each validation epoch). With `checkpoint_dir` the training state is saved after every
         epoch, and `resume=True` continues an interrupted fit from there (pass the same data).
-        Returns self.
+
+        `warm_start=True` continues from the fitted weights for `max_epochs` more on `df` (new
+        or extended data of the same columns/ids and covariates; only training settings may
+        have changed), keeping the fitted scaling unless `rescale=True`. After training, the
+        validation windows calibrate the intervals of `predict(level=...)`. Returns self.
         """
         config = self.make_config()
-        roles = {"past_covariates": past_covariates, "future_covariates": future_covariates,
-                 "static_covariates": static_covariates}  # fmt: skip
-        self.columns_ = {"time_col": time_col, "id_col": id_col, "target": target} | {
+        columns = {"time_col": time_col, "id_col": id_col, "target": target} | {
             k: [v] if isinstance(v, str) else None if v is None else list(v)
-            for k, v in roles.items()
-        }
-        panel = self._panel(df, config)
+            for k, v in (("past_covariates", past_covariates),
+                         ("future_covariates", future_covariates),
+                         ("static_covariates", static_covariates))
+        }  # fmt: skip
+        if warm_start:
+            if not hasattr(self, "model_"):
+                raise ConfigError(
+                    "warm_start=True continues a fitted model, but this one is not fitted; "
+                    "call fit(df) first or load a saved model"
+                )
+            config = warm.check_model(self.config_, config)
+            columns = {k: self.columns_.get(k) if v is None else v for k, v in columns.items()}
+        panel = self._panel(df, config, columns)
+        if warm_start:
+            panel = warm.match_series(panel, self.history_)
         config = with_season_length(config, panel.freq)
         calendar = calendar_features_for(config.calendar_features, panel.freq)
         config = config.replace(calendar_features=calendar)
         _check_calendar_names(panel, calendar)
         scaling = InputScaling.fit(panel, calendar)
+        if warm_start:  # the fitted categories always; the fitted scales unless asked to rescale
+            scaling = dataclasses.replace(self.scaling_ if not rescale else scaling,
+                                          categories=self.scaling_.categories)  # fmt: skip
         inputs = scaling.inputs(panel.layout)
         if inputs.any and config.model == "seasonal_naive":
             raise ConfigError(
                 "model='seasonal_naive' reads no covariates or calendar features; drop them, or "
                 "use model='encoder' or 'dlinear'"
             )
+        series = scaling.series_set(panel)
+        names = list(panel.names)
+        _, val_ranges = train_val_ranges(
+            panel.lengths(), config.context_length, config.prediction_length,
+            config.val_fraction, names=names,
+        )  # fmt: skip
+        first_target = {} if val_ranges is None else {
+            n: ix[lo] for n, ix, (lo, _) in zip(names, panel.index, val_ranges, strict=True)
+        }  # fmt: skip
+        if warm_start and self.calibration_ is not None:
+            warm.check_overlap(self.calibration_.first_target, first_target)
         model, summary = train_model(
             config,
-            scaling.series_set(panel),
+            series,
             inputs=inputs,
-            names=list(panel.names),
+            names=names,
             callbacks=callbacks,
             checkpoint_dir=checkpoint_dir,
             resume=resume,
+            init_state=self.model_.state_dict() if warm_start else None,
+        )
+        if warm_start:
+            summary.extra["warm_start"] = True
+        self.calibration_: Calibration | None = calibrate(
+            model, config, series, names, val_ranges, first_target
         )
         self.config_ = config
+        self.columns_ = columns
         self.inputs_ = inputs
         self.model_ = model
         self.scaling_ = scaling
@@ -203,12 +244,13 @@ class TrellisForecaster(BaseEstimator):
         self.summary_: TrainingSummary = summary
         return self
 
-    def _panel(self, df: pd.DataFrame, config: TrellisConfig) -> Panel:
+    def _panel(self, df: pd.DataFrame, config: TrellisConfig, columns: dict | None = None) -> Panel:
         if not isinstance(df, pd.DataFrame):
             raise DataError(
                 f"expected a pandas DataFrame, got {type(df).__name__}; load your data with pandas"
             )
-        return to_panel(df, **self.columns_, freq=config.freq, missing=config.missing,
+        columns = self.columns_ if columns is None else columns
+        return to_panel(df, **columns, freq=config.freq, missing=config.missing,
                         fill_gaps=config.fill_gaps)  # fmt: skip
 
     # ------------------------------------------------------------------ forecasting
@@ -271,7 +313,12 @@ class TrellisForecaster(BaseEstimator):
         return out * scale.reshape(shape) + mean.reshape(shape)
 
     def predict(
-        self, df: pd.DataFrame | None = None, *, future: pd.DataFrame | None = None, quantiles=None
+        self,
+        df: pd.DataFrame | None = None,
+        *,
+        future: pd.DataFrame | None = None,
+        quantiles=None,
+        level=None,
     ) -> pd.DataFrame:
         """The next `prediction_length` steps after the history (the fit data, or `df`).
 
@@ -279,15 +326,20 @@ class TrellisForecaster(BaseEstimator):
         covariates needs `future`: their values for the `prediction_length` steps after each
         series' end (`make_future_frame` builds the frame to fill). For a model trained with
         `loss="quantile"`, the point forecast is the median and `quantiles` (a subset of the
-        trained ones) adds columns `<name>_q<level>`.
+        trained ones) adds columns `<name>_q<level>`. `level` (integer percentages, e.g.
+        `[80, 95]`) adds split-conformal intervals `<name>_lo80`, `<name>_hi80`, ... for any
+        model, calibrated at fit on its validation windows (`trellis_ts.conformal`).
         """
         self._check_fitted()
         wanted = self._quantile_columns(quantiles)
+        levels = check_levels(level)
+        calibration = self.calibration_for(levels)
         panel = self._history(df)
         config = self.config_
+        H = config.prediction_length
         ahead = None
         if panel.layout.future_covariates:
-            ahead = read_future(future, panel, config.prediction_length)
+            ahead = read_future(future, panel, H)
         elif future is not None:
             warnings.warn(
                 "this model has no future covariates, so future= is not used; fit with "
@@ -296,15 +348,25 @@ class TrellisForecaster(BaseEstimator):
                 stacklevel=2,
             )
         if self.scaling_.calendar and ahead is None:
-            ahead = [np.zeros((config.prediction_length, 0))] * len(panel.covariates.future)
+            ahead = [np.zeros((H, 0))] * len(panel.covariates.future)
         series = self.scaling_.series_set(panel, future=ahead)
-        inputs = final_windows(series, config.context_length, config.prediction_length)
-        out = self._forecast(inputs, *self.scaling_.target_stats(panel))
-        point = out if out.ndim == 2 else out[..., config.median_index]
+        mean, scale = self.scaling_.target_stats(panel)
+        out = self._forecast(final_windows(series, config.context_length, H), mean, scale)
+        point = out if out.ndim == 2 else out[..., config.point_index]
         if not np.isfinite(out).all():
             raise DataError("the forecast is not finite; check the history for extreme values")
         extra = {f"q{q:g}": out[..., i] for q, i in wanted}
+        if levels:
+            contexts = np.stack([v[-config.context_length :] for v in panel.values])
+            bounds = calibration.intervals(out, point, contexts, scale, list(panel.names), levels)
+            for lvl, (low, high) in bounds.items():
+                extra |= {f"lo{lvl}": low, f"hi{lvl}": high}
         return to_frame(panel, point, columns_suffix=extra or None)
+
+    def calibration_for(self, levels) -> Calibration | None:
+        """The fitted calibration if it can give intervals at `levels` (ConfigError if not)."""
+        self._check_fitted()
+        return require_calibration(getattr(self, "calibration_", None), levels)
 
     def make_future_frame(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         """The frame `predict(df, future=...)` needs: the `prediction_length` timestamps after
@@ -333,7 +395,13 @@ class TrellisForecaster(BaseEstimator):
 
     # ------------------------------------------------------------------ evaluation
     def backtest(
-        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None
+        self,
+        df: pd.DataFrame,
+        *,
+        n_windows: int | None = None,
+        step: int | None = None,
+        level=None,
+        return_forecasts: bool = False,
     ) -> pd.DataFrame:
         """Rolling-origin evaluation on `df` without refitting.
 
@@ -341,57 +409,21 @@ class TrellisForecaster(BaseEstimator):
         `n_windows` limits them per series (default: all that fit). Covariates take their
         recorded values inside each window (the future covariates' too). One row per series and
         window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
-        (+ wQL and coverage of the outermost quantile band for a quantile model).
+        (+ wQL and coverage of the outermost quantile band for a quantile model; + `coverage80`
+        and `width80` per interval level with `level=[80, ...]`).
+
+        `return_forecasts=True` returns the forecasts instead: one row per series, cutoff and
+        horizon step with `series`, `cutoff`, `timestamp`, `horizon` (1..H), `actual`,
+        `forecast`, `forecast_q<q>` (quantile models) and `forecast_lo<l>`/`forecast_hi<l>`.
         """
-        self._check_fitted()
-        config = self.config_
-        step = config.prediction_length if step is None else step
-        if not isinstance(step, int) or step < 1:
-            raise ConfigError(f"step={step!r} must be a positive integer")
-        if n_windows is not None and (not isinstance(n_windows, int) or n_windows < 1):
-            raise ConfigError(f"n_windows={n_windows!r} must be a positive integer or None")
-        panel = self._history(df)
-        L, H = config.context_length, config.prediction_length
-        too_short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
-        if too_short:
-            raise DataError(
-                f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
-                "pass a longer history to evaluate"
-            )
-        mean, scale = self.scaling_.target_stats(panel)
-        windows = WindowDataset(self.scaling_.series_set(panel), L, H, stride=step)
-        idx = np.arange(len(windows))
-        series_of, start_of = windows.locate_many(idx)
-        if n_windows is not None:  # keep the newest n_windows of each series
-            rank = np.zeros(len(idx), dtype=np.int64)
-            for s in np.unique(series_of):
-                members = np.flatnonzero(series_of == s)
-                rank[members[np.argsort(-start_of[members])]] = np.arange(len(members))
-            idx = idx[rank < n_windows]
-            series_of, start_of = series_of[idx], start_of[idx]
-        batch = windows.gather(idx)
-        inputs = {k: v.numpy() for k, v in model_inputs(batch).items()}
-        out = self._forecast(inputs, mean[series_of], scale[series_of])
-        season = seasonal_period(panel.freq)
-        qs = np.array(config.quantiles)
-        rows = []
-        for w in range(len(idx)):
-            s, start = int(series_of[w]), int(start_of[w])
-            values = panel.values[s]
-            truth = values[start : start + H]
-            pred = out[w] if out.ndim == 2 else out[w][..., config.median_index]
-            row = {"series": panel.names[s], "cutoff": panel.index[s][start - 1]}
-            row |= point_metrics(truth, pred, naive_scale(values[:start], season))
-            if out.ndim == 3:
-                row |= quantile_metrics(truth, out[w], qs)
-            rows.append(row)
-        return pd.DataFrame(rows)
+        result = run_backtest(self, df, n_windows=n_windows, step=step, level=level)
+        return result.forecasts() if return_forecasts else result.metrics()
 
     def evaluate(
-        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None
+        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None, level=None
     ) -> dict[str, float]:
         """Metrics of `backtest` averaged over series and windows, plus the number of windows."""
-        return aggregate_metrics(self.backtest(df, n_windows=n_windows, step=step))
+        return aggregate_metrics(self.backtest(df, n_windows=n_windows, step=step, level=level))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -410,7 +442,8 @@ class TrellisForecaster(BaseEstimator):
     def _fitted_state(self) -> FittedState:
         return FittedState(config=self.config_, inputs=self.inputs_, model=self.model_,
                            columns=self.columns_, scaling=self.scaling_, history=self.history_,
-                           summary=self.summary_)  # fmt: skip
+                           summary=self.summary_,
+                           calibration=getattr(self, "calibration_", None))  # fmt: skip
 
     def _restore(self, state: FittedState) -> None:
         self.config_ = state.config
@@ -421,12 +454,7 @@ class TrellisForecaster(BaseEstimator):
         self.history_ = state.history
         self.freq_ = state.history.freq
         self.summary_ = state.summary
-
-
-def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """A backtest table's metrics averaged over series and windows, plus the window count."""
-    scores = [c for c in table.columns if c not in ("series", "cutoff")]
-    return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
+        self.calibration_ = state.calibration
 
 
 def _check_calendar_names(panel: Panel, calendar: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trellis_ts.config import TrellisConfig
-from trellis_ts.data.windows import INPUT_FIELDS
+from trellis_ts.data.windows import model_inputs
 from trellis_ts.errors import TrainingError
 from trellis_ts.model import build_model
 from trellis_ts.nn.covariates import ModelInputs
@@ -32,11 +32,6 @@ def forecast_loss(pred: Tensor, target: Tensor, config: TrellisConfig) -> Tensor
         return F.huber_loss(pred, target)
     quantiles = torch.tensor(config.quantiles, dtype=pred.dtype, device=pred.device)
     return pinball_loss(pred, target, quantiles)
-
-
-def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The fields of a batch that the model reads (`INPUT_FIELDS`)."""
-    return {k: batch[k] for k in INPUT_FIELDS if k in batch}
 
 
 class TrellisLightningModule(pl.LightningModule):

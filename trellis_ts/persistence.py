@@ -6,18 +6,24 @@ takes it back, and this module knows nothing else about the estimator.
 
 No pickle anywhere: loading never executes code from the model directory. A directory holds
 `model.json` (format version, library version, config, column roles, data layout, scaling,
-history timestamps and static covariates) and `weights.safetensors` (the model's tensors and the
-history tail's values, covariates included). It is written to a temporary directory beside the
-target and renamed into place, so a crash never leaves a half-written model. Directories of
-format 1 (before covariates) still load.
+history timestamps and static covariates, calibration) and `weights.safetensors` (the model's
+tensors, the history tail's values, covariates included, and the conformal thresholds). It is
+written to a temporary directory beside the target and swapped into place in one atomic step
+where the system allows it (Linux's `renameat2(RENAME_EXCHANGE)`), else by two renames: a crash
+never leaves a half-written model, and updating a model in place (a warm start) never leaves a
+mix of old and new files. Directories of format 1 (before covariates) still load.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from torch import nn
 
 import trellis_ts
 from trellis_ts.config import TrellisConfig
+from trellis_ts.conformal import Calibration
 from trellis_ts.data.covariates import Covariates
 from trellis_ts.data.frames import Panel
 from trellis_ts.data.inputs import InputScaling
@@ -71,12 +78,18 @@ class FittedState:
     scaling: InputScaling
     history: Panel  # the last context_length steps of every series, covariates included
     summary: TrainingSummary
+    calibration: Calibration | None = None  # conformal thresholds (None: no validation part)
 
 
 def save_state(state: FittedState, path: str | os.PathLike) -> None:
     target = Path(path)
-    is_model = (target / CONFIG_FILE).is_file()
-    if target.exists() and not is_model and (not target.is_dir() or any(target.iterdir())):
+    # Look at `target` before its contents: another process may be moving a model into place
+    # (a path that exists holds a whole model from then on).
+    if (
+        target.exists()
+        and not (target / CONFIG_FILE).is_file()
+        and (not target.is_dir() or any(target.iterdir()))
+    ):
         raise ModelFileError(
             f"{target} exists and is not a trellis-ts model directory; choose a new path"
         )
@@ -91,6 +104,8 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
         for g, values in enumerate(parts):
             if values.shape[1]:
                 tensors[f"history.{kind}.{g}"] = _tensor(values)
+    if state.calibration is not None:
+        tensors["conformal.thresholds"] = _tensor(state.calibration.thresholds)
     meta = {
         "format_version": FORMAT_VERSION,
         "library_version": trellis_ts.__version__,
@@ -99,6 +114,7 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
         "columns": state.columns,
         "scaling": state.scaling.to_dict(),
         "summary": state.summary.to_dict(),
+        "conformal": None if state.calibration is None else state.calibration.to_meta(),
         "history": {
             "names": list(history.names),
             "freq": history.freq,
@@ -115,16 +131,62 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
     try:
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        _move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # after a swap it holds the old model
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux renameat2); False where that is unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Make the complete directory `staging` the directory `target`.
+
+    A new target is one rename. An existing one is swapped with `staging` in one atomic step
+    (readers see the old model or the new one, never neither), or, where the system cannot
+    swap, renamed aside first and removed after. Two processes saving the same path at once
+    both succeed (the last one wins).
+    """
+    for _ in range(3):
+        if not target.exists():
+            try:
+                staging.rename(target)
+                return
+            except OSError as exc:  # another process created it meanwhile: swap with it
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        if _exchange(staging, target):
+            return
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+        try:
             target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        except FileNotFoundError:
+            continue
+        try:
+            staging.rename(target)
+        except OSError:
+            old.rename(target)  # put the old model back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    raise OSError(errno.EBUSY, "could not move the model into place", str(target))
 
 
 def _tensor(values: np.ndarray) -> torch.Tensor:
@@ -179,10 +241,16 @@ def load_state(path: str | os.PathLike) -> FittedState:
         columns, scaling, history = read(meta, tensors)
         summary = TrainingSummary(**{k: meta["summary"][k] for k in TrainingSummary.__dataclass_fields__
                                      if k != "extra"})  # fmt: skip
+        saved = meta.get("conformal")  # absent in models saved before intervals existed
+        calibration = None if saved is None else Calibration.from_saved(
+            {**saved, "first_target": {k: _unjson(v) for k, v in saved.get("first_target", {}).items()}},
+            tensors["conformal.thresholds"].numpy(),
+        )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
     return FittedState(config=config, inputs=inputs, model=model.eval(), columns=columns,
-                       scaling=scaling, history=history, summary=summary)  # fmt: skip
+                       scaling=scaling, history=history, summary=summary,
+                       calibration=calibration)  # fmt: skip
 
 
 def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Panel:

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
     from trellis_ts.data import Panel
 
-__all__ = ["check_plot_path", "forecast_figure", "plot_forecast", "save_figure"]
+__all__ = ["backtest_figure", "check_plot_path", "forecast_figure", "plot_forecast", "save_figure"]
 
 MAX_SERIES = 12  # more panels than this are unreadable on one figure
+MAX_WINDOWS = 6  # backtest windows drawn per series (the newest ones that do not overlap)
 
 
 def check_plot_path(path: str | Path) -> str:
@@ -44,7 +45,8 @@ def plot_forecast(
     forecaster, forecast: pd.DataFrame, history: pd.DataFrame | None = None, **kwargs
 ) -> Figure:
     """Plot `forecaster.predict(...)`'s frame after `history` (the frame it forecast from;
-    default: the context stored at fit). Quantile columns in `forecast` are shown as a band.
+    default: the context stored at fit). Interval columns (`<name>_lo80`, ...) in `forecast`
+    are shaded, one band per level; otherwise quantile columns are shown as a band.
 
     >>> fig = plot_forecast(f, f.predict(), df)    # in a notebook the figure displays itself
     """
@@ -58,8 +60,9 @@ def plot_forecast(
     layout = panel.layout
     first = layout.target_col if layout.format == "long" else (layout.columns or panel.names)[0]
     levels = [q for q in config.quantiles if f"{first}_q{q:g}" in forecast.columns]
+    intervals = [lvl for lvl in range(1, 100) if f"{first}_lo{lvl}" in forecast.columns]
     return forecast_figure(panel, forecast, context_length=config.context_length,
-                           quantiles=levels, **kwargs)  # fmt: skip
+                           quantiles=levels, intervals=intervals, **kwargs)  # fmt: skip
 
 
 def forecast_figure(
@@ -68,22 +71,19 @@ def forecast_figure(
     *,
     context_length: int,
     quantiles: list[float] | None = None,
+    intervals: list[int] | None = None,
     max_series: int = MAX_SERIES,
 ) -> Figure:
     """A grid of panels, one per series (at most `max_series`), sharing the time axis.
 
     `history` is the data the forecast starts from (its last 3 context lengths are drawn);
-    `forecast` is `TrellisForecaster.predict`'s frame in the same layout. When it holds quantile
-    columns (`quantiles`, the levels it was asked for) the outermost ones are shaded as a band.
+    `forecast` is `TrellisForecaster.predict`'s frame in the same layout. Interval columns of
+    the levels `intervals` are shaded (the wider, the lighter); without them, quantile columns
+    (`quantiles`, the levels it was asked for) are shaded as one band between the outermost.
     """
-    from matplotlib.figure import Figure
-
     n_total = history.n_series
     shown = min(n_total, max_series)
-    ncols = 1 if shown == 1 else 2 if shown <= 4 else 3
-    nrows = math.ceil(shown / ncols)
-    fig = Figure(figsize=(4.6 * ncols, 2.5 * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
+    fig, axes, ncols = _grid(shown)
     levels = sorted(quantiles or [])
     tail = 3 * context_length
     for i, ax in enumerate(axes):
@@ -101,7 +101,10 @@ def forecast_figure(
             lw=1.3,
             label="forecast",
         )
-        if low is not None:
+        if intervals:
+            rows = _series_rows(history, forecast, i)
+            _shade_intervals(ax, times, rows, _label(history, i), intervals)
+        elif low is not None:
             band = f"q{levels[0]:g}-q{levels[-1]:g}" if len(levels) > 1 else f"q{levels[0]:g}"
             ax.fill_between(times, low, high, color="C1", alpha=0.25, lw=0, label=band)
         ax.axvline(h_times[-1], color="0.6", lw=0.8, ls="--")
@@ -115,8 +118,83 @@ def forecast_figure(
     if shown < n_total:
         title += f" (first {shown} of {n_total} series shown)"
     fig.suptitle(title, fontsize=11)
+    _finish(fig, axes, shown, history)
+    return fig
+
+
+def backtest_figure(
+    history: Panel,
+    forecasts: pd.DataFrame,
+    *,
+    max_series: int = MAX_SERIES,
+    max_windows: int = MAX_WINDOWS,
+) -> Figure:
+    """Backtest windows over the history, one panel per series (at most `max_series`).
+
+    `forecasts` is `TrellisForecaster.backtest(..., return_forecasts=True)`'s frame on the data
+    of `history`. Per series the newest windows that do not overlap (at most `max_windows`)
+    are drawn, each from its cutoff (a dotted line), with its interval levels shaded.
+    """
+    n_total = history.n_series
+    shown = min(n_total, max_series)
+    fig, axes, ncols = _grid(shown)
+    levels = sorted(int(c.removeprefix("forecast_lo")) for c in forecasts.columns
+                    if c.startswith("forecast_lo"))  # fmt: skip
+    drawn, total = 0, 0
+    for i, ax in enumerate(axes):
+        if i >= shown:
+            ax.set_visible(False)
+            continue
+        rows = forecasts[forecasts["series"] == history.names[i]]
+        cutoffs = pd.Index(rows["cutoff"].unique()).sort_values()
+        total = max(total, len(cutoffs))
+        chosen: list = []
+        for cutoff in cutoffs[::-1]:  # newest first; skip windows overlapping a chosen one
+            if len(chosen) == max_windows:
+                break
+            end = rows.loc[rows["cutoff"] == cutoff, "timestamp"].max()
+            if not chosen or end <= chosen[-1]:
+                chosen.append(cutoff)
+        drawn = max(drawn, len(chosen))
+        window_rows = rows[rows["cutoff"].isin(chosen)]
+        start = history.index[i].get_loc(min(chosen)) if chosen else 0
+        span = max(len(history.index[i]) - start, 1)
+        first = max(0, start - span // 3)
+        ax.plot(history.index[i][first:], history.values[i][first:], color="C0", lw=1.0,
+                label="actual")  # fmt: skip
+        for k, (cutoff, w) in enumerate(window_rows.groupby("cutoff", sort=True)):
+            times = pd.Index(w["timestamp"])
+            _shade_intervals(ax, times, w, "forecast", levels, legend=k == 0)
+            ax.plot(times, w["forecast"].to_numpy(dtype=float), color="C1", lw=1.3,
+                    label="forecast" if k == 0 else None)  # fmt: skip
+            ax.axvline(cutoff, color="0.6", lw=0.8, ls=":")
+        ax.set_title(history.names[i], fontsize=9)
+        if i + ncols >= shown:
+            ax.xaxis.set_tick_params(labelbottom=True)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    title = f"Backtest: {drawn} of {total} windows per series shown"
+    if shown < n_total:
+        title += f" (first {shown} of {n_total} series)"
+    fig.suptitle(title, fontsize=11)
+    _finish(fig, axes, shown, history)
+    return fig
+
+
+def _grid(shown: int):
+    """A figure with a grid of `shown` panels sharing the time axis: (fig, axes, ncols)."""
+    from matplotlib.figure import Figure
+
+    ncols = 1 if shown == 1 else 2 if shown <= 4 else 3
+    nrows = math.ceil(shown / ncols)
+    fig = Figure(figsize=(4.6 * ncols, 2.5 * nrows + 0.6), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel(), ncols
+
+
+def _finish(fig, axes, shown: int, history: Panel) -> None:
+    """The shared legend under the panels and date ticks for datetime series."""
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncols=max(len(labels), 1), fontsize=8)
     if isinstance(history.index[0], pd.DatetimeIndex):
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
@@ -124,7 +202,16 @@ def forecast_figure(
             locator = AutoDateLocator(minticks=3, maxticks=7)
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    return fig
+
+
+def _shade_intervals(ax, times, rows: pd.DataFrame, label, levels, *, legend: bool = True) -> None:
+    """Shade `<label>_lo<l>`..`<label>_hi<l>` of each level, the widest lightest."""
+    for k, lvl in enumerate(sorted(levels, reverse=True)):
+        low = rows[f"{label}_lo{lvl}"].to_numpy(dtype=float)
+        high = rows[f"{label}_hi{lvl}"].to_numpy(dtype=float)
+        alpha = 0.15 + 0.2 * k / max(len(levels) - 1, 1)
+        ax.fill_between(times, low, high, color="C1", alpha=alpha, lw=0,
+                        label=f"{lvl}% interval" if legend else None)  # fmt: skip
 
 
 def save_figure(fig: Figure, path: str | Path, fmt: str | None = None) -> None:
@@ -136,16 +223,28 @@ def _join(first: pd.Index, rest: pd.Index) -> pd.Index:
     return pd.Index(first).append(pd.Index(rest))
 
 
-def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: list[float]):
-    """Times, point forecast and band (low, high or None) of series `i` from the forecast frame."""
+def _label(history: Panel, i: int):
+    """The forecast frame's column of series `i`: its own (wide) or the value column (long)."""
     layout = history.layout
     if layout.format == "wide":
-        label = (layout.columns or history.names)[i]
+        return (layout.columns or history.names)[i]
+    return layout.target_col
+
+
+def _series_rows(history: Panel, forecast: pd.DataFrame, i: int) -> pd.DataFrame:
+    """The rows of series `i` in a forecast frame (all rows of a wide one)."""
+    if history.layout.format == "wide":
+        return forecast
+    return forecast[forecast[history.layout.id_col] == history.ids[i]]
+
+
+def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: list[float]):
+    """Times, point forecast and band (low, high or None) of series `i` from the forecast frame."""
+    rows = _series_rows(history, forecast, i)
+    layout, label = history.layout, _label(history, i)
+    if layout.format == "wide":
         times = forecast.index if layout.time_col is None else forecast[layout.time_col]
-        rows = forecast
     else:
-        label = layout.target_col
-        rows = forecast[forecast[layout.id_col] == history.ids[i]]
         times = rows[layout.time_col]
     point = rows[label].to_numpy(dtype=float)
     if not levels:

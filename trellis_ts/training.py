@@ -98,16 +98,18 @@ def train_model(
     inputs: ModelInputs | None = None,
     names: list[str] | None = None,
     val_series: list[np.ndarray] | SeriesSet | None = None,
+    val_stride: int = 1,
     callbacks: list[pl.Callback] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     trainer_overrides: dict[str, Any] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, TrainingSummary]:
     """Fit a model on univariate series `[T_i]` (float, already scaled), or on a `SeriesSet`
     of them with their covariates, which `inputs` describes.
 
-    Validation: when `val_series` is given (e.g. the benchmark's own split), its windows are
-    the validation set; otherwise the last `val_fraction` of every series is held out
+    Validation: when `val_series` is given (e.g. the benchmark's own split), its windows (every
+    `val_stride`-th start) are the validation set; otherwise the last `val_fraction` of every series is held out
     (`trellis_ts.data.train_val_ranges`). Early stopping watches the validation loss and the
     best epoch's weights are restored at the end. `callbacks` are added to the Trainer's (e.g. a
     pruning callback that reads `val_loss` each epoch).
@@ -115,6 +117,9 @@ def train_model(
     With `checkpoint_dir`, the training state is written to `<checkpoint_dir>/last.ckpt` after
     every epoch; `resume=True` continues from it (same data and config), so a killed fit loses at
     most one epoch. Without a checkpoint there, `resume=True` starts from scratch.
+
+    `init_state` (a state dict of the same config's model) is a warm start: training continues
+    from those weights, with a fresh optimiser and learning-rate schedule over `max_epochs`.
     """
     L, H = config.context_length, config.prediction_length
     if config.random_state is not None:
@@ -126,7 +131,7 @@ def train_model(
         val_set = WindowDataset(series, L, H, ranges=val_ranges) if val_ranges else None
     else:
         train_set = WindowDataset(series, L, H)
-        val_set = WindowDataset(val_series, L, H)
+        val_set = WindowDataset(val_series, L, H, stride=val_stride)
     seed = config.random_state if config.random_state is not None else 0
     if config.windows_per_epoch is not None:
         sampler = EpochSubsampler(len(train_set), config.windows_per_epoch, seed=seed)
@@ -142,6 +147,8 @@ def train_model(
                                 num_workers=config.num_workers)  # fmt: skip
 
     module = TrellisLightningModule(config, inputs)
+    if init_state is not None:
+        module.model.load_state_dict(init_state)
     n_parameters = sum(p.numel() for p in module.model.parameters())
     if n_parameters == 0:  # seasonal naive: nothing to train
         return module.model.eval(), TrainingSummary(

@@ -172,21 +172,56 @@ def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
         )
 
 
+# Database drivers SQLAlchemy imports for a storage URL, and what installs each.
+DRIVER_PACKAGES = {
+    "psycopg": "psycopg (pip install -c constraints.txt 'trellis-ts[tune]')",
+    "psycopg2": "psycopg2-binary (or use a postgresql+psycopg:// URL with 'trellis-ts[tune]')",
+    "mysqldb": "mysqlclient (or use a mysql+pymysql:// URL with PyMySQL)",
+    "pymysql": "PyMySQL",
+}
+
+
+def storage_url(storage: str) -> str:
+    """The URL with PostgreSQL's driver made explicit: `postgresql://` and `postgres://` mean
+    psycopg 3 (the `tune` extra), whatever SQLAlchemy's default driver is."""
+    for prefix in ("postgresql://", "postgres://"):
+        if storage.startswith(prefix):
+            return "postgresql+psycopg://" + storage[len(prefix) :]
+    return storage
+
+
+def _driver(storage: str) -> str:
+    try:
+        return sqlalchemy.engine.make_url(storage).get_driver_name()
+    except Exception:  # an unparseable URL fails later with its own message
+        return "?"
+
+
 def make_storage(
     storage: str, heartbeat_interval: int = 60, grace_period: int | None = None
 ) -> RDBStorage:
     """An Optuna RDB storage with heartbeats: trials of dead workers are failed and retried."""
+    url = storage_url(storage)
     # SQLite allows one writer at a time: let a worker wait for the lock instead of failing.
-    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(5):
         try:
             return RDBStorage(
-                storage,
+                url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=retry_stale_trial,
             )
+        except ImportError:
+            driver = _driver(url)
+            package = DRIVER_PACKAGES.get(
+                driver, f"the package that provides the module {driver!r}"
+            )
+            raise ConfigError(
+                f"cannot open the study storage {storage!r}: its database driver {driver!r} is not "
+                f"installed; install {package}"
+            ) from None
         except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or a dead server
             # Workers started together on a new database race to create its tables; the loser
             # sees "already exists" or a duplicate schema-version row, and simply opens what
@@ -198,7 +233,7 @@ def make_storage(
             raise ConfigError(
                 f"cannot open the study storage {storage!r} ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0]}); pass a database URL such as sqlite:///tune.db or "
-                "postgresql://user@host/db"
+                "postgresql://user:password@host/db, and check that its server is running"
             ) from None
     raise AssertionError("unreachable")
 
@@ -230,6 +265,14 @@ def tune(
     """
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials={n_trials!r} must be a positive integer")
+    if (
+        isinstance(heartbeat_interval, bool)
+        or not isinstance(heartbeat_interval, int)
+        or heartbeat_interval < 1
+    ):
+        raise ConfigError(
+            f"heartbeat_interval={heartbeat_interval!r} must be a positive number of seconds"
+        )
     if pruner not in ("median", "hyperband", "none"):
         raise ConfigError(f"pruner={pruner!r} is not valid; choose median, hyperband or none")
     suggest = _as_space(space)

@@ -35,6 +35,7 @@ _HOMES = {
     "EpochSubsampler": "windows",
     "SeriesSet": "windows",
     "WindowDataset": "windows",
+    "model_inputs": "windows",
     "train_val_ranges": "windows",
 }
 

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from trellis_ts.errors import ConfigError, DataError
 
 __all__ = ["INPUT_FIELDS", "EpochSubsampler", "SeriesSet", "WindowDataset", "final_windows",
-           "train_val_ranges"]  # fmt: skip
+           "model_inputs", "train_val_ranges"]  # fmt: skip
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -32,6 +32,11 @@ def _positive_int(value: object, name: str) -> int:
 # The names of a batch's fields (GluonTS's): the model reads the inputs, the loss the target.
 INPUT_FIELDS = ("past_target", "past_feat_dynamic_real", "feat_dynamic_real",
                 "feat_static_real", "feat_static_cat")  # fmt: skip
+
+
+def model_inputs(batch: dict) -> dict:
+    """The fields of a batch that the model reads (`INPUT_FIELDS`)."""
+    return {k: batch[k] for k in INPUT_FIELDS if k in batch}
 
 
 @dataclass(frozen=True)

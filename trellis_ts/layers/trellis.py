@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trellis_ts.config import TrellisConfig
-from trellis_ts.nn.fused import causal_depthwise_conv, rms_norm_gate, silu_unit_norm
+from trellis_ts.nn.fused import (
+    conv_backward,
+    conv_forward,
+    rms_norm_gate,
+    silu_norm_backward,
+    silu_norm_forward,
+)
 from trellis_ts.ops.trellis import chunk_trellis
 
 _OLD_PROJECTIONS = ("qkv", "alpha", "beta", "gamma", "out_gate")  # 0.1.0's separate Linears
@@ -62,19 +68,11 @@ class TrellisMixer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         heads, head_dim = self.heads, self.head_dim
-        d_model = heads * head_dim
-        qkv, alpha, beta, gamma, gate = self.proj(x).split(self.widths, dim=-1)
-        if self.conv_size:
-            qk = causal_depthwise_conv(qkv[..., : 2 * d_model], self.conv_weight, self.conv_bias)
-            q, k = silu_unit_norm(qk.unflatten(-1, (2 * heads, head_dim))).chunk(2, dim=2)
-            v = silu_unit_norm(qkv[..., 2 * d_model :].unflatten(-1, (heads, head_dim)))
-        else:
-            q, k, v = silu_unit_norm(qkv.unflatten(-1, (3 * heads, head_dim))).chunk(3, dim=2)
-        alpha = alpha.unflatten(-1, (heads, self.slots))
-        log_beta = F.logsigmoid(beta) if self.forget_gate else torch.zeros_like(beta)
-        gamma = torch.sigmoid(gamma)
-        if self.phi != "identity":
-            gamma = gamma / self.chunk_size
+        scale = 1.0 if self.phi == "identity" else 1.0 / self.chunk_size
+        conv = (self.conv_weight, self.conv_bias) if self.conv_size else (None, None)
+        q, k, v, alpha, log_beta, gamma, gate = LayerInputs.apply(
+            self.proj(x), *conv, heads, head_dim, self.slots, scale, self.forget_gate
+        )
         y, _ = chunk_trellis(
             q, k, v, alpha, log_beta, gamma,
             chunk_size=self.chunk_size, phi=self.phi, f=self.between,
@@ -100,3 +98,100 @@ class TrellisMixer(nn.Module):
             conv_biases = [state_dict.pop(f"{prefix}conv_{n}.conv.bias") for n in "qk"]
             state_dict[prefix + "conv_bias"] = torch.cat(conv_biases)
         state_dict[prefix + "out_norm_weight"] = state_dict.pop(prefix + "out_norm.weight")
+
+
+class LayerInputs(torch.autograd.Function):
+    """From the projection `h [B, T, 3D + H·m + 2H + D]` to the op's inputs, in one node.
+
+    q, k: causal conv (when weights are given) → SiLU → unit norm per head; v: SiLU → unit norm;
+    alpha as is; log β = logsigmoid (0 without a forget gate); γ = sigmoid · `scale`; the output
+    gate as is. q, k, v, alpha, log β and γ are laid out head-major (`[B, H, T, ·]` memory, seen
+    as `[B, T, H, ·]`), which is how the op reads them, and the backward writes one gradient of
+    `h` in place of the concatenation that splitting `h` would cost.
+    """
+
+    @staticmethod
+    def forward(ctx, h, conv_weight, conv_bias, heads, head_dim, slots, scale, forget_gate):
+        batch, length, _ = h.shape
+        d_model = heads * head_dim
+        edges = _edges(d_model, heads, slots)
+        pre_qk = h[..., : 2 * d_model]
+        if conv_weight is not None:
+            pre_qk = conv_forward(pre_qk, conv_weight, conv_bias)
+        qkv = h.new_empty(batch, 3 * heads, length, head_dim).transpose(1, 2)  # head-major
+        _, inv_qk = silu_norm_forward(pre_qk.unflatten(-1, (2 * heads, head_dim)),
+                                      out=qkv[:, :, : 2 * heads])  # fmt: skip
+        _, inv_v = silu_norm_forward(h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)),
+                                     out=qkv[:, :, 2 * heads :])  # fmt: skip
+        alpha = _head_major(h[..., edges[1] : edges[2]].unflatten(-1, (heads, slots)))
+        beta_logits = h[..., edges[2] : edges[3]]
+        log_beta = F.logsigmoid(beta_logits) if forget_gate else torch.zeros_like(beta_logits)
+        gamma = torch.sigmoid(h[..., edges[3] : edges[4]])
+        ctx.save_for_backward(h, conv_weight, pre_qk, qkv, inv_qk, inv_v, gamma)
+        ctx.meta = (heads, slots, head_dim, scale, forget_gate)
+        q, k, v = qkv.chunk(3, dim=2)
+        return (q, k, v, alpha, _head_major(log_beta), _head_major(gamma * scale),
+                h[..., edges[4] :].contiguous())  # fmt: skip
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k, grad_v, grad_alpha, grad_log_beta, grad_gamma, grad_gate):
+        h, conv_weight, pre_qk, qkv, inv_qk, inv_v, gamma = ctx.saved_tensors
+        heads, slots, head_dim, scale, forget_gate = ctx.meta
+        d_model = heads * head_dim
+        edges = _edges(d_model, heads, slots)
+        grad_h = torch.empty_like(h)
+        # q and k: unit norm and SiLU, then (through the convolution) into grad_h.
+        grad_pre = torch.empty_like(pre_qk).unflatten(-1, (2 * heads, head_dim))
+        pre = pre_qk.unflatten(-1, (2 * heads, head_dim))
+        for part, grad in ((slice(0, heads), grad_q), (slice(heads, 2 * heads), grad_k)):
+            silu_norm_backward(_zeros_if_none(grad, qkv[:, :, part]), pre[:, :, part],
+                               qkv[:, :, part], inv_qk[:, :, part], out=grad_pre[:, :, part])  # fmt: skip
+        grad_pre = grad_pre.flatten(-2)
+        grad_conv_weight = grad_conv_bias = None
+        if conv_weight is not None:
+            _, grad_conv_weight, grad_conv_bias = conv_backward(
+                grad_pre, h[..., : 2 * d_model], conv_weight, grad_x=grad_h[..., : 2 * d_model]
+            )
+        else:
+            grad_h[..., : 2 * d_model] = grad_pre
+        v = slice(2 * heads, 3 * heads)
+        silu_norm_backward(
+            _zeros_if_none(grad_v, qkv[:, :, v]),
+            h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)), qkv[:, :, v], inv_v,
+            out=grad_h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)),
+        )  # fmt: skip
+        _copy_or_zero(grad_h[..., edges[1] : edges[2]], grad_alpha, flatten=True)
+        beta_part = grad_h[..., edges[2] : edges[3]]
+        if forget_gate and grad_log_beta is not None:  # d logsigmoid(x) / dx = sigmoid(−x)
+            torch.mul(grad_log_beta, torch.sigmoid(-h[..., edges[2] : edges[3]]), out=beta_part)
+        else:
+            beta_part.zero_()
+        gamma_part = grad_h[..., edges[3] : edges[4]]
+        if grad_gamma is not None:
+            torch.mul(grad_gamma, gamma * (1.0 - gamma) * scale, out=gamma_part)
+        else:
+            gamma_part.zero_()
+        _copy_or_zero(grad_h[..., edges[4] :], grad_gate)
+        return grad_h, grad_conv_weight, grad_conv_bias, None, None, None, None, None
+
+
+def _head_major(x: Tensor) -> Tensor:
+    """`[B, T, H, ...]` with `[B, H, T, ...]` memory: the op's layout, seen in the API's order."""
+    return x.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+def _edges(d_model: int, heads: int, slots: int) -> tuple[int, ...]:
+    """Where q, k, v | alpha | beta | gamma | gate start in the projection (and its width)."""
+    widths = (3 * d_model, heads * slots, heads, heads, d_model)
+    return tuple(sum(widths[:i]) for i in range(len(widths) + 1))
+
+
+def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
+    return torch.zeros_like(like) if grad is None else grad
+
+
+def _copy_or_zero(target: Tensor, grad: Tensor | None, flatten: bool = False) -> None:
+    if grad is None:
+        target.zero_()
+    else:
+        target.copy_(grad.flatten(-2) if flatten else grad)

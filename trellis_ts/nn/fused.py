@@ -17,65 +17,84 @@ from torch import Tensor
 _EPS = 1e-12
 
 
+def conv_forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """`y_t = b + Σ_j w_j ⊙ x_{t−K+1+j}` over tokens (zero before the first), `x [B, T, C]`,
+    `weight [C, K]`, `bias [C]`: K shifted multiply-adds instead of a convolution kernel."""
+    size = weight.shape[1]
+    y = torch.addcmul(bias, x, weight[:, -1])
+    for j in range(size - 1):
+        shift = size - 1 - j
+        if shift < x.shape[1]:
+            y[:, shift:].addcmul_(x[:, :-shift], weight[:, j])
+    return y
+
+
+def conv_backward(grad_y: Tensor, x: Tensor, weight: Tensor, grad_x: Tensor | None = None):
+    """Gradients of `conv_forward` (into `grad_x` when given): `(grad_x, grad_weight, grad_bias)`."""
+    size = weight.shape[1]
+    grad_x = torch.mul(grad_y, weight[:, -1], out=grad_x)
+    grad_w = torch.empty_like(weight)
+    grad_w[:, -1] = (grad_y * x).sum((0, 1))
+    for j in range(size - 1):
+        shift = size - 1 - j
+        if shift < x.shape[1]:
+            grad_x[:, :-shift].addcmul_(grad_y[:, shift:], weight[:, j])
+            grad_w[:, j] = (grad_y[:, shift:] * x[:, :-shift]).sum((0, 1))
+        else:
+            grad_w[:, j] = 0.0
+    return grad_x, grad_w, grad_y.sum((0, 1))
+
+
 class CausalDepthwiseConv(torch.autograd.Function):
-    """`y_t = b + Σ_j w_j ⊙ x_{t−K+1+j}` over tokens, zero before the first: `x [B, T, C]`,
-    `weight [C, K]`, `bias [C]`. K shifted multiply-adds instead of a convolution kernel."""
+    """`conv_forward` with its analytic backward."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        size = weight.shape[1]
-        y = torch.addcmul(bias, x, weight[:, -1])
-        for j in range(size - 1):
-            shift = size - 1 - j
-            if shift < x.shape[1]:
-                y[:, shift:].addcmul_(x[:, :-shift], weight[:, j])
         ctx.save_for_backward(x, weight)
-        return y
+        return conv_forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad_y):
         x, weight = ctx.saved_tensors
-        size = weight.shape[1]
-        grad_x = grad_y * weight[:, -1]
-        grad_w = torch.empty_like(weight)
-        grad_w[:, -1] = (grad_y * x).sum((0, 1))
-        for j in range(size - 1):
-            shift = size - 1 - j
-            if shift < x.shape[1]:
-                grad_x[:, :-shift].addcmul_(grad_y[:, shift:], weight[:, j])
-                grad_w[:, j] = (grad_y[:, shift:] * x[:, :-shift]).sum((0, 1))
-            else:
-                grad_w[:, j] = 0.0
-        return grad_x, grad_w, grad_y.sum((0, 1))
+        return conv_backward(grad_y, x, weight)
 
 
 def causal_depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return CausalDepthwiseConv.apply(x, weight, bias)
 
 
-class SiluUnitNorm(torch.autograd.Function):
-    """`y = s / ‖s‖` with `s = SiLU(x)`, normalised over the last axis (a head's vector).
+def silu_norm_forward(x: Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """`y = s / ‖s‖` with `s = SiLU(x)` over the last axis; returns `y` and `1 / ‖s‖`.
 
-    Norms below 1e-6 are treated as 1e-6 (a zero vector maps to zero), as the clamp it replaces.
+    Norms below 1e-6 count as 1e-6 (a zero vector maps to zero), as the clamp it replaces.
     """
+    s = F.silu(x)
+    inv = torch.linalg.vector_norm(s, dim=-1, keepdim=True).clamp_min_(math.sqrt(_EPS))
+    inv = inv.reciprocal_()
+    return torch.mul(s, inv, out=out), inv
+
+
+def silu_norm_backward(grad_y, x, y, inv, out: Tensor | None = None) -> Tensor:
+    """Gradient of `silu_norm_forward` with respect to `x` (into `out` when given)."""
+    along = (grad_y * y).sum(-1, keepdim=True)
+    along = torch.where(inv < 1.0 / math.sqrt(_EPS), along, 0.0)  # clamped: no projection
+    grad_s = (grad_y - y * along).mul_(inv)
+    sig = torch.sigmoid(x)
+    return torch.mul(grad_s, sig.mul_(1.0 + x * (1.0 - sig)), out=out)
+
+
+class SiluUnitNorm(torch.autograd.Function):
+    """`silu_norm_forward` with its analytic backward."""
 
     @staticmethod
     def forward(ctx, x):
-        s = F.silu(x)
-        inv = torch.linalg.vector_norm(s, dim=-1, keepdim=True).clamp_min_(math.sqrt(_EPS))
-        inv = inv.reciprocal_()
-        y = s * inv
+        y, inv = silu_norm_forward(x)
         ctx.save_for_backward(x, y, inv)
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, y, inv = ctx.saved_tensors
-        along = (grad_y * y).sum(-1, keepdim=True)
-        along = torch.where(inv < 1.0 / math.sqrt(_EPS), along, 0.0)  # clamped: no projection
-        grad_s = (grad_y - y * along) * inv
-        sig = torch.sigmoid(x)
-        return grad_s * sig * (1.0 + x * (1.0 - sig))
+        return silu_norm_backward(grad_y, *ctx.saved_tensors)
 
 
 def silu_unit_norm(x: Tensor) -> Tensor:

@@ -7,14 +7,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def to_chunks(x: Tensor, front: int, chunk_size: int) -> Tensor:
+def to_chunks(x: Tensor, front: int, chunk_size: int, multiple: int | None = None) -> Tensor:
     """`[B, T, H, ...]` → `[B, H, N, C, ...]`, padding `front` tokens before and the end to a full chunk.
 
     Padded tokens carry gamma = 0 (no write) and log_beta = 0 (no decay), so they leave the
-    memories untouched; their reads are dropped.
+    memories untouched; their reads are dropped. With `multiple` (a multiple of `chunk_size`)
+    the end is padded until the padded length is a multiple of it.
     """
     length = x.shape[1]
-    back = (-(front + length)) % chunk_size
+    back = (-(front + length)) % (multiple or chunk_size)
     x = x.movedim(1, 2)  # [B, H, T, ...]
     if front or back:
         x = F.pad(x, [0, 0] * (x.dim() - 3) + [front, back])

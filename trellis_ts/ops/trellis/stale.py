@@ -94,13 +94,29 @@ def _reads(qc, kc, vc, u_k, u_v, key_start, value_start, decay, mu, f) -> Tensor
     return mu[..., None] * (s @ value_start) - (decay * (s @ u_v.mT)) @ vc
 
 
+def _regroup(t: Tensor, group: int, chunk_axis: int) -> Tensor:
+    """Merge `group` consecutive chunks: `[..., N, C, ...]` → `[..., N / group, group·C, ...]`."""
+    return t.unflatten(chunk_axis, (-1, group)).flatten(chunk_axis, chunk_axis + 1)
+
+
+READ_BLOCK = 32  # tokens per block of the parallel reads (at least; a multiple of the chunk)
+
+
 def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
                  output_final_state) -> tuple[Tensor, TrellisState | None]:  # fmt: skip
-    """`chunk_trellis` for a nonlinear φ. Both passes share one loop, stacked on a pass axis."""
+    """`chunk_trellis` for a nonlinear φ. Both passes share one loop, stacked on a pass axis.
+
+    Given the codes, the recurrence is linear whatever the chunking, so the reads need not run
+    per chunk: they run over blocks of `G` chunks (at least `READ_BLOCK` tokens), from the
+    memory at each block's start. Small chunks then never mean tiny batched products.
+    """
     length, front = q.shape[1], state.offset
-    qc, kc, vc, ac = (to_chunks(x, front, chunk_size) for x in (q, k, v, alpha))
-    decay, mu = chunk_decays(to_chunks(log_beta, front, chunk_size),
-                             to_chunks(gamma, front, chunk_size))  # fmt: skip
+    n_chunks = -(-(front + length) // chunk_size)
+    group = max(1, min(-(-READ_BLOCK // chunk_size), n_chunks))
+    block = group * chunk_size
+    qc, kc, vc, ac, log_beta_c, gamma_c = (to_chunks(x, front, chunk_size, block)
+                                           for x in (q, k, v, alpha, log_beta, gamma))  # fmt: skip
+    decay, mu = chunk_decays(log_beta_c, gamma_c)
     d, dv = k.shape[-1], v.shape[-1]
     x = stack_passes(kc, vc)  # [B, H, 2, N, C, n]
     gx = decay[:, :, None, :, -1, :, None] * x  # writes weighted by their decay to the chunk end
@@ -109,14 +125,21 @@ def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
     codes, starts, memory = StaleScan.apply(
         x, gx, ac[:, :, None], mu[:, :, None, :, -1], memories, anchors, phi
     )
+    if group > 1:  # regroup chunks into read blocks: [B, H, N, C, ...] → [B, H, N / G, G·C, ...]
+        qc, kc, vc, codes = (_regroup(t, group, -3) for t in (qc, kc, vc, codes))
+        decay, mu = chunk_decays(_regroup(log_beta_c, group, -2), _regroup(gamma_c, group, -2))
+        block_starts = starts[:, :, :, ::group]
+    else:
+        block_starts = starts
     u_k, u_v = codes.unbind(2)
-    key_start, value_start = unstack_passes(starts, d, dv)
+    key_start, value_start = unstack_passes(block_starts, d, dv)
     y = _reads(qc, kc, vc, u_k, u_v, key_start, value_start, decay, mu, f)
     y = apply_phi(y, phi).flatten(2, 3)[:, :, front : front + length].movedim(2, 1)
     if not output_final_state:
         return y, None
     # The anchors of the chunk holding the last token: its start memory, or the given anchor.
-    anchor = anchors if starts.shape[3] == 1 else starts[:, :, :, -1]
+    last = (front + length - 1) // chunk_size
+    anchor = anchors if last == 0 else starts[:, :, :, last]
     end = final_state(*unstack_passes(memory, d, dv), *unstack_passes(anchor, d, dv),
                       front + length, chunk_size)  # fmt: skip
     return y, end
