@@ -3,6 +3,7 @@
     python benchmarks/covariates.py synthetic    # promotions: none / past / future covariate, 3 seeds
     python benchmarks/covariates.py design       # horizon tokens vs a linear head for future inputs
     python benchmarks/covariates.py ltsf         # ETTh1 and Weather, "S" against "MS", L=336
+    python benchmarks/covariates.py normalise    # ETTh1 "MS": covariates scaled per window or not
     python benchmarks/covariates.py tables       # re-render the tables from the JSON lines
 
 `--models trellis attention` limits a phase to some models; run two processes (one model each)
@@ -17,6 +18,11 @@ run ends, and a phase skips the runs its file already holds, so it resumes where
 * design: the same data and future covariate, with the known horizon values entering the
   encoder as extra tokens after the context (the library's design) or through a linear map of
   the horizon values added to the head's output (the alternative measured against it).
+* normalise: how covariates are scaled, chosen on validation loss only: ETTh1 "MS" as below
+  (attention, H = 96 and 720, seeds 0-2, `--validation-only`), with the covariates scaled by
+  the train rows (the library's design) or, in addition, normalised per window by their own
+  context's mean and standard deviation (as RevIN does the target; the horizon's known values
+  with the context's statistics).
 * ltsf: the standard protocol of `trellis_ts.benchmark` on ETTh1 and Weather, target `OT`:
   "S" (OT from its own history) against "MS" (OT with every other channel as a past
   covariate), L = 336, H = 96 and 720, Trellis and attention encoders with the committed ETTh1
@@ -44,6 +50,7 @@ CONFIGS = REPO / "benchmarks" / "configs"
 SYNTHETIC = RESULTS / "covariates_synthetic.jsonl"
 DESIGN = RESULTS / "covariates_design.jsonl"
 LTSF = RESULTS / "covariates_ltsf.jsonl"
+NORMALISE = RESULTS / "covariates_normalise.jsonl"
 SEEDS = (0, 1, 2)
 ARMS = {
     "none": {},
@@ -146,6 +153,62 @@ def design(models: list[str]) -> None:
     synthetic([m for m in models if m != "dlinear"], DESIGN, {"future": ARMS["future"]}, "head")
 
 
+def normalise(data_dir: Path) -> None:
+    """ETTh1 "MS" validation losses with and without per-window normalisation of covariates."""
+    import torch
+
+    from trellis_ts.benchmark import run_benchmark
+    from trellis_ts.nn.covariates import CovariateEncoder
+
+    plain = CovariateEncoder.forward
+
+    def per_window(self, tokens, past_feat_dynamic_real=None, feat_dynamic_real=None, **static):
+        L = past_feat_dynamic_real.shape[1] if past_feat_dynamic_real is not None else None
+        out = {}
+        for name, value in (("past_feat_dynamic_real", past_feat_dynamic_real),
+                            ("feat_dynamic_real", feat_dynamic_real)):  # fmt: skip
+            if value is None:
+                continue
+            context = value[:, : L or value.shape[1] - self.prediction_length]
+            mean = context.mean(1, keepdim=True)
+            std = torch.sqrt(context.var(1, keepdim=True, unbiased=False) + 1e-5)
+            out[name] = (value - mean) / std
+        return plain(self, tokens, **out, **static)
+
+    settings = json.loads((CONFIGS / "etth1_attention_L336.json").read_text())
+    done = set()
+    if NORMALISE.is_file():
+        done = {(r["variant"], r["horizon"], r["seed"]) for r in read_results(NORMALISE)}
+    for variant, forward in (("train rows", plain), ("per window", per_window)):
+        CovariateEncoder.forward = forward
+        for h in (96, 720):
+            for seed in SEEDS:
+                if (variant, h, seed) in done:
+                    continue
+                (record,) = run_benchmark("ETTh1", data_dir, 336, [h], model="attention",
+                                          config=settings, seeds=[seed], results_path=None,
+                                          score_test=False, features="MS", verbose=False)  # fmt: skip
+                record["variant"] = variant
+                print(variant, h, seed, record["best_val_loss"], flush=True)
+                with NORMALISE.open("a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+    CovariateEncoder.forward = plain
+
+
+def normalise_table() -> str:
+    records = read_results(NORMALISE)
+    lines = ["| covariates scaled by | H | validation loss (mean ± std, 3 seeds) | per seed |",
+             "|---|---:|---:|---|"]  # fmt: skip
+    for variant in ("train rows", "per window"):
+        for h in (96, 720):
+            losses = [r["best_val_loss"] for r in sorted(records, key=lambda r: r["seed"])
+                      if r["variant"] == variant and r["horizon"] == h]  # fmt: skip
+            if losses:
+                lines.append(f"| {variant} | {h} | {_mean_std(losses)} | "
+                             f"{', '.join(f'{v:.4f}' for v in losses)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def ltsf_jobs(models: list[str]) -> list[dict[str, Any]]:
     jobs = []
     for model in models:
@@ -217,11 +280,14 @@ def write_tables() -> None:
         (RESULTS / "covariates_synthetic.md").write_text(synthetic_table())
     if LTSF.is_file():
         (RESULTS / "covariates_ltsf.md").write_text(ltsf_table() + "\n" + render_table(LTSF))
+    if NORMALISE.is_file():
+        (RESULTS / "covariates_normalise.md").write_text(normalise_table())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phases", nargs="+", choices=["synthetic", "design", "ltsf", "tables"])
+    parser.add_argument("phases", nargs="+",
+                        choices=["synthetic", "design", "normalise", "ltsf", "tables"])  # fmt: skip
     parser.add_argument("--models", nargs="*", default=["trellis", "attention", "dlinear"])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--jobs", type=int, default=1, help="ltsf runs at a time (one core each)")
@@ -232,6 +298,8 @@ def main() -> None:
             synthetic(args.models)
         elif phase == "design":
             design(args.models)
+        elif phase == "normalise":
+            normalise(args.data_dir)
         elif phase == "ltsf":
             models = [m for m in args.models if m != "dlinear"]
             run_jobs(ltsf_jobs(models), args.data_dir, args.jobs, args.dry_run)
