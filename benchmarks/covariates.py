@@ -220,10 +220,10 @@ def ltsf_jobs(models: list[str]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ tables
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], digits: int = 4) -> str:
     if len(values) < 2:
-        return f"{values[0]:.4f}" if values else ""
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        return f"{values[0]:.{digits}f}" if values else ""
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def synthetic_table() -> str:
@@ -249,7 +249,7 @@ def synthetic_table() -> str:
             per_seed = ", ".join(f"{r['mse']:.1f}" for r in runs)
             ratio = f"{min(ratios):.1f}x to {max(ratios):.1f}x" if ratios and arm != "none" else ""
             lines.append(
-                f"| {model} | {label} | {_mean_std([r['mse'] for r in runs])} | "
+                f"| {model} | {label} | {_mean_std([r['mse'] for r in runs], 1)} | "
                 f"{statistics.mean(r['mae'] for r in runs):.2f} | "
                 f"{per_seed} | {ratio} | "
                 f"{', '.join(str(r['epochs']) for r in runs)} | {runs[0]['parameters']:,} |"

@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 from trellis_ts import warm_start as warm
 from trellis_ts.config import TrellisConfig, with_season_length
 from trellis_ts.conformal import Calibration, calibrate, require_calibration
-from trellis_ts.data.calendar import calendar_features_for
+from trellis_ts.data.calendar import calendar_features_for, check_calendar_names
 from trellis_ts.data.covariates import ColumnRoles
 from trellis_ts.data.frames import Panel, to_panel
 from trellis_ts.data.future import future_frame, read_future
@@ -197,7 +197,7 @@ class TrellisForecaster(BaseEstimator):
         config = with_season_length(config, panel.freq)
         calendar = calendar_features_for(config.calendar_features, panel.freq)
         config = config.replace(calendar_features=calendar)
-        _check_calendar_names(panel, calendar)
+        check_calendar_names(panel.layout, calendar)
         scaling = InputScaling.fit(panel, calendar)
         if warm_start:  # the fitted categories always; the fitted scales unless asked to rescale
             scaling = dataclasses.replace(self.scaling_ if not rescale else scaling,
@@ -455,15 +455,3 @@ class TrellisForecaster(BaseEstimator):
         self.freq_ = state.history.freq
         self.summary_ = state.summary
         self.calibration_ = state.calibration
-
-
-def _check_calendar_names(panel: Panel, calendar: tuple[str, ...]) -> None:
-    """A calendar feature's column in the future frame must not collide with a data column."""
-    layout = panel.layout
-    taken = {layout.time_col, layout.id_col, *layout.future_covariates}
-    clash = [c for c in calendar if c in taken]
-    if clash:
-        raise ConfigError(
-            f"calendar feature {clash[0]!r} has the name of a column of the data; rename that "
-            "column, or leave the feature out of calendar_features"
-        )

@@ -15,7 +15,7 @@ from pandas.tseries.frequencies import to_offset
 
 from trellis_ts.errors import ConfigError
 
-__all__ = ["CALENDAR_FEATURES", "calendar_features_for", "calendar_values"]
+__all__ = ["CALENDAR_FEATURES", "calendar_features_for", "calendar_values", "check_calendar_names"]
 
 # name -> (position within the cycle, counted from 0; the last position)
 _FEATURES: dict[str, tuple[Callable[[pd.DatetimeIndex], np.ndarray], int]] = {
@@ -69,3 +69,15 @@ def calendar_values(times: pd.Index, features: Sequence[str]) -> np.ndarray:
         position, last = _FEATURES[name]
         out[:, k] = np.asarray(position(times), dtype=np.float64) / last - 0.5
     return out
+
+
+def check_calendar_names(layout, calendar: Sequence[str]) -> None:
+    """A calendar feature is a column of the future frame: its name must not be the time, id or
+    a future covariate column's (`layout` is the data's `FrameLayout`)."""
+    taken = {layout.time_col, layout.id_col, *layout.future_covariates}
+    clash = [c for c in calendar if c in taken]
+    if clash:
+        raise ConfigError(
+            f"calendar feature {clash[0]!r} has the name of a column of the data; rename that "
+            "column, or leave the feature out of calendar_features"
+        )
