@@ -270,8 +270,9 @@ def ltsf_table() -> str:
         diff = (statistics.mean(by["MS"][s] for s in seeds) - statistics.mean(by["S"][s] for s in seeds)
                 if seeds else float("nan"))  # fmt: skip
         better = sum(by["MS"][s] < by["S"][s] for s in seeds)
-        lines.append(f"| {dataset} | {model} | {h} | {_mean_std(list(by['S'].values()))} | "
-                     f"{_mean_std(list(by['MS'].values()))} | {diff:+.4f} | {better} of {len(seeds)} |")  # fmt: skip
+        lines.append(f"| {dataset} | {model} | {h} | {_mean_std(list(by['S'].values()), 5)} | "
+                     f"{_mean_std(list(by['MS'].values()), 5)} | {diff:+.5f} | "
+                     f"{better} of {len(seeds)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
