@@ -48,15 +48,21 @@ MODELS = ("trellis", "attention", "dlinear")
 
 # Per dataset: the lookbacks of the final table (96 and the long one chosen on validation), and
 # the training budget every model shares there. ETTh1's train split holds ~57k windows (all
-# channels): an epoch is a full pass. Weather's holds ~760k: an epoch draws 65,536 of them.
+# channels): an epoch is a full pass. Weather's holds ~760k: an epoch draws 32,768 of them
+# (what two cores allow for 72 final runs), at most 12 epochs.
 BUDGET: dict[str, dict[str, Any]] = {
     "ETTh1": {"max_epochs": 20, "early_stopping_patience": 5},
-    "Weather": {"max_epochs": 20, "early_stopping_patience": 5, "windows_per_epoch": 65536},
+    "Weather": {"max_epochs": 12, "early_stopping_patience": 4, "windows_per_epoch": 32768},
 }
+# The encoders overfit ETTh1 within one pass (best epoch 1 of 6 at 57k windows an epoch), so
+# they validate every 16,384 windows: early stopping then finds the best point within a pass,
+# and 20 such epochs still allow ~5.7 passes.
+ENCODER_BUDGET: dict[str, dict[str, Any]] = {"ETTh1": {"windows_per_epoch": 16384}}
 # Weather's validation split holds ~100k windows: early stopping reads every 4th of them.
 VAL_STRIDE = {"Weather": 4}
-LONG_LOOKBACKS = (336, 512, 720)  # the long lookback of each model is chosen among these
-LOOKBACKS = (96, *LONG_LOOKBACKS)
+# The long lookback of each model is chosen among these (on validation), per dataset.
+LONG_LOOKBACKS = {"ETTh1": (336, 512, 720), "Weather": (336, 720)}
+SEARCH_LOOKBACK = 336  # where the recipe and settings search runs
 
 # ------------------------------------------------------------------------------ candidates
 # Baselines: the training recipe. A "batch" here is univariate windows; the papers' batch of
@@ -65,6 +71,9 @@ DLINEAR_GRID: list[dict[str, Any]] = [
     {"batch_size": 256, "learning_rate": 5e-3},
     {"batch_size": 256, "learning_rate": 1e-3},
     {"batch_size": 256, "learning_rate": 5e-3, "weight_decay": 0.0},
+    # The DLinear paper's: 32 seven-channel windows a batch, lr 0.005 halved every epoch.
+    {"batch_size": 224, "learning_rate": 5e-3, "lr_schedule": "exponential", "lr_decay": 0.5},
+    {"batch_size": 256, "learning_rate": 5e-3, "ema_decay": 0.99},
 ]
 # The PatchTST-style encoder at its paper's ETTh1 size (d_model 16, 3 layers, 4 heads, d_ff 128,
 # dropout 0.3, patches 16/8), and neighbours.
@@ -79,31 +88,27 @@ ENCODER_SMALL = PATCH | {
 ATTENTION_GRID: list[dict[str, Any]] = [
     ENCODER_SMALL | {"batch_size": 256, "learning_rate": 1e-3},
     ENCODER_SMALL | {"batch_size": 256, "learning_rate": 3e-4},
-    ENCODER_SMALL | {"batch_size": 128, "learning_rate": 5e-4},
-    PATCH | {"d_model": 32, "n_layers": 2, "n_heads": 4, "ffn_mult": 4.0, "dropout": 0.2,
-             "batch_size": 256, "learning_rate": 5e-4},
+    ENCODER_SMALL | {"batch_size": 256, "learning_rate": 1e-3, "linear_path": True},
+    ENCODER_SMALL | {"batch_size": 256, "learning_rate": 1e-3, "linear_path": True,
+                     "ema_decay": 0.99},
 ]  # fmt: skip
 RECIPE: dict[str, list[dict[str, Any]]] = {"dlinear": DLINEAR_GRID, "attention": ATTENTION_GRID}
-# The Trellis encoder: the exact phi=identity form (no bound on gamma) at two sizes, with and
-# without the linear path beside the encoder, against fewer/more heads and the paper's silu.
-TRELLIS_BASE = PATCH | {
-    "d_model": 32,
-    "n_layers": 2,
+# The Trellis encoder, with the linear path beside it: the exact phi=identity form (no bound
+# on gamma) at two sizes, with the averaged weights, and the paper's stale silu form.
+TRELLIS_SMALL = ENCODER_SMALL | {
     "n_heads": 2,
-    "n_slots": 32,
-    "ffn_mult": 4.0,
-    "dropout": 0.2,
+    "n_slots": 16,
     "batch_size": 256,
-    "learning_rate": 5e-4,
+    "learning_rate": 1e-3,
+    "linear_path": True,
 }
 TRELLIS_GRID: list[dict[str, Any]] = [
-    TRELLIS_BASE,
-    TRELLIS_BASE | {"linear_path": True},
-    TRELLIS_BASE | {"phi": "silu", "chunk_size": 16},
-    ENCODER_SMALL | {"n_heads": 2, "n_slots": 16, "batch_size": 256, "learning_rate": 1e-3},
-    ENCODER_SMALL
-    | {"n_heads": 2, "n_slots": 16, "batch_size": 256, "learning_rate": 1e-3, "linear_path": True},
-]
+    TRELLIS_SMALL,
+    TRELLIS_SMALL | {"ema_decay": 0.99},
+    TRELLIS_SMALL | {"phi": "silu", "chunk_size": 16},  # the paper's stale-gradient form
+    PATCH | {"d_model": 32, "n_layers": 2, "n_heads": 2, "n_slots": 32, "ffn_mult": 4.0,
+             "dropout": 0.2, "batch_size": 256, "learning_rate": 5e-4, "linear_path": True},
+]  # fmt: skip
 SEARCH: dict[str, list[dict[str, Any]]] = {"trellis": TRELLIS_GRID}
 
 # One choice of the chosen Trellis settings changed at a time (the first row is the reference).
@@ -120,10 +125,22 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 
 # ------------------------------------------------------------------------------ running
-def _config_id(model: str, settings: dict[str, Any]) -> str:
-    from trellis_ts.benchmark import _config_id, resolve_config
+def _canonical(config: dict[str, Any]) -> str:
+    """A run's settings without the runner's own fields and without fields at their default, so
+    that a setting added to TrellisConfig later (at a default that keeps the old behaviour)
+    leaves earlier records recognisable."""
+    from trellis_ts.config import TrellisConfig
 
-    return _config_id(resolve_config(model, settings).to_dict())
+    defaults = TrellisConfig().to_dict()
+    own = ("context_length", "prediction_length", "random_state", "verbose")
+    kept = {k: v for k, v in config.items() if k not in own and defaults.get(k, object()) != v}
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def _settings_key(model: str, settings: dict[str, Any]) -> str:
+    from trellis_ts.benchmark import resolve_config
+
+    return _canonical(resolve_config(model, settings).to_dict())
 
 
 def _job(dataset, model, settings, L, H, seed, results, validation_only=False,
@@ -137,10 +154,10 @@ def _key(job_or_record: dict[str, Any]) -> tuple:
     r = job_or_record
     features = r.get("features", "M")
     if "settings" in r:
-        return (r["dataset"], features, r["model"], _config_id(r["model"], r["settings"]), r["L"],
-                r["H"], r["seed"])  # fmt: skip
-    return (r["dataset"], features, r["model"], r["config_id"], r["context_length"], r["horizon"],
-            r["seed"])  # fmt: skip
+        return (r["dataset"], features, r["model"], _settings_key(r["model"], r["settings"]),
+                r["L"], r["H"], r["seed"])  # fmt: skip
+    return (r["dataset"], features, r["model"], _canonical(r["config"]), r["context_length"],
+            r["horizon"], r["seed"])  # fmt: skip
 
 
 def _launch(job: dict[str, Any], data_dir: Path) -> int:
@@ -150,13 +167,13 @@ def _launch(job: dict[str, Any], data_dir: Path) -> int:
                "--data-dir", str(data_dir), "--context-length", str(job["L"]),
                "--horizons", str(job["H"]), "--model", job["model"], "--config", fh.name,
                "--seeds", str(job["seed"]), "--results", str(job["results"]), "--quiet",
-               "--features", job.get("features", "M")]  # fmt: skip
+               "--features", job["features"]]  # fmt: skip
     if job["validation_only"]:
         command.append("--validation-only")
     command += ["--val-stride", str(VAL_STRIDE.get(job["dataset"], 1))]
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    label = (f"{job['dataset']} {job.get('features', 'M')} {job['model']} L={job['L']} "
-             f"H={job['H']} seed={job['seed']} {job['settings']}")  # fmt: skip
+    label = (f"{job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
+             f"seed={job['seed']} {job['settings']}")  # fmt: skip
     print(f"start  {label}", flush=True)
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
     os.unlink(fh.name)
@@ -192,10 +209,16 @@ def run_jobs(jobs: list[dict[str, Any]], data_dir: Path, n_jobs: int, dry_run: b
 
 
 # ------------------------------------------------------------------------------ phases
+def budget(dataset: str, model: str) -> dict[str, Any]:
+    """The training budget every candidate of `model` gets on `dataset`."""
+    extra = ENCODER_BUDGET.get(dataset, {}) if model != "dlinear" else {}
+    return BUDGET[dataset] | extra
+
+
 def _grid_jobs(grids: dict[str, list[dict[str, Any]]], datasets, seeds) -> list[dict[str, Any]]:
-    return [_job(dataset, model, BUDGET[dataset] | candidate, L, H, seed, SEARCH_FILE, True)
+    return [_job(dataset, model, budget(dataset, model) | candidate, L, H, seed, SEARCH_FILE, True)
             for dataset in datasets for model, grid in grids.items() for candidate in grid
-            for L in LONG_LOOKBACKS[:1] for H in SEARCH_HORIZONS for seed in seeds]  # fmt: skip
+            for L in (SEARCH_LOOKBACK,) for H in SEARCH_HORIZONS for seed in seeds]  # fmt: skip
 
 
 def recipe_jobs(datasets) -> list[dict[str, Any]]:
@@ -216,8 +239,8 @@ def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: in
         raise SystemExit(f"{SEARCH_FILE} holds test scores; a search file must not")
     rows = []
     for candidate in grid:
-        cid = _config_id(model, BUDGET[dataset] | candidate)
-        runs = [r for r in records if r["config_id"] == cid]
+        key = _settings_key(model, budget(dataset, model) | candidate)
+        runs = [r for r in records if _canonical(r["config"]) == key]
         if not runs:
             continue
         by_h = {}
@@ -236,18 +259,19 @@ def select(datasets) -> None:
              "epochs (best) | chosen |", "|---|---|---|---:|---:|---|---|"]  # fmt: skip
     for dataset in datasets:
         for model, grid in grids.items():
-            rows = candidate_scores(dataset, model, grid, LONG_LOOKBACKS[0])
+            rows = candidate_scores(dataset, model, grid, SEARCH_LOOKBACK)
             if not rows:
                 continue
             best = min(rows, key=lambda row: row[0])
             path = CONFIGS / f"{dataset.lower()}_{model}.json"
-            path.write_text(json.dumps(BUDGET[dataset] | best[2], indent=2, sort_keys=True) + "\n")
+            settings = budget(dataset, model) | best[2]
+            path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
             for mean, spread, candidate, runs in rows:
                 text = ", ".join(f"{k}={v}" for k, v in candidate.items())
                 epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:3])
                 lines.append(f"| {dataset} | {model} | {text} | {mean:.4f} | {spread:.4f} | "
                              f"{epochs} | {'**yes**' if candidate is best[2] else ''} |")  # fmt: skip
-        if not any(candidate_scores(dataset, m, g, LONG_LOOKBACKS[0]) for m, g in grids.items()):
+        if not any(candidate_scores(dataset, m, g, SEARCH_LOOKBACK) for m, g in grids.items()):
             _adopt(dataset, "ETTh1")
     (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -257,9 +281,11 @@ def _adopt(dataset: str, source: str) -> None:
     """A dataset not searched takes the source dataset's chosen model settings, with its own
     training budget (its lookback is still chosen on its own validation split)."""
     for model in MODELS:
-        settings = {k: v for k, v in chosen(source, model).items() if k not in BUDGET[source]}
+        own = budget(source, model)
+        settings = {k: v for k, v in chosen(source, model).items() if k not in own}
         path = CONFIGS / f"{dataset.lower()}_{model}.json"
-        path.write_text(json.dumps(BUDGET[dataset] | settings, indent=2, sort_keys=True) + "\n")
+        settings = budget(dataset, model) | settings
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def chosen(dataset: str, model: str) -> dict[str, Any]:
@@ -271,9 +297,11 @@ def chosen(dataset: str, model: str) -> dict[str, Any]:
 
 def lookback_jobs(datasets) -> list[dict[str, Any]]:
     """Each model's chosen settings at every lookback, on validation: the scaling with L and
-    the choice of each model's long lookback."""
+    the choice of each model's long lookback (Weather: the long lookbacks only)."""
     return [_job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
-            for dataset in datasets for model in MODELS for L in sorted(LOOKBACKS)[::-1]
+            for dataset in datasets for model in MODELS
+            for L in sorted({96, *LONG_LOOKBACKS[dataset]} if dataset == "ETTh1"
+                            else LONG_LOOKBACKS[dataset])[::-1]
             for H in SEARCH_HORIZONS]  # fmt: skip
 
 
@@ -283,15 +311,15 @@ def best_lookbacks(datasets) -> dict[tuple[str, str], int]:
     best = {}
     for dataset in datasets:
         for model in MODELS:
-            cid = _config_id(model, chosen(dataset, model))
+            key = _settings_key(model, chosen(dataset, model))
             losses = {}
-            for L in LONG_LOOKBACKS:
+            for L in LONG_LOOKBACKS[dataset]:
                 runs = [r["best_val_loss"] for r in records if r["dataset"] == dataset
-                        and r["model"] == model and r["config_id"] == cid
+                        and r["model"] == model and _canonical(r["config"]) == key
                         and r["context_length"] == L]  # fmt: skip
                 if len(runs) == len(SEARCH_HORIZONS):
                     losses[L] = statistics.mean(runs)
-            if len(losses) < len(LONG_LOOKBACKS):
+            if len(losses) < len(LONG_LOOKBACKS[dataset]):
                 raise SystemExit(f"{dataset} {model}: the lookback runs are not all recorded in "
                                  f"{LOOKBACK_FILE}; run the lookback phase first")  # fmt: skip
             best[(dataset, model)] = min(losses, key=losses.get)
@@ -340,8 +368,8 @@ def ablation_table() -> str:
     lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
              + " | s / epoch |", "|---|" + "---:|" * len(SEARCH_HORIZONS) + "---:|"]  # fmt: skip
     for name, change in ABLATIONS.items():
-        cid = _config_id("trellis", base | change)
-        runs = [r for r in records if r["config_id"] == cid]
+        key = _settings_key("trellis", base | change)
+        runs = [r for r in records if _canonical(r["config"]) == key]
         if not runs:
             continue
         cells = []

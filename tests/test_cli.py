@@ -208,7 +208,7 @@ def test_options_are_parsed_to_the_config_types(tmp_path, monkeypatch):
     assert seen["revin"] is False and seen["quantiles"] == (0.2, 0.5, 0.8)
     assert seen["devices"] == 1 and seen["random_state"] is None and seen["dropout"] == 0.3
     assert seen["freq"] == "h" and seen["windows_per_epoch"] == 50
-    assert seen["verbose"] is True and seen["context_length"] == 336  # the config's default
+    assert seen["verbose"] is True and seen["context_length"] is None  # sized to the data
     assert seen["columns"] == {"target": ["load_1", "load_2", "load_3"]}
 
 
@@ -220,8 +220,9 @@ def _files(tmp_path: Path) -> dict[str, Path]:
     for name, text in {
         "empty": "",
         "text": "a,b\nx,y\nz,w\n",
-        "short": "date,v\n" + "".join(f"2021-01-01 {h:02d}:00,{h}\n" for h in range(20)),
+        "short": "date,v\n" + "".join(f"2021-01-01 {h:02d}:00,{h}\n" for h in range(8)),
         "badtime": "date,v\n2021-01-01,1\nnot a date,2\n2021-01-03,3\n",
+        "gappy": "date,v\n" + "".join(f"2021-01-01 {h:02d}:00,{h}\n" for h in (0, 1, 2, 4, 5)),
     }.items():
         files[name] = tmp_path / f"{name}.csv"
         files[name].write_text(text)
@@ -239,10 +240,15 @@ ERRORS = [
     ("forecast {empty}", "is empty"),
     ("forecast {text}", "no numeric column"),
     ("forecast {wide} --target nope", "target column 'nope' not found"),
-    ("forecast {wide} --time-col when", "--time-col 'when' is not a column"),
-    ("forecast {short}", "are needed"),
+    ("forecast {wide} --time-col when", "--time-col when is not a column"),
+    ("forecast {short}", "8 time steps, too few"),
+    ("forecast {wide} --context-length 336", "are needed; shorten --context-length"),
     ("forecast {badtime}", "not a timestamp"),
-    ("forecast {wide} --mixer foo", "--mixer 'foo' is not valid; choose one of"),
+    (
+        "forecast {gappy} --freq h",
+        "pass --fill-gaps with --missing interpolate (or --missing ffill)",
+    ),
+    ("forecast {wide} --mixer foo", "--mixer foo is not valid; choose one of"),
     ("forecast {wide} --context-length 0", "--context-length 0 must be a positive integer"),
     ("forecast {wide} --quantiles 0.1,x", "not a comma list of numbers"),
     ("forecast {wide} --random-state seven", "--random-state 'seven' is not an integer"),
@@ -280,7 +286,7 @@ def test_error_after_training_writes_nothing(tmp_path):
     result = run("predict", "--model-dir", model_dir, "--quantiles-out", "0.5", "-o", out)
     assert (
         result.exit_code == 2
-        and "fit it with --loss 'quantile'" in result.stderr
+        and "fit it with --loss quantile" in result.stderr
         and not out.exists()
     )
     other = tmp_path / "other.csv"

@@ -26,7 +26,9 @@ def test_estimator_parameters_are_the_config_fields_with_the_same_defaults():
         ({"context_length": 0}, "context_length=0"),
         ({"mixer": "lstm"}, "mixer='lstm'"),
         ({"d_model": 30, "n_heads": 4}, "not divisible"),
-        ({"patch_len": 400}, "patch_len=400"),
+        ({"patch_len": 400, "context_length": 336}, "patch_len=400"),
+        ({"prediction_length": 0}, "prediction_length=0"),
+        ({"target_transform": "log"}, "target_transform='log'"),
         ({"dropout": 1.0}, "dropout"),
         ({"quantiles": (0.9, 0.1)}, "quantiles"),
         ({"learning_rate": -1.0}, "learning_rate"),
@@ -45,3 +47,21 @@ def test_round_trip_through_dict():
     assert TrellisConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown setting"):
         TrellisConfig.from_dict({"context_lenght": 3})
+
+
+def test_sizes_default_to_none_and_a_model_needs_them():
+    config = TrellisConfig()
+    assert [config.prediction_length, config.context_length, config.patch_len,
+            config.patch_stride] == [None] * 4 and not config.sized  # fmt: skip
+    with pytest.raises(ConfigError, match="prediction_length, context_length, patch_len"):
+        config.n_patches  # noqa: B018
+    sized = config.replace(prediction_length=96, context_length=336, patch_len=16, patch_stride=8)
+    assert sized.sized and sized.n_patches == 42
+
+
+def test_op_choices_match_the_config_spelling():
+    # config.py spells them so that checking options never imports torch.
+    from trellis_ts import config
+    from trellis_ts.ops.trellis import BETWEEN, PHIS
+
+    assert config.PHIS == PHIS and config.BETWEEN == BETWEEN

@@ -40,6 +40,7 @@ from trellis_ts.data.scaling import Scaler
 from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.nn.covariates import ModelInputs
+from trellis_ts.sizing import PATCHTST_PATCH
 from trellis_ts.training import forecast_contexts, train_model
 
 __all__ = [
@@ -68,9 +69,8 @@ FEATURES = ("M", "S", "MS")
 DEFAULT_RESULTS = Path("benchmarks") / "results.jsonl"
 ETT_MONTH = 30 * 24  # hours in the protocol's 30-day month
 _NOT_IN_CONFIG_ID = ("context_length", "prediction_length", "random_state", "verbose")
-# Fields added after results were recorded: left out of the id at their default, so the ids of
-# the runs before them stay valid.
-_LATER_DEFAULTS = {"calendar_features": []}
+# Fields added after results were recorded: at these values they leave a run's config id as it was.
+_ID_NEUTRAL = {"target_transform": "none", "calendar_features": []}
 
 
 # ------------------------------------------------------------------------------ splits
@@ -212,6 +212,13 @@ def resolve_config(
                 f"{wanted!r}; choose the model with --model, not in the config"
             )
     values |= MODEL_CHOICES[model]
+    if values.get("target_transform", "none") != "none":
+        raise ConfigError(
+            f"target_transform={values['target_transform']!r}: the benchmark protocol scores the "
+            "standardised series as they are; leave target_transform at 'none'"
+        )
+    # The protocol's patches unless the settings give them (PatchTST's; the ETTh1 study's runs).
+    values = {"patch_len": PATCHTST_PATCH[0], "patch_stride": PATCHTST_PATCH[1], **values}
     return TrellisConfig.from_dict(values)
 
 
@@ -386,8 +393,8 @@ def _record(data: LoadedDataset, model, config, seed, scores, summary, borders,
 
 def _config_id(config: dict[str, Any]) -> str:
     """Short hash of the settings that define a model (not L, H, the seed or verbosity)."""
-    kept = {k: v for k, v in config.items() if k not in _NOT_IN_CONFIG_ID
-            and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}  # fmt: skip
+    kept = {k: v for k, v in config.items()
+            if k not in _NOT_IN_CONFIG_ID and _ID_NEUTRAL.get(k, object()) != v}  # fmt: skip
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -3,16 +3,17 @@
 Options are shared through `Annotated` aliases and decorators: `data_options` (input),
 `model_options` (one option per `TrellisConfig` field, so defaults live only in the config) and
 `user_errors` (a `TrellisUserError` becomes one `error: ...` line and exit status 2). A new
-command stacks them under `@app.command()`. The library is imported inside the commands, so
-`--help` does not wait for Lightning.
+command stacks them under `@app.command()`. The model code (torch, Lightning) is imported only
+once the options and the data have been checked (`prepare`), so `--help`, `--version` and a
+bad file or option answer in well under a second.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ import typer
 
 from trellis_ts.cli_options import (
     DataSource,
+    Force,
     Future,
     Json,
     Level,
@@ -30,24 +32,24 @@ from trellis_ts.cli_options import (
     Quiet,
     app,
     check_model_dir,
-    check_outputs,
     check_quantiles,
     data_options,
     float_list,
     model_options,
     output_option,
-    staged_outputs,
+    prepare,
+    stopped_by_signals,
     user_errors,
 )
+from trellis_ts.cli_outputs import check_outputs, staged_outputs
+from trellis_ts.cli_report import print_metrics, report
 
 
 def new_forecaster(settings: dict, *, quiet: bool):
-    """An unfitted forecaster; invalid model options fail here, before any data is read."""
+    """An unfitted forecaster (its settings were checked by `prepare`)."""
     from trellis_ts import TrellisForecaster
 
-    forecaster = TrellisForecaster(**(settings | {"verbose": not quiet}))
-    forecaster.make_config()
-    return forecaster
+    return TrellisForecaster(**(settings | {"verbose": not quiet}))
 
 
 def train(forecaster, df, columns: dict, **fit_kwargs: Any):
@@ -63,6 +65,17 @@ def load_model(model_dir: Path, columns: dict):
     forecaster = TrellisForecaster.load(model_dir)
     forecaster.columns_ = {**forecaster.columns_, **columns}
     return forecaster
+
+
+def _model_and_data(model_dir: Path, data: DataSource, level, *, required: bool = True):
+    """The saved model and the data. A bad file fails before the model loads (torch), except
+    with --level: a model that cannot give intervals says so before the data is read."""
+    if level:
+        forecaster = load_model(model_dir, data.columns)
+        forecaster.calibration_for(level)
+        return forecaster, data.read(required=required)
+    df = data.read(required=required)
+    return load_model(model_dir, data.columns), df
 
 
 def csv_writer(frame, forecaster, data: DataSource):
@@ -93,6 +106,7 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     known = data.read_future(future, forecaster.history_.layout)
     fc = forecaster.predict(df, future=known, quantiles=levels, level=level)
     to_csv = csv_writer(fc, forecaster, data)
+
     outputs: dict[str, str] = {}
     with staged_outputs() as stage:
         if output is not None:
@@ -109,24 +123,18 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     return outputs
 
 
-def report(command: str, summary, outputs: dict, *, quiet: bool, as_json: bool, **extra) -> None:
-    """The closing summary: one JSON object on stdout, or short lines on stderr."""
-    if as_json:
-        record = {"command": command, "epochs": summary.epochs,
-                  "best_val_loss": summary.best_val_loss, "seconds": round(summary.seconds, 3),
-                  "outputs": outputs, **extra}  # fmt: skip
-        typer.echo(json.dumps(_finite(record)))
-    elif not quiet:
-        loss = (
-            "n/a (no validation split)"
-            if summary.best_val_loss is None
-            else f"{summary.best_val_loss:.4g}"
+def check_future(data: DataSource, future: Path | None) -> None:
+    """Before training: future covariates need --future, and that file must exist."""
+    from trellis_ts.errors import ConfigError, DataError
+
+    if future is not None and not future.is_file():
+        raise DataError(f"--future {future} does not exist; check the path")
+    if data.columns.get("future_covariates") and future is None:
+        raise ConfigError(
+            "--future-covariates need their values over the horizon: pass --future FILE (the time "
+            "column, the id column of a long file, and each future covariate for the "
+            "--prediction-length steps after the data's end)"
         )
-        what = "Trained" if command in ("forecast", "fit") else "The model was trained for"
-        typer.echo(f"{what} {summary.epochs} epoch(s) in {summary.seconds:.1f} s; "
-                   f"best validation loss {loss}.", err=True)  # fmt: skip
-        for kind, path in outputs.items():
-            typer.echo(f"Wrote {kind}: {path}", err=True)
 
 
 def check_interval_levels(level, settings: dict | None = None) -> None:
@@ -142,13 +150,14 @@ def check_interval_levels(level, settings: dict | None = None) -> None:
         )
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
+def _kept_by_fit(model_dir: Path, checkpoints: Path) -> Callable[[], str]:
+    def kept() -> str:
+        if (checkpoints / "last.ckpt").is_file():
+            return (f"nothing was saved to {model_dir}; the last finished epoch is kept in "
+                    f"{checkpoints}: rerun the same command with --resume to continue")  # fmt: skip
+        return f"no epoch had finished; nothing was saved to {model_dir}"
+
+    return kept
 
 
 # ------------------------------------------------------------------ commands
@@ -166,46 +175,40 @@ def forecast(
     quantiles_out: QuantilesOut = None,
     level: Level = None,
     model_dir: Annotated[Path | None, output_option("Also save the fitted model here.")] = None,
+    force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
     settings: dict | None = None,
 ) -> None:
-    """Fit a model on the data and forecast the steps after its end."""
-    check_outputs(output=output, plot=plot)
+    """Fit a model on the data and forecast the steps after its end.
+
+    Sizes not given (--prediction-length, --context-length, --patch-len, --patch-stride) are
+    chosen from the data's frequency and length, and said in one line before training.
+    """
+    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
     check_interval_levels(level, settings)
     if model_dir is not None:
         check_model_dir(model_dir)
     check_future(data, future)
-    forecaster = new_forecaster(settings, quiet=quiet)
     if quantiles_out:  # fail now rather than after training
-        check_quantiles(forecaster.make_config(), quantiles_out)
-    df = data.read()
-    train(forecaster, df, data.columns)
+        from trellis_ts.config import TrellisConfig
+
+        check_quantiles(TrellisConfig(**settings), quantiles_out)
+    panel = prepare(data, settings)
+    forecaster = new_forecaster(settings, quiet=quiet)
+    with stopped_by_signals(lambda: "nothing was written"):
+        train(forecaster, panel, data.columns)
     from trellis_ts.training import is_main_process
 
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
     outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, level=level, history_df=df,
+                             quantiles_out=quantiles_out, level=level, history_df=panel,
                              future=future)  # fmt: skip
     if model_dir is not None:
         forecaster.save(model_dir)
         outputs["model_dir"] = str(model_dir)
-    report("forecast", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
-
-
-def check_future(data: DataSource, future: Path | None) -> None:
-    """Before training: future covariates need --future, and that file must exist."""
-    from trellis_ts.errors import ConfigError, DataError
-
-    if future is not None and not future.is_file():
-        raise DataError(f"--future {future} does not exist; check the path")
-    if data.columns.get("future_covariates") and future is None:
-        raise ConfigError(
-            "--future-covariates need their values over the horizon: pass --future FILE (the time "
-            "column, the id column of a long file, and each future covariate for the "
-            "--prediction-length steps after the data's end)"
-        )
+    report("forecast", forecaster, outputs, quiet=quiet, as_json=as_json)
 
 
 @app.command()
@@ -238,11 +241,14 @@ def fit(
     as_json: Json = False,
     settings: dict | None = None,
 ) -> None:
-    """Fit a model on the data and save it to --model-dir (for predict and evaluate)."""
+    """Fit a model on the data and save it to --model-dir (for predict and evaluate).
+
+    SIGINT or SIGTERM stops it with status 130 or 143; the last finished epoch stays in
+    <model-dir>.checkpoints for --resume.
+    """
     import shutil
 
     from trellis_ts.errors import ConfigError
-    from trellis_ts.training import is_main_process
 
     check_model_dir(model_dir)
     if rescale and not warm_start:
@@ -256,16 +262,21 @@ def fit(
             )
         forecaster = load_model(model_dir, {})
         forecaster.set_params(**(settings | {"verbose": not quiet}))
+        panel = prepare(data, forecaster.get_params(), {**forecaster.columns_, **data.columns})
     else:
+        panel = prepare(data, settings)
         forecaster = new_forecaster(settings, quiet=quiet)
-    train(forecaster, data.read(), data.columns, checkpoint_dir=checkpoints, resume=resume,
-          **({"warm_start": True, "rescale": rescale} if warm_start else {}))  # fmt: skip
+    with stopped_by_signals(_kept_by_fit(model_dir, checkpoints)):
+        train(forecaster, panel, data.columns, checkpoint_dir=checkpoints, resume=resume,
+              **({"warm_start": True, "rescale": rescale} if warm_start else {}))  # fmt: skip
+    from trellis_ts.training import is_main_process
+
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes it
         return
     forecaster.save(model_dir)  # a new directory swapped in whole: never half old, half new
     shutil.rmtree(checkpoints, ignore_errors=True)
     outputs = {"model_dir": str(model_dir)}
-    report("fit", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
+    report("fit", forecaster, outputs, quiet=quiet, as_json=as_json)
 
 
 @app.command()
@@ -279,18 +290,19 @@ def predict(
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
     level: Level = None,
+    force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Forecast with a saved model from the end of the data (column options: the model's)."""
-    check_outputs(output=output, plot=plot)
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
     check_interval_levels(level)
-    forecaster = load_model(model_dir, data.columns)
-    forecaster.calibration_for(level)  # a model that cannot give intervals fails before reading
-    outputs = write_forecast(forecaster, data.read(required=False), data, output=output,
-                             plot=plot, quantiles_out=quantiles_out, level=level,
-                             future=future)  # fmt: skip
-    report("predict", forecaster.summary_, outputs, quiet=quiet, as_json=as_json)
+    check_model_dir(model_dir, existing=True)
+    forecaster, df = _model_and_data(model_dir, data, level, required=False)
+    outputs = write_forecast(forecaster, df, data, output=output, plot=plot,
+                             quantiles_out=quantiles_out, level=level, future=future)  # fmt: skip
+    report("predict", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
 
 
 @app.command("future-frame")
@@ -303,26 +315,26 @@ def future_frame(
         Path | None,
         output_option("Write the frame to this CSV file (default: stdout).", "--output", "-o"),
     ] = None,
+    force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Write the frame that --future needs: the timestamps (and ids) of the steps after the data's
     end, the calendar columns filled and one empty column per future covariate to fill."""
-    check_outputs(output=output)
-    forecaster = load_model(model_dir, data.columns)
-    frame = forecaster.make_future_frame(data.read(required=False))
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output)
+    check_model_dir(model_dir, existing=True)
+    forecaster, df = _model_and_data(model_dir, data, None, required=False)
+    frame = forecaster.make_future_frame(df)
     to_csv = csv_writer(frame, forecaster, data)
+    outputs = {}
     if output is None:
         to_csv(sys.stdout)
     else:
         with staged_outputs() as stage:
             stage(output, to_csv)
-    outputs = {} if output is None else {"future_frame": str(output)}
-    if as_json and output is not None:
-        typer.echo(json.dumps({"command": "future-frame", "rows": len(frame), "outputs": outputs}))
-    elif not quiet:
-        for kind, path in outputs.items():
-            typer.echo(f"Wrote {kind}: {path}", err=True)
+        outputs["future_frame"] = str(output)
+    report("future-frame", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
 
 
 @app.command()
@@ -352,17 +364,22 @@ def evaluate(
     plot: Annotated[
         Path | None, output_option("Draw the backtest windows over the history (.png).")
     ] = None,
+    force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE)."""
-    check_outputs(output=output, forecasts=forecasts, plot=plot)
+    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE).
+
+    Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
+    """
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output, forecasts=forecasts, plot=plot)
     check_interval_levels(level)
+    check_model_dir(model_dir, existing=True)
+    forecaster, df = _model_and_data(model_dir, data, level)
     from trellis_ts.evaluation import aggregate_metrics, run_backtest
 
-    forecaster = load_model(model_dir, data.columns)
-    forecaster.calibration_for(level)
-    result = run_backtest(forecaster, data.read(), n_windows=n_windows, step=step, level=level)
+    result = run_backtest(forecaster, df, n_windows=n_windows, step=step, level=level)
     table = result.metrics()
     metrics = aggregate_metrics(table)
     scores = [c for c in metrics if c != "n_windows"]
@@ -384,28 +401,8 @@ def evaluate(
             outputs["plot"] = str(plot)
     if not as_json:
         print_metrics(table, scores, metrics)
-    report("evaluate", forecaster.summary_, outputs, quiet=quiet, as_json=as_json,
+    report("evaluate", forecaster, outputs, quiet=quiet, as_json=as_json, started=started,
            metrics=metrics)  # fmt: skip
-
-
-def print_metrics(table, scores: list[str], metrics: dict, max_rows: int = 20) -> None:
-    """A table on stdout: mean metrics per series (at most `max_rows`) and over everything."""
-    from rich.console import Console
-    from rich.table import Table
-
-    per_series = table.groupby("series", sort=False)[scores].mean()
-    counts = table.groupby("series", sort=False).size()
-    view = Table(title=f"Rolling-window metrics ({metrics['n_windows']} windows)")
-    for name in ["series", "windows", *scores]:
-        view.add_column(name, justify="left" if name == "series" else "right")
-    for name, row in per_series.head(max_rows).iterrows():
-        view.add_row(str(name), str(counts[name]), *(f"{row[c]:.4g}" for c in scores))
-    if len(per_series) > max_rows:
-        more = f"... {len(per_series) - max_rows} more (-o writes all)"
-        view.add_row(more, *[""] * (len(scores) + 1))
-    view.add_row("all", str(metrics["n_windows"]), *(f"{metrics[c]:.4g}" for c in scores),
-                 style="bold")  # fmt: skip
-    Console(soft_wrap=True).print(view)
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
-"""Options and shared machinery of the command line.
+"""Options and shared machinery of the command line, and its one `app`.
 
-`model_options` adds one option per `TrellisConfig` field (defaults stay in the config),
-`data_options` the input options (received as a `DataSource`), and `user_errors` turns every
-`TrellisUserError` into one `error: ...` line and exit status 2. Outputs are staged and renamed
-into place so a failure leaves nothing partial.
+The command modules (`cli`, `cli_research`) register on `app` here and share `prepare` (the data
+read and checked before the model code loads). `model_options` adds one option per `TrellisConfig` field (defaults stay in the config),
+`data_options` the input options (received as a `DataSource`), `user_errors` turns every
+`TrellisUserError` into one `error: ...` line and exit status 2, and `stopped_by_signals` turns
+SIGINT/SIGTERM into exit status 130/143 with a line saying what was kept. Nothing here imports
+torch: options and data are checked before the model code loads. (Outputs: `cli_outputs`.)
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import contextlib
 import dataclasses
 import functools
 import inspect
-import os
 import re
+import signal
+import threading
 import typing
 import warnings
 from collections.abc import Callable, Iterator
@@ -22,12 +25,10 @@ from typing import Annotated, Any
 
 import typer
 
-from trellis_ts.config import FIELD_HELP, TrellisConfig, config_fields
+import trellis_ts
+from trellis_ts.config import FIELD_HELP, SIZE_FIELDS, TrellisConfig, config_fields
 from trellis_ts.errors import ConfigError, TrellisUserError
 
-INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
-
-# The one app: the command modules (cli, cli_research) register on it.
 app = typer.Typer(
     name="trellis-ts",
     help="Forecast time series from CSV files with Trellis models.",
@@ -35,9 +36,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-# The --demo series: 7 hourly channels, 50 days. Long enough for the default context (336) and
-# horizon (96) with a validation split that trains well (at 1,000 steps early stopping ended
-# after one good epoch and the forecast was ragged); the default job takes 70-80 s on 2 cores.
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"trellis-ts {trellis_ts.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Forecast time series from CSV files with Trellis models."""
+
+
+INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
+# The --demo series: 7 hourly channels, 50 days. Long enough for the sizes hourly data gets
+# (context 336, horizon 96) with a validation split that trains well (at 1,000 steps early
+# stopping ended after one good epoch and the forecast was ragged); README gives its time.
 DEMO_STEPS = 1200
 
 
@@ -64,6 +84,7 @@ Target = Annotated[
         "y in a long file)."),
 ]  # fmt: skip
 IdCol = Annotated[str | None, input_option("Series id column of a long file (default: unique_id).")]
+Sep = Annotated[str | None, input_option("Column separator (default: detected).")]
 PastCovariates = Annotated[
     str | None,
     input_option("Comma list of columns known up to the forecast origin only: inputs, never "
@@ -84,7 +105,17 @@ Future = Annotated[
     input_option("CSV with the time column (and id column) and every future covariate for the "
                  "steps after each series' end (`trellis-ts future-frame` writes it to fill)."),
 ]  # fmt: skip
-Sep = Annotated[str | None, input_option("Column separator (default: detected).")]
+DayFirst = Annotated[
+    bool | None,
+    input_option("Read dates like 01/02/2020 as day/month (--dayfirst) or month/day "
+                 "(--monthfirst); default: from the values (a day above 12), else an error.",
+                 "--dayfirst/--monthfirst"),
+]  # fmt: skip
+DateFormat = Annotated[
+    str | None,
+    input_option("How to read the time column: a strptime format such as %d.%m.%Y or %b-%y, "
+                 "or excel / unix / unix_ms for integer dates (default: detected)."),
+]  # fmt: skip
 Decimal = Annotated[str, input_option("Decimal mark of the numbers, e.g. ','.")]
 ModelDir = Annotated[
     Path, typer.Option(help="Directory of a model saved by `trellis-ts fit`.", show_default=False)
@@ -107,6 +138,7 @@ Level = Annotated[
                   "(columns <column>_lo80, <column>_hi80, ...; any model).", "--level"),
 ]  # fmt: skip
 Quiet = Annotated[bool, output_option("No progress bar and no summary.", "--quiet", "-q")]
+Force = Annotated[bool, output_option("Allow an output to replace the input file.", "--force")]
 Json = Annotated[bool, output_option("Print the summary as one JSON object on stdout.", "--json")]
 
 
@@ -130,26 +162,44 @@ def user_errors(func: Callable) -> Callable:
     return run
 
 
-_API_NAMES = [f.name for f in config_fields()] + [
-    "time_col", "id_col", "target", "sep", "decimal", "past_covariates", "future_covariates",
-    "static_covariates", "future"]  # fmt: skip
-# Options whose flag differs from the field's name (the field's own spelling works too).
+_API_NAMES = [f.name for f in config_fields()] + ["time_col", "id_col", "target", "sep",
+              "decimal", "dayfirst", "date_format", "n_windows", "step", "past_covariates",
+              "future_covariates", "static_covariates", "future"]  # fmt: skip
+# Options whose flag is not the field's name (the field's own spelling works too).
 SHORT_FLAGS = {"calendar_features": "--calendar"}
+# Boolean settings: `name=True` / `name=False` is this pair of flags on the command line.
+_FLAGS = {f.name: (f"--{f.name.replace('_', '-')}", f"--no-{f.name.replace('_', '-')}")
+          for f in config_fields() if f.type in ("bool", bool)} | {
+          "dayfirst": ("--dayfirst", "--monthfirst")}  # fmt: skip
+_SETTING = re.compile(
+    r"\b(" + "|".join(sorted(_API_NAMES, key=len, reverse=True)) + r")"
+    r"(?:=(?!=)('[^']*'|\"[^\"]*\"|[^\s,;)]+)?)?"
+)
 
 
 def cli_words(message: str) -> str:
-    """Name options as the command line spells them: "context_length=0" -> "--context-length 0"."""
-    pattern = r"\b(" + "|".join(_API_NAMES) + r")=(?!=) ?"
+    """Name settings as the command line spells them: "context_length=0" -> "--context-length 0",
+    "fill_gaps=True" -> "--fill-gaps", "shorten context_length" -> "shorten --context-length"."""
+
+    def option(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2)
+        if "=" not in m.group(0) and "_" not in name:
+            return m.group(0)  # a plain word such as "model" or "target" in a sentence
+        if name in _FLAGS and value in ("True", "False"):
+            return _FLAGS[name][0 if value == "True" else 1]
+        flag = SHORT_FLAGS.get(name, f"--{name.replace('_', '-')}")
+        if value is None:
+            return flag
+        if value[:1] in "'\"" and " " not in value:
+            value = value[1:-1]
+        return f"{flag} {value}"
+
     message = message.replace("make_future_frame()", "`trellis-ts future-frame`")
-    return re.sub(pattern, lambda m: f"{_flag(m.group(1))} ", message)
-
-
-def _flag(name: str) -> str:
-    return SHORT_FLAGS.get(name, "--" + name.replace("_", "-"))
+    return _SETTING.sub(option, message)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    typer.echo(f"warning: {cli_words(' '.join(str(message).split()))}", err=True)
 
 
 def extend_command(func: Callable, name: str, params: list[inspect.Parameter], build: Callable,
@@ -190,6 +240,8 @@ class DataSource:
     id_col: str | None
     sep: str | None
     decimal: str
+    dayfirst: bool | None = None
+    date_format: str | None = None
     past_covariates: str | None = None
     future_covariates: str | None = None
     static_covariates: str | None = None
@@ -224,7 +276,8 @@ class DataSource:
     def columns(self) -> dict:
         """The column options that were given (a saved model's own fill in the rest)."""
         given = {"time_col": self.time_col, "id_col": self.id_col,
-                 "target": _comma_list(self.target) or None}  # fmt: skip
+                 "target": _comma_list(self.target) or None,
+                 "dayfirst": self.dayfirst, "date_format": self.date_format}  # fmt: skip
         for role in ("past_covariates", "future_covariates", "static_covariates"):
             given[role] = _comma_list(getattr(self, role)) or None
         return {k: v for k, v in given.items() if v is not None}
@@ -238,19 +291,35 @@ class DataSource:
 def data_options(
     csv_help: str | None = None, *, covariates: bool = False
 ) -> Callable[[Callable], Callable]:
-    """Add the input options (CSV argument, --demo, columns, --sep, --decimal) to a command,
-    which receives them as a `DataSource` parameter `data`; with ``covariates``, also the
-    covariate roles (for the commands that fit: a saved model keeps its own)."""
+    """Add the input options (CSV argument, --demo, columns, --sep, --decimal, dates) to a
+    command, which receives them as a `DataSource` parameter `data`; with ``covariates``, also
+    the covariate roles (for the commands that fit: a saved model keeps its own)."""
     csv = CsvArg if csv_help is None else Annotated[
         Path | None, typer.Argument(help=csv_help, show_default=False)]  # fmt: skip
     params = [_param("csv", csv), _param("demo", Demo, False), _param("time_col", TimeCol),
               _param("target", Target), _param("id_col", IdCol), _param("sep", Sep),
-              _param("decimal", Decimal, ".")]  # fmt: skip
+              _param("decimal", Decimal, "."), _param("dayfirst", DayFirst),
+              _param("date_format", DateFormat)]  # fmt: skip
     if covariates:
         params += [_param("past_covariates", PastCovariates),
                    _param("future_covariates", FutureCovariates),
                    _param("static_covariates", StaticCovariates)]  # fmt: skip
     return lambda func: extend_command(func, "data", params, lambda v: DataSource(**v), first=True)
+
+
+def prepare(data: DataSource, settings: dict, columns: dict | None = None):
+    """The data as a checked `Panel`, before any model code loads: bad options, files, columns,
+    dates and sizes fail here in well under a second. `columns`: the reading options (default
+    the command line's)."""
+    from trellis_ts.data import to_panel
+    from trellis_ts.sizing import resolve_sizes
+
+    config = TrellisConfig(**settings)
+    df = data.read()
+    panel = to_panel(df, **(data.columns if columns is None else columns), freq=config.freq,
+                     missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
+    resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
+    return panel
 
 
 def model_options(func: Callable) -> Callable:
@@ -277,6 +346,8 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
         shown = ",".join(f"{q:g}" if isinstance(q, float) else str(q) for q in default) or "none"
     else:
         shown = str(default)
+    if field.name in SIZE_FIELDS:
+        shown = "sized to the data"
     native = kind if kind in (bool, int, float) else None
     metavar = (None if native else "<q,q,...>" if field.name == "quantiles"
                else "<auto|none|a,b,...>" if field.name == "calendar_features" else "<str>")  # fmt: skip
@@ -286,13 +357,15 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
         help=f"{FIELD_HELP.get(field.name, '')} Default: {shown.lower()}.".lstrip(),
         show_default=False,
         rich_help_panel=MODEL,
-        metavar="<int|none>" if _optional_int(kind) else metavar,
-    )
+        metavar="<int|none>" if _optional(kind, int) else "<float|none>" if _optional(kind, float)
+        else metavar,
+    )  # fmt: skip
     return Annotated[(native or str) | None, option]
 
 
-def _optional_int(kind: Any) -> bool:
-    return typing.get_origin(kind) is not None and int in typing.get_args(kind)
+def _optional(kind: Any, number: type) -> bool:
+    """Whether a field's type is `number | None`."""
+    return typing.get_origin(kind) is not None and number in typing.get_args(kind)
 
 
 def _parse_field(name: str, value: Any, kind: Any) -> Any:
@@ -306,11 +379,17 @@ def _parse_field(name: str, value: Any, kind: Any) -> Any:
         return () if text.lower() == "none" else text  # TrellisConfig splits the comma list
     if name in ("freq", "devices"):  # an integer step / device count, or a name
         return int(text) if text.isdigit() else text
-    if _optional_int(kind):
-        if text.lower() != "none" and not text.lstrip("-").isdigit():
-            option = "--" + name.replace("_", "-")
-            raise ConfigError(f"{option} {value!r} is not an integer; pass a number or none")
-        return None if text.lower() == "none" else int(text)
+    for number, what in ((int, "an integer"), (float, "a number")):
+        if _optional(kind, number):
+            if text.lower() == "none":
+                return None
+            try:
+                return number(text)
+            except ValueError:
+                option = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{option} {value!r} is not {what}; pass a number or none"
+                ) from None
     return text
 
 
@@ -323,25 +402,16 @@ def float_list(option: str, text: str) -> tuple[float, ...]:
         ) from None
 
 
-def check_outputs(**paths: Path | None) -> None:
-    """Fail before any work when an output file cannot be written."""
-    from trellis_ts.plotting import check_plot_path
-
-    for option, path in paths.items():
-        if path is None:
-            continue
-        if path.is_dir():
-            raise ConfigError(f"--{option} {path} is a directory; pass a file name")
-        if not path.parent.is_dir():
+def check_model_dir(path: Path, *, existing: bool = False) -> None:
+    """Refuse a foreign --model-dir before training, not after minutes of it; with `existing`,
+    one that holds no model (predict, evaluate) before loading any model code."""
+    if existing:
+        if not (path / "model.json").is_file():
             raise ConfigError(
-                f"--{option} {path}: directory {path.parent} does not exist; create it first"
+                f"--model-dir {path} is not a trellis-ts model directory (it needs model.json "
+                "and weights.safetensors); pass a directory written by `trellis-ts fit`"
             )
-        if option == "plot":
-            check_plot_path(path)
-
-
-def check_model_dir(path: Path) -> None:
-    """Refuse a foreign --model-dir before training, not after minutes of it."""
+        return
     foreign = path.exists() and not (path / "model.json").is_file()
     if foreign and (not path.is_dir() or any(path.iterdir())):
         raise ConfigError(
@@ -361,20 +431,24 @@ def check_quantiles(config: TrellisConfig, quantiles_out: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_outputs() -> Iterator[Callable[[Path, Callable[[Path], None]], None]]:
-    """`stage(path, write)` writes to a temporary file beside `path`; all are renamed into
-    place when the block succeeds and removed when it fails, so nothing partial is left."""
-    staged: list[tuple[Path, Path]] = []
+def stopped_by_signals(kept: Callable[[], str]) -> Iterator[None]:
+    """SIGINT and SIGTERM stop the block: one line `interrupted by SIGTERM: <kept()>` and exit
+    status 128 + the signal (130, 143), instead of Lightning's status 0 or 1."""
+    from trellis_ts.errors import Interrupted
 
-    def stage(path: Path, write: Callable[[Path], None]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-        staged.append((tmp, path))
-        write(tmp)
+    def stop(signum, frame):
+        raise Interrupted(signum)
 
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    for signum in previous:
+        signal.signal(signum, stop)
     try:
-        yield stage
-        for tmp, path in staged:
-            os.replace(tmp, path)
+        yield
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        typer.echo(f"interrupted by {signal.Signals(signum).name}: {kept()}", err=True)
+        raise typer.Exit(128 + signum) from None
     finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

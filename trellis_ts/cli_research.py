@@ -20,11 +20,15 @@ from trellis_ts.cli_options import (
     Quiet,
     app,
     check_model_dir,
+    cli_words,
     data_options,
     model_options,
-    staged_outputs,
+    prepare,
+    stopped_by_signals,
     user_errors,
 )
+from trellis_ts.cli_outputs import staged_outputs
+from trellis_ts.errors import TrainingError
 
 # Options that take several values after one flag (`--horizons 96 192 336 720`); `main`
 # rewrites them into repeated flags, which is what Typer parses.
@@ -91,19 +95,21 @@ def tune(
 
     Trials fit on the data and are scored by their validation loss (the end of each series is
     held out); keep your test period out of the CSV. Model options given here are fixed for
-    every trial; the space searches the rest.
+    every trial (the space never overrides them); the space, sized to the data by default,
+    searches the rest. The status is not 0 when no trial completed.
     """
-    from trellis_ts.tuning import save_plots, summary_table
-    from trellis_ts.tuning import tune as run_study
-
     check_model_dir(model_dir)
     model_dir = model_dir.resolve()
     storage = storage or f"sqlite:///{model_dir.with_name(model_dir.name + '-tune.db')}"
-    df = data.read()
-    with contextlib.redirect_stdout(sys.stderr):
+    panel = prepare(data, settings)  # bad options and data fail before torch and Optuna load
+    from trellis_ts.tuning import save_plots, summary_table
+    from trellis_ts.tuning import tune as run_study
+
+    kept = f"the study {study_name!r} keeps its finished trials in {storage}; rerun the same command to continue it"
+    with contextlib.redirect_stdout(sys.stderr), stopped_by_signals(lambda: kept):
         study, best = run_study(
-            df, n_trials=trials, timeout=timeout, storage=storage, study_name=study_name,
-            space=space, base_params={**(settings or {}), "verbose": False}, pruner=pruner,
+            panel, n_trials=trials, timeout=timeout, storage=storage, study_name=study_name,
+            space=space, base_params=settings or {}, pruner=pruner,
             fit_kwargs=data.columns, model_dir=model_dir, heartbeat_interval=heartbeat,
         )  # fmt: skip
     table = summary_table(study)
@@ -120,18 +126,28 @@ def tune(
         "model_dir": None if best is None else str(model_dir),
         "outputs": [str(report_dir / "trials.csv"), *map(str, plots)],
     }  # fmt: skip
+    pruned = table[table["state"] == "PRUNED"] if len(table) else table
     if as_json:
         typer.echo(json.dumps(summary, default=str))
-        return
-    if not quiet:
-        typer.echo(table.to_string(index=False), err=True)
+    elif not quiet:
+        typer.echo(table.drop(columns="note", errors="ignore").to_string(index=False), err=True)
+        for _, row in pruned.iterrows():
+            why = cli_words(row["note"]) if row["note"] else "no reason recorded"
+            typer.echo(f"Trial {row['trial']} pruned: {why}", err=True)
         typer.echo(f"Trials by state: {states}", err=True)
-        if best is None:
-            typer.echo("No trial completed; nothing was saved.", err=True)
-        else:
+        if best is not None:
             typer.echo(f"Best validation loss {study.best_value:.4g} (trial {study.best_trial.number}); "
                        f"refit and saved to {model_dir}", err=True)  # fmt: skip
         typer.echo(f"Wrote {report_dir}/ (trials.csv, plots)", err=True)
+    if best is None:
+        reasons = pruned["note"].value_counts() if len(pruned) else None
+        why = (f"; most often: {reasons.index[0]}" if reasons is not None and len(reasons)
+               and reasons.index[0] else "")  # fmt: skip
+        counts = ", ".join(f"{n} {state.lower()}" for state, n in states.items()) or "no trials"
+        raise TrainingError(
+            f"no trial completed ({counts}){why}; nothing was saved. Fix that (or widen the "
+            "space, or raise max_epochs) and rerun the same command"
+        )
 
 
 @app.command()

@@ -14,23 +14,34 @@ from typing import Any
 from trellis_ts.data.calendar import CALENDAR_FEATURES
 from trellis_ts.errors import ConfigError
 from trellis_ts.metrics import seasonal_period
-from trellis_ts.ops.trellis import BETWEEN, PHIS
 
+# The op's choices, spelt here so that checking a config never imports torch (the command line
+# answers a bad option before loading it); tests/test_config.py checks they match the op's.
+PHIS = ("identity", "silu", "tanh")
+BETWEEN = ("ln_silu", "l2_silu", "softmax")
 MODELS = ("encoder", "dlinear", "seasonal_naive")
 MIXERS = ("trellis", "attention")
 HEADS = ("flatten", "pool")
 LOSSES = ("mse", "mae", "huber", "quantile")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "exponential", "constant")
 MISSING = ("error", "interpolate", "ffill")
+TARGET_TRANSFORMS = ("none", "log1p", "nonnegative")
+# Sizes left as None are chosen from the data at fit (`trellis_ts.sizing.resolve_sizes`).
+SIZE_FIELDS = ("prediction_length", "context_length", "patch_len", "patch_stride")
 
 
 @dataclass(frozen=True)
 class TrellisConfig:
-    """Hyperparameters of the model, its training, and the data policy. All have defaults."""
+    """Hyperparameters of the model, its training, and the data policy. All have defaults.
 
-    # The task.
-    prediction_length: int = 96
-    context_length: int = 336
+    The sizes (`prediction_length`, `context_length`, `patch_len`, `patch_stride`) default to
+    None: `fit` chooses them from the data's frequency and its shortest series (hourly data of
+    any useful length gets 96, 336, 16 and 8) and keeps the chosen values in `config_`.
+    """
+
+    # The task (None: sized to the data at fit).
+    prediction_length: int | None = None
+    context_length: int | None = None
     freq: str | None = None  # pandas alias such as "h"; None infers it from the data
 
     # Which forecaster: "encoder" (the patch encoder below, its mixer set by `mixer`), or a
@@ -42,8 +53,8 @@ class TrellisConfig:
     calendar_features: tuple[str, ...] | str = ()
 
     # The encoder: patches of one channel are the tokens.
-    patch_len: int = 16
-    patch_stride: int = 8
+    patch_len: int | None = None
+    patch_stride: int | None = None
     d_model: int = 64
     n_heads: int = 2
     n_layers: int = 2
@@ -74,17 +85,22 @@ class TrellisConfig:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # used when loss == "quantile"
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
-    lr_schedule: str = "cosine"  # cosine (with warm-up) or constant
+    lr_schedule: str = "cosine"  # cosine (with warm-up), exponential or constant
+    lr_decay: float = 0.5  # the exponential schedule's factor per epoch
     batch_size: int = 128
     max_epochs: int = 20
     early_stopping_patience: int = 3
     val_fraction: float = 0.2  # the end of each series held out for early stopping
     windows_per_epoch: int | None = None  # draw at most this many training windows per epoch
     gradient_clip: float = 1.0
+    ema_decay: float | None = None  # validate and forecast with a moving average of the weights
     random_state: int | None = 0
 
     # Data policy.
     missing: str = "error"  # NaN/inf in targets: error, interpolate, ffill
+    # "none"; "log1p" (train on log(1 + y), forecasts never below 0); "nonnegative" (forecasts
+    # clamped at 0). The last two need targets >= 0: counts, sales, sizes, sunspots.
+    target_transform: str = "none"
     fill_gaps: bool = (
         False  # reindex irregular time steps to the frequency (then `missing` applies)
     )
@@ -111,7 +127,7 @@ class TrellisConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        _positive_int(self, "prediction_length", "context_length", "patch_len", "patch_stride")
+        _positive_int(self, *(n for n in SIZE_FIELDS if getattr(self, n) is not None))
         _positive_int(self, "d_model", "n_heads", "n_layers", "n_slots", "chunk_size")
         _positive_int(self, "batch_size", "max_epochs", "num_nodes", "pool_queries")
         _non_negative_int(self, "conv_size", "early_stopping_patience", "num_workers")
@@ -123,12 +139,16 @@ class TrellisConfig:
         _choice(self, "loss", LOSSES)
         _choice(self, "lr_schedule", SCHEDULES)
         _choice(self, "missing", MISSING)
-        if self.patch_len > self.context_length:
+        _choice(self, "target_transform", TARGET_TRANSFORMS)
+        if (
+            None not in (self.patch_len, self.context_length)
+            and self.patch_len > self.context_length
+        ):
             raise ConfigError(
                 f"patch_len={self.patch_len} is longer than context_length={self.context_length}; "
                 "use a shorter patch or a longer context"
             )
-        if self.patch_stride > self.patch_len:
+        if None not in (self.patch_stride, self.patch_len) and self.patch_stride > self.patch_len:
             raise ConfigError(
                 f"patch_stride={self.patch_stride} > patch_len={self.patch_len} would skip time steps; "
                 "use a stride at most the patch length"
@@ -141,6 +161,7 @@ class TrellisConfig:
         _in_range(self, "dropout", 0.0, 1.0, right_open=True)
         _in_range(self, "val_fraction", 0.0, 1.0, right_open=True)
         _in_range(self, "beta_init", 0.0, 1.0, left_open=True, right_open=True)
+        _in_range(self, "lr_decay", 0.0, 1.0, left_open=True)
         for name in ("learning_rate", "ffn_mult"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -151,11 +172,13 @@ class TrellisConfig:
                 raise ConfigError(f"{name}={value!r} must be a non-negative number")
         if self.season_length is not None:
             _positive_int(self, "season_length")
-            if self.season_length > self.context_length:
+            if self.context_length is not None and self.season_length > self.context_length:
                 raise ConfigError(
                     f"season_length={self.season_length} is longer than context_length="
                     f"{self.context_length}; the context must hold at least one season"
                 )
+        if self.ema_decay is not None:
+            _in_range(self, "ema_decay", 0.0, 1.0, left_open=True, right_open=True)
         if self.windows_per_epoch is not None:
             _positive_int(self, "windows_per_epoch")
         if self.random_state is not None and not isinstance(self.random_state, int):
@@ -180,8 +203,24 @@ class TrellisConfig:
 
     # ------------------------------------------------------------------ derived
     @property
+    def sized(self) -> bool:
+        """True when every size is set (what a model needs to be built)."""
+        return all(getattr(self, n) is not None for n in SIZE_FIELDS)
+
+    def require_sized(self) -> TrellisConfig:
+        """This config, or ConfigError naming the sizes still left to the data."""
+        unset = [n for n in SIZE_FIELDS if getattr(self, n) is None]
+        if unset:
+            raise ConfigError(
+                f"{', '.join(unset)} not set; give them, or let TrellisForecaster.fit choose them "
+                "from the data (trellis_ts.sizing.resolve_sizes)"
+            )
+        return self
+
+    @property
     def n_patches(self) -> int:
         """Tokens per window: patches after padding the end by one stride (as PatchTST does)."""
+        self.require_sized()
         return (self.context_length - self.patch_len) // self.patch_stride + 2
 
     @property
@@ -237,8 +276,8 @@ def with_season_length(config: TrellisConfig, freq: str | int | None) -> Trellis
 # What a warm start may change: how training runs, not what the model is. Every other field
 # (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
 WARM_START_FIELDS = frozenset({
-    "dropout", "learning_rate", "weight_decay", "lr_schedule", "batch_size", "max_epochs",
-    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip",
+    "dropout", "learning_rate", "weight_decay", "lr_schedule", "lr_decay", "batch_size", "max_epochs",
+    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip", "ema_decay",
     "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
     "num_workers", "verbose", "beta_init",
 })  # fmt: skip
@@ -288,15 +327,15 @@ def _in_range(config, name, low, high, *, left_open=False, right_open=False) -> 
 
 # One help sentence per field: the command line's option help (the defaults come from the class).
 FIELD_HELP: dict[str, str] = {
-    "prediction_length": "Steps to forecast (the horizon).",
-    "context_length": "Past steps the model sees to make one forecast.",
+    "prediction_length": "Steps to forecast (the horizon); none = sized to the data's frequency and length.",
+    "context_length": "Past steps the model sees to make one forecast; none = sized to the data.",
     "freq": "Pandas frequency alias such as h or D, or an integer step; inferred from the data when unset.",
     "model": "Forecaster: encoder (the patch encoder; see --mixer), dlinear or seasonal_naive (baselines).",
     "season_length": "Period repeated by seasonal_naive; derived from the frequency when unset.",
     "calendar_features": "Calendar inputs computed from the timestamps, known over the horizon: auto "
     f"(chosen by the frequency), none, or a comma list of {', '.join(CALENDAR_FEATURES)}.",
-    "patch_len": "Time steps per patch (one patch of one channel is one token).",
-    "patch_stride": "Steps between the starts of consecutive patches.",
+    "patch_len": "Time steps per patch (one patch of one channel is one token); none = from the context.",
+    "patch_stride": "Steps between the starts of consecutive patches; none = half the patch.",
     "d_model": "Width of the token embeddings.",
     "n_heads": "Heads per mixer layer (d_model must be a multiple of it).",
     "n_layers": "Number of encoder blocks.",
@@ -318,15 +357,19 @@ FIELD_HELP: dict[str, str] = {
     "quantiles": "Comma list of quantile levels learned when loss is quantile.",
     "learning_rate": "Peak learning rate of the optimiser.",
     "weight_decay": "Weight decay of the optimiser.",
-    "lr_schedule": "Learning-rate schedule: cosine (with warm-up) or constant.",
+    "lr_schedule": "Learning-rate schedule: cosine (with warm-up), exponential (times lr_decay every epoch, after warm-up) or constant.",
+    "lr_decay": "Factor the exponential schedule multiplies the learning rate by every epoch, in (0, 1].",
     "batch_size": "Training windows per batch.",
     "max_epochs": "Upper limit on training epochs (early stopping may end sooner).",
     "early_stopping_patience": "Epochs without validation improvement before training stops.",
     "val_fraction": "Fraction at the end of each series held out for early stopping.",
     "windows_per_epoch": "Draw at most this many training windows per epoch (none = all).",
     "gradient_clip": "Clip gradients to this norm (0 turns clipping off).",
+    "ema_decay": "Keep an exponential moving average of the weights (this decay per step, e.g. 0.99) and validate, early-stop and forecast with it; none turns it off.",
     "random_state": "Seed that makes training repeatable (none = not seeded).",
     "missing": "What to do with NaN/inf targets: error, interpolate or ffill.",
+    "target_transform": "none, log1p (train on log(1+y)) or nonnegative (clamp at 0): forecasts of "
+    "counts and sizes never go below zero.",
     "fill_gaps": "Reindex irregular time steps to the frequency (the missing policy fills them).",
     "accelerator": "Lightning accelerator: auto, cpu, gpu, mps, ...",
     "devices": "Lightning devices: auto, a count such as 2, or a list such as 0,1.",

@@ -26,3 +26,17 @@ class ModelFileError(TrellisUserError):
 
 class TrainingError(TrellisUserError):
     """Training could not produce a usable model with these settings (e.g. the loss diverged)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal (SIGINT or SIGTERM); `signum` says which.
+
+    A KeyboardInterrupt, so code that cleans up after Ctrl-C (Optuna marks the trial failed)
+    does so for SIGTERM too. The command line exits with 128 + `signum` (130, 143).
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal.Signals(self.signum).name}")

@@ -7,6 +7,7 @@ validation happens in `fit`, learned state ends in `_`.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import warnings
 from typing import Any
 
@@ -18,6 +19,7 @@ from sklearn.exceptions import NotFittedError
 from trellis_ts import warm_start as warm
 from trellis_ts.config import TrellisConfig, with_season_length
 from trellis_ts.conformal import Calibration, calibrate, require_calibration
+from trellis_ts.data import transforms
 from trellis_ts.data.calendar import calendar_features_for, check_calendar_names
 from trellis_ts.data.covariates import ColumnRoles
 from trellis_ts.data.frames import Panel, to_panel
@@ -26,8 +28,9 @@ from trellis_ts.data.inputs import InputScaling
 from trellis_ts.data.windows import final_windows, train_val_ranges
 from trellis_ts.data.writing import to_frame
 from trellis_ts.errors import ConfigError, DataError
-from trellis_ts.evaluation import aggregate_metrics, check_levels, run_backtest
+from trellis_ts.evaluation import aggregate_metrics, check_levels, quantile_columns, run_backtest
 from trellis_ts.persistence import FittedState, load_state, save_state
+from trellis_ts.sizing import resolve_sizes
 from trellis_ts.training import TrainingSummary, forecast_contexts, train_model
 
 __all__ = ["TrellisForecaster", "aggregate_metrics"]
@@ -36,7 +39,8 @@ __all__ = ["TrellisForecaster", "aggregate_metrics"]
 class TrellisForecaster(BaseEstimator):
     """Channel-independent Trellis forecaster for wide or long DataFrames.
 
-    Every argument has a default; see `TrellisConfig` for their meaning.
+    Every argument has a default; see `TrellisConfig` for their meaning. The sizes left as None
+    (horizon, context, patches) are chosen from the data at `fit` and kept in `config_`.
 
     >>> f = TrellisForecaster(prediction_length=24, context_length=96).fit(df)
     >>> f.predict()          # the next 24 steps after df, in df's format
@@ -44,14 +48,14 @@ class TrellisForecaster(BaseEstimator):
 
     def __init__(
         self,
-        prediction_length: int = 96,
-        context_length: int = 336,
+        prediction_length: int | None = None,
+        context_length: int | None = None,
         freq: str | None = None,
         model: str = "encoder",
         season_length: int | None = None,
         calendar_features: tuple[str, ...] | str = (),
-        patch_len: int = 16,
-        patch_stride: int = 8,
+        patch_len: int | None = None,
+        patch_stride: int | None = None,
         d_model: int = 64,
         n_heads: int = 2,
         n_layers: int = 2,
@@ -74,14 +78,17 @@ class TrellisForecaster(BaseEstimator):
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         lr_schedule: str = "cosine",
+        lr_decay: float = 0.5,
         batch_size: int = 128,
         max_epochs: int = 20,
         early_stopping_patience: int = 3,
         val_fraction: float = 0.2,
         windows_per_epoch: int | None = None,
         gradient_clip: float = 1.0,
+        ema_decay: float | None = None,
         random_state: int | None = 0,
         missing: str = "error",
+        target_transform: str = "none",
         fill_gaps: bool = False,
         accelerator: str = "auto",
         devices: Any = "auto",
@@ -120,14 +127,17 @@ class TrellisForecaster(BaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping_patience = early_stopping_patience
         self.val_fraction = val_fraction
         self.windows_per_epoch = windows_per_epoch
         self.gradient_clip = gradient_clip
+        self.ema_decay = ema_decay
         self.random_state = random_state
         self.missing = missing
+        self.target_transform = target_transform
         self.fill_gaps = fill_gaps
         self.accelerator = accelerator
         self.devices = devices
@@ -146,7 +156,7 @@ class TrellisForecaster(BaseEstimator):
 
     def fit(
         self,
-        df: pd.DataFrame,
+        df: pd.DataFrame | Panel,
         *,
         time_col=None,
         id_col=None,
@@ -154,6 +164,8 @@ class TrellisForecaster(BaseEstimator):
         past_covariates=None,
         future_covariates=None,
         static_covariates=None,
+        dayfirst: bool | None = None,
+        date_format: str | None = None,
         callbacks=None,
         checkpoint_dir=None,
         resume: bool = False,
@@ -161,15 +173,19 @@ class TrellisForecaster(BaseEstimator):
         rescale: bool = False,
     ) -> TrellisForecaster:
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
-        (`unique_id`, `ds`, `y`, or name the id column with `id_col`).
+        (`unique_id`, `ds`, `y`; other names are found, or name them with `id_col`, ...).
 
         `target` limits a wide frame to some columns. Covariates are inputs, never forecast:
         `past_covariates` are known up to the forecast origin, `future_covariates` over the
         horizon too (`predict` then needs `future=`), `static_covariates` are one value per
         series (text values are categories); `calendar_features` adds inputs computed from the
-        timestamps. `callbacks` are extra Lightning callbacks (they see `val_loss` at the end of
-        each validation epoch). With `checkpoint_dir` the training state is saved after every
-        epoch, and `resume=True` continues an interrupted fit from there (pass the same data).
+        timestamps. `dayfirst` and `date_format` say how to read dates such as 01/02/2020 (see
+        `trellis_ts.data.to_panel`; they are kept for `predict(df)`). `df` may also be a `Panel`
+        read with the same column options. The sizes left unset are chosen from the data and
+        said in one line (`data_summary_`). `callbacks` are extra Lightning callbacks (they see
+        `val_loss` at the end of each validation epoch). With `checkpoint_dir` the training state
+        is saved after every epoch, and `resume=True` continues an interrupted fit from there
+        (pass the same data).
 
         `warm_start=True` continues from the fitted weights for `max_epochs` more on `df` (new
         or extended data of the same columns/ids and covariates; only training settings may
@@ -177,7 +193,8 @@ class TrellisForecaster(BaseEstimator):
         validation windows calibrate the intervals of `predict(level=...)`. Returns self.
         """
         config = self.make_config()
-        columns = {"time_col": time_col, "id_col": id_col, "target": target} | {
+        columns = {"time_col": time_col, "id_col": id_col, "target": target,
+                   "dayfirst": dayfirst, "date_format": date_format} | {
             k: [v] if isinstance(v, str) else None if v is None else list(v)
             for k, v in (("past_covariates", past_covariates),
                          ("future_covariates", future_covariates),
@@ -191,14 +208,16 @@ class TrellisForecaster(BaseEstimator):
                 )
             config = warm.check_model(self.config_, config)
             columns = {k: self.columns_.get(k) if v is None else v for k, v in columns.items()}
-        panel = self._panel(df, config, columns)
+        panel = df if isinstance(df, Panel) else self._panel(df, config, columns)
+        sizing = resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
+        config = sizing.config
         if warm_start:
             panel = warm.match_series(panel, self.history_)
         config = with_season_length(config, panel.freq)
         calendar = calendar_features_for(config.calendar_features, panel.freq)
         config = config.replace(calendar_features=calendar)
         check_calendar_names(panel.layout, calendar)
-        scaling = InputScaling.fit(panel, calendar)
+        scaling = InputScaling.fit(panel, calendar, config.target_transform)
         if warm_start:  # the fitted categories always; the fitted scales unless asked to rescale
             scaling = dataclasses.replace(self.scaling_ if not rescale else scaling,
                                           categories=self.scaling_.categories)  # fmt: skip
@@ -210,6 +229,9 @@ class TrellisForecaster(BaseEstimator):
             )
         series = scaling.series_set(panel)
         names = list(panel.names)
+        self.data_summary_ = f"{panel.describe()}; {sizing.line()}"
+        if config.verbose:
+            print(self.data_summary_, file=sys.stderr, flush=True)
         _, val_ranges = train_val_ranges(
             panel.lengths(), config.context_length, config.prediction_length,
             config.val_fraction, names=names,
@@ -241,6 +263,9 @@ class TrellisForecaster(BaseEstimator):
         self.scaling_ = scaling
         self.history_ = panel.tail(config.context_length)
         self.freq_ = panel.freq
+        # The time span each series was fitted on: evaluate() warns when it scores inside it.
+        self.fit_span_ = {"names": names, "first": [ix[0] for ix in panel.index],
+                          "last": [ix[-1] for ix in panel.index]}  # fmt: skip
         self.summary_: TrainingSummary = summary
         return self
 
@@ -303,14 +328,27 @@ class TrellisForecaster(BaseEstimator):
             )
         return panel
 
-    def _forecast(
-        self, inputs: dict[str, np.ndarray], mean: np.ndarray, scale: np.ndarray
-    ) -> np.ndarray:
-        """Forecasts `[n, H]` or `[n, H, Q]` in the data's units, from scaled model inputs of
-        series with target `mean` and `scale` `[n]`."""
+    def _forecast(self, inputs: dict[str, np.ndarray], contexts: np.ndarray, mean: np.ndarray,
+                  scale: np.ndarray, names=None, levels=(),
+                  calibration: Calibration | None = None):  # fmt: skip
+        """Forecasts in the data's units from the model's (scaled) `inputs` for windows with
+        `contexts [n, L]` (data units) of series with `mean`, `scale` (of the transformed
+        values): `(output, point, bounds)`, the output `[n, H]` or `[n, H, Q]`, the point
+        forecast `[n, H]` and `{level: (low, high)}` for the interval `levels` of series
+        `names`. Intervals are drawn where the model works (after `target_transform`) and
+        mapped back with the forecasts."""
+        name = self.config_.target_transform
         out = forecast_contexts(self.model_, inputs)
         shape = (-1,) + (1,) * (out.ndim - 1)
-        return out * scale.reshape(shape) + mean.reshape(shape)
+        out = out * scale.reshape(shape) + mean.reshape(shape)
+        point = out if out.ndim == 2 else out[..., self.config_.point_index]
+        bounds = {}
+        if levels:
+            seen = transforms.forward(name, contexts, "the history")
+            bounds = calibration.intervals(out, point, seen, scale, names, levels)
+        back = {lvl: (transforms.inverse(name, lo), transforms.inverse(name, hi))
+                for lvl, (lo, hi) in bounds.items()}  # fmt: skip
+        return transforms.inverse(name, out), transforms.inverse(name, point), back
 
     def predict(
         self,
@@ -331,7 +369,7 @@ class TrellisForecaster(BaseEstimator):
         model, calibrated at fit on its validation windows (`trellis_ts.conformal`).
         """
         self._check_fitted()
-        wanted = self._quantile_columns(quantiles)
+        wanted = quantile_columns(self.config_, quantiles)
         levels = check_levels(level)
         calibration = self.calibration_for(levels)
         panel = self._history(df)
@@ -339,7 +377,8 @@ class TrellisForecaster(BaseEstimator):
         H = config.prediction_length
         ahead = None
         if panel.layout.future_covariates:
-            ahead = read_future(future, panel, H)
+            ahead = read_future(future, panel, H, dayfirst=self.columns_.get("dayfirst"),
+                                date_format=self.columns_.get("date_format"))  # fmt: skip
         elif future is not None:
             warnings.warn(
                 "this model has no future covariates, so future= is not used; fit with "
@@ -351,16 +390,15 @@ class TrellisForecaster(BaseEstimator):
             ahead = [np.zeros((H, 0))] * len(panel.covariates.future)
         series = self.scaling_.series_set(panel, future=ahead)
         mean, scale = self.scaling_.target_stats(panel)
-        out = self._forecast(final_windows(series, config.context_length, H), mean, scale)
-        point = out if out.ndim == 2 else out[..., config.point_index]
+        contexts = np.stack([v[-config.context_length :] for v in panel.values])
+        out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
+                                            contexts, mean, scale, list(panel.names), levels,
+                                            calibration)  # fmt: skip
         if not np.isfinite(out).all():
             raise DataError("the forecast is not finite; check the history for extreme values")
         extra = {f"q{q:g}": out[..., i] for q, i in wanted}
-        if levels:
-            contexts = np.stack([v[-config.context_length :] for v in panel.values])
-            bounds = calibration.intervals(out, point, contexts, scale, list(panel.names), levels)
-            for lvl, (low, high) in bounds.items():
-                extra |= {f"lo{lvl}": low, f"hi{lvl}": high}
+        for lvl, (low, high) in bounds.items():
+            extra |= {f"lo{lvl}": low, f"hi{lvl}": high}
         return to_frame(panel, point, columns_suffix=extra or None)
 
     def calibration_for(self, levels) -> Calibration | None:
@@ -375,23 +413,6 @@ class TrellisForecaster(BaseEstimator):
         self._check_fitted()
         panel = self._history(df)
         return future_frame(panel, self.config_.prediction_length, self.scaling_.calendar)
-
-    def _quantile_columns(self, quantiles) -> list[tuple[float, int]]:
-        if quantiles is None:
-            return []
-        if self.config_.loss != "quantile":
-            raise ConfigError(
-                "this model gives point forecasts only; fit it with loss='quantile' to predict quantiles"
-            )
-        trained = [float(q) for q in self.config_.quantiles]
-        pairs = []
-        for q in quantiles:
-            if float(q) not in trained:
-                raise ConfigError(
-                    f"quantile {q} was not trained; choose from {trained} or refit with it"
-                )
-            pairs.append((float(q), trained.index(float(q))))
-        return pairs
 
     # ------------------------------------------------------------------ evaluation
     def backtest(
@@ -443,7 +464,9 @@ class TrellisForecaster(BaseEstimator):
         return FittedState(config=self.config_, inputs=self.inputs_, model=self.model_,
                            columns=self.columns_, scaling=self.scaling_, history=self.history_,
                            summary=self.summary_,
-                           calibration=getattr(self, "calibration_", None))  # fmt: skip
+                           calibration=getattr(self, "calibration_", None),
+                           fit_span=getattr(self, "fit_span_", None),
+                           data_summary=getattr(self, "data_summary_", None))  # fmt: skip
 
     def _restore(self, state: FittedState) -> None:
         self.config_ = state.config
@@ -455,3 +478,5 @@ class TrellisForecaster(BaseEstimator):
         self.freq_ = state.history.freq
         self.summary_ = state.summary
         self.calibration_ = state.calibration
+        self.data_summary_ = state.data_summary
+        self.fit_span_ = state.fit_span

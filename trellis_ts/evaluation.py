@@ -11,6 +11,7 @@ timestamp of position ``s - 1``, the last step the forecast saw.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,14 +20,22 @@ import numpy as np
 import pandas as pd
 
 from trellis_ts.data.frames import Panel
-from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
 
 if TYPE_CHECKING:
+    from trellis_ts.config import TrellisConfig
+    from trellis_ts.data.windows import SeriesSet
     from trellis_ts.estimator import TrellisForecaster
 
-__all__ = ["Backtest", "check_levels", "run_backtest", "select_windows"]
+__all__ = [
+    "Backtest",
+    "check_levels",
+    "quantile_columns",
+    "run_backtest",
+    "select_windows",
+    "warn_in_sample",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ def select_windows(
     `series` is what the model reads (scaled targets, with covariates in a `SeriesSet`);
     contexts and targets come from `values` (e.g. the same series in the data's units), or from
     the series' targets."""
+    # torch: imported when windows are made
+    from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
+
     if not isinstance(series, SeriesSet):
         series = SeriesSet(target=list(series))
     values = series.target if values is None else values
@@ -96,6 +108,25 @@ def check_levels(level) -> list[int]:
             )
         out.append(int(value))
     return sorted(set(out))
+
+
+def quantile_columns(config: TrellisConfig, quantiles) -> list[tuple[float, int]]:
+    """(level, output index) of each asked quantile (ConfigError unless the model trained it)."""
+    if quantiles is None:
+        return []
+    if config.loss != "quantile":
+        raise ConfigError(
+            "this model gives point forecasts only; fit it with loss='quantile' to predict quantiles"
+        )
+    trained = [float(q) for q in config.quantiles]
+    pairs = []
+    for q in quantiles:
+        if float(q) not in trained:
+            raise ConfigError(
+                f"quantile {q} was not trained; choose from {trained} or refit with it"
+            )
+        pairs.append((float(q), trained.index(float(q))))
+    return pairs
 
 
 @dataclass
@@ -203,13 +234,11 @@ def run_backtest(
     mean, scale = forecaster.scaling_.target_stats(panel)
     windows = select_windows(forecaster.scaling_.series_set(panel), L, H, step=step,
                              n_windows=n_windows, values=panel.values)  # fmt: skip
+    warn_in_sample(getattr(forecaster, "fit_span_", None), panel, windows.series, windows.start, H)
     rows_mean, rows_scale = mean[windows.series], scale[windows.series]
-    output = forecaster._forecast(windows.inputs, rows_mean, rows_scale)
-    point = output if output.ndim == 2 else output[..., config.point_index]
-    bounds = {}
-    if levels:
-        names = [panel.names[s] for s in windows.series]
-        bounds = calibration.intervals(output, point, windows.contexts, rows_scale, names, levels)
+    names = [panel.names[s] for s in windows.series]
+    output, point, bounds = forecaster._forecast(windows.inputs, windows.contexts, rows_mean,
+                                                 rows_scale, names, levels, calibration)  # fmt: skip
     quantiles = config.quantiles if output.ndim == 3 else None
     return Backtest(panel, windows, output, point, quantiles, bounds)
 
@@ -218,3 +247,40 @@ def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
     """A backtest table's metrics averaged over series and windows, plus the window count."""
     scores = [c for c in table.columns if c not in ("series", "cutoff")]
     return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
+
+
+def warn_in_sample(fit_span: dict | None, panel: Panel, series_of: np.ndarray,
+                   start_of: np.ndarray, horizon: int) -> int:  # fmt: skip
+    """Warn when scored windows forecast time steps the model was fitted on; return how many.
+
+    `fit_span` is the estimator's `fit_span_` (names, first and last fitted time of each
+    series); windows are (series, start) pairs whose targets are ``[start, start + horizon)``.
+    """
+    if not fit_span:
+        return 0
+    bounds = dict(zip(fit_span["names"], zip(fit_span["first"], fit_span["last"], strict=True),
+                      strict=True))  # fmt: skip
+    inside, names = 0, []
+    for s, start in zip(series_of.tolist(), start_of.tolist(), strict=True):
+        name = panel.names[s]
+        if name not in bounds:
+            continue
+        first, last = bounds[name]
+        times = panel.index[s][start : start + horizon]
+        try:
+            overlaps = bool(((times >= first) & (times <= last)).any())
+        except TypeError:  # integer time against timestamps: the fit used another time axis
+            continue
+        if overlaps:
+            inside += 1
+            names += [] if name in names else [name]
+    if inside:
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        warnings.warn(
+            f"{inside} of {len(start_of)} scored windows forecast time steps the model was "
+            f"fitted on (series {shown}; fit data up to {bounds[names[0]][1]}): the score is "
+            "in-sample, not an out-of-sample accuracy; evaluate on data after the fit's end.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return inside

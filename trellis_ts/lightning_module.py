@@ -85,10 +85,13 @@ class TrellisLightningModule(pl.LightningModule):
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = max(1, min(100, total // 20))
+        per_epoch = max(total // max(config.max_epochs, 1), 1)
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
+            if config.lr_schedule == "exponential":  # e.g. halved every epoch, as DLinear's
+                return config.lr_decay ** ((step - warmup) / per_epoch)
             progress = min((step - warmup) / max(total - warmup, 1), 1.0)
             return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -141,3 +144,46 @@ class BestWeights(pl.Callback):
         self.best_score = state_dict["best_score"]
         self.best_epoch = state_dict["best_epoch"]
         self._state = state_dict["weights"]
+
+
+class WeightAverage(pl.Callback):
+    """An exponential moving average of the weights, updated after every training step.
+
+    Validation (so early stopping and `BestWeights`, which must come before this callback in
+    the Trainer's list) sees the averaged weights, which therefore also become the fitted model;
+    training continues from its own weights. Its state is part of a checkpoint.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self._average: list[Tensor] | None = None
+        self._training: list[Tensor] | None = None
+
+    @staticmethod
+    def _params(pl_module) -> list[Tensor]:
+        return [p.detach() for p in pl_module.model.parameters()]
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        params = self._params(pl_module)
+        if self._average is None:
+            self._average = [p.clone() for p in params]
+        else:
+            torch._foreach_lerp_(self._average, params, 1.0 - self.decay)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self._average is None:
+            return
+        params = self._params(pl_module)
+        self._training = [p.clone() for p in params]
+        torch._foreach_copy_(params, self._average)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._training is not None:
+            torch._foreach_copy_(self._params(pl_module), self._training)
+            self._training = None
+
+    def state_dict(self) -> dict:
+        return {"average": self._average}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._average = state_dict["average"]

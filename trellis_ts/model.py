@@ -25,6 +25,7 @@ from trellis_ts.nn.fused import Dropout
 from trellis_ts.nn.heads import FlattenHead, PoolHead
 from trellis_ts.nn.patching import make_patches
 from trellis_ts.nn.revin import denormalize, normalize
+from trellis_ts.sizing import with_patches
 
 
 class EncoderBlock(nn.Module):
@@ -173,6 +174,7 @@ def build_model(config: TrellisConfig, inputs: ModelInputs | None = None) -> nn.
     """The forecaster a config describes, for the given covariate inputs: the Trellis/attention
     encoder or a baseline."""
     inputs = inputs or ModelInputs()
+    config = with_patches(config)  # unset patches: the rule fit uses for this context
     if config.model == "dlinear":
         return DLinear(config, inputs)
     if config.model == "seasonal_naive":

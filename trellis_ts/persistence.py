@@ -11,7 +11,7 @@ tensors, the history tail's values, covariates included, and the conformal thres
 written to a temporary directory beside the target and swapped into place in one atomic step
 where the system allows it (Linux's `renameat2(RENAME_EXCHANGE)`), else by two renames: a crash
 never leaves a half-written model, and updating a model in place (a warm start) never leaves a
-mix of old and new files. Directories of format 1 (before covariates) still load.
+mix of old and new files. Directories of formats 1 and 2 (before covariates) still load.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ from trellis_ts.model import build_model
 from trellis_ts.nn.covariates import ModelInputs
 from trellis_ts.training import TrainingSummary
 
-FORMAT_VERSION = 2
+# 2: sizes chosen from the data, target_transform, date-reading options, the fit's time span.
+# 3: covariates (their roles, values and scaling), the layout as one record.
+FORMAT_VERSION = 3
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -79,10 +81,13 @@ class FittedState:
     history: Panel  # the last context_length steps of every series, covariates included
     summary: TrainingSummary
     calibration: Calibration | None = None  # conformal thresholds (None: no validation part)
+    fit_span: dict | None = None  # names, first and last fitted time of each series
+    data_summary: str | None = None  # the fit's line about its data and sizes
 
 
 def save_state(state: FittedState, path: str | os.PathLike) -> None:
-    target = Path(path)
+    # Through a symlink, the model goes where it points (the link itself stays).
+    target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
     # Look at `target` before its contents: another process may be moving a model into place
     # (a path that exists holds a whole model from then on).
     if (
@@ -115,6 +120,8 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
         "scaling": state.scaling.to_dict(),
         "summary": state.summary.to_dict(),
         "conformal": None if state.calibration is None else state.calibration.to_meta(),
+        "fit_span": state.fit_span,
+        "data_summary": state.data_summary,
         "history": {
             "names": list(history.names),
             "freq": history.freq,
@@ -224,7 +231,7 @@ def load_state(path: str | os.PathLike) -> FittedState:
             f"{weights_file} is truncated or corrupted ({exc}); re-save the model"
         ) from None
     try:
-        inputs = ModelInputs(**meta["inputs"]) if version >= 2 else ModelInputs()
+        inputs = ModelInputs(**meta["inputs"]) if version >= 3 else ModelInputs()
     except (KeyError, TypeError) as exc:
         raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
     model = build_model(config, inputs)
@@ -237,7 +244,7 @@ def load_state(path: str | os.PathLike) -> FittedState:
             f"{weights_file} does not match its configuration ({first}); re-save the model"
         ) from None
     try:
-        read = _read_v2 if version >= 2 else _read_v1
+        read = _read_v3 if version >= 3 else _read_v1
         columns, scaling, history = read(meta, tensors)
         summary = TrainingSummary(**{k: meta["summary"][k] for k in TrainingSummary.__dataclass_fields__
                                      if k != "extra"})  # fmt: skip
@@ -246,11 +253,16 @@ def load_state(path: str | os.PathLike) -> FittedState:
             {**saved, "first_target": {k: _unjson(v) for k, v in saved.get("first_target", {}).items()}},
             tensors["conformal.thresholds"].numpy(),
         )  # fmt: skip
+        span = meta.get("fit_span")  # absent in format 1
+        fit_span = None if span is None else {
+            "names": span["names"], "first": [_unjson(t) for t in span["first"]],
+            "last": [_unjson(t) for t in span["last"]]}  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
     return FittedState(config=config, inputs=inputs, model=model.eval(), columns=columns,
                        scaling=scaling, history=history, summary=summary,
-                       calibration=calibration)  # fmt: skip
+                       calibration=calibration, fit_span=fit_span,
+                       data_summary=meta.get("data_summary"))  # fmt: skip
 
 
 def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Panel:
@@ -266,7 +278,7 @@ def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Pa
     )
 
 
-def _read_v2(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
+def _read_v3(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
     h = meta["history"]
     layout = FrameLayout.from_dict(h["layout"])
     lengths = [len(ix) for ix in h["index"]]
@@ -286,12 +298,14 @@ def _read_v2(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
 
 
 def _read_v1(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
-    """A model saved before covariates: one scaler for the targets, the layout's flat fields."""
+    """A model saved before covariates (formats 1 and 2): one scaler for the targets (of the
+    values after `target_transform`), the layout's flat fields."""
     h = meta["history"]
     layout = FrameLayout(
         format=h["layout"], time_col=h["time_col"], id_col=h["id_col"],
         target_col=h["target_col"], index_name=h["index_name"],
         columns=None if h["columns"] is None else tuple(h["columns"]),
     )  # fmt: skip
-    scaling = InputScaling.targets_only(Scaler.from_dict(meta["scaler"]))
+    transform = meta["config"].get("target_transform", "none")
+    scaling = InputScaling.targets_only(Scaler.from_dict(meta["scaler"]), transform)
     return dict(meta["columns"]), scaling, _history(h, tensors, layout)

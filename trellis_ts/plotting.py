@@ -42,19 +42,19 @@ def check_plot_path(path: str | Path) -> str:
 
 
 def plot_forecast(
-    forecaster, forecast: pd.DataFrame, history: pd.DataFrame | None = None, **kwargs
+    forecaster, forecast: pd.DataFrame, history: pd.DataFrame | Panel | None = None, **kwargs
 ) -> Figure:
-    """Plot `forecaster.predict(...)`'s frame after `history` (the frame it forecast from;
-    default: the context stored at fit). Interval columns (`<name>_lo80`, ...) in `forecast`
+    """Plot `forecaster.predict(...)`'s frame after `history` (the frame or `Panel` it forecast
+    from; default: the context stored at fit). Interval columns (`<name>_lo80`, ...) in `forecast`
     are shaded, one band per level; otherwise quantile columns are shown as a band.
 
     >>> fig = plot_forecast(f, f.predict(), df)    # in a notebook the figure displays itself
     """
-    from trellis_ts.data import to_panel
+    from trellis_ts.data import Panel, to_panel
 
     config = forecaster.config_
-    panel = forecaster.history_
-    if history is not None:
+    panel = history if isinstance(history, Panel) else forecaster.history_
+    if history is not None and not isinstance(history, Panel):
         panel = to_panel(history, **forecaster.columns_, freq=config.freq,
                          missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
     layout = panel.layout
@@ -74,7 +74,8 @@ def forecast_figure(
     intervals: list[int] | None = None,
     max_series: int = MAX_SERIES,
 ) -> Figure:
-    """A grid of panels, one per series (at most `max_series`), sharing the time axis.
+    """A grid of panels, one per series (at most `max_series`); they share the time axis only
+    when every series covers the same dates (else each panel gets its own range).
 
     `history` is the data the forecast starts from (its last 3 context lengths are drawn);
     `forecast` is `TrellisForecaster.predict`'s frame in the same layout. Interval columns of
@@ -83,9 +84,10 @@ def forecast_figure(
     """
     n_total = history.n_series
     shown = min(n_total, max_series)
-    fig, axes, ncols = _grid(shown)
-    levels = sorted(quantiles or [])
     tail = 3 * context_length
+    shared = _same_dates(history, shown, tail)
+    fig, axes, ncols = _grid(shown, shared)
+    levels = sorted(quantiles or [])
     for i, ax in enumerate(axes):
         if i >= shown:
             ax.set_visible(False)
@@ -109,7 +111,7 @@ def forecast_figure(
             ax.fill_between(times, low, high, color="C1", alpha=0.25, lw=0, label=band)
         ax.axvline(h_times[-1], color="0.6", lw=0.8, ls="--")
         ax.set_title(history.names[i], fontsize=9)
-        if i + ncols >= shown:  # lowest panel of its column: show its time axis
+        if i + ncols >= shown or not shared:  # lowest of its column, or its own range
             ax.xaxis.set_tick_params(labelbottom=True)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -137,7 +139,8 @@ def backtest_figure(
     """
     n_total = history.n_series
     shown = min(n_total, max_series)
-    fig, axes, ncols = _grid(shown)
+    shared = _same_dates(history, shown)
+    fig, axes, ncols = _grid(shown, shared)
     levels = sorted(int(c.removeprefix("forecast_lo")) for c in forecasts.columns
                     if c.startswith("forecast_lo"))  # fmt: skip
     drawn, total = 0, 0
@@ -169,7 +172,7 @@ def backtest_figure(
                     label="forecast" if k == 0 else None)  # fmt: skip
             ax.axvline(cutoff, color="0.6", lw=0.8, ls=":")
         ax.set_title(history.names[i], fontsize=9)
-        if i + ncols >= shown:
+        if i + ncols >= shown or not shared:
             ax.xaxis.set_tick_params(labelbottom=True)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -181,14 +184,22 @@ def backtest_figure(
     return fig
 
 
-def _grid(shown: int):
-    """A figure with a grid of `shown` panels sharing the time axis: (fig, axes, ncols)."""
+def _grid(shown: int, shared: bool = True):
+    """A figure with a grid of `shown` panels, sharing the time axis when `shared`:
+    (fig, axes, ncols)."""
     from matplotlib.figure import Figure
 
     ncols = 1 if shown == 1 else 2 if shown <= 4 else 3
     nrows = math.ceil(shown / ncols)
     fig = Figure(figsize=(4.6 * ncols, 2.5 * nrows + 0.6), layout="constrained")
-    return fig, fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel(), ncols
+    return fig, fig.subplots(nrows, ncols, sharex=shared, squeeze=False).ravel(), ncols
+
+
+def _same_dates(history: Panel, shown: int, tail: int | None = None) -> bool:
+    """True when the first `shown` series cover the same time steps (their last `tail`)."""
+    cut = slice(-tail, None) if tail else slice(None)
+    first = history.index[0][cut]
+    return all(ix[cut].equals(first) for ix in history.index[1:shown])
 
 
 def _finish(fig, axes, shown: int, history: Panel) -> None:

@@ -7,7 +7,9 @@ trained model over many context windows in batches.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import tempfile
 import time
 import warnings
@@ -19,16 +21,23 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import DataLoader
 
 from trellis_ts.config import TrellisConfig
 from trellis_ts.data import EpochSubsampler, SeriesSet, WindowDataset, train_val_ranges
-from trellis_ts.lightning_module import BestWeights, TrellisLightningModule
+from trellis_ts.errors import Interrupted
+from trellis_ts.lightning_module import BestWeights, TrellisLightningModule, WeightAverage
 from trellis_ts.nn.covariates import ModelInputs
+from trellis_ts.sizing import with_patches
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
-for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+for _name in (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.pytorch.trainer.connectors.signal_connector",
+):
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -121,6 +130,7 @@ def train_model(
     `init_state` (a state dict of the same config's model) is a warm start: training continues
     from those weights, with a fresh optimiser and learning-rate schedule over `max_epochs`.
     """
+    config = with_patches(config)
     L, H = config.context_length, config.prediction_length
     if config.random_state is not None:
         pl.seed_everything(config.random_state, workers=True, verbose=False)
@@ -159,6 +169,8 @@ def train_model(
     monitor = "val_loss" if val_loader is not None else "train_loss_epoch"
     best = BestWeights(monitor)
     all_callbacks: list = [best, *(callbacks or [])]
+    if config.ema_decay is not None and val_loader is not None:  # after BestWeights: see its doc
+        all_callbacks.insert(1, WeightAverage(config.ema_decay))
     if val_loader is not None:
         all_callbacks.append(
             EarlyStopping(monitor, patience=config.early_stopping_patience, mode="min")
@@ -174,7 +186,7 @@ def train_model(
         if resume and last_file.is_file():
             ckpt_path = str(last_file)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root:
+    with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root, _signals_raised():
         trainer = make_trainer(config, all_callbacks, root, **overrides)
         if ckpt_path is not None:
             # weights_only: the checkpoint holds tensors and plain values only; nothing executes.
@@ -198,6 +210,23 @@ def train_model(
         extra={"resumed_from": ckpt_path} if ckpt_path else {},
     )
     return model, summary
+
+
+@contextlib.contextmanager
+def _signals_raised():
+    """Lightning turns Ctrl-C into `sys.exit(1)` and SIGTERM into a `SystemExit` of status 0 (a
+    stopped fit looked like a finished one): both come out of here as `Interrupted`."""
+    try:
+        yield
+    except SIGTERMException:
+        raise Interrupted(signal.SIGTERM) from None
+    except SystemExit as exc:
+        cause = exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            raise (
+                cause if isinstance(cause, Interrupted) else Interrupted(signal.SIGINT)
+            ) from None
+        raise
 
 
 TOKENS_PER_BATCH = 32768  # inference batches hold about this many patch tokens (bounded memory)

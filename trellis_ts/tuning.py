@@ -1,6 +1,7 @@
 """Hyperparameter search with Optuna: pruned, resumable, and shared by many workers.
 
-- `suggest_params(trial)`: the default search space, keys are `TrellisForecaster` parameters.
+- `suggest_params(trial, sizes, fixed)` (`trellis_ts.tuning_space`): the default search space,
+  sized to the data; keys are `TrellisForecaster` parameters, those the user fixed left out.
   A space file (YAML/JSON) or any function `trial -> dict` replaces it.
 - Every trial fits on the data's training part and is scored by its validation loss (the end
   of each series held out, `val_fraction`); whoever calls `tune` keeps the test part away.
@@ -18,7 +19,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,119 +27,28 @@ import lightning.pytorch as pl
 import optuna
 import pandas as pd
 import sqlalchemy.exc
-import yaml
 from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from trellis_ts.config import config_fields
+from trellis_ts.data import Panel, to_panel
 from trellis_ts.errors import ConfigError, TrellisUserError
 from trellis_ts.estimator import TrellisForecaster
+from trellis_ts.sizing import resolve_sizes
+from trellis_ts.tuning_space import (  # noqa: F401 (the space functions are part of this API)
+    SpaceFn,
+    as_space,
+    load_space,
+    longest_context,
+    space_from_mapping,
+    suggest_params,
+)
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message=".*is experimental.*", module="optuna")
 
-SpaceFn = Callable[[optuna.Trial], dict[str, Any]]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
-    """The default search space over the estimator's main parameters."""
-    patch_len = trial.suggest_categorical("patch_len", [8, 16, 24])
-    d_model = trial.suggest_categorical("d_model", [32, 64, 128])
-    return {
-        "context_length": trial.suggest_categorical("context_length", [96, 192, 336, 512]),
-        "patch_len": patch_len,
-        "patch_stride": patch_len // trial.suggest_categorical("patch_overlap", [1, 2]),
-        "d_model": d_model,
-        "n_layers": trial.suggest_int("n_layers", 1, 3),
-        "n_heads": trial.suggest_categorical("n_heads", [2, 4]),
-        "n_slots": trial.suggest_categorical("n_slots", [16, 32, 64]),
-        "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
-    }
-
-
-def space_from_mapping(space: Mapping[str, Any]) -> SpaceFn:
-    """A search space from a mapping `parameter -> spec` (what a space file holds).
-
-    A spec is a plain value (fixed), a list (categorical choices), or a mapping with `type`
-    one of `int`, `float` (`low`, `high`, optional `log`, `step`) or `categorical` (`choices`).
-    """
-    known = {f.name for f in config_fields()}
-    unknown = sorted(set(space) - known)
-    if unknown:
-        raise ConfigError(
-            f"the search space names unknown parameter(s) {unknown}; valid: {sorted(known)}"
-        )
-    for name, spec in space.items():
-        _check_spec(name, spec)
-
-    def suggest(trial: optuna.Trial) -> dict[str, Any]:
-        params = {}
-        for name, spec in space.items():
-            if isinstance(spec, list):
-                params[name] = trial.suggest_categorical(name, spec)
-            elif isinstance(spec, Mapping):
-                kind = spec["type"]
-                if kind == "categorical":
-                    params[name] = trial.suggest_categorical(name, list(spec["choices"]))
-                elif kind == "int":
-                    params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]),
-                                                     step=int(spec.get("step", 1)), log=bool(spec.get("log", False)))  # fmt: skip
-                else:
-                    params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]),
-                                                       step=spec.get("step"), log=bool(spec.get("log", False)))  # fmt: skip
-            else:
-                params[name] = spec
-        return params
-
-    return suggest
-
-
-def _check_spec(name: str, spec: Any) -> None:
-    if isinstance(spec, list):
-        if not spec:
-            raise ConfigError(
-                f"search space entry {name!r} is an empty list; give at least one choice"
-            )
-        return
-    if not isinstance(spec, Mapping):
-        return  # a fixed value: TrellisConfig validates it in each trial's fit
-    kind = spec.get("type")
-    needed = {"int": ("low", "high"), "float": ("low", "high"), "categorical": ("choices",)}
-    if kind not in needed:
-        raise ConfigError(
-            f"search space entry {name!r} has type {kind!r}; use int, float or categorical (or a list of choices)"
-        )
-    missing = [k for k in needed[kind] if k not in spec]
-    if missing:
-        raise ConfigError(f"search space entry {name!r} ({kind}) lacks {missing}")
-    if kind != "categorical" and not float(spec["low"]) < float(spec["high"]):
-        raise ConfigError(
-            f"search space entry {name!r} needs low < high, got {spec['low']} and {spec['high']}"
-        )
-
-
-def load_space(path: str | Path) -> SpaceFn:
-    """A search space from a YAML or JSON file (see `space_from_mapping`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"search space file {path} does not exist; pass an existing YAML or JSON file"
-        )
-    try:
-        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"search space file {path} is not valid YAML/JSON ({str(exc).splitlines()[0]})"
-        ) from None
-    if not isinstance(data, Mapping) or not data:
-        raise ConfigError(
-            f"search space file {path} must hold a mapping of parameter names to specs"
-        )
-    return space_from_mapping(data)
+READING_OPTIONS = ("time_col", "id_col", "target", "dayfirst", "date_format")
 
 
 class PruningCallback(pl.Callback):
@@ -153,11 +63,15 @@ class PruningCallback(pl.Callback):
         score = trainer.callback_metrics.get(self.monitor)
         if score is None:
             return
-        self.trial.report(float(score), step=trainer.current_epoch)
+        epoch = trainer.current_epoch
+        self.trial.report(float(score), step=epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned at epoch {trainer.current_epoch} ({self.monitor}={float(score):.4g})"
-            )
+            pruner = type(self.trial.study.pruner).__name__
+            rule = ("worse than the median of earlier trials at that epoch"
+                    if pruner == "MedianPruner" else f"stopped by the {pruner}")  # fmt: skip
+            reason = f"{self.monitor} {float(score):.4g} after epoch {epoch + 1}: {rule}"
+            self.trial.set_user_attr("pruned_because", reason)
+            raise optuna.TrialPruned(reason)
 
 
 MAX_RETRIES = 2
@@ -239,7 +153,7 @@ def make_storage(
 
 
 def tune(
-    df: pd.DataFrame,
+    df: pd.DataFrame | Panel,
     *,
     n_trials: int = 20,
     timeout: float | None = None,
@@ -259,8 +173,10 @@ def tune(
 
     `n_trials` is the study's total of finished (complete or pruned) trials: calling `tune`
     again with the same storage and study name continues towards it, and several processes
-    calling it at once share the work. `base_params` are fixed estimator parameters under the
-    searched ones. Returns the study and the best forecaster refit on all of `df` (saved to
+    calling it at once share the work. `base_params` are fixed estimator parameters: the space
+    never overrides them (the default space leaves them out; entries of a space file or mapping
+    for them are dropped with a warning). The default space is sized to the data (contexts
+    around the one `fit` would choose) and every trial keeps one horizon. Returns the study and the best forecaster refit on all of `df` (saved to
     `model_dir` when given), or None if no trial completed or `refit=False`.
     """
     if not isinstance(n_trials, int) or n_trials < 1:
@@ -275,9 +191,17 @@ def tune(
         )
     if pruner not in ("median", "hyperband", "none"):
         raise ConfigError(f"pruner={pruner!r} is not valid; choose median, hyperband or none")
-    suggest = _as_space(space)
     base = {"verbose": False, **(base_params or {})}
+    fixed = set(base_params or {}) - {"verbose"}
     fit_kwargs = dict(fit_kwargs or {})
+    reading = {k: v for k, v in fit_kwargs.items() if k in READING_OPTIONS}
+    config = TrellisForecaster(**base).make_config()
+    panel = df if isinstance(df, Panel) else to_panel(
+        df, **reading, freq=config.freq, missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
+    sizes = resolve_sizes(config, panel.freq, panel.lengths(), panel.names).config
+    # Every trial forecasts the same horizon, so their validation losses compare.
+    base.setdefault("prediction_length", sizes.prediction_length)
+    suggest = as_space(space, sizes, fixed, longest_context(sizes, panel.lengths()))
     study = optuna.create_study(
         study_name=study_name,
         storage=make_storage(storage, heartbeat_interval, grace_period),
@@ -291,15 +215,16 @@ def tune(
     )
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**base, **suggest(trial)}
+        params = {**base, **suggest(trial), **{k: base[k] for k in fixed}}  # fixed ones win
         trial.set_user_attr("params", _jsonable(params))
         try:
             callbacks = [PruningCallback(trial), *fit_kwargs.get("callbacks", [])]
             forecaster = TrellisForecaster(**params).fit(
-                df, **{**fit_kwargs, "callbacks": callbacks}
+                panel, **{**fit_kwargs, "callbacks": callbacks}
             )
         except TrellisUserError as exc:  # this corner of the space cannot fit this data
             trial.set_user_attr("error", str(exc))
+            trial.set_user_attr("pruned_because", f"cannot fit this data: {exc}")
             raise optuna.TrialPruned(str(exc)) from None
         score = forecaster.summary_.best_val_loss
         if score is None:
@@ -325,20 +250,10 @@ def tune(
     if refit and any(t.state == TrialState.COMPLETE for t in study.trials):
         params = dict(study.best_trial.user_attrs["params"])
         refit_kwargs = {k: v for k, v in fit_kwargs.items() if k != "callbacks"}
-        best = TrellisForecaster(**params).fit(df, **refit_kwargs)
+        best = TrellisForecaster(**params).fit(panel, **refit_kwargs)
         if model_dir is not None:
             best.save(model_dir)
     return study, best
-
-
-def _as_space(space) -> SpaceFn:
-    if space is None:
-        return suggest_params
-    if callable(space):
-        return space
-    if isinstance(space, Mapping):
-        return space_from_mapping(space)
-    return load_space(space)
 
 
 def _count(study: optuna.Study) -> int:
@@ -357,7 +272,8 @@ def summary_table(study: optuna.Study) -> pd.DataFrame:
     for t in study.trials:
         value = t.value if t.value is not None and math.isfinite(t.value) else None
         rows.append({"trial": t.number, "state": t.state.name, "val_loss": value,
-                     "epochs": t.user_attrs.get("epochs"), **t.params})  # fmt: skip
+                     "epochs": t.user_attrs.get("epochs"), **t.params,
+                     "note": t.user_attrs.get("pruned_because", "")})  # fmt: skip
     return pd.DataFrame(rows)
 
 

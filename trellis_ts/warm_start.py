@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from trellis_ts.config import TrellisConfig, model_changes
+from trellis_ts.config import SIZE_FIELDS, TrellisConfig, model_changes
 from trellis_ts.data.frames import Panel
 from trellis_ts.errors import ConfigError, DataError
 
@@ -25,6 +25,10 @@ def check_model(fitted: TrellisConfig, config: TrellisConfig) -> TrellisConfig:
         config = config.replace(season_length=fitted.season_length)
     if config.calendar_features == "auto":  # so did the calendar features
         config = config.replace(calendar_features=fitted.calendar_features)
+    # Sizes left unset (sized to the data at fit) keep the fitted ones.
+    config = config.replace(
+        **{n: getattr(fitted, n) for n in SIZE_FIELDS if getattr(config, n) is None}
+    )
     changed = model_changes(fitted, config)
     if changed:
         raise ConfigError(

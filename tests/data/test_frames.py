@@ -70,7 +70,7 @@ def test_integer_time_column_and_saved_row_index(tmp_path):
     assert list(out.columns) == ["step", "v"] and list(out["step"]) == [8, 10]
     path = tmp_path / "saved.csv"
     wide(4).to_csv(path)  # writes the RangeIndex as an unnamed first column
-    with pytest.warns(UserWarning, match="looks like a row index"):
+    with pytest.warns(UserWarning, match="'Unnamed: 0' .a row index saved to CSV"):
         assert to_panel(read_csv(path)).names == ("a", "b")
 
 
@@ -307,7 +307,11 @@ def test_panel_from_arrays():
             "several columns",
         ),
         (lambda: pd.DataFrame({"v": np.ones(4)}, index=list("wxyz")), {}, "no time column found"),
-        (lambda: long3().drop(columns="y"), {"id_col": "unique_id"}, "no target column 'y'"),
+        (
+            lambda: long3().drop(columns="y"),
+            {"id_col": "unique_id"},
+            "no numeric column to forecast",
+        ),
         (lambda: long3(), {"id_col": "shop"}, "id_col='shop' is not a column"),
         (lambda: long3(), {"target": ["y", "y"]}, "one target column"),
     ],

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from tests.ops.test_trellis import NAMES, assert_states_close, make_inputs, outputs_and_grads
 from trellis_ts.ops.trellis import chunk_trellis, naive_trellis, recurrent_trellis, trellis_step
-from trellis_ts.ops.trellis.exact import DeltaRule, decay_ratios, unit_lower_inverse
+from trellis_ts.ops.trellis.exact import DeltaRule, decay_ratios, unit_lower_solve
 
 TIGHT = {"atol": 1e-10, "rtol": 1e-9}
 
@@ -122,12 +122,13 @@ def test_decay_ratios_outer_product_equals_the_differences():
     assert torch.isfinite(decay_ratios(far)).all()
 
 
-def test_unit_lower_inverse():
+def test_unit_lower_solve():
     a = torch.randn(4, 2, 9, 9, dtype=torch.float64).tril(-1)
-    t = unit_lower_inverse(a + torch.randn_like(a).triu())  # upper part and diagonal not read
-    torch.testing.assert_close(
-        t @ (torch.eye(9, dtype=torch.float64) + a), torch.eye(9, dtype=torch.float64).expand_as(a)
-    )
+    rhs = torch.randn(4, 2, 9, 3, dtype=torch.float64)
+    noisy = a + torch.randn_like(a).triu()  # the diagonal and upper part are not read
+    system = torch.eye(9, dtype=torch.float64) + a
+    torch.testing.assert_close(system @ unit_lower_solve(noisy, rhs), rhs)
+    torch.testing.assert_close(system.mT @ unit_lower_solve(noisy, rhs, transpose=True), rhs)
 
 
 @pytest.mark.parametrize("log_beta", [-30.0, -1e-8])

@@ -1,7 +1,7 @@
 """Data layer: frames in and out, covariates, scaling, demo data, and training windows.
 
-Names are imported on first use, so that a light module (the calendar feature names that the
-config checks against, say) does not pull in torch through `windows`.
+Everything but the windows is torch-free, and names are imported on first use: the command line
+reads and checks a CSV (and the config its calendar feature names) before it loads torch.
 """
 
 from __future__ import annotations

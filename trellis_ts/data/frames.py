@@ -5,7 +5,8 @@ The model is channel-independent, so the canonical form is a list of univariate 
 (`trellis_ts.data.writing.to_frame` writes results back in the same layout, names and order):
 
 * wide: one row per timestamp, one column per channel; time in a column or in the index;
-* long: columns ``[unique_id, ds, y]``, one row per (series, timestamp).
+* long: columns ``[unique_id, ds, y]`` (or an id, a time and a value column found by
+  `trellis_ts.data.columns`), one row per (series, timestamp).
 
 Covariate columns (`trellis_ts.data.covariates`) are read beside the targets, through the same
 sorting, gap filling and missing-value policy.
@@ -24,17 +25,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trellis_ts.data.columns import Columns, assign_columns
 from trellis_ts.data.covariates import ColumnRoles, Covariates, static_table
+from trellis_ts.data.dates import parse_time
 from trellis_ts.data.layout import FrameLayout
-from trellis_ts.data.timegrid import as_int, fmt_time, parse_freq, parse_time, regularize
+from trellis_ts.data.timegrid import as_int, fmt_time, parse_freq, regularize
 from trellis_ts.errors import DataError
 
-__all__ = ["Panel", "panel_from_arrays", "to_panel"]
+__all__ = ["Panel", "panel_from_arrays", "to_float", "to_panel"]
 
-_LONG_COLUMNS = ("unique_id", "ds", "y")
-_TIME_HINTS = ("date", "time", "timestamp", "datetime", "ds")
 _MISSING_POLICIES = ("error", "interpolate", "ffill")
-_SAMPLE = 50  # values inspected to guess what a text column holds (cheap on huge frames)
 _TARGET_FIX = "fix it, or choose other columns with target="
 _COVARIATE_FIX = (
     "covariates are numbers (encode a category as 0/1 columns, or pass a per-series label as a "
@@ -74,6 +74,23 @@ class Panel:
     def lengths(self) -> np.ndarray:
         """int64 ``[n_series]``: the number of time steps of each series."""
         return np.array([len(v) for v in self.values], dtype=np.int64)
+
+    def describe(self) -> str:
+        """The columns taken, in words: "long data: 3 series in 'store', time 'date', target 'sales'"."""
+        layout = self.layout
+        time = f"time {layout.time_col!r}" if layout.time_col is not None else "time in the index"
+        if layout.format == "long":
+            text = (f"long data: {self.n_series:,} series in {layout.id_col!r}, {time}, "
+                    f"target {layout.target_col!r}")  # fmt: skip
+        else:
+            names = ", ".join(repr(n) for n in self.names[:4]) + (
+                ", ..." if self.n_series > 4 else ""
+            )
+            what = names if self.n_series == 1 else f"{self.n_series:,} columns ({names})"
+            text = f"wide data: {time}, forecasting {what}"
+        roles = [(r, getattr(layout, f"{r}_covariates")) for r in ("past", "future", "static")]
+        given = [f"{r} {list(c)}" for r, c in roles if c]
+        return text + (f"; covariates: {', '.join(given)}" if given else "")
 
     def tail(self, length: int) -> Panel:
         """The last ``length`` steps of every series and its covariates."""
@@ -115,14 +132,21 @@ def to_panel(
     freq: str | int | None = None,
     missing: str = "error",
     fill_gaps: bool = False,
+    dayfirst: bool | None = None,
+    date_format: str | None = None,
 ) -> Panel:
     """Validate a wide or long frame and convert it to a `Panel` (one univariate series each).
 
-    Long layout when ``id_col`` is given or the frame has columns "unique_id", "ds", "y";
-    otherwise wide. ``missing`` is "error", "interpolate" or "ffill" (for targets and
-    time-varying covariates alike); ``fill_gaps=True`` reindexes irregular timestamps to
-    ``freq`` (new rows are then handled by ``missing``). Covariate columns are inputs only: in a
-    wide frame they are left out of the default targets (every numeric column).
+    Long layout when ``id_col`` is given, when there is a "unique_id" column, or when the time
+    column repeats timestamps and one text column names the series; otherwise wide (see
+    `trellis_ts.data.columns`). ``missing`` is "error", "interpolate" or "ffill";
+    ``fill_gaps=True`` reindexes irregular timestamps to ``freq`` (new rows are then handled by
+    ``missing``). ``dayfirst`` settles dates like 01/02/2020 (None: from the values, or an
+    error when they do not settle it); ``date_format`` is a strptime format, or "excel", "unix",
+    "unix_ms" for integer dates. Columns left unused are named in one warning.
+
+    Covariate columns are inputs only, read with the same policies as the targets (see
+    `trellis_ts.data.covariates` for the roles): they never become targets, ids or time.
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(
@@ -132,6 +156,10 @@ def to_panel(
         raise DataError(
             f"missing={missing!r} is not a policy; use 'error', 'interpolate' or 'ffill'."
         )
+    if dayfirst is not None and not isinstance(dayfirst, (bool, np.bool_)):
+        raise DataError(f"dayfirst={dayfirst!r} must be True, False or None.")
+    if date_format is not None and not isinstance(date_format, str):
+        raise DataError(f"date_format={date_format!r} must be a format string such as '%d.%m.%Y'.")
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise DataError(f"the data frame is empty (shape {df.shape}); pass rows and value columns.")
     if df.columns.has_duplicates:
@@ -140,9 +168,16 @@ def to_panel(
     if freq is not None and not isinstance(freq, (int, np.integer)):
         parse_freq(freq, is_datetime=True)  # fail fast on a misspelt alias
     roles = ColumnRoles.of(past_covariates, future_covariates, static_covariates)
-    if id_col is not None or set(_LONG_COLUMNS) <= set(df.columns):
-        return _long_panel(df, time_col, id_col, target, roles, freq, missing, fill_gaps)
-    return _wide_panel(df, time_col, target, roles, freq, missing, fill_gaps)
+    # Before the layout is settled, which never gives a covariate another role.
+    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
+    roles.check(df, time_col=time_col, id_col=id_col, targets=targets)
+    cols = assign_columns(df, time_col=time_col, id_col=id_col, target=target,
+                          date_format=date_format, covariates=roles.columns)  # fmt: skip
+    label = f"time column {cols.time_col!r}" if cols.time_col is not None else "the index"
+    times = parse_time(cols.time_raw, label, dayfirst=dayfirst, date_format=cols.date_format)
+    if cols.layout == "long":
+        return _long_panel(df, cols, roles, times, freq, missing, fill_gaps)
+    return _wide_panel(df, cols, roles, times, freq, missing, fill_gaps)
 
 
 def _role_label(roles: ColumnRoles, name: Any) -> str:
@@ -154,12 +189,9 @@ def _split_dynamic(dyn: np.ndarray, roles: ColumnRoles) -> tuple[np.ndarray, np.
     return dyn[:, : len(roles.past)], dyn[:, len(roles.past) :]
 
 
-def _wide_panel(df, time_col, target, roles, freq, missing, fill_gaps) -> Panel:
-    raw, tcol = _locate_time(df, time_col)
+def _wide_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fill_gaps) -> Panel:
+    tcol, targets = cols.time_col, cols.targets
     label = f"time column {tcol!r}" if tcol is not None else "the index"
-    times = parse_time(raw, label)
-    targets = _wide_targets(df, tcol, target, exclude=roles.columns)
-    roles.check(df, time_col=tcol, id_col=None, targets=targets)
     columns = [*targets, *roles.dynamic]
     labels = [f"column {c!r}" for c in targets] + [_role_label(roles, c) for c in roles.dynamic]
     fixes = [_TARGET_FIX] * len(targets) + [_COVARIATE_FIX] * len(roles.dynamic)
@@ -175,7 +207,9 @@ def _wide_panel(df, time_col, target, roles, freq, missing, fill_gaps) -> Panel:
     dup = np.flatnonzero(np.diff(t) == 0)
     if dup.size:
         raise DataError(
-            f"{label} has duplicate timestamp {fmt_time(times, dup[0])}; keep one row per timestamp."
+            f"{label} has duplicate timestamp {fmt_time(times, dup[0])}; keep one row per "
+            "timestamp, or pass id_col= naming the series column if the file is long (one row "
+            "per series and timestamp)."
         )
     codes = np.zeros(len(t), dtype=np.int64)
     grid = regularize(times, codes, 1, freq, fill_gaps, lambda c: "")
@@ -208,33 +242,8 @@ def _wide_panel(df, time_col, target, roles, freq, missing, fill_gaps) -> Panel:
                  layout=layout, covariates=covariates)  # fmt: skip
 
 
-def _long_panel(df, time_col, id_col, target, roles, freq, missing, fill_gaps) -> Panel:
-    id_col = "unique_id" if id_col is None else id_col
-    time_col = "ds" if time_col is None else time_col
-    if isinstance(target, (list, tuple)):
-        if len(target) != 1:
-            raise DataError(
-                f"the long layout forecasts one target column, got target={list(target)!r}; "
-                "pass a single column name."
-            )
-        target = target[0]
-    if target is None:
-        if "y" not in df.columns:
-            raise DataError(
-                f"no target column 'y' in the long frame; pass target= naming one of {_cols(df)}."
-            )
-        target = "y"
-    for role, col in (("id_col", id_col), ("time_col", time_col), ("target", target)):
-        if col not in df.columns:
-            raise DataError(
-                f"{role}={col!r} is not a column; available columns: {_cols(df)} "
-                "(call df.reset_index() first if it is the index)."
-            )
-    if len({id_col, time_col, target}) < 3:
-        raise DataError(
-            f"id_col={id_col!r}, time_col={time_col!r} and target={target!r} must be 3 different columns."
-        )
-    roles.check(df, time_col=time_col, id_col=id_col, targets=[target])
+def _long_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fill_gaps) -> Panel:
+    id_col, time_col, target = cols.id_col, cols.time_col, cols.targets[0]
     codes, uniques = pd.factorize(df[id_col], sort=False)  # ids in order of first appearance
     if (codes < 0).any():
         raise DataError(
@@ -246,7 +255,6 @@ def _long_panel(df, time_col, id_col, target, roles, freq, missing, fill_gaps) -
     if len(set(names)) < len(names):
         raise DataError(f"ids in column {id_col!r} collide when written as text; make them unique.")
     label = f"time column {time_col!r}"
-    times = parse_time(df[time_col], label)
     y = to_float(df[target], f"column {target!r}", _TARGET_FIX)
     dyn = np.empty((len(df), len(roles.dynamic)), dtype=np.float64)
     for k, col in enumerate(roles.dynamic):
@@ -318,125 +326,11 @@ def _argsort_codes(codes: np.ndarray, n_series: int) -> np.ndarray:
     return np.argsort(codes.astype(np.uint16) if n_series <= 1 << 16 else codes, kind="stable")
 
 
-def _cols(df: pd.DataFrame) -> list:
-    return list(df.columns)
-
-
 def _warn_unsorted(label: str) -> None:
     warnings.warn(
         f"rows were not sorted by {label}; sorted them. Sort the frame first to silence this.",
         UserWarning,
         stacklevel=4,
-    )
-
-
-def _text_sample(col: pd.Series | pd.Index) -> pd.Series | None:
-    """First non-null values of an object/string column, or None for other dtypes."""
-    if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
-        return None
-    sample = pd.Series(np.asarray(col[: _SAMPLE * 20], dtype=object)).dropna().iloc[:_SAMPLE]
-    return sample if len(sample) else None
-
-
-def _mostly_numeric(sample: pd.Series) -> bool:
-    text = sample.astype(str).str.strip().str.replace(",", ".", regex=False)
-    return bool(pd.to_numeric(text, errors="coerce").notna().mean() >= 0.5)
-
-
-def _looks_like_time(col: pd.Series | pd.Index, name: Any) -> bool:
-    if pd.api.types.is_datetime64_any_dtype(col.dtype):
-        return True
-    sample = _text_sample(col)
-    if sample is None or _mostly_numeric(sample):
-        return False
-    if str(name).strip().lower() in _TIME_HINTS:
-        return True  # a text column named like time is time: parsing names the bad values
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    except (ValueError, TypeError, OverflowError):
-        return False
-    return bool(parsed.notna().mean() >= 0.5)
-
-
-def _locate_time(df: pd.DataFrame, time_col: Any) -> tuple[Any, Any]:
-    """Return (raw time values, time column name or None when time is the index)."""
-    idx = df.index
-    if time_col is not None:
-        if time_col in df.columns:
-            return df[time_col], time_col
-        if idx.name is not None and idx.name == time_col:
-            return idx, None
-        raise DataError(f"time_col={time_col!r} is not a column; available columns: {_cols(df)}.")
-    if isinstance(idx, pd.DatetimeIndex):
-        return idx, None
-    if isinstance(idx, pd.PeriodIndex):
-        raise DataError(
-            "the index is a PeriodIndex; convert it with df.index = df.index.to_timestamp()."
-        )
-    found = [c for c in df.columns if _looks_like_time(df[c], c)]
-    if len(found) > 1:
-        raise DataError(
-            f"several columns look like timestamps ({found}); pass time_col= to pick one."
-        )
-    if found:
-        return df[found[0]], found[0]
-    if _looks_like_time(idx, idx.name) or (
-        pd.api.types.is_integer_dtype(idx.dtype) and not isinstance(idx, pd.MultiIndex)
-    ):
-        return idx, None
-    raise DataError(
-        f"no time column found among {_cols(df)} and the index is not datetime or integer; "
-        "pass time_col= naming the time column."
-    )
-
-
-def _wide_targets(df: pd.DataFrame, tcol: Any, target: Any, exclude: tuple = ()) -> list:
-    """The target columns: ``target``, or every numeric column but the time and ``exclude``."""
-    if target is None:
-        out = []
-        for c in df.columns:
-            if c == tcol or c in exclude or pd.api.types.is_bool_dtype(df[c].dtype):
-                continue
-            if _is_saved_row_index(df[c], c):
-                warnings.warn(
-                    f"column {c!r} looks like a row index saved to CSV (0, 1, 2, ...); it is not "
-                    "forecast. Pass target= to choose the value columns explicitly.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            elif pd.api.types.is_numeric_dtype(df[c].dtype):
-                out.append(c)
-            elif (sample := _text_sample(df[c])) is not None and _mostly_numeric(sample):
-                out.append(c)  # numbers stored as text: keep it so conversion names the bad value
-        if not out:
-            raise DataError(
-                f"no numeric column to forecast among {_cols(df)}; pass target= naming the value "
-                "columns (and decimal=',' to read_csv if numbers use a decimal comma)."
-            )
-        return out
-    targets = (
-        [target] if isinstance(target, str) or not hasattr(target, "__iter__") else list(target)
-    )
-    if not targets:
-        raise DataError("target=[] names no column; pass at least one value column.")
-    for c in targets:
-        if c not in df.columns:
-            raise DataError(f"target column {c!r} not found; available columns: {_cols(df)}.")
-        if c == tcol:
-            raise DataError(f"column {c!r} is the time column; it cannot also be a target.")
-    if len(set(targets)) < len(targets):
-        raise DataError(f"target={targets!r} lists a column twice; list each column once.")
-    return targets
-
-
-def _is_saved_row_index(col: pd.Series, name: Any) -> bool:
-    """pandas names a header-less first column "Unnamed: 0"; 0..n-1 in it is df.to_csv()'s index."""
-    return (
-        str(name).startswith("Unnamed:")
-        and pd.api.types.is_integer_dtype(col.dtype)
-        and bool((col.to_numpy() == np.arange(len(col))).all())
     )
 
 

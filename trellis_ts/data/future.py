@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from trellis_ts.data.calendar import calendar_values
+from trellis_ts.data.dates import parse_time
 from trellis_ts.data.frames import Panel, to_float
-from trellis_ts.data.timegrid import future_index, parse_time
+from trellis_ts.data.timegrid import future_index
 from trellis_ts.data.writing import with_time
 from trellis_ts.errors import DataError
 
@@ -43,9 +44,11 @@ def future_frame(panel: Panel, horizon: int, calendar: tuple[str, ...] = ()) -> 
     return pd.concat(frames, ignore_index=True)
 
 
-def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int) -> list[np.ndarray]:
+def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
+                dayfirst: bool | None = None, date_format: str | None = None) -> list[np.ndarray]:  # fmt: skip
     """The future covariates over the horizon of each group of ``panel``: ``[horizon, F]`` each,
-    from the user's ``future`` frame (rows before or beyond the horizon are not read)."""
+    from the user's ``future`` frame (rows before or beyond the horizon are not read); its dates
+    are read as the fit's were (``dayfirst``, ``date_format``)."""
     layout = panel.layout
     names = list(layout.future_covariates)
     if future is None:
@@ -68,7 +71,8 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int) -> list
             f"future has no time column {layout.time_col!r}; give it the timestamps of the "
             f"forecast horizon ({_HOW})."
         )
-    times = parse_time(future.index if in_index else future[layout.time_col], "future's time")
+    raw = future.index if in_index else future[layout.time_col]
+    times = parse_time(raw, "future's time", dayfirst=dayfirst, date_format=date_format)
     values = np.stack([to_float(future[c], f"future covariate {c!r}", "covariates are numbers")
                        for c in names], axis=1)  # fmt: skip
     if layout.format == "wide":

@@ -2,10 +2,11 @@
 fit, predict and backtest.
 
 `InputScaling` is one record (saved as JSON with the model): a `Scaler` for the targets (one
-mean and scale per series, as before covariates), one for the time-varying covariates (per
-column, pooled over the series, so a temperature means the same in every store), one for the
-real static covariates, and the categories seen for each categorical static covariate. Calendar
-features are computed from the timestamps and used as they are (already in [-0.5, 0.5]).
+mean and scale per series of the values after `target_transform`, as before covariates), one for
+the time-varying covariates (per column, pooled over the series, so a temperature means the same
+in every store), one for the real static covariates, and the categories seen for each
+categorical static covariate. Calendar features are computed from the timestamps and used as
+they are (already in [-0.5, 0.5]).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trellis_ts.data import transforms
 from trellis_ts.data.calendar import calendar_values
 from trellis_ts.data.frames import Panel, to_float
 from trellis_ts.data.scaling import Scaler, location_scale
@@ -43,9 +45,12 @@ class InputScaling:
     static: Scaler
     categories: dict[str, tuple]
     calendar: tuple[str, ...] = ()
+    transform: str = "none"  # the config's target_transform: what the model sees of the targets
 
     @classmethod
-    def fit(cls, panel: Panel, calendar: Sequence[str] = ()) -> InputScaling:
+    def fit(
+        cls, panel: Panel, calendar: Sequence[str] = (), transform: str = "none"
+    ) -> InputScaling:
         cov, layout = panel.covariates, panel.layout
         dynamic = [
             np.concatenate([p[:, k] for p in cov.past]) for k in range(len(layout.past_covariates))
@@ -56,12 +61,19 @@ class InputScaling:
         categories = {str(c): tuple(pd.unique(cov.static[c]).tolist())
                       for c in layout.static_covariates if c not in real}  # fmt: skip
         return cls(
-            target=Scaler.fit(panel.names, panel.values),
+            target=Scaler.fit(panel.names, cls._seen(transform, panel)),
             dynamic=Scaler.fit([*layout.past_covariates, *layout.future_covariates], dynamic),
             static=Scaler.fit(real, [cov.static[c].to_numpy(dtype=np.float64) for c in real]),
             categories=categories,
             calendar=tuple(calendar),
+            transform=transform,
         )
+
+    @staticmethod
+    def _seen(transform: str, panel: Panel) -> list[np.ndarray]:
+        """The targets as the model sees them (after the target transform), in the data's units."""
+        return [transforms.forward(transform, v, f"series {n!r}")
+                for n, v in zip(panel.names, panel.values, strict=True)]  # fmt: skip
 
     def inputs(self, layout) -> ModelInputs:
         """The covariate inputs of a model fitted with this scaling on frames of ``layout``."""
@@ -74,8 +86,9 @@ class InputScaling:
 
     def target_stats(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
         """Per-series mean and scale ``[n]``: the fit's for known series, a new id's own."""
+        seen = self._seen(self.transform, panel)
         stats = [known or location_scale(v) for known, v in
-                 zip(self.target.lookup(panel.names), panel.values, strict=True)]  # fmt: skip
+                 zip(self.target.lookup(panel.names), seen, strict=True)]  # fmt: skip
         mean, scale = np.array(stats, dtype=np.float64).reshape(-1, 2).T
         return mean, scale
 
@@ -143,7 +156,7 @@ class InputScaling:
         return {"target": self.target.to_dict(), "dynamic": self.dynamic.to_dict(),
                 "static": self.static.to_dict(),
                 "categories": {k: list(v) for k, v in self.categories.items()},
-                "calendar": list(self.calendar)}  # fmt: skip
+                "calendar": list(self.calendar), "transform": self.transform}  # fmt: skip
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> InputScaling:
@@ -153,10 +166,11 @@ class InputScaling:
             static=Scaler.from_dict(values["static"]),
             categories={k: tuple(v) for k, v in values["categories"].items()},
             calendar=tuple(values["calendar"]),
+            transform=values.get("transform", "none"),
         )
 
     @classmethod
-    def targets_only(cls, target: Scaler) -> InputScaling:
+    def targets_only(cls, target: Scaler, transform: str = "none") -> InputScaling:
         """The scaling of a model without covariates (what models saved before them hold)."""
         empty = Scaler.fit([], [])
-        return cls(target=target, dynamic=empty, static=empty, categories={})
+        return cls(target=target, dynamic=empty, static=empty, categories={}, transform=transform)

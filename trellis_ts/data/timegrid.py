@@ -1,4 +1,4 @@
-"""Time values and frequencies: parsing them and putting series on a regular time grid.
+"""Frequencies: parsing them and putting series on a regular time grid (dates.py reads times).
 
 Times are a DatetimeIndex (ns, maybe tz-aware) or an int64 array (integer time). Grid checks run
 on int64 (ns or steps) so a 4M-row long frame needs no per-row Python work.
@@ -17,7 +17,7 @@ from pandas.tseries.frequencies import to_offset
 
 from trellis_ts.errors import DataError
 
-__all__ = ["Grid", "as_int", "fmt_time", "future_index", "parse_freq", "parse_time", "regularize"]
+__all__ = ["Grid", "as_int", "fmt_time", "future_index", "parse_freq", "regularize"]
 
 
 def parse_freq(freq: Any, *, is_datetime: bool) -> pd.DateOffset | int:
@@ -41,50 +41,6 @@ def parse_freq(freq: Any, *, is_datetime: bool) -> pd.DateOffset | int:
         raise DataError(
             f"freq={freq!r} is not a pandas frequency alias; use one like 'h', 'D', '15min' or 'W-SUN'."
         ) from None
-
-
-def parse_time(raw: pd.Series | pd.Index, label: str) -> pd.DatetimeIndex | np.ndarray:
-    """Time values as a DatetimeIndex (ns) or an int64 array; DataError naming a bad value."""
-    values = raw if isinstance(raw, pd.Index) else pd.Index(raw)
-    na = np.asarray(values.isna())
-    if na.any():
-        raise DataError(
-            f"{label} has an empty value at row {int(np.argmax(na))}; remove or fill that row."
-        )
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return pd.DatetimeIndex(values).as_unit("ns")
-    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.to_numpy(dtype=np.int64)
-    if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
-        raise DataError(
-            f"{label} holds {values.dtype} values like {values[:1].tolist()[0]!r}, not datetimes or "
-            "integers; "
-            "pass time_col= naming the time column."
-        )
-    best = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pandas warns when it cannot infer one format
-        for fmt in (None, "ISO8601"):  # ISO8601 accepts "2020-01-01" next to "2020-01-01 01:00"
-            try:
-                out = pd.to_datetime(values, errors="coerce", format=fmt)
-            except (ValueError, TypeError, OverflowError):
-                continue
-            if not isinstance(out, pd.DatetimeIndex):
-                continue  # mixed time-zone offsets give an object Index
-            if not out.isna().any():
-                return out.as_unit("ns")
-            if best is None or out.isna().sum() < best.isna().sum():
-                best = out
-    if best is None:
-        raise DataError(
-            f"{label} could not be parsed as timestamps (e.g. {values[0]!r}); use one format "
-            "and one time zone for all values."
-        )
-    bad = values[int(np.argmax(np.asarray(best.isna())))]
-    raise DataError(
-        f"{label} has a value that is not a timestamp: {bad!r}; fix or remove it "
-        "(or pass time_col= if this is not the time column)."
-    )
 
 
 def future_index(last: Any, freq: str | int | Any, horizon: int) -> pd.Index:
@@ -164,7 +120,8 @@ def regularize(
         j = np.flatnonzero((codes[1:] == codes[:-1]) & (np.diff(pos) > 1))[0]
         raise DataError(
             f"missing timestamp {times[j] + step} after {fmt_time(times, j)}{where(codes[j])}; "
-            f"pass fill_gaps=True (with missing='interpolate' or 'ffill') to reindex to {alias!r}."
+            f"pass fill_gaps=True with missing='interpolate' (or missing='ffill') to reindex to "
+            f"{alias!r}."
         )
     total = int(full.sum())
     if total > 10 * len(t) + 100_000:  # a wrong freq would otherwise allocate a huge frame

@@ -84,6 +84,7 @@ from trellis_ts.data.scaling import Scaler
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.integrations.gluonts_lightning import TrellisGluonModule, fill_unobserved
 from trellis_ts.nn.covariates import ModelInputs
+from trellis_ts.sizing import default_sizes
 from trellis_ts.training import trainer_settings  # also quiets Lightning's start-up noise
 
 __all__ = ["DEFAULT_QUANTILES", "TrellisEstimator", "TrellisGluonModule", "fill_unobserved"]
@@ -131,8 +132,10 @@ class TrellisEstimator(PyTorchLightningEstimator):
     Parameters
     ----------
     prediction_length, context_length, freq
-        As in `TrellisConfig` (`context_length=None` takes its default). GluonTS reads each
-        series' frequency from its start period; `freq` is recorded in the config only.
+        As in `TrellisConfig`. GluonTS gives no data before `train`, so `context_length=None`
+        and unset patches take the fixed sizes `trellis_ts.sizing.default_sizes` gives without
+        a frequency: 336 and 16/8. GluonTS reads each series' frequency from its start period;
+        `freq` is recorded in the config only.
     num_feat_dynamic_real, num_past_feat_dynamic_real, num_feat_static_real, cardinality
         The covariates the entries carry (GluonTS's `feat_dynamic_real`, `past_feat_dynamic_real`,
         `feat_static_real`, and the number of categories of each `feat_static_cat`); None reads
@@ -181,8 +184,13 @@ class TrellisEstimator(PyTorchLightningEstimator):
         fields |= {"prediction_length": prediction_length, "freq": freq}
         if context_length is not None:
             fields["context_length"] = context_length
-        self.config = TrellisConfig.from_dict(fields)
+        self.config = default_sizes(TrellisConfig.from_dict(fields))
         c = self.config
+        if c.target_transform != "none":
+            raise ConfigError(
+                f"target_transform={c.target_transform!r} belongs to TrellisForecaster; the "
+                "GluonTS path trains on the series as given (leave it at 'none')"
+            )
         if c.model != "encoder":
             raise ConfigError(
                 f"model={c.model!r}: TrellisEstimator trains the Trellis encoder only; use "

@@ -23,15 +23,16 @@ from .chunking import to_chunks
 from .common import TrellisState, between_passes
 
 
-def unit_lower_inverse(a: Tensor) -> Tensor:
-    """`(I + A)⁻¹` for strictly lower-triangular `A [*, C, C]` (A's diagonal and upper part are
-    not read): one batched triangular solve against the identity.
+def unit_lower_solve(a: Tensor, rhs: Tensor, transpose: bool = False) -> Tensor:
+    """`(I + A)⁻¹ rhs` (or `(I + A)⁻ᵀ rhs`) for strictly lower-triangular `A [*, C, C]`.
 
-    Measured on one CPU thread, this beat both row-by-row forward substitution and blocked
-    doubling in batched products, whose tiny matrices cost more in overhead than in arithmetic.
+    A's diagonal and upper part are not read. One batched triangular solve: measured on one
+    CPU thread it beat forming the inverse (by a solve, by row-by-row forward substitution or by
+    blocked doubling in batched products) and multiplying by it.
     """
-    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
-    return torch.linalg.solve_triangular(a, eye, upper=False, unitriangular=True)
+    if transpose:
+        return torch.linalg.solve_triangular(a.mT, rhs, upper=True, unitriangular=True)
+    return torch.linalg.solve_triangular(a, rhs, upper=False, unitriangular=True)
 
 
 def decay_ratios(b: Tensor) -> Tensor:
@@ -72,17 +73,18 @@ class DeltaRule(torch.autograd.Function):
         a = x @ (gamma[..., None] * x).mT  # weighted in place into A = R_s ⊙ X (γ ⊙ X)ᵀ
         a[..., 1:, :] *= ratio[..., :-1, :]  # R_s[r] = R[r − 1]: μ_{r−1}/μ_i, zero for i ≥ r
         a[..., 0, :] = 0.0
-        t = unit_lower_inverse(a)
-        del a
         mu = b.exp()
-        starts = final = None
-        if memory is None and n_chunks == 1:  # one chunk from zero memory: E = T α
-            errors = t @ alpha
+        starts = final = w = None
+        if memory is None and n_chunks == 1:  # one chunk from zero memory: E = (I + A)⁻¹ α
+            errors = unit_lower_solve(a, alpha)
             if want_final:
                 end = _end_weights(gamma, ratio)[..., 0, :, None] * x[..., 0, :, :]
                 final = errors[..., 0, :, :].mT @ end
-        else:
-            errors, starts, final = _scan(x, alpha, gamma, ratio, mu, t, memory)
+        else:  # (I + A)⁻¹ [α, μ⁻ ⊙ X] in one solve: T α and W of every chunk
+            slots = alpha.shape[-1]
+            both = unit_lower_solve(a, torch.cat([alpha, _shifted(mu)[..., None] * x], dim=-1))
+            errors, w = both[..., :slots].contiguous(), both[..., slots:]
+            starts, final = _scan(w, errors, gamma, ratio, mu, x, memory)
         writes = gamma[..., None] * errors  # γ_i E_i: the read's decay matrix is then γ-free
         # The read inside the chunk: local = S Y with S = R ⊙ (r Vᵀ), (V, Y) = (x, Γ) for the
         # key pass and (Γ, x) for the value pass; then the start memory's part.
@@ -93,13 +95,13 @@ class DeltaRule(torch.autograd.Function):
             out = local
         else:
             out = local + mu[..., None] * (r @ (starts if transposed else starts.mT))
-        ctx.save_for_backward(x, r, b, gamma, ratio, t, errors, starts, local, s)
+        ctx.save_for_backward(x, r, b, gamma, ratio, a, w, errors, starts, local, s)
         ctx.transposed, ctx.has_memory = transposed, memory is not None
         return out, (final if want_final else None)
 
     @staticmethod
     def backward(ctx, grad_out, grad_final):
-        x, r, b, gamma, ratio, t, errors, starts, local, s = ctx.saved_tensors
+        x, r, b, gamma, ratio, a, w, errors, starts, local, s = ctx.saved_tensors
         mu = b.exp()
         writes = gamma[..., None] * errors
         # The read. The log-ratio gradient L = dS ⊙ S enters b only through its row and column
@@ -134,13 +136,13 @@ class DeltaRule(torch.autograd.Function):
                 grad_errors += (_end_weights(gamma, ratio)[..., None] * x) @ grad_next.mT
                 _end_write_grads(x, errors, gamma, ratio, grad_next, *grads)
         else:
-            grad_memory, grad_next = _scan_backward(x, gamma, ratio, mu, t, starts, grad_errors,
+            grad_memory, grad_next = _scan_backward(x, gamma, ratio, mu, w, starts, grad_errors,
                                                     grad_starts, grad_final, grad_mu)  # fmt: skip
             _end_write_grads(x, errors, gamma, ratio, grad_next, *grads)
         # The solve: E = T Z, Z = α − μ⁻ ⊙ (X M₀ᵀ), T = (I + A)⁻¹, A = R_s ⊙ (X Xᵀ) ⊙ γ_i with
         # R_s the ratios shifted down a row. With M = dZ Eᵀ ⊙ R_s (= −dL/dA ⊙ R_s), the gradients
         # of X, γ and b all come from the two products Mᵀ X and M (γ ⊙ X).
-        grad_z = t.mT @ grad_errors
+        grad_z = unit_lower_solve(a, grad_errors, transpose=True)
         m = grad_z @ errors.mT
         m[..., 1:, :] *= ratio[..., :-1, :]
         m[..., 0, :] = 0.0
@@ -181,34 +183,31 @@ def _end_write_grads(x, errors, gamma, ratio, grad_next, grad_x, grad_b, grad_ga
     grad_b -= weighted
 
 
-def _scan(x, alpha, gamma, ratio, mu, t, memory):
+def _scan(w, errors, gamma, ratio, mu, x, memory):
     """Chunk-to-chunk recurrence: `E_j = T_j α_j − W_j M_jᵀ`, `M_{j+1} = μ_C M_j + E_jᵀ G_j`.
 
-    `W = T (μ⁻ ⊙ X)` and `G = g ⊙ X` (writes weighted by their decay to the chunk end) are
-    formed for all chunks at once. Returns `E [*, N, C, m]`, the chunk-start memories
-    `[*, N, m, n]` and the final memory.
+    `errors` holds `T α` of every chunk on entry and `E` on return (in place); `W = T (μ⁻ ⊙ X)`
+    and `G = g ⊙ X` (writes weighted by their decay to the chunk end) are formed for all chunks
+    at once. Returns the chunk-start memories `[*, N, m, n]` and the final memory.
     """
     n_chunks = x.shape[-3]
-    w = t @ (_shifted(mu)[..., None] * x)
-    errors = t @ alpha
     gx = _end_weights(gamma, ratio)[..., None] * x
     if memory is None:
-        memory = x.new_zeros(x.shape[:-3] + alpha.shape[-1:] + x.shape[-1:])
+        memory = x.new_zeros(x.shape[:-3] + errors.shape[-1:] + x.shape[-1:])
     starts = memory.new_empty(memory.shape[:-2] + (n_chunks,) + memory.shape[-2:])
     for j in range(n_chunks):
         starts[..., j, :, :] = memory
         e = errors[..., j, :, :]
         e -= w[..., j, :, :] @ memory.mT
         memory = mu[..., j, -1, None, None] * memory + e.mT @ gx[..., j, :, :]
-    return errors, starts, memory
+    return starts, memory
 
 
-def _scan_backward(x, gamma, ratio, mu, t, starts, grad_errors, grad_starts, grad_final, grad_mu):
+def _scan_backward(x, gamma, ratio, mu, w, starts, grad_errors, grad_starts, grad_final, grad_mu):
     """Reverse of `_scan`: adds the end writes' part into `grad_errors` and the chunk decays'
     into `grad_mu`, in place. Returns dL/d(start memory) and dL/d(each chunk's end memory).
     """
     n_chunks = x.shape[-3]
-    w = t @ (_shifted(mu)[..., None] * x)
     gx = _end_weights(gamma, ratio)[..., None] * x
     grad_memory = torch.zeros_like(starts[..., 0, :, :]) if grad_final is None else grad_final
     grad_next = torch.empty_like(starts)
