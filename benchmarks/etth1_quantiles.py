@@ -94,8 +94,8 @@ def main() -> None:
 
     # Forecast every test window with the fitted model and the fit's per-channel scaling.
     contexts, truth = test_windows(values, L, H)
-    mean = np.array(forecaster.scaler_["mean"])[:, None, None]
-    scale = np.array(forecaster.scaler_["scale"])[:, None, None]
+    mean = forecaster.scaling_.target.mean[:, None, None]
+    scale = forecaster.scaling_.target.scale[:, None, None]
     n_channels, n_windows = contexts.shape[:2]
     scaled = ((contexts - mean) / scale).reshape(n_channels * n_windows, L).astype(np.float32)
     started = time.perf_counter()

@@ -50,7 +50,7 @@ class Bench:
     def __init__(self, config, batch: int, windows: int, seed: int = 0) -> None:
         import torch
 
-        from trellis_ts.baselines import build_model
+        from trellis_ts.model import build_model
 
         torch.manual_seed(seed)
         self.config = config

@@ -52,13 +52,14 @@ def scaled_long_frame(data_dir: Path):
     """ETTh1's first 14,400 rows in long format, scaled by the train rows' statistics."""
     import pandas as pd
 
-    from trellis_ts.benchmark import StandardScaler, split_borders
+    from trellis_ts.benchmark import split_borders
     from trellis_ts.data.registry import load_dataset
+    from trellis_ts.data.scaling import Scaler
 
     data = load_dataset("ETTh1", data_dir)
     borders = split_borders(data.split, len(data.values), L)
     end = borders["test"][1]
-    scaler = StandardScaler.fit(data.values[slice(*borders["train"])])
+    scaler = Scaler.fit_rows(data.channels, data.values[slice(*borders["train"])])
     values = scaler.transform(data.values[:end])
     frames = [pd.DataFrame({"unique_id": name, "ds": data.time[:end], "y": values[:, c]})
               for c, name in enumerate(data.channels)]  # fmt: skip

@@ -172,16 +172,16 @@ def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dic
     """`forecast_contexts` over `windows` context windows of the demo series, `batch` at a time."""
     import lightning.pytorch as pl
 
-    from trellis_ts.baselines import build_model
     from trellis_ts.config import TrellisConfig
     from trellis_ts.data import WindowDataset, make_demo_series
+    from trellis_ts.model import build_model
     from trellis_ts.training import forecast_contexts
 
     channels = 8
     values = make_demo_series(L + horizon + windows // channels, channels)
     values = (values - values.mean(0)) / values.std(0)
     data = WindowDataset(list(values.T), L, horizon)
-    contexts = data.gather(range(windows))[0][:, :, 0].numpy()  # [windows, L]
+    contexts = data.gather(range(windows))["past_target"].numpy()  # [windows, L]
     config = TrellisConfig(context_length=L, prediction_length=horizon, patch_len=16,
                            patch_stride=8, mixer=mixer, head="pool")  # fmt: skip
     pl.seed_everything(0, verbose=False)

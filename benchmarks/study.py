@@ -143,18 +143,21 @@ def _settings_key(model: str, settings: dict[str, Any]) -> str:
     return _canonical(resolve_config(model, settings).to_dict())
 
 
-def _job(dataset, model, settings, L, H, seed, results, validation_only=False) -> dict[str, Any]:
+def _job(dataset, model, settings, L, H, seed, results, validation_only=False,
+         features="M") -> dict[str, Any]:  # fmt: skip
     return {"dataset": dataset, "model": model, "settings": settings, "L": L, "H": H,
-            "seed": seed, "results": results, "validation_only": validation_only}  # fmt: skip
+            "seed": seed, "results": results, "validation_only": validation_only,
+            "features": features}  # fmt: skip
 
 
 def _key(job_or_record: dict[str, Any]) -> tuple:
     r = job_or_record
+    features = r.get("features", "M")
     if "settings" in r:
-        return (r["dataset"], r["model"], _settings_key(r["model"], r["settings"]), r["L"], r["H"],
-                r["seed"])  # fmt: skip
-    return (r["dataset"], r["model"], _canonical(r["config"]), r["context_length"], r["horizon"],
-            r["seed"])  # fmt: skip
+        return (r["dataset"], features, r["model"], _settings_key(r["model"], r["settings"]),
+                r["L"], r["H"], r["seed"])  # fmt: skip
+    return (r["dataset"], features, r["model"], _canonical(r["config"]), r["context_length"],
+            r["horizon"], r["seed"])  # fmt: skip
 
 
 def _launch(job: dict[str, Any], data_dir: Path) -> int:
@@ -163,13 +166,14 @@ def _launch(job: dict[str, Any], data_dir: Path) -> int:
     command = [sys.executable, "-m", "trellis_ts", "benchmark", job["dataset"],
                "--data-dir", str(data_dir), "--context-length", str(job["L"]),
                "--horizons", str(job["H"]), "--model", job["model"], "--config", fh.name,
-               "--seeds", str(job["seed"]), "--results", str(job["results"]), "--quiet"]  # fmt: skip
+               "--seeds", str(job["seed"]), "--results", str(job["results"]), "--quiet",
+               "--features", job["features"]]  # fmt: skip
     if job["validation_only"]:
         command.append("--validation-only")
     command += ["--val-stride", str(VAL_STRIDE.get(job["dataset"], 1))]
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    label = (f"{job['dataset']} {job['model']} L={job['L']} H={job['H']} seed={job['seed']} "
-             f"{job['settings']}")  # fmt: skip
+    label = (f"{job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
+             f"seed={job['seed']} {job['settings']}")  # fmt: skip
     print(f"start  {label}", flush=True)
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
     os.unlink(fh.name)

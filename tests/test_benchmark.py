@@ -12,7 +12,6 @@ from torch import nn
 
 from tests.conftest import ETTH1
 from trellis_ts.benchmark import (
-    StandardScaler,
     evaluate_windows,
     prepare_splits,
     render_table,
@@ -21,7 +20,7 @@ from trellis_ts.benchmark import (
     split_borders,
     split_windows,
 )
-from trellis_ts.data import DATASETS, dataset_spec, file_sha256, load_dataset
+from trellis_ts.data import DATASETS, Scaler, dataset_spec, file_sha256, load_dataset
 from trellis_ts.errors import ConfigError, DataError
 
 RECORD_FIELDS = {
@@ -98,7 +97,7 @@ def test_scaler_is_fitted_on_train_rows_only():
     np.testing.assert_allclose(scaler.scale, values[:700].std(0, ddof=0))  # population std
     np.testing.assert_allclose(rows["train"], rows_spoiled["train"])
     assert rows["val"].shape == (100 + 48, 4) and rows["test"].shape == (200 + 48, 4)
-    constant = StandardScaler.fit(np.ones((10, 2)))
+    constant = Scaler.fit_rows(["a", "b"], np.ones((10, 2)))
     np.testing.assert_array_equal(constant.scale, [1.0, 1.0])
 
 
@@ -110,8 +109,8 @@ class RepeatLastHorizon(nn.Module):
         super().__init__()
         self.horizon = horizon
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.9 * x[:, -self.horizon :, :]
+    def forward(self, past_target: torch.Tensor) -> torch.Tensor:
+        return 0.9 * past_target[:, -self.horizon :]
 
 
 @pytest.mark.parametrize("batch_size", [7, 1000])
@@ -259,7 +258,7 @@ def test_validation_only_runs_never_touch_the_test_rows(tmp_path, monkeypatch):
     seen = []
     real_prepare = bm.prepare_splits
     monkeypatch.setattr(
-        bm, "prepare_splits", lambda v, b: seen.append(set(b)) or real_prepare(v, b)
+        bm, "prepare_splits", lambda v, b, n: seen.append(set(b)) or real_prepare(v, b, n)
     )
     monkeypatch.setattr(bm, "evaluate_windows", lambda *a, **k: pytest.fail("test rows scored"))
     results = tmp_path / "search.jsonl"

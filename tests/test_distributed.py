@@ -23,8 +23,8 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import DDPStrategy
 
 from trellis_ts import TrellisConfig, TrellisForecaster
-from trellis_ts.baselines import build_model
 from trellis_ts.data import make_demo_frame
+from trellis_ts.model import build_model
 from trellis_ts.training import make_trainer
 
 from .conftest import REPO, TINY

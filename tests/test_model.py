@@ -89,7 +89,7 @@ def test_wrong_input_length_is_refused():
 
 
 def test_dlinear_shapes_and_seasonal_naive_repeats_the_last_season():
-    from trellis_ts.baselines import build_model
+    from trellis_ts.model import build_model
 
     config = TrellisConfig(**SMALL, model="dlinear")
     x = example_inputs(config, batch=2, channels=3)
@@ -156,3 +156,85 @@ def test_linear_path_adds_a_linear_forecast_of_the_normalised_context():
     quantile = TrellisModel(config.replace(loss="quantile")).eval()
     y = quantile(x)
     assert y.shape == (2, config.prediction_length, 3, 3) and (y.diff(dim=-1) >= 0).all()
+
+
+# ------------------------------------------------------------------ covariates
+def covariate_batch(config, inputs, batch=3, seed=0):
+    from trellis_ts.model import ModelInputs  # noqa: F401  (the type the inputs are)
+
+    gen = torch.Generator().manual_seed(seed)
+    L, H = config.context_length, config.prediction_length
+    out = {"past_target": torch.randn(batch, L, generator=gen)}
+    if inputs.past_feat_dynamic_real:
+        out["past_feat_dynamic_real"] = torch.randn(
+            batch, L, inputs.past_feat_dynamic_real, generator=gen
+        )
+    if inputs.feat_dynamic_real:
+        out["feat_dynamic_real"] = torch.randn(
+            batch, L + H, inputs.feat_dynamic_real, generator=gen
+        )
+    if inputs.feat_static_real:
+        out["feat_static_real"] = torch.randn(batch, inputs.feat_static_real, generator=gen)
+    if inputs.feat_static_cat:
+        out["feat_static_cat"] = torch.tensor([[i % (c + 1) for c in inputs.feat_static_cat]
+                                               for i in range(batch)])  # fmt: skip
+    return out
+
+
+ALL_INPUTS = dict(past_feat_dynamic_real=2, feat_dynamic_real=3, feat_static_real=1,
+                  feat_static_cat=(4,))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["trellis", "attention", "dlinear"])
+def test_covariates_shapes_and_every_input_counts(kind):
+    from trellis_ts.model import build_model
+    from trellis_ts.nn.covariates import ModelInputs
+
+    extra = {"model": "dlinear"} if kind == "dlinear" else {"mixer": kind}
+    config = TrellisConfig(**{**SMALL, "prediction_length": 12}, **extra)
+    inputs = ModelInputs(**ALL_INPUTS)
+    model = build_model(config, inputs).eval()
+    batch = covariate_batch(config, inputs)
+    y = model(**batch)
+    assert y.shape == (3, 12) and torch.isfinite(y).all()
+    for name in inputs.fields:
+        changed = dict(batch)
+        changed[name] = batch[name] + 1 if name != "feat_static_cat" else (batch[name] + 1) % 5
+        assert not torch.allclose(model(**changed), y), name
+    late = dict(batch, feat_dynamic_real=batch["feat_dynamic_real"].clone())
+    late["feat_dynamic_real"][:, -1] += 1  # the horizon's last known values reach the forecast
+    assert not torch.allclose(model(**late), y)
+    if kind != "dlinear":
+        with pytest.raises(ValueError, match="missing inputs"):
+            model(batch["past_target"])
+
+
+def test_covariates_are_shared_by_the_channels_of_a_row():
+    from trellis_ts.model import build_model
+    from trellis_ts.nn.covariates import ModelInputs
+
+    config = TrellisConfig(**SMALL)
+    inputs = ModelInputs(**ALL_INPUTS)
+    model = build_model(config, inputs).eval()
+    batch = covariate_batch(config, inputs, batch=2)
+    channels = torch.randn(2, config.context_length, 4)
+    joint = model(**(batch | {"past_target": channels}))  # [B, H, C]
+    for c in range(4):
+        alone = model(**(batch | {"past_target": channels[..., c]}))
+        torch.testing.assert_close(joint[..., c], alone)
+
+
+def test_without_covariates_no_weights_are_added():
+    from trellis_ts.model import build_model
+    from trellis_ts.nn.covariates import ModelInputs
+
+    config = TrellisConfig(**SMALL)
+    torch.manual_seed(0)
+    plain = build_model(config)
+    torch.manual_seed(0)
+    empty = build_model(config, ModelInputs())
+    assert plain.covariates is None and empty.covariates is None
+    for (name, a), (_, b) in zip(
+        plain.state_dict().items(), empty.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(a, b, msg=name)

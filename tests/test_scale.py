@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from trellis_ts import TrellisConfig, TrellisForecaster
-from trellis_ts.baselines import build_model
 from trellis_ts.data import WindowDataset, make_demo_frame, make_demo_series
+from trellis_ts.model import build_model
 from trellis_ts.training import forecast_contexts
 
 from .conftest import TINY
@@ -30,7 +30,7 @@ class CountBatches(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.batches[-1] += 1
-        self.windows[-1] += len(batch[0])
+        self.windows[-1] += len(batch["past_target"])
 
 
 def many_series_frame(n_series: int, n_steps: int) -> pd.DataFrame:
@@ -107,9 +107,10 @@ def test_windows_are_views_into_one_buffer_for_every_series():
     assert data.data.untyped_storage().nbytes() == 4 * 680  # 4 bytes a point, whatever the windows
     assert len(data) > 400
     for i in (0, len(data) // 2, len(data) - 1):  # first, a middle one, last (third series)
-        x, y = data[i]
+        item = data[i]
+        x, y = item["past_target"], item["future_target"]
         s, start = data.locate(i)
         assert x.untyped_storage().data_ptr() == base and y.untyped_storage().data_ptr() == base
         at = int(data.offsets[s]) + start
         assert x.data_ptr() == base + 4 * (at - 48) and y.data_ptr() == base + 4 * at
-        np.testing.assert_array_equal(x[:, 0].numpy(), series[s][start - 48 : start])
+        np.testing.assert_array_equal(x.numpy(), series[s][start - 48 : start])

@@ -26,14 +26,14 @@ DATA = make_demo_frame(n_steps=900, n_channels=2, seed=4)
 def test_warm_start_continues_from_the_fitted_weights():
     first, everything = DATA.iloc[:500], DATA
     trained = TrellisForecaster(**{**TINY, "max_epochs": 6}).fit(first)
-    scaler = dict(trained.scaler_)
+    scaling = trained.scaling_
     trained.set_params(max_epochs=1)
     trained.fit(everything, warm_start=True)
     scratch = TrellisForecaster(**{**TINY, "max_epochs": 1}).fit(everything)
     # one more epoch after six beats one epoch from scratch on the same validation windows
     assert trained.summary_.best_val_loss < 0.8 * scratch.summary_.best_val_loss
     assert trained.summary_.epochs == 1 and trained.summary_.extra == {"warm_start": True}
-    assert trained.scaler_ == scaler  # the fitted scaling is kept
+    assert trained.scaling_ == scaling  # the fitted scaling is kept
     fc = trained.predict()  # from the end of the new data
     assert fc["date"].iloc[0] == everything["date"].iloc[-1] + pd.Timedelta("1h")
     assert trained.calibration_.counts[0] > 0
@@ -50,7 +50,9 @@ def test_a_tiny_learning_rate_leaves_the_model_as_it_was():
 def test_rescale_recomputes_the_scaling():
     model = TrellisForecaster(**TINY).fit(DATA.iloc[:300])
     model.fit(DATA, warm_start=True, rescale=True)
-    np.testing.assert_allclose(model.scaler_["mean"], DATA[["load_1", "load_2"]].mean(), rtol=1e-12)
+    np.testing.assert_allclose(
+        model.scaling_.target.mean, DATA[["load_1", "load_2"]].mean(), rtol=1e-12
+    )
 
 
 def test_warm_start_needs_a_fitted_model_and_the_same_model_and_series():

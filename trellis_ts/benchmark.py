@@ -6,8 +6,11 @@ Protocol (the one published LTSF numbers use; datasets/README.md has the dataset
   window has a full context: ETT hourly train ``[0, 8640)``, validation ``[8640 - L, 11520)``,
   test ``[11520 - L, 14400)`` (ETT 15-minute: the same ×4); other files 7:1:2 with
   ``n_train = int(T * 0.7)``, ``n_test = int(T * 0.2)``, ``n_val = T - n_train - n_test``;
-* every column except the date forecast jointly ("M"), each channel by the same weights;
-* a standard scaler (per channel mean, population std) fitted on the train rows only;
+* every column except the date forecast jointly ("M"), each channel by the same weights; or
+  the target column alone ("S"), or the target from its history and the other columns' as
+  past covariates ("MS"), as the Time-Series-Library names these settings;
+* a standard scaler (per channel mean, population std: `trellis_ts.data.Scaler`) fitted on the
+  train rows only, for every column;
 * train on the train rows' windows, early-stop on the validation rows' windows, and score
   every test window (stride 1, none dropped: ``len(test) - L - H + 1`` per channel) by MSE and
   MAE on the scaled values, averaged over windows, horizon steps and channels.
@@ -23,7 +26,6 @@ import resource
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,17 +34,18 @@ import numpy as np
 import yaml
 from torch import nn
 
-from trellis_ts.config import TrellisConfig
+from trellis_ts.config import TrellisConfig, with_season_length
 from trellis_ts.data.registry import LoadedDataset, load_dataset
-from trellis_ts.data.windows import WindowDataset
+from trellis_ts.data.scaling import Scaler
+from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
 from trellis_ts.errors import ConfigError, DataError
-from trellis_ts.metrics import seasonal_period
+from trellis_ts.nn.covariates import ModelInputs
 from trellis_ts.sizing import PATCHTST_PATCH
 from trellis_ts.training import forecast_contexts, train_model
 
 __all__ = [
+    "FEATURES",
     "MODEL_CHOICES",
-    "StandardScaler",
     "evaluate_windows",
     "load_config",
     "prepare_splits",
@@ -60,11 +63,14 @@ MODEL_CHOICES: dict[str, dict[str, str]] = {
     "dlinear": {"model": "dlinear"},
     "seasonal_naive": {"model": "seasonal_naive"},
 }
+# What is forecast from what: every channel ("M"), the target alone ("S"), or the target with
+# every other channel as a past covariate ("MS").
+FEATURES = ("M", "S", "MS")
 DEFAULT_RESULTS = Path("benchmarks") / "results.jsonl"
 ETT_MONTH = 30 * 24  # hours in the protocol's 30-day month
 _NOT_IN_CONFIG_ID = ("context_length", "prediction_length", "random_state", "verbose")
 # Fields added after results were recorded: at these values they leave a run's config id as it was.
-_ID_NEUTRAL = {"target_transform": "none"}
+_ID_NEUTRAL = {"target_transform": "none", "calendar_features": []}
 
 
 # ------------------------------------------------------------------------------ splits
@@ -105,45 +111,37 @@ def _check_windows(borders: dict[str, tuple[int, int]], L: int, H: int) -> None:
             )
 
 
-@dataclass(frozen=True)
-class StandardScaler:
-    """Per-channel mean and population std (as scikit-learn's StandardScaler; a zero std is 1)."""
-
-    mean: np.ndarray  # [C]
-    scale: np.ndarray  # [C]
-
-    @classmethod
-    def fit(cls, values: np.ndarray) -> StandardScaler:
-        """Statistics of ``values`` ``[T, C]`` (float64 arithmetic)."""
-        values = np.asarray(values, dtype=np.float64)
-        scale = values.std(axis=0)
-        scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
-        return cls(values.mean(axis=0), scale)
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return (np.asarray(values, dtype=np.float64) - self.mean) / self.scale
-
-    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(values, dtype=np.float64) * self.scale + self.mean
-
-
 def prepare_splits(
-    values: np.ndarray, borders: dict[str, tuple[int, int]]
-) -> tuple[StandardScaler, dict[str, np.ndarray]]:
+    values: np.ndarray, borders: dict[str, tuple[int, int]], names: Sequence[str] | None = None
+) -> tuple[Scaler, dict[str, np.ndarray]]:
     """Fit the scaler on the train rows only; return it and each split's scaled rows ``[T_s, C]``."""
     start, stop = borders["train"]
-    scaler = StandardScaler.fit(values[start:stop])
+    names = [str(c) for c in range(values.shape[1])] if names is None else names
+    scaler = Scaler.fit_rows(names, values[start:stop])
     return scaler, {name: scaler.transform(values[a:b]) for name, (a, b) in borders.items()}
 
 
-def _channels(rows: np.ndarray) -> list[np.ndarray]:
-    """``[T, C]`` → C univariate float32 series (the models are channel-independent)."""
-    return [np.ascontiguousarray(rows[:, c], dtype=np.float32) for c in range(rows.shape[1])]
+def split_series(rows: np.ndarray, features: str = "M", target: int = -1) -> SeriesSet:
+    """A split's scaled rows ``[T, C]`` as the model's series: every channel (``"M"``), the
+    ``target`` column alone (``"S"``), or the target with the other columns as past covariates
+    (``"MS"``). The models are channel-independent, so "M" is C univariate series."""
+    rows = np.asarray(rows, dtype=np.float32)
+    if features == "M":
+        return SeriesSet(target=[np.ascontiguousarray(rows[:, c]) for c in range(rows.shape[1])])
+    target = target % rows.shape[1]
+    series = SeriesSet(target=[np.ascontiguousarray(rows[:, target])])
+    if features == "S":
+        return series
+    others = np.delete(rows, target, axis=1)
+    return SeriesSet(target=series.target, past_feat_dynamic_real=[others])
 
 
-def split_windows(rows: np.ndarray, context_length: int, horizon: int) -> WindowDataset:
-    """Every window (stride 1) of every channel of ``rows`` ``[T, C]``: ``T - L - H + 1`` each."""
-    return WindowDataset(_channels(rows), context_length, horizon)
+def split_windows(
+    rows: np.ndarray, context_length: int, horizon: int, features: str = "M", target: int = -1
+) -> WindowDataset:
+    """Every window (stride 1) of every forecast channel of ``rows`` ``[T, C]``:
+    ``T - L - H + 1`` each."""
+    return WindowDataset(split_series(rows, features, target), context_length, horizon)
 
 
 def evaluate_windows(
@@ -156,11 +154,12 @@ def evaluate_windows(
     n, H = len(windows), windows.prediction_length
     squared = absolute = 0.0
     for start in range(0, n, batch_size):
-        x, y = windows.gather(np.arange(start, min(start + batch_size, n)))
-        pred = forecast_contexts(model, x[:, :, 0].numpy(), batch_size=batch_size)
+        batch = windows.gather(np.arange(start, min(start + batch_size, n)))
+        inputs = {k: v.numpy() for k, v in model_inputs(batch).items()}
+        pred = forecast_contexts(model, inputs, batch_size=batch_size)
         if pred.ndim == 3:
             pred = pred[..., point_index]
-        err = pred - y[:, :, 0].numpy().astype(np.float64)
+        err = pred - batch["future_target"].numpy().astype(np.float64)
         squared += float(np.sum(err * err))
         absolute += float(np.sum(np.abs(err)))
     count = max(n * H, 1)
@@ -225,16 +224,27 @@ def resolve_config(
 
 def _run_configs(base: TrellisConfig, L: int, horizons: Sequence[int], freq: str | None):
     """Validated configs per horizon (all checked before the first run starts)."""
-    base = base.replace(context_length=L)
-    if base.model == "seasonal_naive" and base.season_length is None:
-        season = seasonal_period(freq)
-        if season > L:
-            raise ConfigError(
-                f"the data's natural season ({season} steps at freq {freq!r}) is longer than "
-                f"context_length={L}; set season_length or a longer context"
-            )
-        base = base.replace(season_length=season)
+    base = with_season_length(base.replace(context_length=L), freq)
     return {h: base.replace(prediction_length=h) for h in horizons}
+
+
+def _target_column(data: LoadedDataset, features: str, target: str | None) -> int:
+    """The position of the forecast column of an "S" or "MS" run (default: ``OT``, else the last)."""
+    if features not in FEATURES:
+        raise ConfigError(
+            f"features={features!r} is not valid; choose one of: {', '.join(FEATURES)} (every "
+            "channel; the target alone; the target with the other channels as past covariates)"
+        )
+    names = [str(c) for c in data.channels]
+    if target is None:
+        return names.index("OT") if "OT" in names else len(names) - 1
+    if features == "M":
+        raise ConfigError(
+            f"target={target!r} needs features 'S' or 'MS' ('M' forecasts every channel)"
+        )
+    if str(target) not in names:
+        raise DataError(f"target={target!r} is not a column of {data.name}; its columns: {names}")
+    return names.index(str(target))
 
 
 def _int_list(values: Any, name: str, minimum: int) -> list[int]:
@@ -262,6 +272,8 @@ def run_benchmark(
     results_path: str | Path | None = DEFAULT_RESULTS,
     table_path: str | Path | None = None,
     score_test: bool = True,
+    features: str = "M",
+    target: str | None = None,
     val_stride: int = 1,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
@@ -277,6 +289,10 @@ def run_benchmark(
     windowed or scored, and the records carry ``mse``/``mae`` of None beside the validation
     loss (``best_val_loss``) that a search compares; the table leaves such records out.
 
+    ``features`` is "M" (every channel forecast), "S" (the ``target`` column alone; default
+    ``OT``, else the last column) or "MS" (the target, with every other channel as a past
+    covariate); MSE and MAE are then the target's alone.
+
     ``val_stride`` keeps every n-th validation window for early stopping (a large validation
     split's pass then costs 1/n); the test windows are always all scored.
     """
@@ -290,26 +306,31 @@ def run_benchmark(
     for h in horizons:
         _check_windows(borders, L, h)
     configs = _run_configs(base, L, horizons, data.freq)
+    column = _target_column(data, features, target)
     if not score_test:  # choosing settings: the test rows stay out of the process entirely
         borders = {k: v for k, v in borders.items() if k != "test"}
-    _, rows = prepare_splits(data.values, borders)  # the scaler: train rows only
-    train, val = _channels(rows["train"]), _channels(rows["val"])
+    _, rows = prepare_splits(data.values, borders, data.channels)  # the scaler: train rows only
+    train, val = (split_series(rows[k], features, column) for k in ("train", "val"))
+    inputs = ModelInputs(past_feat_dynamic_real=len(data.channels) - 1 if features == "MS" else 0)
 
     records = []
     for h in horizons:
         for seed in seeds:
             run_config = configs[h].replace(random_state=seed)
             started = time.perf_counter()
-            fitted, summary = train_model(run_config, train, val_series=val, val_stride=val_stride)
+            fitted, summary = train_model(run_config, train, inputs=inputs, val_series=val,
+                                          val_stride=val_stride)  # fmt: skip
             train_seconds = time.perf_counter() - started
             started = time.perf_counter()
             scores = {"mse": None, "mae": None, "windows": None}
             if score_test:
-                windows = split_windows(rows["test"], L, h)
+                windows = split_windows(rows["test"], L, h, features, column)
                 scores = evaluate_windows(fitted, windows, point_index=run_config.point_index)
             eval_seconds = time.perf_counter() - started
             record = _record(data, model, run_config, seed, scores, summary, borders,
                              train_seconds, eval_seconds) | {"val_stride": val_stride}  # fmt: skip
+            record |= {"features": features,
+                       "target": None if features == "M" else data.channels[column]}  # fmt: skip
             records.append(record)
             if results_path is not None:
                 _append_jsonl(results_path, record)
@@ -410,7 +431,9 @@ def render_table(source: str | Path | Iterable[dict[str, Any]]) -> str:
     records = [r for r in records if r.get("mse") is not None]
     groups: dict[tuple, dict[int, dict[int, dict]]] = {}
     for r in records:
-        key = (r["dataset"], r["model"], r.get("config_id", ""), r["context_length"])
+        features = r.get("features", "M")
+        name = r["dataset"] if features == "M" else f"{r['dataset']} {features}"
+        key = (name, r["model"], r.get("config_id", ""), r["context_length"])
         groups.setdefault(key, {}).setdefault(r["horizon"], {})[r["seed"]] = r
     lines = [
         "| Dataset | Model | Config | L | H | MSE | MAE | Seeds | Train s | Peak RSS MB | Params |",

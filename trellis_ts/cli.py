@@ -19,10 +19,10 @@ from typing import Annotated, Any
 
 import typer
 
-import trellis_ts
 from trellis_ts.cli_options import (
     DataSource,
     Force,
+    Future,
     Json,
     Level,
     ModelDir,
@@ -30,57 +30,19 @@ from trellis_ts.cli_options import (
     Plot,
     QuantilesOut,
     Quiet,
+    app,
     check_model_dir,
     check_quantiles,
     data_options,
     float_list,
     model_options,
     output_option,
+    prepare,
     stopped_by_signals,
     user_errors,
 )
 from trellis_ts.cli_outputs import check_outputs, staged_outputs
 from trellis_ts.cli_report import print_metrics, report
-
-app = typer.Typer(
-    name="trellis-ts",
-    help="Forecast time series from CSV files with Trellis models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"trellis-ts {trellis_ts.__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    """Forecast time series from CSV files with Trellis models."""
-
-
-def prepare(data: DataSource, settings: dict, columns: dict | None = None):
-    """The data as a checked `Panel`, before any model code loads: bad options, files, columns,
-    dates and sizes fail here in well under a second. `columns`: the reading options (default
-    the command line's)."""
-    from trellis_ts.config import TrellisConfig
-    from trellis_ts.data import to_panel
-    from trellis_ts.sizing import resolve_sizes
-
-    config = TrellisConfig(**settings)
-    df = data.read()
-    panel = to_panel(df, **(data.columns if columns is None else columns), freq=config.freq,
-                     missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
-    resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
-    return panel
 
 
 def new_forecaster(settings: dict, *, quiet: bool):
@@ -116,9 +78,24 @@ def _model_and_data(model_dir: Path, data: DataSource, level, *, required: bool 
     return load_model(model_dir, data.columns), df
 
 
+def csv_writer(frame, forecaster, data: DataSource):
+    """Writes ``frame`` (in the model's layout) as CSV to a path or stream: the input's separator
+    and decimal mark, and a time index as a first column named like it (or "step")."""
+    layout = forecaster.history_.layout
+    time_in_index = layout.format == "wide" and layout.time_col is None
+    label = (frame.index.name or "step") if time_in_index else None
+
+    def to_csv(target) -> None:
+        frame.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=time_in_index,
+                     index_label=label)  # fmt: skip
+
+    return to_csv
+
+
 def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_out,
-                   level=None, history_df=None) -> dict:  # fmt: skip
-    """Predict from `df` (None: the end of the fit data), write -o/--plot or print the CSV.
+                   level=None, history_df=None, future=None) -> dict:  # fmt: skip
+    """Predict from `df` (None: the end of the fit data) and the --future file, write -o/--plot
+    or print the CSV.
 
     The plot shows `history_df` (default `df`, else the stored context). Returns the outputs.
     """
@@ -126,13 +103,9 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     levels = float_list("--quantiles-out", quantiles_out) if quantiles_out else None
     if levels is None and config.loss == "quantile":
         levels = config.quantiles
-    fc = forecaster.predict(df, quantiles=levels, level=level)
-    time_in_index = forecaster.history_.layout == "wide" and forecaster.history_.time_col is None
-    label = (fc.index.name or "step") if time_in_index else None
-
-    def to_csv(target) -> None:
-        fc.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=time_in_index,
-                  index_label=label)  # fmt: skip
+    known = data.read_future(future, forecaster.history_.layout)
+    fc = forecaster.predict(df, future=known, quantiles=levels, level=level)
+    to_csv = csv_writer(fc, forecaster, data)
 
     outputs: dict[str, str] = {}
     with staged_outputs() as stage:
@@ -148,6 +121,20 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
     if output is None:
         to_csv(sys.stdout)
     return outputs
+
+
+def check_future(data: DataSource, future: Path | None) -> None:
+    """Before training: future covariates need --future, and that file must exist."""
+    from trellis_ts.errors import ConfigError, DataError
+
+    if future is not None and not future.is_file():
+        raise DataError(f"--future {future} does not exist; check the path")
+    if data.columns.get("future_covariates") and future is None:
+        raise ConfigError(
+            "--future-covariates need their values over the horizon: pass --future FILE (the time "
+            "column, the id column of a long file, and each future covariate for the "
+            "--prediction-length steps after the data's end)"
+        )
 
 
 def check_interval_levels(level, settings: dict | None = None) -> None:
@@ -179,9 +166,10 @@ def _kept_by_fit(model_dir: Path, checkpoints: Path) -> Callable[[], str]:
 @app.command()
 @user_errors
 @model_options
-@data_options()
+@data_options(covariates=True)
 def forecast(
     data: DataSource,
+    future: Future = None,
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
@@ -201,6 +189,7 @@ def forecast(
     check_interval_levels(level, settings)
     if model_dir is not None:
         check_model_dir(model_dir)
+    check_future(data, future)
     if quantiles_out:  # fail now rather than after training
         from trellis_ts.config import TrellisConfig
 
@@ -214,7 +203,8 @@ def forecast(
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
     outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, level=level, history_df=panel)  # fmt: skip
+                             quantiles_out=quantiles_out, level=level, history_df=panel,
+                             future=future)  # fmt: skip
     if model_dir is not None:
         forecaster.save(model_dir)
         outputs["model_dir"] = str(model_dir)
@@ -224,7 +214,7 @@ def forecast(
 @app.command()
 @user_errors
 @model_options
-@data_options()
+@data_options(covariates=True)
 def fit(
     data: DataSource,
     model_dir: ModelDir,
@@ -295,6 +285,7 @@ def fit(
 def predict(
     data: DataSource,
     model_dir: ModelDir,
+    future: Future = None,
     output: Output = None,
     plot: Plot = None,
     quantiles_out: QuantilesOut = None,
@@ -310,8 +301,40 @@ def predict(
     check_model_dir(model_dir, existing=True)
     forecaster, df = _model_and_data(model_dir, data, level, required=False)
     outputs = write_forecast(forecaster, df, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, level=level)  # fmt: skip
+                             quantiles_out=quantiles_out, level=level, future=future)  # fmt: skip
     report("predict", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
+
+
+@app.command("future-frame")
+@user_errors
+@data_options("CSV file with the history to forecast from (default: the end of the fit data).")
+def future_frame(
+    data: DataSource,
+    model_dir: ModelDir,
+    output: Annotated[
+        Path | None,
+        output_option("Write the frame to this CSV file (default: stdout).", "--output", "-o"),
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Write the frame that --future needs: the timestamps (and ids) of the steps after the data's
+    end, the calendar columns filled and one empty column per future covariate to fill."""
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output)
+    check_model_dir(model_dir, existing=True)
+    forecaster, df = _model_and_data(model_dir, data, None, required=False)
+    frame = forecaster.make_future_frame(df)
+    to_csv = csv_writer(frame, forecaster, data)
+    outputs = {}
+    if output is None:
+        to_csv(sys.stdout)
+    else:
+        with staged_outputs() as stage:
+            stage(output, to_csv)
+        outputs["future_frame"] = str(output)
+    report("future-frame", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
 
 
 @app.command()

@@ -1,6 +1,7 @@
-"""Options and shared machinery of the command line.
+"""Options and shared machinery of the command line, and its one `app`.
 
-`model_options` adds one option per `TrellisConfig` field (defaults stay in the config),
+The command modules (`cli`, `cli_research`) register on `app` here and share `prepare` (the data
+read and checked before the model code loads). `model_options` adds one option per `TrellisConfig` field (defaults stay in the config),
 `data_options` the input options (received as a `DataSource`), `user_errors` turns every
 `TrellisUserError` into one `error: ...` line and exit status 2, and `stopped_by_signals` turns
 SIGINT/SIGTERM into exit status 130/143 with a line saying what was kept. Nothing here imports
@@ -24,8 +25,34 @@ from typing import Annotated, Any
 
 import typer
 
+import trellis_ts
 from trellis_ts.config import FIELD_HELP, SIZE_FIELDS, TrellisConfig, config_fields
 from trellis_ts.errors import ConfigError, TrellisUserError
+
+app = typer.Typer(
+    name="trellis-ts",
+    help="Forecast time series from CSV files with Trellis models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"trellis-ts {trellis_ts.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Forecast time series from CSV files with Trellis models."""
+
 
 INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
 # The --demo series: 7 hourly channels, 50 days. Long enough for the sizes hourly data gets
@@ -58,6 +85,26 @@ Target = Annotated[
 ]  # fmt: skip
 IdCol = Annotated[str | None, input_option("Series id column of a long file (default: unique_id).")]
 Sep = Annotated[str | None, input_option("Column separator (default: detected).")]
+PastCovariates = Annotated[
+    str | None,
+    input_option("Comma list of columns known up to the forecast origin only: inputs, never "
+                 "forecast (e.g. load,temp)."),
+]  # fmt: skip
+FutureCovariates = Annotated[
+    str | None,
+    input_option("Comma list of columns known over the horizon too (e.g. promo,temp_fc); "
+                 "forecasts then need --future."),
+]  # fmt: skip
+StaticCovariates = Annotated[
+    str | None,
+    input_option("Comma list of columns with one value per series (e.g. region); text is a "
+                 "category."),
+]  # fmt: skip
+Future = Annotated[
+    Path | None,
+    input_option("CSV with the time column (and id column) and every future covariate for the "
+                 "steps after each series' end (`trellis-ts future-frame` writes it to fill)."),
+]  # fmt: skip
 DayFirst = Annotated[
     bool | None,
     input_option("Read dates like 01/02/2020 as day/month (--dayfirst) or month/day "
@@ -116,7 +163,10 @@ def user_errors(func: Callable) -> Callable:
 
 
 _API_NAMES = [f.name for f in config_fields()] + ["time_col", "id_col", "target", "sep",
-              "decimal", "dayfirst", "date_format", "n_windows", "step"]  # fmt: skip
+              "decimal", "dayfirst", "date_format", "n_windows", "step", "past_covariates",
+              "future_covariates", "static_covariates", "future"]  # fmt: skip
+# Options whose flag is not the field's name (the field's own spelling works too).
+SHORT_FLAGS = {"calendar_features": "--calendar"}
 # Boolean settings: `name=True` / `name=False` is this pair of flags on the command line.
 _FLAGS = {f.name: (f"--{f.name.replace('_', '-')}", f"--no-{f.name.replace('_', '-')}")
           for f in config_fields() if f.type in ("bool", bool)} | {
@@ -137,13 +187,14 @@ def cli_words(message: str) -> str:
             return m.group(0)  # a plain word such as "model" or "target" in a sentence
         if name in _FLAGS and value in ("True", "False"):
             return _FLAGS[name][0 if value == "True" else 1]
-        flag = f"--{name.replace('_', '-')}"
+        flag = SHORT_FLAGS.get(name, f"--{name.replace('_', '-')}")
         if value is None:
             return flag
         if value[:1] in "'\"" and " " not in value:
             value = value[1:-1]
         return f"{flag} {value}"
 
+    message = message.replace("make_future_frame()", "`trellis-ts future-frame`")
     return _SETTING.sub(option, message)
 
 
@@ -173,6 +224,11 @@ def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter
                              annotation=annotation)  # fmt: skip
 
 
+def _comma_list(values: list[str] | str | None) -> list[str]:
+    items = [values] if isinstance(values, str) else values or []
+    return [t.strip() for item in items for t in item.split(",") if t.strip()]
+
+
 @dataclasses.dataclass(frozen=True)
 class DataSource:
     """The input options of a command: where the data is and how to read its columns."""
@@ -186,6 +242,9 @@ class DataSource:
     decimal: str
     dayfirst: bool | None = None
     date_format: str | None = None
+    past_covariates: str | None = None
+    future_covariates: str | None = None
+    static_covariates: str | None = None
 
     def read(self, *, required: bool = True):
         """The frame of the CSV file or the demo series (None when neither and not required)."""
@@ -201,12 +260,26 @@ class DataSource:
             raise ConfigError("no data given; pass a CSV file, or --demo for the built-in series")
         return read_csv(self.csv, sep=self.sep, decimal=self.decimal)
 
+    def read_future(self, path: Path | None, layout):
+        """The --future CSV (None when not given), read like the data; a frame whose time was
+        its index gets that index back from the first column."""
+        from trellis_ts.data import read_csv
+
+        if path is None:
+            return None
+        frame = read_csv(path, sep=self.sep, decimal=self.decimal)
+        if layout.format == "wide" and layout.time_col is None:
+            frame = frame.set_index(frame.columns[0])
+        return frame
+
     @property
     def columns(self) -> dict:
         """The column options that were given (a saved model's own fill in the rest)."""
-        names = [t.strip() for item in self.target or [] for t in item.split(",") if t.strip()]
-        given = {"time_col": self.time_col, "id_col": self.id_col, "target": names or None,
+        given = {"time_col": self.time_col, "id_col": self.id_col,
+                 "target": _comma_list(self.target) or None,
                  "dayfirst": self.dayfirst, "date_format": self.date_format}  # fmt: skip
+        for role in ("past_covariates", "future_covariates", "static_covariates"):
+            given[role] = _comma_list(getattr(self, role)) or None
         return {k: v for k, v in given.items() if v is not None}
 
     @property
@@ -215,16 +288,38 @@ class DataSource:
         return self.sep or (";" if self.decimal == "," else ",")
 
 
-def data_options(csv_help: str | None = None) -> Callable[[Callable], Callable]:
-    """Add the input options (CSV argument, --demo, columns, --sep, --decimal) to a command,
-    which receives them as a `DataSource` parameter `data`."""
+def data_options(
+    csv_help: str | None = None, *, covariates: bool = False
+) -> Callable[[Callable], Callable]:
+    """Add the input options (CSV argument, --demo, columns, --sep, --decimal, dates) to a
+    command, which receives them as a `DataSource` parameter `data`; with ``covariates``, also
+    the covariate roles (for the commands that fit: a saved model keeps its own)."""
     csv = CsvArg if csv_help is None else Annotated[
         Path | None, typer.Argument(help=csv_help, show_default=False)]  # fmt: skip
     params = [_param("csv", csv), _param("demo", Demo, False), _param("time_col", TimeCol),
               _param("target", Target), _param("id_col", IdCol), _param("sep", Sep),
               _param("decimal", Decimal, "."), _param("dayfirst", DayFirst),
               _param("date_format", DateFormat)]  # fmt: skip
+    if covariates:
+        params += [_param("past_covariates", PastCovariates),
+                   _param("future_covariates", FutureCovariates),
+                   _param("static_covariates", StaticCovariates)]  # fmt: skip
     return lambda func: extend_command(func, "data", params, lambda v: DataSource(**v), first=True)
+
+
+def prepare(data: DataSource, settings: dict, columns: dict | None = None):
+    """The data as a checked `Panel`, before any model code loads: bad options, files, columns,
+    dates and sizes fail here in well under a second. `columns`: the reading options (default
+    the command line's)."""
+    from trellis_ts.data import to_panel
+    from trellis_ts.sizing import resolve_sizes
+
+    config = TrellisConfig(**settings)
+    df = data.read()
+    panel = to_panel(df, **(data.columns if columns is None else columns), freq=config.freq,
+                     missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
+    resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
+    return panel
 
 
 def model_options(func: Callable) -> Callable:
@@ -247,13 +342,18 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
     """`Annotated[type | None, Option]` for one config field; help = FIELD_HELP + default."""
     flag = "--" + field.name.replace("_", "-")
     default = field.default
-    shown = ",".join(f"{q:g}" for q in default) if isinstance(default, tuple) else str(default)
+    if isinstance(default, tuple):
+        shown = ",".join(f"{q:g}" if isinstance(q, float) else str(q) for q in default) or "none"
+    else:
+        shown = str(default)
     if field.name in SIZE_FIELDS:
         shown = "sized to the data"
     native = kind if kind in (bool, int, float) else None
-    metavar = None if native else "<q,q,...>" if field.name == "quantiles" else "<str>"
+    metavar = (None if native else "<q,q,...>" if field.name == "quantiles"
+               else "<auto|none|a,b,...>" if field.name == "calendar_features" else "<str>")  # fmt: skip
     option = typer.Option(
         f"{flag}/--no-{flag[2:]}" if kind is bool else flag,
+        *([SHORT_FLAGS[field.name]] if field.name in SHORT_FLAGS else []),
         help=f"{FIELD_HELP.get(field.name, '')} Default: {shown.lower()}.".lstrip(),
         show_default=False,
         rich_help_panel=MODEL,
@@ -275,6 +375,8 @@ def _parse_field(name: str, value: Any, kind: Any) -> Any:
     text = value.strip()
     if name == "quantiles":
         return float_list("--quantiles", text)
+    if name == "calendar_features":
+        return () if text.lower() == "none" else text  # TrellisConfig splits the comma list
     if name in ("freq", "devices"):  # an integer step / device count, or a name
         return int(text) if text.isdigit() else text
     for number, what in ((int, "an integer"), (float, "a number")):

@@ -35,7 +35,9 @@ def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: boo
     else:
         seconds = time.perf_counter() - started
         record = {"command": command, "seconds": round(seconds, 3), "fit": trained}
-        verb = "Forecast" if command == "predict" else "Scored"
+        verb = {"predict": "Forecast", "future-frame": "Made the future frame"}.get(
+            command, "Scored"
+        )
         line = (f"{verb} in {seconds:.1f} s with a model trained for {summary.epochs} epoch(s) "
                 f"(best validation loss {loss}).")  # fmt: skip
     if as_json:

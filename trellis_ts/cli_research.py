@@ -1,7 +1,7 @@
 """The research commands of the command line: `tune` (Optuna) and `benchmark` (the protocol).
 
-They register on the app of `trellis_ts.cli` and use its shared machinery (one-line user
-errors, data and model options, staged outputs).
+They register on the app of `trellis_ts.cli_options` and use the shared machinery there
+(one-line user errors, data and model options, staged outputs).
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from typing import Annotated
 
 import typer
 
-from trellis_ts.cli import app, prepare
 from trellis_ts.cli_options import (
     DataSource,
     Json,
     Quiet,
+    app,
     check_model_dir,
     cli_words,
     data_options,
     model_options,
+    prepare,
     stopped_by_signals,
     user_errors,
 )
@@ -54,7 +55,7 @@ def expand_multi_value(argv: list[str]) -> list[str]:
 @app.command()
 @user_errors
 @model_options
-@data_options()
+@data_options(covariates=True)
 def tune(
     data: DataSource,
     model_dir: Annotated[
@@ -176,6 +177,17 @@ def benchmark(
     table: Annotated[
         Path | None, typer.Option(help="Write the markdown table of all results here.")
     ] = None,
+    features: Annotated[
+        str,
+        typer.Option(
+            help="M (every channel forecast), S (the target alone) or MS (the target, with every "
+            "other channel as a past covariate)."
+        ),
+    ] = "M",
+    target: Annotated[
+        str | None,
+        typer.Option(help="The forecast column of S and MS (default: OT, else the last column)."),
+    ] = None,
     validation_only: Annotated[
         bool,
         typer.Option(
@@ -201,7 +213,8 @@ def benchmark(
         records = run_benchmark(
             dataset, data_dir, context_length, horizons or [96, 192, 336, 720], model=model,
             config=config, seeds=seeds or [0], results_path=results, table_path=table,
-            score_test=not validation_only, val_stride=val_stride, verbose=not quiet,
+            score_test=not validation_only, features=features, target=target,
+            val_stride=val_stride, verbose=not quiet,
         )  # fmt: skip
     if as_json:
         keep = ("dataset", "model", "seed", "context_length", "horizon", "mse", "mae",
@@ -212,7 +225,7 @@ def benchmark(
             scores = (f"validation loss {r['best_val_loss']:.4f}" if r["mse"] is None
                       else f"MSE {r['mse']:.4f} MAE {r['mae']:.4f}")  # fmt: skip
             typer.echo(
-                f"{r.get('dataset')} {model} L={r.get('context_length')} H={r.get('horizon')} "
+                f"{r.get('dataset')} {features} {model} L={r.get('context_length')} H={r.get('horizon')} "
                 f"seed={r.get('seed')}: {scores} ({r.get('train_seconds', 0):.0f} s)",
                 err=True,
             )

@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from trellis_ts.data.calendar import CALENDAR_FEATURES
 from trellis_ts.errors import ConfigError
+from trellis_ts.metrics import seasonal_period
 
 # The op's choices, spelt here so that checking a config never imports torch (the command line
 # answers a bad option before loading it); tests/test_config.py checks they match the op's.
@@ -46,6 +48,9 @@ class TrellisConfig:
     # baseline: "dlinear" (trend/seasonal linear), "seasonal_naive" (repeat the last season).
     model: str = "encoder"
     season_length: int | None = None  # seasonal_naive's period; None derives it from the frequency
+    # Future-known inputs computed from the timestamps: names from CALENDAR_FEATURES, "auto"
+    # (chosen by the data's frequency), or none.
+    calendar_features: tuple[str, ...] | str = ()
 
     # The encoder: patches of one channel are the tokens.
     patch_len: int | None = None
@@ -110,6 +115,14 @@ class TrellisConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
+        features = self.calendar_features
+        if features is None:
+            features = ()
+        elif isinstance(features, str) and features != "auto":
+            features = tuple(f.strip() for f in features.split(",") if f.strip())
+        elif not isinstance(features, str):
+            features = tuple(features)
+        object.__setattr__(self, "calendar_features", features)
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -170,6 +183,13 @@ class TrellisConfig:
             _positive_int(self, "windows_per_epoch")
         if self.random_state is not None and not isinstance(self.random_state, int):
             raise ConfigError(f"random_state={self.random_state!r} must be an integer or None")
+        if self.calendar_features != "auto":
+            unknown = [f for f in self.calendar_features if f not in CALENDAR_FEATURES]
+            if unknown or len(set(self.calendar_features)) < len(self.calendar_features):
+                raise ConfigError(
+                    f"calendar_features={list(self.calendar_features)} must be distinct names from "
+                    f"{', '.join(CALENDAR_FEATURES)}, or 'auto' (chosen by the frequency)"
+                )
         if self.loss == "quantile" and self.model != "encoder":
             raise ConfigError(
                 f"loss='quantile' needs model='encoder' (the {self.model} baseline gives point "
@@ -221,7 +241,9 @@ class TrellisConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values."""
-        return self.params() | {"quantiles": list(self.quantiles)}
+        features = self.calendar_features
+        return self.params() | {"quantiles": list(self.quantiles),
+                                "calendar_features": features if features == "auto" else list(features)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrellisConfig:
@@ -235,6 +257,20 @@ class TrellisConfig:
 
     def replace(self, **changes: Any) -> TrellisConfig:
         return dataclasses.replace(self, **changes)
+
+
+def with_season_length(config: TrellisConfig, freq: str | int | None) -> TrellisConfig:
+    """A seasonal naive config with its season set from the data's frequency when it has none
+    (24 for hourly data); other configs as they are."""
+    if config.model != "seasonal_naive" or config.season_length is not None:
+        return config
+    season = seasonal_period(freq)
+    if season > config.context_length:
+        raise ConfigError(
+            f"the data's natural season ({season} steps at freq {freq!r}) is longer than "
+            f"context_length={config.context_length}; set season_length or a longer context"
+        )
+    return config.replace(season_length=season)
 
 
 # What a warm start may change: how training runs, not what the model is. Every other field
@@ -296,6 +332,8 @@ FIELD_HELP: dict[str, str] = {
     "freq": "Pandas frequency alias such as h or D, or an integer step; inferred from the data when unset.",
     "model": "Forecaster: encoder (the patch encoder; see --mixer), dlinear or seasonal_naive (baselines).",
     "season_length": "Period repeated by seasonal_naive; derived from the frequency when unset.",
+    "calendar_features": "Calendar inputs computed from the timestamps, known over the horizon: auto "
+    f"(chosen by the frequency), none, or a comma list of {', '.join(CALENDAR_FEATURES)}.",
     "patch_len": "Time steps per patch (one patch of one channel is one token); none = from the context.",
     "patch_stride": "Steps between the starts of consecutive patches; none = half the patch.",
     "d_model": "Width of the token embeddings.",

@@ -34,6 +34,7 @@ import numpy as np
 from torch import nn
 
 from trellis_ts.config import TrellisConfig
+from trellis_ts.data.windows import SeriesSet
 from trellis_ts.errors import ConfigError
 from trellis_ts.evaluation import select_windows
 from trellis_ts.training import forecast_contexts
@@ -146,12 +147,13 @@ def _spreads(kind, output, point, contexts, scale) -> tuple[np.ndarray, np.ndarr
 def calibrate(
     model: nn.Module,
     config: TrellisConfig,
-    series: Sequence[np.ndarray],
+    series: SeriesSet | Sequence[np.ndarray],
     names: Sequence[str],
     val_ranges: Sequence[tuple[int, int]] | None,
     first_target: dict[str, Any],
 ) -> Calibration | None:
-    """Calibrate `model` on the validation windows of scaled `series` (None without them)."""
+    """Calibrate `model` on the validation windows of scaled `series` (with their covariates in
+    a `SeriesSet`; None without validation windows)."""
     if val_ranges is None:
         return None
     L, H = config.context_length, config.prediction_length
@@ -159,7 +161,7 @@ def calibrate(
     if total == 0:
         return None
     windows = select_windows(series, L, H, step=math.ceil(total / MAX_WINDOWS), ranges=val_ranges)
-    out = forecast_contexts(model, windows.contexts.astype(np.float32))
+    out = forecast_contexts(model, windows.inputs)
     kind = "residual" if out.ndim == 2 else "band"
     point = out if out.ndim == 2 else out[..., config.point_index]
     below, above = _spreads(kind, out, point, windows.contexts, np.ones(len(point)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,19 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from trellis_ts import warm_start as warm
-from trellis_ts.config import TrellisConfig
+from trellis_ts.config import TrellisConfig, with_season_length
 from trellis_ts.conformal import Calibration, calibrate, require_calibration
-from trellis_ts.data import Panel, to_frame, to_panel, train_val_ranges, transforms
+from trellis_ts.data import transforms
+from trellis_ts.data.calendar import calendar_features_for, check_calendar_names
+from trellis_ts.data.covariates import ColumnRoles
+from trellis_ts.data.frames import Panel, to_panel
+from trellis_ts.data.future import future_frame, read_future
+from trellis_ts.data.inputs import InputScaling
+from trellis_ts.data.windows import final_windows, train_val_ranges
+from trellis_ts.data.writing import to_frame
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.evaluation import aggregate_metrics, check_levels, quantile_columns, run_backtest
-from trellis_ts.metrics import seasonal_period
-from trellis_ts.persistence import load_forecaster, save_forecaster
+from trellis_ts.persistence import FittedState, load_state, save_state
 from trellis_ts.sizing import resolve_sizes
 from trellis_ts.training import TrainingSummary, forecast_contexts, train_model
 
@@ -46,6 +53,7 @@ class TrellisForecaster(BaseEstimator):
         freq: str | None = None,
         model: str = "encoder",
         season_length: int | None = None,
+        calendar_features: tuple[str, ...] | str = (),
         patch_len: int | None = None,
         patch_stride: int | None = None,
         d_model: int = 64,
@@ -94,6 +102,7 @@ class TrellisForecaster(BaseEstimator):
         self.freq = freq
         self.model = model
         self.season_length = season_length
+        self.calendar_features = calendar_features
         self.patch_len = patch_len
         self.patch_stride = patch_stride
         self.d_model = d_model
@@ -152,6 +161,9 @@ class TrellisForecaster(BaseEstimator):
         time_col=None,
         id_col=None,
         target=None,
+        past_covariates=None,
+        future_covariates=None,
+        static_covariates=None,
         dayfirst: bool | None = None,
         date_format: str | None = None,
         callbacks=None,
@@ -163,22 +175,31 @@ class TrellisForecaster(BaseEstimator):
         """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
         (`unique_id`, `ds`, `y`; other names are found, or name them with `id_col`, ...).
 
-        `target` limits a wide frame to some columns; `dayfirst` and `date_format` say how to
-        read dates such as 01/02/2020 (see `trellis_ts.data.to_panel`; they are kept for
-        `predict(df)`). `df` may also be a `Panel` read with the same column options. The sizes
-        left unset are chosen from the data and said in one line (`data_summary_`).
-        `callbacks` are extra Lightning callbacks (they see `val_loss` at the end of each
-        validation epoch). With `checkpoint_dir` the training state is saved after every epoch,
-        and `resume=True` continues an interrupted fit from there (pass the same data).
+        `target` limits a wide frame to some columns. Covariates are inputs, never forecast:
+        `past_covariates` are known up to the forecast origin, `future_covariates` over the
+        horizon too (`predict` then needs `future=`), `static_covariates` are one value per
+        series (text values are categories); `calendar_features` adds inputs computed from the
+        timestamps. `dayfirst` and `date_format` say how to read dates such as 01/02/2020 (see
+        `trellis_ts.data.to_panel`; they are kept for `predict(df)`). `df` may also be a `Panel`
+        read with the same column options. The sizes left unset are chosen from the data and
+        said in one line (`data_summary_`). `callbacks` are extra Lightning callbacks (they see
+        `val_loss` at the end of each validation epoch). With `checkpoint_dir` the training state
+        is saved after every epoch, and `resume=True` continues an interrupted fit from there
+        (pass the same data).
 
         `warm_start=True` continues from the fitted weights for `max_epochs` more on `df` (new
-        or extended data of the same columns/ids; only training settings may have changed),
-        keeping the fitted per-series scaling unless `rescale=True`. After training, the
+        or extended data of the same columns/ids and covariates; only training settings may
+        have changed), keeping the fitted scaling unless `rescale=True`. After training, the
         validation windows calibrate the intervals of `predict(level=...)`. Returns self.
         """
         config = self.make_config()
         columns = {"time_col": time_col, "id_col": id_col, "target": target,
-                   "dayfirst": dayfirst, "date_format": date_format}  # fmt: skip
+                   "dayfirst": dayfirst, "date_format": date_format} | {
+            k: [v] if isinstance(v, str) else None if v is None else list(v)
+            for k, v in (("past_covariates", past_covariates),
+                         ("future_covariates", future_covariates),
+                         ("static_covariates", static_covariates))
+        }  # fmt: skip
         if warm_start:
             if not hasattr(self, "model_"):
                 raise ConfigError(
@@ -192,23 +213,21 @@ class TrellisForecaster(BaseEstimator):
         config = sizing.config
         if warm_start:
             panel = warm.match_series(panel, self.history_)
-        elif config.model == "seasonal_naive" and config.season_length is None:
-            season = seasonal_period(panel.freq)
-            if season > config.context_length:
-                raise ConfigError(
-                    f"the data's natural season ({season} steps at freq {panel.freq!r}) is longer than "
-                    f"context_length={config.context_length}; set season_length or a longer context"
-                )
-            config = config.replace(season_length=season)
-        seen = [transforms.forward(config.target_transform, v, f"series {n!r}")
-                for n, v in zip(panel.names, panel.values, strict=True)]  # fmt: skip
-        if warm_start and not rescale:
-            mean, scale = self._scaling(panel)
-        else:
-            mean, scale = np.array([transforms.series_stats(v) for v in seen]).T
-        series = [
-            ((v - m) / s).astype(np.float32) for v, m, s in zip(seen, mean, scale, strict=True)
-        ]
+        config = with_season_length(config, panel.freq)
+        calendar = calendar_features_for(config.calendar_features, panel.freq)
+        config = config.replace(calendar_features=calendar)
+        check_calendar_names(panel.layout, calendar)
+        scaling = InputScaling.fit(panel, calendar, config.target_transform)
+        if warm_start:  # the fitted categories always; the fitted scales unless asked to rescale
+            scaling = dataclasses.replace(self.scaling_ if not rescale else scaling,
+                                          categories=self.scaling_.categories)  # fmt: skip
+        inputs = scaling.inputs(panel.layout)
+        if inputs.any and config.model == "seasonal_naive":
+            raise ConfigError(
+                "model='seasonal_naive' reads no covariates or calendar features; drop them, or "
+                "use model='encoder' or 'dlinear'"
+            )
+        series = scaling.series_set(panel)
         names = list(panel.names)
         self.data_summary_ = f"{panel.describe()}; {sizing.line()}"
         if config.verbose:
@@ -225,6 +244,7 @@ class TrellisForecaster(BaseEstimator):
         model, summary = train_model(
             config,
             series,
+            inputs=inputs,
             names=names,
             callbacks=callbacks,
             checkpoint_dir=checkpoint_dir,
@@ -238,9 +258,10 @@ class TrellisForecaster(BaseEstimator):
         )
         self.config_ = config
         self.columns_ = columns
+        self.inputs_ = inputs
         self.model_ = model
-        self.scaler_ = {"names": names, "mean": mean.tolist(), "scale": scale.tolist()}
-        self.history_ = _tail(panel, config.context_length)
+        self.scaling_ = scaling
+        self.history_ = panel.tail(config.context_length)
         self.freq_ = panel.freq
         # The time span each series was fitted on: evaluate() warns when it scores inside it.
         self.fit_span_ = {"names": names, "first": [ix[0] for ix in panel.index],
@@ -268,32 +289,35 @@ class TrellisForecaster(BaseEstimator):
         """The panel to forecast from: the fit data's tail, or `df` matched to the fit's series."""
         if df is None:
             return self.history_
+        fitted = self.history_.layout
+        if isinstance(df, pd.DataFrame):
+            lacking = [c for c in fitted.covariates if c not in df.columns]
+            if lacking:
+                role = ColumnRoles(fitted.past_covariates, fitted.future_covariates,
+                                   fitted.static_covariates).role_of(lacking[0])  # fmt: skip
+                raise DataError(
+                    f"the model was fitted with {role} covariate {lacking[0]!r}, which the data "
+                    f"lacks; pass a frame with the covariate columns {list(fitted.covariates)}"
+                )
         panel = self._panel(df, self.config_)
         if panel.freq != self.freq_:
             raise DataError(
                 f"the data's frequency is {panel.freq!r} but the model was fitted on {self.freq_!r}; "
                 "pass data at the fitted frequency"
             )
-        if panel.layout != self.history_.layout:
+        if panel.layout.format != fitted.format:
             raise DataError(
-                f"the model was fitted on a {self.history_.layout} frame but got a {panel.layout} one; "
-                "pass data in the same layout"
+                f"the model was fitted on a {fitted.format} frame but got a {panel.layout.format} "
+                "one; pass data in the same layout"
             )
-        if panel.layout == "wide":  # match channels by name, in the fitted order
-            fitted = list(self.history_.names)
-            missing = [n for n in fitted if n not in panel.names]
+        if fitted.format == "wide":  # match channels by name, in the fitted order
+            names = list(self.history_.names)
+            missing = [n for n in names if n not in panel.names]
             if missing:
                 raise DataError(
-                    f"column(s) {missing} seen in fit are missing; pass a frame with columns {fitted}"
+                    f"column(s) {missing} seen in fit are missing; pass a frame with columns {names}"
                 )
-            order = [panel.names.index(n) for n in fitted]
-            panel = dataclasses.replace(
-                panel,
-                values=tuple(panel.values[i] for i in order),
-                index=tuple(panel.index[i] for i in order),
-                names=tuple(fitted),
-                columns=None if panel.columns is None else tuple(panel.columns[i] for i in order),
-            )
+            panel = panel.take([panel.names.index(n) for n in names])
         short = [(n, len(v)) for n, v in zip(panel.names, panel.values, strict=True)
                  if len(v) < self.config_.context_length]  # fmt: skip
         if short:
@@ -304,43 +328,41 @@ class TrellisForecaster(BaseEstimator):
             )
         return panel
 
-    def _scaling(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
-        """Per-series mean and scale: the fit's for known series, the history's own for new ids."""
-        known = dict(zip(self.scaler_["names"], zip(self.scaler_["mean"], self.scaler_["scale"], strict=True),
-                         strict=True))  # fmt: skip
+    def _forecast(self, inputs: dict[str, np.ndarray], contexts: np.ndarray, mean: np.ndarray,
+                  scale: np.ndarray, names=None, levels=(),
+                  calibration: Calibration | None = None):  # fmt: skip
+        """Forecasts in the data's units from the model's (scaled) `inputs` for windows with
+        `contexts [n, L]` (data units) of series with `mean`, `scale` (of the transformed
+        values): `(output, point, bounds)`, the output `[n, H]` or `[n, H, Q]`, the point
+        forecast `[n, H]` and `{level: (low, high)}` for the interval `levels` of series
+        `names`. Intervals are drawn where the model works (after `target_transform`) and
+        mapped back with the forecasts."""
         name = self.config_.target_transform
-        stats = [known.get(n) or transforms.series_stats(transforms.forward(name, v, f"series {n!r}"))
-                 for n, v in zip(panel.names, panel.values, strict=True)]  # fmt: skip
-        mean, scale = np.array(stats).T
-        return mean, scale
-
-    def _forecast(self, contexts: np.ndarray, mean: np.ndarray, scale: np.ndarray, names=None,
-                  levels=(), calibration: Calibration | None = None):  # fmt: skip
-        """Forecasts in the data's units for contexts `[n, L]` (data units) of series with
-        `mean`, `scale` (of the transformed values): `(output, point, bounds)`, the output
-        `[n, H]` or `[n, H, Q]`, the point forecast `[n, H]` and `{level: (low, high)}` for
-        the interval `levels` of series `names`. Intervals are drawn where the model works
-        (after `target_transform`) and mapped back with the forecasts."""
-        name = self.config_.target_transform
-        seen = transforms.forward(name, contexts, "the history")
-        scaled = (seen - mean[:, None]) / scale[:, None]
-        out = forecast_contexts(self.model_, scaled.astype(np.float32))
+        out = forecast_contexts(self.model_, inputs)
         shape = (-1,) + (1,) * (out.ndim - 1)
         out = out * scale.reshape(shape) + mean.reshape(shape)
         point = out if out.ndim == 2 else out[..., self.config_.point_index]
         bounds = {}
         if levels:
+            seen = transforms.forward(name, contexts, "the history")
             bounds = calibration.intervals(out, point, seen, scale, names, levels)
         back = {lvl: (transforms.inverse(name, lo), transforms.inverse(name, hi))
                 for lvl, (lo, hi) in bounds.items()}  # fmt: skip
         return transforms.inverse(name, out), transforms.inverse(name, point), back
 
     def predict(
-        self, df: pd.DataFrame | None = None, *, quantiles=None, level=None
+        self,
+        df: pd.DataFrame | None = None,
+        *,
+        future: pd.DataFrame | None = None,
+        quantiles=None,
+        level=None,
     ) -> pd.DataFrame:
         """The next `prediction_length` steps after the history (the fit data, or `df`).
 
-        Returns a frame in the input's layout with future timestamps. For a model trained with
+        Returns a frame in the input's layout with future timestamps. A model fitted with future
+        covariates needs `future`: their values for the `prediction_length` steps after each
+        series' end (`make_future_frame` builds the frame to fill). For a model trained with
         `loss="quantile"`, the point forecast is the median and `quantiles` (a subset of the
         trained ones) adds columns `<name>_q<level>`. `level` (integer percentages, e.g.
         `[80, 95]`) adds split-conformal intervals `<name>_lo80`, `<name>_hi80`, ... for any
@@ -351,10 +373,26 @@ class TrellisForecaster(BaseEstimator):
         levels = check_levels(level)
         calibration = self.calibration_for(levels)
         panel = self._history(df)
-        L = self.config_.context_length
-        contexts = np.stack([v[-L:] for v in panel.values])
-        mean, scale = self._scaling(panel)
-        out, point, bounds = self._forecast(contexts, mean, scale, list(panel.names), levels,
+        config = self.config_
+        H = config.prediction_length
+        ahead = None
+        if panel.layout.future_covariates:
+            ahead = read_future(future, panel, H, dayfirst=self.columns_.get("dayfirst"),
+                                date_format=self.columns_.get("date_format"))  # fmt: skip
+        elif future is not None:
+            warnings.warn(
+                "this model has no future covariates, so future= is not used; fit with "
+                "future_covariates= to use them",
+                UserWarning,
+                stacklevel=2,
+            )
+        if self.scaling_.calendar and ahead is None:
+            ahead = [np.zeros((H, 0))] * len(panel.covariates.future)
+        series = self.scaling_.series_set(panel, future=ahead)
+        mean, scale = self.scaling_.target_stats(panel)
+        contexts = np.stack([v[-config.context_length :] for v in panel.values])
+        out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
+                                            contexts, mean, scale, list(panel.names), levels,
                                             calibration)  # fmt: skip
         if not np.isfinite(out).all():
             raise DataError("the forecast is not finite; check the history for extreme values")
@@ -367,6 +405,14 @@ class TrellisForecaster(BaseEstimator):
         """The fitted calibration if it can give intervals at `levels` (ConfigError if not)."""
         self._check_fitted()
         return require_calibration(getattr(self, "calibration_", None), levels)
+
+    def make_future_frame(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The frame `predict(df, future=...)` needs: the `prediction_length` timestamps after
+        each series' end (with the id column of a long frame), the calendar feature columns
+        filled, and one empty (NaN) column per future covariate for you to fill."""
+        self._check_fitted()
+        panel = self._history(df)
+        return future_frame(panel, self.config_.prediction_length, self.scaling_.calendar)
 
     # ------------------------------------------------------------------ evaluation
     def backtest(
@@ -381,7 +427,8 @@ class TrellisForecaster(BaseEstimator):
         """Rolling-origin evaluation on `df` without refitting.
 
         Windows end at the last time step and go back by `step` (default `prediction_length`);
-        `n_windows` limits them per series (default: all that fit). One row per series and
+        `n_windows` limits them per series (default: all that fit). Covariates take their
+        recorded values inside each window (the future covariates' too). One row per series and
         window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
         (+ wQL and coverage of the outermost quantile band for a quantile model; + `coverage80`
         and `width80` per interval level with `level=[80, ...]`).
@@ -403,18 +450,33 @@ class TrellisForecaster(BaseEstimator):
     def save(self, path) -> None:
         """Write the fitted model to a directory: weights (safetensors) + JSON, no pickle."""
         self._check_fitted()
-        save_forecaster(self, path)
+        save_state(self._fitted_state(), path)
 
     @classmethod
     def load(cls, path) -> TrellisForecaster:
         """Load a directory written by `save` (raises ModelFileError if it is not a usable model)."""
-        return load_forecaster(cls, path)
+        state = load_state(path)
+        forecaster = cls(**state.config.params())
+        forecaster._restore(state)
+        return forecaster
 
+    def _fitted_state(self) -> FittedState:
+        return FittedState(config=self.config_, inputs=self.inputs_, model=self.model_,
+                           columns=self.columns_, scaling=self.scaling_, history=self.history_,
+                           summary=self.summary_,
+                           calibration=getattr(self, "calibration_", None),
+                           fit_span=getattr(self, "fit_span_", None),
+                           data_summary=getattr(self, "data_summary_", None))  # fmt: skip
 
-def _tail(panel: Panel, length: int) -> Panel:
-    """The last `length` steps of every series (what predict() needs without new data)."""
-    return dataclasses.replace(
-        panel,
-        values=tuple(v[-length:].copy() for v in panel.values),
-        index=tuple(ix[-length:] for ix in panel.index),
-    )
+    def _restore(self, state: FittedState) -> None:
+        self.config_ = state.config
+        self.inputs_ = state.inputs
+        self.model_ = state.model.eval()
+        self.scaling_ = state.scaling
+        self.columns_ = state.columns
+        self.history_ = state.history
+        self.freq_ = state.history.freq
+        self.summary_ = state.summary
+        self.calibration_ = state.calibration
+        self.data_summary_ = state.data_summary
+        self.fit_span_ = state.fit_span

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from trellis_ts.data import Panel
+from trellis_ts.data.frames import Panel
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
 
 if TYPE_CHECKING:
     from trellis_ts.config import TrellisConfig
+    from trellis_ts.data.windows import SeriesSet
     from trellis_ts.estimator import TrellisForecaster
 
 __all__ = [
@@ -39,28 +40,40 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Windows:
-    """Chosen windows: their series and start positions, contexts `[n, L]` and targets `[n, H]`."""
+    """Chosen windows: their series and start positions, contexts `[n, L]` and targets `[n, H]`
+    (in the units of the values they were cut from), and the model's inputs for them (the named
+    fields of `trellis_ts.data.INPUT_FIELDS`, scaled, covariates included)."""
 
     series: np.ndarray  # int64 [n]
     start: np.ndarray  # int64 [n]
     contexts: np.ndarray  # float64 [n, L]
     targets: np.ndarray  # float64 [n, H]
+    inputs: dict[str, np.ndarray]
 
 
 def select_windows(
-    values: Sequence[np.ndarray],
+    series: SeriesSet | Sequence[np.ndarray],
     context_length: int,
     prediction_length: int,
     *,
     step: int = 1,
     n_windows: int | None = None,
     ranges: Sequence[tuple[int, int]] | None = None,
+    values: Sequence[np.ndarray] | None = None,
 ) -> Windows:
     """Windows `step` apart ending at each series' end (or at the end of its range), the newest
-    `n_windows` of each series when given. Targets lie inside `ranges` when given."""
-    from trellis_ts.data import WindowDataset  # torch: imported when windows are made
+    `n_windows` of each series when given. Targets lie inside `ranges` when given.
 
-    windows = WindowDataset(list(values), context_length, prediction_length, ranges=ranges,
+    `series` is what the model reads (scaled targets, with covariates in a `SeriesSet`);
+    contexts and targets come from `values` (e.g. the same series in the data's units), or from
+    the series' targets."""
+    # torch: imported when windows are made
+    from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
+
+    if not isinstance(series, SeriesSet):
+        series = SeriesSet(target=list(series))
+    values = series.target if values is None else values
+    windows = WindowDataset(series, context_length, prediction_length, ranges=ranges,
                             stride=step)  # fmt: skip
     idx = np.arange(len(windows))
     series_of, start_of = windows.locate_many(idx)
@@ -76,7 +89,8 @@ def select_windows(
     at = windows.offsets[series_of] + start_of
     x = flat[at[:, None] + np.arange(-context_length, 0)[None, :]]
     y = flat[at[:, None] + np.arange(prediction_length)[None, :]]
-    return Windows(series_of, start_of, x, y)
+    inputs = {k: v.numpy() for k, v in model_inputs(windows.gather(idx)).items()}
+    return Windows(series_of, start_of, x, y, inputs)
 
 
 def check_levels(level) -> list[int]:
@@ -195,7 +209,8 @@ def run_backtest(
 
     Windows end at each series' last time step and go back by `step` (default
     `prediction_length`); `n_windows` keeps the newest of each series (default: all that fit).
-    `level` adds conformal intervals (see `TrellisForecaster.predict`).
+    Covariates take their recorded values inside each window (the future covariates' over the
+    window's horizon too). `level` adds conformal intervals (see `TrellisForecaster.predict`).
     """
     forecaster._check_fitted()
     config = forecaster.config_
@@ -216,13 +231,14 @@ def run_backtest(
             f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
             "pass a longer history to evaluate"
         )
-    mean, scale = forecaster._scaling(panel)
-    windows = select_windows(panel.values, L, H, step=step, n_windows=n_windows)
+    mean, scale = forecaster.scaling_.target_stats(panel)
+    windows = select_windows(forecaster.scaling_.series_set(panel), L, H, step=step,
+                             n_windows=n_windows, values=panel.values)  # fmt: skip
     warn_in_sample(getattr(forecaster, "fit_span_", None), panel, windows.series, windows.start, H)
     rows_mean, rows_scale = mean[windows.series], scale[windows.series]
     names = [panel.names[s] for s in windows.series]
-    output, point, bounds = forecaster._forecast(windows.contexts, rows_mean, rows_scale, names,
-                                                 levels, calibration)  # fmt: skip
+    output, point, bounds = forecaster._forecast(windows.inputs, windows.contexts, rows_mean,
+                                                 rows_scale, names, levels, calibration)  # fmt: skip
     quantiles = config.quantiles if output.ndim == 3 else None
     return Backtest(panel, windows, output, point, quantiles, bounds)
 

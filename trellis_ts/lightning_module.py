@@ -10,9 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trellis_ts.baselines import build_model
 from trellis_ts.config import TrellisConfig
+from trellis_ts.data.windows import model_inputs
 from trellis_ts.errors import TrainingError
+from trellis_ts.model import build_model
+from trellis_ts.nn.covariates import ModelInputs
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
@@ -33,39 +35,46 @@ def forecast_loss(pred: Tensor, target: Tensor, config: TrellisConfig) -> Tensor
 
 
 class TrellisLightningModule(pl.LightningModule):
-    """Trains the config's model (`baselines.build_model`) on `(context [B, L, C], target [B, H, C])` batches.
+    """Trains the config's model (`model.build_model`) on named batches (`WindowDataset`'s:
+    ``past_target [B, L]``, ``future_target [B, H]`` and the covariate fields).
 
-    The loss is computed on the data as the loader gives it (the estimator scales each series
-    before; RevIN normalises each window inside the model).
+    `loss(batch)` is the one place a batch becomes a loss: the estimator's and the benchmark's
+    batches use it as it is (the data is scaled before; RevIN normalises each window inside
+    the model), the GluonTS module overrides it to weigh observed values. The steps log it and
+    stop a fit whose training loss is no longer finite.
     """
 
-    def __init__(self, config: TrellisConfig) -> None:
+    def __init__(self, config: TrellisConfig, inputs: ModelInputs | None = None) -> None:
         super().__init__()
         self.config = config
-        self.model = build_model(config)
+        self.model = build_model(config, inputs)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+    def forward(self, past_target: Tensor, **covariates: Tensor) -> Tensor:
+        return self.model(past_target, **covariates)
 
-    def _step(self, batch: tuple[Tensor, Tensor], name: str) -> Tensor:
-        x, y = batch
-        loss = forecast_loss(self.model(x), y, self.config)
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        return forecast_loss(self.model(**model_inputs(batch)), batch["future_target"], self.config)
+
+    def log_loss(self, name: str, loss: Tensor, batch: dict[str, Tensor]) -> None:
+        """Log ``<name>_loss``: per step and epoch in training, per epoch in validation."""
         on_step = name == "train"
         self.log(f"{name}_loss", loss, prog_bar=True, on_step=on_step, on_epoch=True,
-                 batch_size=x.shape[0], sync_dist=not on_step)  # fmt: skip
-        return loss
+                 batch_size=batch["past_target"].shape[0], sync_dist=not on_step)  # fmt: skip
 
     def training_step(self, batch, batch_idx):
-        loss = self._step(batch, "train")
+        loss = self.loss(batch)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the training loss became {loss.item()} at step {self.global_step}; lower "
                 f"learning_rate (now {self.config.learning_rate:g}) or check the data for extreme values"
             )
+        self.log_loss("train", loss, batch)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
+        loss = self.loss(batch)
+        self.log_loss("val", loss, batch)
+        return loss
 
     def configure_optimizers(self):
         config = self.config

@@ -1,4 +1,7 @@
-"""`TrellisModel`: RevIN → patches → causal encoder blocks → head, channel-independent."""
+"""`TrellisModel`: RevIN → patches (+ covariates) → causal encoder blocks → head, channel-independent.
+
+`build_model` is the one factory: the config's forecaster, the encoder or a baseline.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trellis_ts.baselines import DLinear, SeasonalNaive
 from trellis_ts.config import TrellisConfig
 from trellis_ts.layers import make_mixer
 from trellis_ts.nn.blocks import SwiGLU
+from trellis_ts.nn.covariates import (
+    CovariateEncoder,
+    ModelInputs,
+    future_tokens,
+    repeat_for_channels,
+)
 from trellis_ts.nn.fused import Dropout
 from trellis_ts.nn.heads import FlattenHead, PoolHead
 from trellis_ts.nn.patching import make_patches
 from trellis_ts.nn.revin import denormalize, normalize
+from trellis_ts.sizing import with_patches
 
 
 class EncoderBlock(nn.Module):
@@ -44,23 +55,32 @@ def sinusoidal_positions(n: int, d: int) -> Tensor:
 
 
 class TrellisModel(nn.Module):
-    """Forecast `prediction_length` steps of every channel from `context_length` past steps.
+    """Forecast `prediction_length` steps of a series from its `context_length` past steps.
 
-    `forward(x [B, L, C]) -> [B, H, C]`, or `[B, H, C, Q]` when trained on Q quantiles. Channels
-    are independent (each is its own sequence of patch tokens through shared weights), so the
-    same model serves any number of channels or series. The encoder is causal over patches.
-    The trellis mixer needs no position code (its recurrence is order-aware); the attention
-    baseline gets fixed sinusoidal ones.
+    `forward(past_target [B, L]) -> [B, H]`, or `[B, H, Q]` when trained on Q quantiles; a
+    multichannel `[B, L, C]` gives `[B, H, C]` (`[B, H, C, Q]`), each channel on its own.
+    Channels are independent (each is its own sequence of patch tokens through shared
+    weights), so the same model serves any number of channels or series. The encoder is causal
+    over patches. The trellis mixer needs no position code (its recurrence is order-aware); the
+    attention baseline gets fixed sinusoidal ones.
+
+    Built with `inputs` (`ModelInputs`), it also reads the covariates of each window, by the
+    batch's field names (`trellis_ts.nn.covariates` explains how they enter); a row's
+    covariates serve all its channels. Without covariates no covariate weights exist.
     """
 
-    def __init__(self, config: TrellisConfig) -> None:
+    def __init__(self, config: TrellisConfig, inputs: ModelInputs | None = None) -> None:
         super().__init__()
-        self.config = config
+        inputs = inputs or ModelInputs()
+        self.config, self.inputs = config, inputs
+        n_tokens = config.n_patches
+        if inputs.feat_dynamic_real:
+            n_tokens += future_tokens(config.prediction_length, config.patch_len)
         self.embed = nn.Linear(config.patch_len, config.d_model)
         if config.mixer == "attention":
             self.register_buffer(
                 "positions",
-                sinusoidal_positions(config.n_patches, config.d_model),
+                sinusoidal_positions(n_tokens, config.d_model),
                 persistent=False,
             )
         else:
@@ -77,12 +97,26 @@ class TrellisModel(nn.Module):
             else None
         )
         if config.head == "flatten":
-            self.head = FlattenHead(config.n_patches, config.d_model, out, config.dropout)
+            self.head = FlattenHead(n_tokens, config.d_model, out, config.dropout)
         else:
             self.head = PoolHead(config.d_model, out, config.pool_queries, config.dropout)
+        # Created last, so that a model without covariates draws its weights as it always has.
+        self.covariates = (
+            CovariateEncoder(inputs, patch_len=config.patch_len, patch_stride=config.patch_stride,
+                             prediction_length=config.prediction_length, d_model=config.d_model)
+            if inputs.any else None
+        )  # fmt: skip
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(
+        self,
+        past_target: Tensor,
+        past_feat_dynamic_real: Tensor | None = None,
+        feat_dynamic_real: Tensor | None = None,
+        feat_static_real: Tensor | None = None,
+        feat_static_cat: Tensor | None = None,
+    ) -> Tensor:
         config = self.config
+        x = past_target if past_target.dim() == 3 else past_target[..., None]
         batch, length, channels = x.shape
         if length != config.context_length:
             raise ValueError(f"expected {config.context_length} input steps, got {length}")
@@ -91,6 +125,16 @@ class TrellisModel(nn.Module):
             x, stats = normalize(x)
         series = x.transpose(1, 2).reshape(batch * channels, length)  # channel independence
         tokens = self.embed(make_patches(series, config.patch_len, config.patch_stride))
+        if self.covariates is not None:
+            given = dict(past_feat_dynamic_real=past_feat_dynamic_real,
+                         feat_dynamic_real=feat_dynamic_real, feat_static_real=feat_static_real,
+                         feat_static_cat=feat_static_cat)  # fmt: skip
+            missing = [k for k in self.inputs.fields if given[k] is None]
+            if missing:
+                raise ValueError(f"this model was built with covariates; missing inputs {missing}")
+            tokens = self.covariates(
+                tokens, **{k: repeat_for_channels(v, channels) for k, v in given.items()}
+            )
         if self.positions is not None:
             tokens = tokens + self.positions
         h = self.embed_dropout(tokens)
@@ -106,7 +150,7 @@ class TrellisModel(nn.Module):
         y = _monotone(y) if config.n_outputs > 1 else y.squeeze(-1)
         if stats is not None:
             y = denormalize(y, stats)
-        return y
+        return y if past_target.dim() == 3 else y.squeeze(2)
 
 
 def _monotone(y: Tensor) -> Tensor:
@@ -124,3 +168,17 @@ def example_inputs(
     """A random `[batch, context_length, channels]` input for shape checks."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(batch, config.context_length, channels, generator=gen)
+
+
+def build_model(config: TrellisConfig, inputs: ModelInputs | None = None) -> nn.Module:
+    """The forecaster a config describes, for the given covariate inputs: the Trellis/attention
+    encoder or a baseline."""
+    inputs = inputs or ModelInputs()
+    config = with_patches(config)  # unset patches: the rule fit uses for this context
+    if config.model == "dlinear":
+        return DLinear(config, inputs)
+    if config.model == "seasonal_naive":
+        if inputs.any:
+            raise ValueError("the seasonal naive baseline reads no covariates")
+        return SeasonalNaive(config)
+    return TrellisModel(config, inputs)

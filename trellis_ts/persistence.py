@@ -1,12 +1,17 @@
-"""Saving and loading a fitted forecaster: weights in safetensors, everything else in JSON.
+"""Saving and loading a fitted forecaster's state: weights in safetensors, the rest in JSON.
+
+What a fit learned is one record, `FittedState` (config, covariate inputs, column roles, input
+scaling, the history tail, the training summary, the model); the estimator hands it over and
+takes it back, and this module knows nothing else about the estimator.
 
 No pickle anywhere: loading never executes code from the model directory. A directory holds
-`model.json` (format version, library version, config, data layout, scaler, history
-timestamps, calibration) and `weights.safetensors` (the model's tensors, the history tail's
-values and the conformal thresholds). It is written to a temporary directory beside the target
-and swapped into place in one atomic step where the system allows it (Linux's
-`renameat2(RENAME_EXCHANGE)`), else by two renames: a crash never leaves a half-written model, and
-updating a model in place (a warm start) never leaves a mix of old and new files.
+`model.json` (format version, library version, config, column roles, data layout, scaling,
+history timestamps and static covariates, calibration) and `weights.safetensors` (the model's
+tensors, the history tail's values, covariates included, and the conformal thresholds). It is
+written to a temporary directory beside the target and swapped into place in one atomic step
+where the system allows it (Linux's `renameat2(RENAME_EXCHANGE)`), else by two renames: a crash
+never leaves a half-written model, and updating a model in place (a warm start) never leaves a
+mix of old and new files. Directories of formats 1 and 2 (before covariates) still load.
 """
 
 from __future__ import annotations
@@ -19,28 +24,33 @@ import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 import trellis_ts
-from trellis_ts.baselines import build_model
 from trellis_ts.config import TrellisConfig
 from trellis_ts.conformal import Calibration
-from trellis_ts.data import Panel
+from trellis_ts.data.covariates import Covariates
+from trellis_ts.data.frames import Panel
+from trellis_ts.data.inputs import InputScaling
+from trellis_ts.data.layout import FrameLayout
+from trellis_ts.data.scaling import Scaler
 from trellis_ts.errors import ConfigError, ModelFileError
+from trellis_ts.model import build_model
+from trellis_ts.nn.covariates import ModelInputs
 from trellis_ts.training import TrainingSummary
 
-if TYPE_CHECKING:
-    from trellis_ts.estimator import TrellisForecaster
-
 # 2: sizes chosen from the data, target_transform, date-reading options, the fit's time span.
-FORMAT_VERSION = 2
+# 3: covariates (their roles, values and scaling), the layout as one record.
+FORMAT_VERSION = 3
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -59,7 +69,23 @@ def _unjson(value: Any) -> Any:
     return value
 
 
-def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> None:
+@dataclass(frozen=True)
+class FittedState:
+    """Everything a fit learned, as one record: what `save_state` writes and `load_state` reads."""
+
+    config: TrellisConfig
+    inputs: ModelInputs
+    model: nn.Module
+    columns: dict[str, Any]  # the fit's column arguments (time_col, id_col, target, covariates)
+    scaling: InputScaling
+    history: Panel  # the last context_length steps of every series, covariates included
+    summary: TrainingSummary
+    calibration: Calibration | None = None  # conformal thresholds (None: no validation part)
+    fit_span: dict | None = None  # names, first and last fitted time of each series
+    data_summary: str | None = None  # the fit's line about its data and sizes
+
+
+def save_state(state: FittedState, path: str | os.PathLike) -> None:
     # Through a symlink, the model goes where it points (the link itself stays).
     target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
     # Look at `target` before its contents: another process may be moving a model into place
@@ -72,39 +98,39 @@ def save_forecaster(forecaster: TrellisForecaster, path: str | os.PathLike) -> N
         raise ModelFileError(
             f"{target} exists and is not a trellis-ts model directory; choose a new path"
         )
-    history: Panel = forecaster.history_
+    history = state.history
+    cov = history.covariates
     tensors = {
-        f"model.{k}": v.detach().cpu().contiguous()
-        for k, v in forecaster.model_.state_dict().items()
+        f"model.{k}": v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()
     }
     for i, values in enumerate(history.values):
-        tensors[f"history.{i}"] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
-    calibration: Calibration | None = getattr(forecaster, "calibration_", None)
-    if calibration is not None:
-        tensors["conformal.thresholds"] = torch.from_numpy(
-            np.ascontiguousarray(calibration.thresholds, dtype=np.float64)
-        )
+        tensors[f"history.{i}"] = _tensor(values)
+    for kind, parts in (("past", cov.past), ("future", cov.future)):
+        for g, values in enumerate(parts):
+            if values.shape[1]:
+                tensors[f"history.{kind}.{g}"] = _tensor(values)
+    if state.calibration is not None:
+        tensors["conformal.thresholds"] = _tensor(state.calibration.thresholds)
     meta = {
         "format_version": FORMAT_VERSION,
         "library_version": trellis_ts.__version__,
-        "config": forecaster.config_.to_dict(),
-        "columns": forecaster.columns_,
-        "scaler": forecaster.scaler_,
-        "summary": forecaster.summary_.to_dict(),
-        "conformal": None if calibration is None else calibration.to_meta(),
-        "fit_span": getattr(forecaster, "fit_span_", None),
-        "data_summary": getattr(forecaster, "data_summary_", None),
+        "config": state.config.to_dict(),
+        "inputs": state.inputs.to_dict(),
+        "columns": state.columns,
+        "scaling": state.scaling.to_dict(),
+        "summary": state.summary.to_dict(),
+        "conformal": None if state.calibration is None else state.calibration.to_meta(),
+        "fit_span": state.fit_span,
+        "data_summary": state.data_summary,
         "history": {
             "names": list(history.names),
-            "layout": history.layout,
             "freq": history.freq,
-            "time_col": history.time_col,
-            "id_col": history.id_col,
-            "target_col": history.target_col,
-            "index_name": history.index_name,
-            "ids": None if history.ids is None else [_jsonable(i) for i in history.ids],
-            "columns": None if history.columns is None else [_jsonable(c) for c in history.columns],
-            "index": [[_jsonable(t) for t in ix] for ix in history.index],
+            "layout": history.layout.to_dict(),
+            "ids": None if history.ids is None else list(history.ids),
+            "index": [list(ix) for ix in history.index],
+            "group": cov.group.tolist(),
+            "n_groups": len(cov.past),
+            "static": {str(c): cov.static[c].tolist() for c in cov.static.columns},
         },
     }
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +196,11 @@ def _move_into_place(staging: Path, target: Path) -> None:
     raise OSError(errno.EBUSY, "could not move the model into place", str(target))
 
 
-def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> TrellisForecaster:
+def _tensor(values: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+
+
+def load_state(path: str | os.PathLike) -> FittedState:
     source = Path(path)
     meta_file, weights_file = source / CONFIG_FILE, source / WEIGHTS_FILE
     if not source.is_dir() or not meta_file.is_file() or not weights_file.is_file():
@@ -200,7 +230,11 @@ def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> Tr
         raise ModelFileError(
             f"{weights_file} is truncated or corrupted ({exc}); re-save the model"
         ) from None
-    model = build_model(config)
+    try:
+        inputs = ModelInputs(**meta["inputs"]) if version >= 3 else ModelInputs()
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
+    model = build_model(config, inputs)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)
@@ -210,41 +244,68 @@ def load_forecaster(cls: type[TrellisForecaster], path: str | os.PathLike) -> Tr
             f"{weights_file} does not match its configuration ({first}); re-save the model"
         ) from None
     try:
-        h = meta["history"]
-        n = len(h["names"])
-        history = Panel(
-            values=tuple(tensors[f"history.{i}"].numpy() for i in range(n)),
-            index=tuple(pd.Index([_unjson(t) for t in ix]) for ix in h["index"]),
-            names=tuple(h["names"]),
-            layout=h["layout"],
-            freq=h["freq"],
-            time_col=h["time_col"],
-            id_col=h["id_col"],
-            target_col=h["target_col"],
-            index_name=h["index_name"],
-            ids=None if h["ids"] is None else tuple(h["ids"]),
-            columns=None if h["columns"] is None else tuple(h["columns"]),
-        )
+        read = _read_v3 if version >= 3 else _read_v1
+        columns, scaling, history = read(meta, tensors)
         summary = TrainingSummary(**{k: meta["summary"][k] for k in TrainingSummary.__dataclass_fields__
                                      if k != "extra"})  # fmt: skip
-        forecaster = cls(**config.params())
-        forecaster.config_ = config
-        forecaster.model_ = model.eval()
-        forecaster.scaler_ = meta["scaler"]
-        forecaster.columns_ = meta["columns"]
-        forecaster.history_ = history
-        forecaster.freq_ = history.freq
-        forecaster.summary_ = summary
         saved = meta.get("conformal")  # absent in models saved before intervals existed
-        forecaster.calibration_ = None if saved is None else Calibration.from_saved(
+        calibration = None if saved is None else Calibration.from_saved(
             {**saved, "first_target": {k: _unjson(v) for k, v in saved.get("first_target", {}).items()}},
             tensors["conformal.thresholds"].numpy(),
         )  # fmt: skip
-        forecaster.data_summary_ = meta.get("data_summary")
         span = meta.get("fit_span")  # absent in format 1
-        forecaster.fit_span_ = None if span is None else {
+        fit_span = None if span is None else {
             "names": span["names"], "first": [_unjson(t) for t in span["first"]],
             "last": [_unjson(t) for t in span["last"]]}  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
-    return forecaster
+    return FittedState(config=config, inputs=inputs, model=model.eval(), columns=columns,
+                       scaling=scaling, history=history, summary=summary,
+                       calibration=calibration, fit_span=fit_span,
+                       data_summary=meta.get("data_summary"))  # fmt: skip
+
+
+def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Panel:
+    """The saved history tail: target values from the weights file, the rest from JSON."""
+    return Panel(
+        values=tuple(tensors[f"history.{i}"].numpy() for i in range(len(h["names"]))),
+        index=tuple(pd.Index([_unjson(t) for t in ix]) for ix in h["index"]),
+        names=tuple(h["names"]),
+        freq=h["freq"],
+        layout=layout,
+        ids=None if h["ids"] is None else tuple(h["ids"]),
+        covariates=covariates,
+    )
+
+
+def _read_v3(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
+    h = meta["history"]
+    layout = FrameLayout.from_dict(h["layout"])
+    lengths = [len(ix) for ix in h["index"]]
+    group = np.asarray(h["group"], dtype=np.int64)
+    parts = {}
+    for kind, width in (("past", len(layout.past_covariates)),
+                        ("future", len(layout.future_covariates))):  # fmt: skip
+        parts[kind] = tuple(
+            tensors[f"history.{kind}.{g}"].numpy() if width
+            else np.zeros((lengths[int(np.argmax(group == g))], 0)) for g in range(h["n_groups"])
+        )  # fmt: skip
+    covariates = Covariates(past=parts["past"], future=parts["future"],
+                            static=pd.DataFrame(h["static"], index=range(len(h["names"]))),
+                            group=group)  # fmt: skip
+    history = _history(h, tensors, layout, covariates)
+    return meta["columns"], InputScaling.from_dict(meta["scaling"]), history
+
+
+def _read_v1(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
+    """A model saved before covariates (formats 1 and 2): one scaler for the targets (of the
+    values after `target_transform`), the layout's flat fields."""
+    h = meta["history"]
+    layout = FrameLayout(
+        format=h["layout"], time_col=h["time_col"], id_col=h["id_col"],
+        target_col=h["target_col"], index_name=h["index_name"],
+        columns=None if h["columns"] is None else tuple(h["columns"]),
+    )  # fmt: skip
+    transform = meta["config"].get("target_transform", "none")
+    scaling = InputScaling.targets_only(Scaler.from_dict(meta["scaler"]), transform)
+    return dict(meta["columns"]), scaling, _history(h, tensors, layout)

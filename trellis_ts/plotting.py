@@ -57,7 +57,8 @@ def plot_forecast(
     if history is not None and not isinstance(history, Panel):
         panel = to_panel(history, **forecaster.columns_, freq=config.freq,
                          missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
-    first = panel.target_col if panel.layout == "long" else (panel.columns or panel.names)[0]
+    layout = panel.layout
+    first = layout.target_col if layout.format == "long" else (layout.columns or panel.names)[0]
     levels = [q for q in config.quantiles if f"{first}_q{q:g}" in forecast.columns]
     intervals = [lvl for lvl in range(1, 100) if f"{first}_lo{lvl}" in forecast.columns]
     return forecast_figure(panel, forecast, context_length=config.context_length,
@@ -103,13 +104,8 @@ def forecast_figure(
             label="forecast",
         )
         if intervals:
-            label = (
-                (history.columns or history.names)[i]
-                if history.layout == "wide"
-                else history.target_col
-            )
             rows = _series_rows(history, forecast, i)
-            _shade_intervals(ax, times, rows, label, intervals)
+            _shade_intervals(ax, times, rows, _label(history, i), intervals)
         elif low is not None:
             band = f"q{levels[0]:g}-q{levels[-1]:g}" if len(levels) > 1 else f"q{levels[0]:g}"
             ax.fill_between(times, low, high, color="C1", alpha=0.25, lw=0, label=band)
@@ -238,22 +234,29 @@ def _join(first: pd.Index, rest: pd.Index) -> pd.Index:
     return pd.Index(first).append(pd.Index(rest))
 
 
+def _label(history: Panel, i: int):
+    """The forecast frame's column of series `i`: its own (wide) or the value column (long)."""
+    layout = history.layout
+    if layout.format == "wide":
+        return (layout.columns or history.names)[i]
+    return layout.target_col
+
+
 def _series_rows(history: Panel, forecast: pd.DataFrame, i: int) -> pd.DataFrame:
     """The rows of series `i` in a forecast frame (all rows of a wide one)."""
-    if history.layout == "wide":
+    if history.layout.format == "wide":
         return forecast
-    return forecast[forecast[history.id_col] == history.ids[i]]
+    return forecast[forecast[history.layout.id_col] == history.ids[i]]
 
 
 def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: list[float]):
     """Times, point forecast and band (low, high or None) of series `i` from the forecast frame."""
     rows = _series_rows(history, forecast, i)
-    if history.layout == "wide":
-        label = (history.columns or history.names)[i]
-        times = forecast.index if history.time_col is None else forecast[history.time_col]
+    layout, label = history.layout, _label(history, i)
+    if layout.format == "wide":
+        times = forecast.index if layout.time_col is None else forecast[layout.time_col]
     else:
-        label = history.target_col
-        times = rows[history.time_col]
+        times = rows[layout.time_col]
     point = rows[label].to_numpy(dtype=float)
     if not levels:
         return pd.Index(times), point, None, None

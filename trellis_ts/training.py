@@ -1,7 +1,8 @@
 """Training and batched inference on arrays: the engine under the estimator and the benchmarks.
 
-`train_model` fits the config's model (the encoder or a baseline) on univariate series (already scaled) with Lightning;
-`forecast_contexts` runs a trained model over many context windows in batches.
+`train_model` fits the config's model (the encoder or a baseline) on univariate series (already
+scaled, with their covariates in a `SeriesSet`) with Lightning; `forecast_contexts` runs a
+trained model over many context windows in batches.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from trellis_ts.config import TrellisConfig
-from trellis_ts.data import EpochSubsampler, WindowDataset, train_val_ranges
+from trellis_ts.data import EpochSubsampler, SeriesSet, WindowDataset, train_val_ranges
 from trellis_ts.errors import Interrupted
 from trellis_ts.lightning_module import BestWeights, TrellisLightningModule, WeightAverage
+from trellis_ts.nn.covariates import ModelInputs
 from trellis_ts.sizing import with_patches
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
@@ -100,10 +102,11 @@ def make_trainer(
 
 def train_model(
     config: TrellisConfig,
-    series: list[np.ndarray],
+    series: list[np.ndarray] | SeriesSet,
     *,
+    inputs: ModelInputs | None = None,
     names: list[str] | None = None,
-    val_series: list[np.ndarray] | None = None,
+    val_series: list[np.ndarray] | SeriesSet | None = None,
     val_stride: int = 1,
     callbacks: list[pl.Callback] | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -111,7 +114,8 @@ def train_model(
     trainer_overrides: dict[str, Any] | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, TrainingSummary]:
-    """Fit a model on univariate series `[T_i]` (float, already scaled).
+    """Fit a model on univariate series `[T_i]` (float, already scaled), or on a `SeriesSet`
+    of them with their covariates, which `inputs` describes.
 
     Validation: when `val_series` is given (e.g. the benchmark's own split), its windows (every
     `val_stride`-th start) are the validation set; otherwise the last `val_fraction` of every series is held out
@@ -131,9 +135,8 @@ def train_model(
     if config.random_state is not None:
         pl.seed_everything(config.random_state, workers=True, verbose=False)
     if val_series is None:
-        train_ranges, val_ranges = train_val_ranges(
-            [len(s) for s in series], L, H, config.val_fraction, names=names
-        )
+        lengths = [len(s) for s in (series.target if isinstance(series, SeriesSet) else series)]
+        train_ranges, val_ranges = train_val_ranges(lengths, L, H, config.val_fraction, names=names)
         train_set = WindowDataset(series, L, H, ranges=train_ranges)
         val_set = WindowDataset(series, L, H, ranges=val_ranges) if val_ranges else None
     else:
@@ -153,7 +156,7 @@ def train_model(
         val_loader = DataLoader(val_set, max(config.batch_size, 256), shuffle=False,
                                 num_workers=config.num_workers)  # fmt: skip
 
-    module = TrellisLightningModule(config)
+    module = TrellisLightningModule(config, inputs)
     if init_state is not None:
         module.model.load_state_dict(init_state)
     n_parameters = sum(p.numel() for p in module.model.parameters())
@@ -231,26 +234,29 @@ TOKENS_PER_BATCH = 32768  # inference batches hold about this many patch tokens 
 
 @torch.no_grad()
 def forecast_contexts(
-    model: nn.Module, contexts: np.ndarray, batch_size: int | None = None
+    model: nn.Module, contexts: np.ndarray | dict[str, np.ndarray], batch_size: int | None = None
 ) -> np.ndarray:
     """`contexts [n, L]` (scaled) → forecasts `[n, H]`, or `[n, H, Q]` for a quantile model.
 
-    Batches are sized by tokens, not windows (default: about `TOKENS_PER_BATCH` patch tokens),
-    so memory stays flat as the context grows: at L=2048 a batch of 1,024 windows took 16x the
-    memory of one of 128, and was slower.
+    `contexts` is the past targets, or a dict of the model's named inputs (``past_target
+    [n, L]`` and the covariate fields, each with a leading ``[n]``). Batches are sized by
+    tokens, not windows (default: about `TOKENS_PER_BATCH` patch tokens), so memory stays flat
+    as the context grows: at L=2048 a batch of 1,024 windows took 16x the memory of one of
+    128, and was slower.
     """
     model.eval()
+    inputs = contexts if isinstance(contexts, dict) else {"past_target": contexts}
+    n = len(inputs["past_target"])
     if batch_size is None:
         tokens = getattr(model.config, "n_patches", 1) if model.config.model == "encoder" else 1
         batch_size = max(1, TOKENS_PER_BATCH // tokens)
     device = next(iter(model.parameters()), torch.empty(0)).device
     out = []
-    for start in range(0, len(contexts), batch_size):
-        x = torch.as_tensor(
-            contexts[start : start + batch_size], dtype=torch.float32, device=device
-        )
-        y = model(x[:, :, None])  # [b, H, 1] or [b, H, 1, Q]
-        out.append(y[:, :, 0].cpu().numpy())
+    for start in range(0, n, batch_size):
+        batch = {k: torch.as_tensor(v[start : start + batch_size], device=device,
+                                    dtype=torch.int64 if k == "feat_static_cat" else torch.float32)
+                 for k, v in inputs.items()}  # fmt: skip
+        out.append(model(**batch).cpu().numpy())  # [b, H] or [b, H, Q]
     if not out:
         return np.zeros((0, model.config.prediction_length), dtype=np.float32)
     return np.concatenate(out).astype(np.float64)

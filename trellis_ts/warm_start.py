@@ -7,14 +7,13 @@ at the fitted frequency. Each mismatch is a one-line error naming it and the way
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from trellis_ts.config import SIZE_FIELDS, TrellisConfig, model_changes
-from trellis_ts.data import Panel
+from trellis_ts.data.frames import Panel
 from trellis_ts.errors import ConfigError, DataError
 
 __all__ = ["check_model", "check_overlap", "match_series"]
@@ -24,6 +23,8 @@ def check_model(fitted: TrellisConfig, config: TrellisConfig) -> TrellisConfig:
     """The config to continue training with (ConfigError if it changes the model)."""
     if config.season_length is None:  # fit derived it from the data's frequency
         config = config.replace(season_length=fitted.season_length)
+    if config.calendar_features == "auto":  # so did the calendar features
+        config = config.replace(calendar_features=fitted.calendar_features)
     # Sizes left unset (sized to the data at fit) keep the fitted ones.
     config = config.replace(
         **{n: getattr(fitted, n) for n in SIZE_FIELDS if getattr(config, n) is None}
@@ -39,11 +40,21 @@ def check_model(fitted: TrellisConfig, config: TrellisConfig) -> TrellisConfig:
 
 
 def match_series(panel: Panel, fitted: Panel) -> Panel:
-    """`panel` with its series in the fitted order; DataError unless it holds exactly them."""
-    if panel.layout != fitted.layout:
+    """`panel` with its series in the fitted order; DataError unless it holds exactly them
+    (and the same covariate columns in the same roles)."""
+    if panel.layout.format != fitted.layout.format:
         raise DataError(
-            f"the model was fitted on a {fitted.layout} frame but got a {panel.layout} one; "
-            "pass data in the same layout"
+            f"the model was fitted on a {fitted.layout.format} frame but got a "
+            f"{panel.layout.format} one; pass data in the same layout"
+        )
+    roles = [(lay.past_covariates, lay.future_covariates, lay.static_covariates)
+             for lay in (panel.layout, fitted.layout)]  # fmt: skip
+    if roles[0] != roles[1]:
+        raise DataError(
+            f"a warm start needs the fitted covariates (past {list(fitted.layout.past_covariates)}, "
+            f"future {list(fitted.layout.future_covariates)}, static "
+            f"{list(fitted.layout.static_covariates)}) in the same roles; pass them so, or fit "
+            "from scratch"
         )
     if panel.freq != fitted.freq:
         raise DataError(
@@ -51,7 +62,7 @@ def match_series(panel: Panel, fitted: Panel) -> Panel:
             "pass data at the fitted frequency"
         )
     names, known = list(panel.names), list(fitted.names)
-    kind = "column" if panel.layout == "wide" else "id"
+    kind = "column" if panel.layout.format == "wide" else "id"
     missing = [n for n in known if n not in names]
     new = [n for n in names if n not in known]
     if missing or new:
@@ -62,15 +73,7 @@ def match_series(panel: Panel, fitted: Panel) -> Panel:
             f"a warm start needs the same {kind}s as the fit, but the data {' and '.join(parts)}; "
             f"pass exactly the fitted {kind}s (target= selects columns) or fit from scratch"
         )
-    order = [names.index(n) for n in known]
-    return dataclasses.replace(
-        panel,
-        values=tuple(panel.values[i] for i in order),
-        index=tuple(panel.index[i] for i in order),
-        names=tuple(known),
-        ids=None if panel.ids is None else tuple(panel.ids[i] for i in order),
-        columns=None if panel.columns is None else tuple(panel.columns[i] for i in order),
-    )
+    return panel.take([names.index(n) for n in known])
 
 
 def check_overlap(previous: dict, current: dict) -> None:

@@ -83,7 +83,8 @@ def test_text_in_a_value_column_is_an_error_naming_it(tmp_path):
 def test_long_files_are_read_without_options(names, taken, tmp_path):
     df = long(*names)
     panel = to_panel(df)
-    assert panel.layout == "long" and (panel.id_col, panel.time_col, panel.target_col) == names
+    layout = panel.layout
+    assert layout.format == "long" and (layout.id_col, layout.time_col, layout.target_col) == names
     assert panel.describe() == taken
     # Before: unique_id,timestamp,value took three errors, one option at a time.
     result = ok("forecast", write(tmp_path, df), *CLI)
@@ -115,7 +116,7 @@ def test_long_file_with_several_value_columns_asks_for_target(tmp_path):
     result = run("forecast", write(tmp_path, df), *CLI)
     assert result.exit_code == 2 and "pass --target naming one of" in result.stderr
     with pytest.warns(UserWarning, match="'price' \\(numeric, not in target\\)"):
-        assert to_panel(df, target="sales").target_col == "sales"
+        assert to_panel(df, target="sales").layout.target_col == "sales"
 
 
 def test_repeated_timestamps_without_an_id_column_suggest_one():

@@ -168,7 +168,7 @@ def test_integer_dates_are_told_apart_from_values():
 def test_a_year_column_is_integer_time(tmp_path):
     df = pd.DataFrame({"Year": range(1900, 2000), "Sunspots": np.abs(np.sin(np.arange(100)))})
     panel = to_panel(df)
-    assert panel.time_col == "Year" and panel.names == ("Sunspots",) and panel.freq == 1
+    assert panel.layout.time_col == "Year" and panel.names == ("Sunspots",) and panel.freq == 1
     csv = write(tmp_path, df)
     assert list(read_csv(csv).columns) == ["Year", "Sunspots"]
     result = ok("forecast", csv, *CLI)

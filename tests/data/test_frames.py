@@ -35,7 +35,7 @@ def test_wide_time_column_frequencies(freq, alias):
     df = wide(8, freq)
     df["date"] = df["date"].astype(str)  # text timestamps, as read from a CSV
     panel = to_panel(df)
-    assert panel.layout == "wide" and panel.freq == alias and panel.time_col == "date"
+    assert panel.layout.format == "wide" and panel.freq == alias and panel.layout.time_col == "date"
     assert panel.names == ("a", "b")
     np.testing.assert_array_equal(panel.values[1], np.arange(8) * 10.0)
     assert panel.index[0].equals(pd.date_range("2020-01-01", periods=8, freq=freq))
@@ -45,7 +45,7 @@ def test_wide_time_column_frequencies(freq, alias):
 def test_wide_datetime_index_round_trip():
     df = wide(5, "D").set_index("date")
     panel = to_panel(df)
-    assert panel.time_col is None and panel.index_name == "date" and panel.freq == "D"
+    assert panel.layout.time_col is None and panel.layout.index_name == "date" and panel.freq == "D"
     out = to_frame(panel, np.ones((2, 3)))
     assert isinstance(out.index, pd.DatetimeIndex) and out.index.name == "date"
     assert out.index.equals(pd.date_range("2020-01-06", periods=3, freq="D", name="date"))
@@ -56,7 +56,7 @@ def test_wide_datetime_index_round_trip():
 def test_integer_index_is_integer_time(step):
     df = pd.DataFrame({"x": np.arange(6.0), "y": np.arange(6.0)}, index=np.arange(6) * step + 10)
     panel = to_panel(df)
-    assert panel.freq == step and panel.time_col is None
+    assert panel.freq == step and panel.layout.time_col is None
     out = to_frame(panel, np.zeros((2, 3)))
     assert list(out.index) == [10 + 6 * step, 10 + 7 * step, 10 + 8 * step]
     assert list(out.columns) == ["x", "y"]
@@ -65,7 +65,7 @@ def test_integer_index_is_integer_time(step):
 def test_integer_time_column_and_saved_row_index(tmp_path):
     df = pd.DataFrame({"step": [0, 2, 4, 6], "v": [1.0, 2.0, 3.0, 4.0]})
     panel = to_panel(df, time_col="step")
-    assert panel.freq == 2 and panel.time_col == "step"
+    assert panel.freq == 2 and panel.layout.time_col == "step"
     out = to_frame(panel, np.zeros((1, 2)))
     assert list(out.columns) == ["step", "v"] and list(out["step"]) == [8, 10]
     path = tmp_path / "saved.csv"
@@ -76,7 +76,7 @@ def test_integer_time_column_and_saved_row_index(tmp_path):
 
 def test_range_index_without_time_column():
     panel = to_panel(pd.DataFrame(np.arange(12.0).reshape(6, 2)))  # numpy-born frame
-    assert panel.freq == 1 and panel.names == ("0", "1") and panel.columns == (0, 1)
+    assert panel.freq == 1 and panel.names == ("0", "1") and panel.layout.columns == (0, 1)
     out = to_frame(panel, np.zeros((2, 2)))
     assert list(out.columns) == [0, 1] and list(out.index) == [6, 7]  # original labels back
 
@@ -118,7 +118,7 @@ def test_time_zone_is_kept():
 
 def test_long_three_ids_different_lengths_round_trip():
     panel = to_panel(long3())
-    assert panel.layout == "long" and panel.names == ("B", "A", "C") and panel.freq == "D"
+    assert panel.layout.format == "long" and panel.names == ("B", "A", "C") and panel.freq == "D"
     assert list(panel.lengths()) == [4, 6, 3]
     assert panel.index[1][-1] == pd.Timestamp("2021-03-06")
     out = to_frame(panel, np.arange(6.0).reshape(3, 2), columns_suffix={"q0.9": np.ones((3, 2))})

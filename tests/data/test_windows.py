@@ -44,10 +44,12 @@ def test_items_match_numpy_slices_and_stay_in_their_series():
     for i in [0, len(ds) - 1, *rng.integers(0, len(ds), 40)]:
         s, start = ds.locate(int(i))
         assert start - L >= 0 and start + H <= lengths[s]  # never crosses a series boundary
-        x, y = ds[int(i)]
-        assert x.shape == (L, 1) and y.shape == (H, 1) and x.dtype == torch.float32
-        np.testing.assert_allclose(x[:, 0].numpy(), series[s][start - L : start], rtol=1e-6)
-        np.testing.assert_allclose(y[:, 0].numpy(), series[s][start : start + H], rtol=1e-6)
+        item = ds[int(i)]
+        x, y = item["past_target"], item["future_target"]
+        assert set(item) == {"past_target", "future_target"}  # no covariates: no other fields
+        assert x.shape == (L,) and y.shape == (H,) and x.dtype == torch.float32
+        np.testing.assert_allclose(x.numpy(), series[s][start - L : start], rtol=1e-6)
+        np.testing.assert_allclose(y.numpy(), series[s][start : start + H], rtol=1e-6)
     # stride is anchored at the end: the newest window of each series is always present
     last_start = {s: start for s, start in map(ds.locate, range(len(ds)))}
     assert last_start == {0: 36, 2: 21, 3: 56}
@@ -58,11 +60,11 @@ def test_items_match_numpy_slices_and_stay_in_their_series():
 def test_gather_matches_getitem():
     ds = WindowDataset(make_series([30, 20]), 5, 2)
     idx = np.array([0, 7, len(ds) - 1])
-    x, y = ds.gather(idx)
-    assert x.shape == (3, 5, 1) and y.shape == (3, 2, 1)
+    batch = ds.gather(idx)
+    assert batch["past_target"].shape == (3, 5) and batch["future_target"].shape == (3, 2)
     for row, i in enumerate(idx):
-        torch.testing.assert_close(x[row], ds[int(i)][0])
-        torch.testing.assert_close(y[row], ds[int(i)][1])
+        for name, value in ds[int(i)].items():
+            torch.testing.assert_close(batch[name][row], value)
 
 
 def test_ranges_restrict_targets_not_context():
@@ -114,9 +116,9 @@ def test_ten_million_points_one_storage():
     assert time.perf_counter() - t0 < 5.0
     assert len(ds) == (10_000_000 - 336 - 96 + 1) + (1000 - 336 - 96 + 1)
     assert ds.data.untyped_storage().nbytes() == 4 * 10_001_000  # one float32 buffer, ~40 MB
-    x, y = ds[len(ds) - 1]
-    assert x.untyped_storage().data_ptr() == ds.data.untyped_storage().data_ptr()  # views
-    assert y.untyped_storage().data_ptr() == ds.data.untyped_storage().data_ptr()
+    item = ds[len(ds) - 1]
+    for value in item.values():  # views
+        assert value.untyped_storage().data_ptr() == ds.data.untyped_storage().data_ptr()
 
 
 def test_epoch_subsampler():

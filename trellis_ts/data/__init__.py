@@ -1,55 +1,52 @@
-"""Data layer: frames in and out, demo data, and training windows.
+"""Data layer: frames in and out, covariates, scaling, demo data, and training windows.
 
-Everything but the windows is torch-free, and the windows (`WindowDataset`, ...) are imported
-on first use: the command line reads and checks a CSV before it loads torch.
+Everything but the windows is torch-free, and names are imported on first use: the command line
+reads and checks a CSV (and the config its calendar feature names) before it loads torch.
 """
 
 from __future__ import annotations
 
-from trellis_ts.data.csv import read_csv
-from trellis_ts.data.frames import (
-    Panel,
-    future_index,
-    panel_from_arrays,
-    to_frame,
-    to_panel,
-)
-from trellis_ts.data.registry import (
-    DATASETS,
-    DatasetSpec,
-    LoadedDataset,
-    dataset_spec,
-    file_sha256,
-    load_dataset,
-)
-from trellis_ts.data.synthetic import make_demo_frame, make_demo_series
+import importlib
 
-_WINDOWS = ("EpochSubsampler", "WindowDataset", "train_val_ranges")
+_HOMES = {
+    "read_csv": "csv",
+    "CALENDAR_FEATURES": "calendar",
+    "calendar_features_for": "calendar",
+    "calendar_values": "calendar",
+    "ColumnRoles": "covariates",
+    "Covariates": "covariates",
+    "Panel": "frames",
+    "panel_from_arrays": "frames",
+    "to_panel": "frames",
+    "FrameLayout": "layout",
+    "future_index": "timegrid",
+    "to_frame": "writing",
+    "DATASETS": "registry",
+    "DatasetSpec": "registry",
+    "LoadedDataset": "registry",
+    "dataset_spec": "registry",
+    "file_sha256": "registry",
+    "load_dataset": "registry",
+    "Scaler": "scaling",
+    "make_demo_frame": "synthetic",
+    "make_demo_series": "synthetic",
+    "make_promotion_frame": "synthetic",
+    "INPUT_FIELDS": "windows",
+    "EpochSubsampler": "windows",
+    "SeriesSet": "windows",
+    "WindowDataset": "windows",
+    "model_inputs": "windows",
+    "train_val_ranges": "windows",
+}
 
-__all__ = [
-    "EpochSubsampler",
-    "Panel",
-    "WindowDataset",
-    "future_index",
-    "make_demo_frame",
-    "make_demo_series",
-    "panel_from_arrays",
-    "read_csv",
-    "to_frame",
-    "to_panel",
-    "train_val_ranges",
-    "DATASETS",
-    "DatasetSpec",
-    "LoadedDataset",
-    "dataset_spec",
-    "file_sha256",
-    "load_dataset",
-]
+__all__ = list(_HOMES)
 
 
 def __getattr__(name: str):
-    if name in _WINDOWS:
-        from trellis_ts.data import windows
+    if name not in _HOMES:
+        raise AttributeError(f"module 'trellis_ts.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"trellis_ts.data.{_HOMES[name]}"), name)
 
-        return getattr(windows, name)
-    raise AttributeError(f"module 'trellis_ts.data' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -10,7 +10,9 @@ given and from what the columns hold:
 
 Anything ambiguous is one error listing the columns and the options that settle it; every
 column left unused is named in one warning line; integer columns that look like dates (Excel
-serials, epoch seconds) are never taken as values to forecast.
+serials, epoch seconds) are never taken as values to forecast. Covariate columns
+(`trellis_ts.data.covariates`) are inputs the caller has placed already: they take no other
+role here and are not "unused".
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ class Columns:
 
 
 def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None,
-                   target: Any = None, date_format: str | None = None) -> Columns:  # fmt: skip
-    """Settle the layout and the role of every column (see the module docstring)."""
+                   target: Any = None, date_format: str | None = None,
+                   covariates: tuple = ()) -> Columns:  # fmt: skip
+    """Settle the layout and the role of every column but the ``covariates`` (see the module
+    docstring)."""
+    df = _Visible(df, covariates) if covariates else df
     for role, col in (("id_col", id_col), ("time_col", time_col)):
         if (
             col is not None
@@ -79,6 +84,18 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
 
 
 # ------------------------------------------------------------------------------ long
+
+
+class _Visible:
+    """A frame seen without some of its columns (no copy): what the rules below read."""
+
+    def __init__(self, df: pd.DataFrame, hidden: tuple) -> None:
+        self._df = df
+        self.columns = pd.Index([c for c in df.columns if c not in set(hidden)])
+        self.index = df.index
+
+    def __getitem__(self, column):
+        return self._df[column]
 
 
 def _detect_id(df, time_col, target, date_format) -> Any:

@@ -1,18 +1,22 @@
-"""Reading, validating and writing back time-series frames.
+"""Reading and validating time-series frames into a `Panel`.
 
 The model is channel-independent, so the canonical form is a list of univariate series: a
-`Panel`. `to_panel` accepts the two layouts users bring from NeuralForecast/GluonTS workflows,
-and `to_frame` writes results back in the same layout, names and column order:
+`Panel`. `to_panel` accepts the two layouts users bring from NeuralForecast/GluonTS workflows
+(`trellis_ts.data.writing.to_frame` writes results back in the same layout, names and order):
 
 * wide: one row per timestamp, one column per channel; time in a column or in the index;
 * long: columns ``[unique_id, ds, y]`` (or an id, a time and a value column found by
   `trellis_ts.data.columns`), one row per (series, timestamp).
+
+Covariate columns (`trellis_ts.data.covariates`) are read beside the targets, through the same
+sorting, gap filling and missing-value policy.
 
 Every problem a user can cause raises `DataError` with a message that names the offending value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from dataclasses import dataclass
@@ -22,37 +26,46 @@ import numpy as np
 import pandas as pd
 
 from trellis_ts.data.columns import Columns, assign_columns
+from trellis_ts.data.covariates import ColumnRoles, Covariates, static_table
 from trellis_ts.data.dates import parse_time
+from trellis_ts.data.layout import FrameLayout
 from trellis_ts.data.timegrid import as_int, fmt_time, parse_freq, regularize
 from trellis_ts.errors import DataError
 
-__all__ = ["Panel", "future_index", "panel_from_arrays", "to_frame", "to_panel"]
+__all__ = ["Panel", "panel_from_arrays", "to_float", "to_panel"]
 
 _MISSING_POLICIES = ("error", "interpolate", "ffill")
+_TARGET_FIX = "fix it, or choose other columns with target="
+_COVARIATE_FIX = (
+    "covariates are numbers (encode a category as 0/1 columns, or pass a per-series label as a "
+    "static covariate)"
+)
 
 
 @dataclass(frozen=True)
 class Panel:
-    """Univariate series in canonical form + what is needed to write results back in the input's format.
+    """Univariate target series in canonical form, their covariates, and the frame's layout.
 
     ``values[i]`` is a float64 array ``[T_i]`` and ``index[i]`` its time index (DatetimeIndex or an
     integer Index) of the same length; series keep the input's order (wide: column order; long:
-    order of first appearance of each id). In the wide layout every series shares one index.
+    order of first appearance of each id, whose values are ``ids``). In the wide layout every
+    series shares one index. ``covariates`` holds the covariate values (zero-width when there
+    are none); ``layout`` says how to write results back.
     """
 
     values: tuple[np.ndarray, ...]
     index: tuple[pd.Index, ...]
     names: tuple[str, ...]
-    layout: str
     freq: str | int | None
-    time_col: str | None
-    id_col: str | None
-    target_col: str | None
-    index_name: str | None
-    ids: tuple | None
-    # Wide layout: the original column labels (they may be non-str, e.g. 0..C-1 from a numpy array),
-    # so results are written back under exactly the input's labels. None means "use names".
-    columns: tuple | None = None
+    layout: FrameLayout
+    ids: tuple | None = None
+    covariates: Covariates | None = None  # None: built as "no covariates"
+
+    def __post_init__(self) -> None:
+        if self.covariates is None:
+            lengths = self.lengths()
+            shared = self.layout.format == "wide" and len(set(lengths.tolist())) <= 1
+            object.__setattr__(self, "covariates", Covariates.none(lengths, shared=shared))
 
     @property
     def n_series(self) -> int:
@@ -64,13 +77,44 @@ class Panel:
 
     def describe(self) -> str:
         """The columns taken, in words: "long data: 3 series in 'store', time 'date', target 'sales'"."""
-        time = f"time {self.time_col!r}" if self.time_col is not None else "time in the index"
-        if self.layout == "long":
-            return (f"long data: {self.n_series:,} series in {self.id_col!r}, {time}, "
-                    f"target {self.target_col!r}")  # fmt: skip
-        names = ", ".join(repr(n) for n in self.names[:4]) + (", ..." if self.n_series > 4 else "")
-        what = names if self.n_series == 1 else f"{self.n_series:,} columns ({names})"
-        return f"wide data: {time}, forecasting {what}"
+        layout = self.layout
+        time = f"time {layout.time_col!r}" if layout.time_col is not None else "time in the index"
+        if layout.format == "long":
+            text = (f"long data: {self.n_series:,} series in {layout.id_col!r}, {time}, "
+                    f"target {layout.target_col!r}")  # fmt: skip
+        else:
+            names = ", ".join(repr(n) for n in self.names[:4]) + (
+                ", ..." if self.n_series > 4 else ""
+            )
+            what = names if self.n_series == 1 else f"{self.n_series:,} columns ({names})"
+            text = f"wide data: {time}, forecasting {what}"
+        roles = [(r, getattr(layout, f"{r}_covariates")) for r in ("past", "future", "static")]
+        given = [f"{r} {list(c)}" for r, c in roles if c]
+        return text + (f"; covariates: {', '.join(given)}" if given else "")
+
+    def tail(self, length: int) -> Panel:
+        """The last ``length`` steps of every series and its covariates."""
+        return dataclasses.replace(
+            self,
+            values=tuple(v[-length:].copy() for v in self.values),
+            index=tuple(ix[-length:] for ix in self.index),
+            covariates=self.covariates.tail(length),
+        )
+
+    def take(self, series: list[int]) -> Panel:
+        """The series at positions ``series``, in that order."""
+        layout = self.layout
+        if layout.columns is not None:
+            layout = dataclasses.replace(layout, columns=tuple(layout.columns[i] for i in series))
+        return dataclasses.replace(
+            self,
+            values=tuple(self.values[i] for i in series),
+            index=tuple(self.index[i] for i in series),
+            names=tuple(self.names[i] for i in series),
+            ids=None if self.ids is None else tuple(self.ids[i] for i in series),
+            layout=layout,
+            covariates=self.covariates.take(series),
+        )
 
 
 # ------------------------------------------------------------------------------------ to_panel
@@ -82,6 +126,9 @@ def to_panel(
     time_col: Any = None,
     id_col: Any = None,
     target: Any = None,
+    past_covariates: Any = None,
+    future_covariates: Any = None,
+    static_covariates: Any = None,
     freq: str | int | None = None,
     missing: str = "error",
     fill_gaps: bool = False,
@@ -97,6 +144,9 @@ def to_panel(
     ``missing``). ``dayfirst`` settles dates like 01/02/2020 (None: from the values, or an
     error when they do not settle it); ``date_format`` is a strptime format, or "excel", "unix",
     "unix_ms" for integer dates. Columns left unused are named in one warning.
+
+    Covariate columns are inputs only, read with the same policies as the targets (see
+    `trellis_ts.data.covariates` for the roles): they never become targets, ids or time.
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(
@@ -117,22 +167,38 @@ def to_panel(
         raise DataError(f"column {dup!r} appears more than once; give every column a unique name.")
     if freq is not None and not isinstance(freq, (int, np.integer)):
         parse_freq(freq, is_datetime=True)  # fail fast on a misspelt alias
+    roles = ColumnRoles.of(past_covariates, future_covariates, static_covariates)
+    # Before the layout is settled, which never gives a covariate another role.
+    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
+    roles.check(df, time_col=time_col, id_col=id_col, targets=targets)
     cols = assign_columns(df, time_col=time_col, id_col=id_col, target=target,
-                          date_format=date_format)  # fmt: skip
+                          date_format=date_format, covariates=roles.columns)  # fmt: skip
     label = f"time column {cols.time_col!r}" if cols.time_col is not None else "the index"
     times = parse_time(cols.time_raw, label, dayfirst=dayfirst, date_format=cols.date_format)
     if cols.layout == "long":
-        return _long_panel(df, cols, times, freq, missing, fill_gaps)
-    return _wide_panel(df, cols, times, freq, missing, fill_gaps)
+        return _long_panel(df, cols, roles, times, freq, missing, fill_gaps)
+    return _wide_panel(df, cols, roles, times, freq, missing, fill_gaps)
 
 
-def _wide_panel(df, cols: Columns, times, freq, missing, fill_gaps) -> Panel:
+def _role_label(roles: ColumnRoles, name: Any) -> str:
+    return f"{roles.role_of(name)} covariate {name!r}"
+
+
+def _split_dynamic(dyn: np.ndarray, roles: ColumnRoles) -> tuple[np.ndarray, np.ndarray]:
+    """``[T, P + F]`` → (past ``[T, P]``, future ``[T, F]``)."""
+    return dyn[:, : len(roles.past)], dyn[:, len(roles.past) :]
+
+
+def _wide_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fill_gaps) -> Panel:
     tcol, targets = cols.time_col, cols.targets
     label = f"time column {tcol!r}" if tcol is not None else "the index"
+    columns = [*targets, *roles.dynamic]
+    labels = [f"column {c!r}" for c in targets] + [_role_label(roles, c) for c in roles.dynamic]
+    fixes = [_TARGET_FIX] * len(targets) + [_COVARIATE_FIX] * len(roles.dynamic)
     # Fortran order keeps each channel contiguous, so the per-series arrays below are plain views.
-    mat = np.empty((len(df), len(targets)), dtype=np.float64, order="F")
-    for j, col in enumerate(targets):
-        mat[:, j] = _to_float(df[col], f"column {col!r}")
+    mat = np.empty((len(df), len(columns)), dtype=np.float64, order="F")
+    for j, col in enumerate(columns):
+        mat[:, j] = to_float(df[col], labels[j], fixes[j])
     t = as_int(times)
     if (np.diff(t) < 0).any():
         _warn_unsorted(label)
@@ -152,25 +218,31 @@ def _wide_panel(df, cols: Columns, times, freq, missing, fill_gaps) -> Panel:
         full[grid.dest] = mat
         mat = full
     idx = grid.indexes[0]
-    values = tuple(
-        _fill_missing(mat[:, j], missing, f"column {c!r}", idx) for j, c in enumerate(targets)
+    filled = [_fill_missing(mat[:, j], missing, labels[j], idx) for j in range(len(columns))]
+    values = tuple(filled[: len(targets)])
+    names = tuple(str(c) for c in targets)
+    dyn = np.stack(filled[len(targets) :], axis=1) if roles.dynamic else np.zeros((len(idx), 0))
+    past, future = _split_dynamic(dyn, roles)
+    covariates = Covariates(
+        past=(past,),
+        future=(future,),
+        static=static_table(df, roles.static, None, names),
+        group=np.zeros(len(values), dtype=np.int64),
     )
-    return Panel(
-        values=values,
-        index=(idx,) * len(values),
-        names=tuple(str(c) for c in targets),
-        layout="wide",
-        freq=grid.freq,
+    layout = FrameLayout(
+        format="wide",
         time_col=tcol,
-        id_col=None,
-        target_col=None,
         index_name=df.index.name if tcol is None else None,
-        ids=None,
         columns=tuple(targets),
+        past_covariates=roles.past,
+        future_covariates=roles.future,
+        static_covariates=roles.static,
     )
+    return Panel(values=values, index=(idx,) * len(values), names=names, freq=grid.freq,
+                 layout=layout, covariates=covariates)  # fmt: skip
 
 
-def _long_panel(df, cols: Columns, times, freq, missing, fill_gaps) -> Panel:
+def _long_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fill_gaps) -> Panel:
     id_col, time_col, target = cols.id_col, cols.time_col, cols.targets[0]
     codes, uniques = pd.factorize(df[id_col], sort=False)  # ids in order of first appearance
     if (codes < 0).any():
@@ -183,9 +255,13 @@ def _long_panel(df, cols: Columns, times, freq, missing, fill_gaps) -> Panel:
     if len(set(names)) < len(names):
         raise DataError(f"ids in column {id_col!r} collide when written as text; make them unique.")
     label = f"time column {time_col!r}"
-    y = _to_float(df[target], f"column {target!r}")
+    y = to_float(df[target], f"column {target!r}", _TARGET_FIX)
+    dyn = np.empty((len(df), len(roles.dynamic)), dtype=np.float64)
+    for k, col in enumerate(roles.dynamic):
+        dyn[:, k] = to_float(df[col], _role_label(roles, col), _COVARIATE_FIX)
     t = as_int(times)
     codes = codes.astype(np.int64, copy=False)
+    static = static_table(df, roles.static, codes, names)
     # Group rows by id with one stable sort (skipped when already grouped); only if times are
     # out of order within an id, sort by time first and regroup: (id, time) order, no row loops.
     order = None if (np.diff(codes) >= 0).all() else _argsort_codes(codes, len(ids))
@@ -199,7 +275,7 @@ def _long_panel(df, cols: Columns, times, freq, missing, fill_gaps) -> Panel:
         t1 = t[order]
     dup = np.flatnonzero(same & (t1[1:] == t1[:-1]))
     if order is not None:
-        times, y = times[order], y[order]
+        times, y, dyn = times[order], y[order], dyn[order]
     if dup.size:
         raise DataError(
             f"series {names[c1[dup[0]]]!r} has duplicate timestamp {fmt_time(times, dup[0])} "
@@ -210,23 +286,39 @@ def _long_panel(df, cols: Columns, times, freq, missing, fill_gaps) -> Panel:
         full = np.full(int(grid.counts.sum()), np.nan)
         full[grid.dest] = y
         y = full
+        full = np.full((len(y), dyn.shape[1]), np.nan)
+        full[grid.dest] = dyn
+        dyn = full
     starts = np.concatenate([[0], np.cumsum(grid.counts)[:-1]])
     bad = np.logical_or.reduceat(~np.isfinite(y), starts)
     parts = np.split(y, starts[1:])
     for i in np.flatnonzero(bad):  # a loop over flawed series only
         parts[i] = _fill_missing(parts[i], missing, f"series {names[i]!r}", grid.indexes[i])
-    return Panel(
-        values=tuple(parts),
-        index=tuple(grid.indexes),
-        names=names,
-        layout="long",
-        freq=grid.freq,
+    dyn_parts = np.split(dyn, starts[1:])
+    if dyn.shape[1]:
+        bad = np.logical_or.reduceat(~np.isfinite(dyn), starts, axis=0)  # [n_series, D]
+        for i, k in zip(*np.nonzero(bad), strict=True):
+            where = f"{_role_label(roles, roles.dynamic[k])} of series {names[i]!r}"
+            dyn_parts[i] = dyn_parts[i].copy()
+            dyn_parts[i][:, k] = _fill_missing(dyn_parts[i][:, k], missing, where, grid.indexes[i])
+    split = [_split_dynamic(d, roles) for d in dyn_parts]
+    covariates = Covariates(
+        past=tuple(p for p, _ in split),
+        future=tuple(f for _, f in split),
+        static=static,
+        group=np.arange(len(ids), dtype=np.int64),
+    )
+    layout = FrameLayout(
+        format="long",
         time_col=time_col,
         id_col=id_col,
         target_col=target,
-        index_name=None,
-        ids=ids,
+        past_covariates=roles.past,
+        future_covariates=roles.future,
+        static_covariates=roles.static,
     )
+    return Panel(values=tuple(parts), index=tuple(grid.indexes), names=names, freq=grid.freq,
+                 layout=layout, ids=ids, covariates=covariates)  # fmt: skip
 
 
 def _argsort_codes(codes: np.ndarray, n_series: int) -> np.ndarray:
@@ -242,7 +334,7 @@ def _warn_unsorted(label: str) -> None:
     )
 
 
-def _to_float(col: pd.Series, label: str) -> np.ndarray:
+def to_float(col: pd.Series, label: str, fix: str = _TARGET_FIX) -> np.ndarray:
     """float64 ``[n]``; missing cells become NaN, text that is not a number raises."""
     if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -253,10 +345,7 @@ def _to_float(col: pd.Series, label: str) -> np.ndarray:
         hint = ""
         if re.fullmatch(r"\s*-?\d+,\d+\s*", str(value)):
             hint = " (looks like a decimal comma: pass decimal=',' to read_csv)"
-        raise DataError(
-            f"{label} has a non-numeric value {value!r}{hint}; fix it, or choose other columns "
-            "with target=."
-        )
+        raise DataError(f"{label} has a non-numeric value {value!r}{hint}; {fix}.")
     return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -280,78 +369,6 @@ def _fill_missing(v: np.ndarray, missing: str, label: str, index: pd.Index) -> n
         return np.interp(x, x[ok], v[ok])
     last = np.maximum.accumulate(np.where(ok, x, -1))  # position of the latest finite value
     return v[np.where(last < 0, int(np.argmax(ok)), last)]  # leading gap takes the first value
-
-
-# ------------------------------------------------------------------------------ writing back
-
-
-def future_index(last: Any, freq: str | int | Any, horizon: int) -> pd.Index:
-    """The ``horizon`` time stamps after ``last`` at ``freq``: DatetimeIndex or integer Index."""
-    if horizon < 0:
-        raise DataError(f"horizon={horizon} is negative; pass the number of future steps (>= 0).")
-    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
-        step = int(freq)
-        start = int(last) + step
-        return pd.RangeIndex(start, start + step * horizon, step)
-    if isinstance(last, (int, np.integer)):
-        raise DataError(f"last={last!r} is an integer but freq={freq!r} is a calendar frequency.")
-    off = parse_freq(freq, is_datetime=True)
-    return pd.date_range(start=pd.Timestamp(last) + off, periods=horizon, freq=off)
-
-
-def to_frame(
-    panel: Panel,
-    values: np.ndarray,
-    index: tuple[pd.Index, ...] | None = None,
-    columns_suffix: dict[str, np.ndarray] | None = None,
-) -> pd.DataFrame:
-    """Write results ``values`` float ``[n_series, H]`` back in the layout and names of ``panel``.
-
-    ``index[i]`` gives the H time stamps of series i (default: the H steps after its last one).
-    ``columns_suffix`` maps a suffix to extra ``[n_series, H]`` arrays: wide adds columns
-    ``f"{name}_{suffix}"`` after the point columns, long adds ``f"{target_col}_{suffix}"``.
-    """
-    vals = _result_array(values, panel, "values", None)
-    horizon = vals.shape[1]
-    extras = {
-        s: _result_array(a, panel, f"columns_suffix[{s!r}]", horizon)
-        for s, a in (columns_suffix or {}).items()
-    }
-    if index is None:
-        index = tuple(future_index(ix[-1], panel.freq, horizon) for ix in panel.index)
-    if len(index) != panel.n_series or any(len(ix) != horizon for ix in index):
-        raise DataError(
-            f"index must hold {panel.n_series} time indexes of length {horizon} (one per series)."
-        )
-    if panel.layout == "wide":
-        first = index[0]
-        if any(not ix.equals(first) for ix in index[1:]):
-            raise DataError("a wide result needs one shared time index for all series.")
-        labels = panel.columns if panel.columns is not None else panel.names
-        data = {c: vals[i] for i, c in enumerate(labels)}
-        for suffix, arr in extras.items():
-            data.update({f"{c}_{suffix}": arr[i] for i, c in enumerate(labels)})
-        if panel.time_col is None:
-            return pd.DataFrame(data, index=first.rename(panel.index_name))
-        out = pd.DataFrame(data)
-        out.insert(0, panel.time_col, first)
-        return out
-    times = index[0].append(list(index[1:])) if panel.n_series > 1 else index[0]
-    data = {
-        panel.id_col: pd.Index(list(panel.ids)).repeat(horizon),
-        panel.time_col: times,
-        panel.target_col: vals.ravel(),
-    }
-    data.update({f"{panel.target_col}_{s}": arr.ravel() for s, arr in extras.items()})
-    return pd.DataFrame(data)
-
-
-def _result_array(a: Any, panel: Panel, label: str, horizon: int | None) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] != panel.n_series or (horizon and arr.shape[1] != horizon):
-        want = f"[{panel.n_series}, {horizon or 'H'}]"
-        raise DataError(f"{label} has shape {arr.shape}; expected {want} (one row per series).")
-    return arr
 
 
 def panel_from_arrays(
@@ -382,15 +399,5 @@ def panel_from_arrays(
     index = tuple(
         cache.setdefault(len(a), pd.date_range(start, periods=len(a), freq=off)) for a in arrays
     )
-    return Panel(
-        values=tuple(arrays),
-        index=index,
-        names=tuple(str(n) for n in names),
-        layout="wide",
-        freq=off.freqstr,
-        time_col=None,
-        id_col=None,
-        target_col=None,
-        index_name=None,
-        ids=None,
-    )
+    return Panel(values=tuple(arrays), index=index, names=tuple(str(n) for n in names),
+                 freq=off.freqstr, layout=FrameLayout(format="wide"))  # fmt: skip

@@ -14,7 +14,7 @@ from pandas.tseries.frequencies import to_offset
 
 from trellis_ts.errors import ConfigError
 
-__all__ = ["make_demo_frame", "make_demo_series"]
+__all__ = ["make_demo_frame", "make_demo_series", "make_promotion_frame"]
 
 # Real-world cycle lengths; each becomes a period in steps at the requested frequency.
 _CYCLES = (
@@ -104,3 +104,48 @@ def make_demo_frame(
     frame = pd.DataFrame(values, columns=[f"load_{i + 1}" for i in range(values.shape[1])])
     frame.insert(0, "date", pd.date_range(start, periods=values.shape[0], freq=to_offset(freq)))
     return frame
+
+
+def make_promotion_frame(
+    n_steps: int = 730,
+    n_series: int = 10,
+    *,
+    start: str = "2022-01-01",
+    seed: int = 0,
+    promo_rate: float = 0.1,
+    promo_lift: float = 0.8,
+    noise: float = 0.05,
+) -> pd.DataFrame:
+    """Daily sales of ``n_series`` stores driven by a promotions calendar (a long frame).
+
+    Columns ``unique_id`` ("store_0", ...), ``ds``, ``y`` (sales), ``promo`` (1 on promotion
+    days, drawn at random with probability ``promo_rate``, independently per store and day: no
+    pattern in the past predicts them), ``temperature`` (a noisy yearly cycle that sales do not
+    depend on) and ``region`` (a static label). Sales are a store level times a weekly and a
+    yearly cycle, lifted by ``promo_lift`` on promotion days, with Gaussian noise of ``noise``
+    times the level: a future-known input that a model cannot forecast from the past alone.
+    """
+    if int(n_steps) != n_steps or n_steps < 1 or int(n_series) != n_series or n_series < 1:
+        raise ConfigError(
+            f"n_steps={n_steps!r} and n_series={n_series!r} must be positive integers."
+        )
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(n_steps), dtype=np.float64)
+    frames = []
+    for i in range(int(n_series)):
+        level = rng.uniform(50.0, 200.0)
+        weekly = 0.3 * np.sin(2 * np.pi * t / 7 + rng.uniform(0, 2 * np.pi))
+        yearly = 0.1 * np.sin(2 * np.pi * t / 365.25 + rng.uniform(0, 2 * np.pi))
+        promo = (rng.random(len(t)) < promo_rate).astype(np.float64)
+        sales = level * (1 + weekly + yearly) * (1 + promo_lift * promo)
+        sales += noise * level * rng.standard_normal(len(t))
+        temperature = 12 + 10 * np.sin(2 * np.pi * (t - 100) / 365.25) + rng.normal(0, 2, len(t))
+        frames.append(pd.DataFrame({
+            "unique_id": f"store_{i}",
+            "ds": pd.date_range(start, periods=len(t), freq="D"),
+            "y": sales,
+            "promo": promo,
+            "temperature": temperature,
+            "region": ("north", "south", "east")[i % 3],
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)

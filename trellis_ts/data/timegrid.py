@@ -17,7 +17,7 @@ from pandas.tseries.frequencies import to_offset
 
 from trellis_ts.errors import DataError
 
-__all__ = ["Grid", "as_int", "fmt_time", "parse_freq", "regularize"]
+__all__ = ["Grid", "as_int", "fmt_time", "future_index", "parse_freq", "regularize"]
 
 
 def parse_freq(freq: Any, *, is_datetime: bool) -> pd.DateOffset | int:
@@ -41,6 +41,20 @@ def parse_freq(freq: Any, *, is_datetime: bool) -> pd.DateOffset | int:
         raise DataError(
             f"freq={freq!r} is not a pandas frequency alias; use one like 'h', 'D', '15min' or 'W-SUN'."
         ) from None
+
+
+def future_index(last: Any, freq: str | int | Any, horizon: int) -> pd.Index:
+    """The ``horizon`` time stamps after ``last`` at ``freq``: DatetimeIndex or integer Index."""
+    if horizon < 0:
+        raise DataError(f"horizon={horizon} is negative; pass the number of future steps (>= 0).")
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
+        step = int(freq)
+        start = int(last) + step
+        return pd.RangeIndex(start, start + step * horizon, step)
+    if isinstance(last, (int, np.integer)):
+        raise DataError(f"last={last!r} is an integer but freq={freq!r} is a calendar frequency.")
+    off = parse_freq(freq, is_datetime=True)
+    return pd.date_range(start=pd.Timestamp(last) + off, periods=horizon, freq=off)
 
 
 def as_int(times: pd.DatetimeIndex | np.ndarray) -> np.ndarray:

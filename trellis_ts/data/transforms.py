@@ -16,7 +16,7 @@ import numpy as np
 from trellis_ts.config import TARGET_TRANSFORMS
 from trellis_ts.errors import DataError
 
-__all__ = ["TARGET_TRANSFORMS", "forward", "inverse", "series_stats"]
+__all__ = ["TARGET_TRANSFORMS", "forward", "inverse"]
 
 
 def forward(name: str, values: np.ndarray, label: str) -> np.ndarray:
@@ -38,12 +38,3 @@ def inverse(name: str, values: np.ndarray) -> np.ndarray:
         return values
     out = np.expm1(values) if name == "log1p" else values
     return np.maximum(out, 0.0)
-
-
-def series_stats(values: np.ndarray) -> tuple[float, float]:
-    """A series' mean and scale: its standard deviation, or where that is zero (a constant
-    series) the size of its level, else 1."""
-    mean, std = float(np.mean(values)), float(np.std(values))
-    if std > 0 and np.isfinite(std):
-        return mean, std
-    return mean, abs(mean) if mean != 0 else 1.0

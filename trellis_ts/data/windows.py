@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +19,8 @@ from torch.utils.data import Dataset, Sampler
 
 from trellis_ts.errors import ConfigError, DataError
 
-__all__ = ["EpochSubsampler", "WindowDataset", "train_val_ranges"]
+__all__ = ["INPUT_FIELDS", "EpochSubsampler", "SeriesSet", "WindowDataset", "final_windows",
+           "model_inputs", "train_val_ranges"]  # fmt: skip
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -27,19 +29,80 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+# The names of a batch's fields (GluonTS's): the model reads the inputs, the loss the target.
+INPUT_FIELDS = ("past_target", "past_feat_dynamic_real", "feat_dynamic_real",
+                "feat_static_real", "feat_static_cat")  # fmt: skip
+
+
+def model_inputs(batch: dict) -> dict:
+    """The fields of a batch that the model reads (`INPUT_FIELDS`)."""
+    return {k: batch[k] for k in INPUT_FIELDS if k in batch}
+
+
+@dataclass(frozen=True)
+class SeriesSet:
+    """Model-ready series (already scaled): what `WindowDataset` cuts windows from.
+
+    The fields are named as GluonTS names a dataset entry's: ``target[i]`` float ``[T_i]``;
+    time-varying covariates per group of series that share one time axis (``group[i]`` is
+    series i's group; None means every series is its own): ``past_feat_dynamic_real[g]``
+    ``[T_g, P]`` (known up to the forecast origin) and ``feat_dynamic_real[g]`` ``[T_g, F]``
+    (known over the horizon too); ``feat_static_real`` ``[n, S]`` and ``feat_static_cat``
+    int ``[n, K]`` (category codes, 0 = unknown) per series.
+    """
+
+    target: Sequence[np.ndarray]
+    past_feat_dynamic_real: Sequence[np.ndarray] | None = None
+    feat_dynamic_real: Sequence[np.ndarray] | None = None
+    feat_static_real: np.ndarray | None = None
+    feat_static_cat: np.ndarray | None = None
+    group: np.ndarray | None = None
+
+
+def _width(arrays: Sequence[np.ndarray] | None) -> int:
+    return int(np.shape(arrays[0])[1]) if arrays is not None and len(arrays) else 0
+
+
+def _float_buffer(parts: Sequence[np.ndarray], what: str) -> tuple[torch.Tensor, np.ndarray]:
+    """Parts ``[T_i, ...]`` copied once into one float32 tensor ``[sum T_i, ...]``, with offsets."""
+    lengths = np.array([len(p) for p in parts], dtype=np.int64)
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    shape = (int(offsets[-1]),) + (np.shape(parts[0])[1:] if len(parts) else ())
+    # Fill one preallocated float32 buffer part by part: peak memory stays ~4 B/value.
+    data = np.empty(shape, dtype=np.float32)
+    for i, p in enumerate(parts):
+        data[offsets[i] : offsets[i + 1]] = np.asarray(p)
+    finite = np.isfinite(data).reshape(len(data), -1).all(axis=1)
+    if not finite.all():
+        bad = int(np.searchsorted(offsets, int(np.argmin(finite)), side="right")) - 1
+        raise DataError(
+            f"{what} {bad} contains NaN or infinite values; clean it first "
+            "(e.g. to_panel(..., missing='interpolate'))."
+        )
+    return torch.from_numpy(data), offsets
+
+
 class WindowDataset(Dataset):
     """Training/eval windows as index views over the series: nothing is materialised per window.
 
     All series are copied once into one float32 tensor ``data`` ``[sum T_i]`` with int64
-    ``offsets`` ``[n_series + 1]``; a window is located by binary search over cumulative window
-    counts, so memory is ~4 bytes per point however many windows there are. ``stride`` keeps every
-    ``stride``-th start, anchored at the last valid start so the newest window is always included.
-    Items are ``(x float32 [L, 1], y float32 [H, 1])``, views into ``data``.
+    ``offsets`` ``[n_series + 1]`` (their time-varying covariates likewise into ``dynamic``
+    ``[sum T_g, P + F]``, once per group); a window is located by binary search over cumulative
+    window counts, so memory is ~4 bytes per value however many windows there are. ``stride``
+    keeps every ``stride``-th start, anchored at the last valid start so the newest window is
+    always included.
+
+    ``series`` is a `SeriesSet`, or just the target arrays. An item is a dict of the fields in
+    `INPUT_FIELDS` that the series have, plus ``future_target``: ``past_target [L]``,
+    ``future_target [H]``, ``past_feat_dynamic_real [L, P]``, ``feat_dynamic_real [L + H, F]``
+    (the known covariates over the context and the horizon), ``feat_static_real [S]``,
+    ``feat_static_cat [K]``; `gather` gives a batch of them with a leading ``[B]``.
     """
 
     def __init__(
         self,
-        series: Sequence[np.ndarray],
+        series: Sequence[np.ndarray] | SeriesSet,
         context_length: int,
         prediction_length: int,
         *,
@@ -49,25 +112,19 @@ class WindowDataset(Dataset):
         self.context_length = _positive_int(context_length, "context_length")
         self.prediction_length = _positive_int(prediction_length, "prediction_length")
         self.stride = _positive_int(stride, "stride")
-        lengths = np.array([np.shape(s)[0] if np.ndim(s) == 1 else -1 for s in series], np.int64)
+        if not isinstance(series, SeriesSet):
+            series = SeriesSet(target=series)
+        lengths = np.array(
+            [np.shape(s)[0] if np.ndim(s) == 1 else -1 for s in series.target], np.int64
+        )
         if (lengths < 0).any():
             bad = int(np.argmax(lengths < 0))
             raise DataError(f"series {bad} is not 1-D; pass one univariate array per series.")
-        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.offsets[1:])
-        # Fill one preallocated float32 buffer series by series: peak memory stays ~4 B/point.
-        data = np.empty(int(self.offsets[-1]), dtype=np.float32)
-        for i, s in enumerate(series):
-            data[self.offsets[i] : self.offsets[i + 1]] = np.asarray(s)
-        finite = np.isfinite(data)
-        if not finite.all():
-            bad = int(np.searchsorted(self.offsets, int(np.argmin(finite)), side="right")) - 1
-            raise DataError(
-                f"series {bad} contains NaN or infinite values; clean it first "
-                "(e.g. to_panel(..., missing='interpolate'))."
-            )
-        self.data = torch.from_numpy(data)
+        self.data, self.offsets = _float_buffer(series.target, "series")
         self.lengths = lengths
+        self._dynamic(series)
+        self.static_real = self._static(series.feat_static_real, torch.float32)
+        self.static_cat = self._static(series.feat_static_cat, torch.int64)
 
         if ranges is None:
             lo, hi = np.zeros_like(lengths), lengths.copy()
@@ -87,6 +144,32 @@ class WindowDataset(Dataset):
         self._first_start = last - (counts - 1) * self.stride  # unused where counts == 0
         self._cum = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=self._cum[1:])
+
+    def _dynamic(self, series: SeriesSet) -> None:
+        """One buffer of the past and the known covariates of every group, side by side."""
+        self.n_past = _width(series.past_feat_dynamic_real)
+        self.n_future = _width(series.feat_dynamic_real)
+        self.group = (np.arange(len(self.lengths)) if series.group is None
+                      else np.asarray(series.group, dtype=np.int64))  # fmt: skip
+        self.dynamic = None
+        if not self.n_past + self.n_future:
+            return
+        fields = [f for f, n in ((series.past_feat_dynamic_real, self.n_past),
+                                 (series.feat_dynamic_real, self.n_future)) if n]  # fmt: skip
+        parts = [np.concatenate([f[g] for f in fields], axis=1) for g in range(len(fields[0]))]
+        if any(len(parts[g]) != n for g, n in zip(self.group, self.lengths, strict=True)):
+            raise ValueError("every series must have as many covariate rows as target values")
+        self.dynamic, self.dynamic_offsets = _float_buffer(parts, "the covariates of series")
+
+    def _static(self, values: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
+        if values is None or np.shape(values)[-1] == 0:
+            return None
+        out = torch.as_tensor(np.asarray(values), dtype=dtype)
+        if out.shape[0] != len(self.lengths):
+            raise ValueError(
+                f"got static covariates for {out.shape[0]} of {len(self.lengths)} series"
+            )
+        return out
 
     @property
     def n_series(self) -> int:
@@ -115,22 +198,72 @@ class WindowDataset(Dataset):
         s = np.searchsorted(self._cum, idx, side="right") - 1
         return s, self._first_start[s] + (idx - self._cum[s]) * self.stride
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         s, start = self.locate(i)
+        L, H = self.context_length, self.prediction_length
         at = int(self.offsets[s]) + start
-        x = self.data[at - self.context_length : at].unsqueeze(-1)
-        y = self.data[at : at + self.prediction_length].unsqueeze(-1)
-        return x, y
+        item = {"past_target": self.data[at - L : at], "future_target": self.data[at : at + H]}
+        if self.dynamic is not None:
+            d = int(self.dynamic_offsets[self.group[s]]) + start
+            if self.n_past:
+                item["past_feat_dynamic_real"] = self.dynamic[d - L : d, : self.n_past]
+            if self.n_future:
+                item["feat_dynamic_real"] = self.dynamic[d - L : d + H, self.n_past :]
+        return item | self._static_of(s)
 
-    def gather(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch in one indexing op: x float32 ``[B, L, 1]``, y float32 ``[B, H, 1]`` (copies)."""
+    def gather(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        """A batch in one indexing op per field (copies): the items of ``indices``, stacked."""
         s, start = self.locate_many(indices)
-        at = torch.from_numpy(self.offsets[s] + start)
-        ctx = torch.arange(-self.context_length, 0)
-        tgt = torch.arange(self.prediction_length)
-        x = self.data[at[:, None] + ctx[None, :]].unsqueeze(-1)
-        y = self.data[at[:, None] + tgt[None, :]].unsqueeze(-1)
-        return x, y
+        L, H = self.context_length, self.prediction_length
+        at = torch.from_numpy(self.offsets[s] + start)[:, None]
+        ctx, tgt = torch.arange(-L, 0)[None, :], torch.arange(H)[None, :]
+        batch = {"past_target": self.data[at + ctx], "future_target": self.data[at + tgt]}
+        if self.dynamic is not None:
+            d = torch.from_numpy(self.dynamic_offsets[self.group[s]] + start)[:, None]
+            if self.n_past:
+                batch["past_feat_dynamic_real"] = self.dynamic[d + ctx, : self.n_past]
+            if self.n_future:
+                both = torch.arange(-L, H)[None, :]
+                batch["feat_dynamic_real"] = self.dynamic[d + both, self.n_past :]
+        return batch | self._static_of(torch.from_numpy(s))
+
+    def _static_of(self, s) -> dict[str, torch.Tensor]:
+        out = {}
+        if self.static_real is not None:
+            out["feat_static_real"] = self.static_real[s]
+        if self.static_cat is not None:
+            out["feat_static_cat"] = self.static_cat[s]
+        return out
+
+
+def final_windows(
+    series: SeriesSet, context_length: int, prediction_length: int
+) -> dict[str, np.ndarray]:
+    """The inputs of each series' forecast from its end, in `INPUT_FIELDS` (a leading ``[n]``).
+
+    ``past_target`` ``[n, L]`` and ``past_feat_dynamic_real`` ``[n, L, P]`` are the last L
+    steps; ``feat_dynamic_real`` (which must run H rows past the targets: the horizon) its last
+    ``L + H`` rows, the context's and the horizon's known values.
+    """
+    L, H = context_length, prediction_length
+    group = np.arange(len(series.target)) if series.group is None else np.asarray(series.group)
+    out = {"past_target": np.stack([np.asarray(t[-L:]) for t in series.target])}
+    if _width(series.past_feat_dynamic_real):
+        out["past_feat_dynamic_real"] = np.stack(
+            [series.past_feat_dynamic_real[g][-L:] for g in group]
+        )
+    if _width(series.feat_dynamic_real):
+        known = series.feat_dynamic_real
+        if any(len(known[g]) != len(t) + H for g, t in zip(group, series.target, strict=True)):
+            raise ValueError(
+                "the known covariates must run prediction_length steps past the targets"
+            )
+        out["feat_dynamic_real"] = np.stack([known[g][-(L + H) :] for g in group])
+    for name in ("feat_static_real", "feat_static_cat"):
+        values = getattr(series, name)
+        if values is not None and np.shape(values)[-1]:
+            out[name] = np.asarray(values)
+    return out
 
 
 def train_val_ranges(

@@ -21,12 +21,20 @@ How the GluonTS conventions are met:
 - Forecasts are `QuantileForecast`s keyed by the trained quantile levels. A point model
   (loss "mse", "mae", "huber") gives a degenerate one: its forecast under both "mean" and
   "0.5", so `Evaluator(quantiles=[0.5])` scores it.
-- The prediction network is built from the config as a plain dict of JSON values, so
-  `predictor.serialize(path)` / `Predictor.deserialize(path)` round-trip it.
+- Covariates use GluonTS's fields: `feat_dynamic_real` (known over the horizon too: in a test
+  entry it runs `prediction_length` steps past the target), `past_feat_dynamic_real` (known up
+  to the forecast origin), `feat_static_real` and `feat_static_cat` (0-based codes; set
+  `cardinality`, or it is read from the training data). They reach the same model inputs as
+  `TrellisForecaster`'s covariates, scaled per column by the training data's mean and standard
+  deviation (`trellis_ts.data.Scaler`). `calendar_features` adds calendar inputs computed from
+  each entry's start and frequency.
+- The prediction network is built from the config, the covariate inputs and their scaling as
+  plain dicts of JSON values, so `predictor.serialize(path)` / `Predictor.deserialize(path)`
+  round-trip it.
 
-This module is the only one in trellis_ts that imports GluonTS. The file deliberately does not
-use `from __future__ import annotations`: GluonTS's `@validated()` reads the annotations of
-`__init__` at run time.
+This module and the prediction network's, `gluonts_lightning`, are the only ones in trellis_ts
+that import GluonTS. Neither uses `from __future__ import annotations`: GluonTS's `@validated()`
+reads the annotations of `__init__` at run time.
 """
 
 import itertools
@@ -47,14 +55,17 @@ try:
     from gluonts.torch.model.predictor import PyTorchPredictor
     from gluonts.transform import (
         AddObservedValuesIndicator,
+        AsNumpyArray,
         ExpectedNumInstanceSampler,
         InstanceSampler,
-        InstanceSplitter,
+        MapTransformation,
         SelectFields,
         TestSplitSampler,
         Transformation,
         ValidationSplitSampler,
+        VstackFeatures,
     )
+    from gluonts.transform.split import TFTInstanceSplitter
 except ImportError as error:
     raise ImportError(
         f"trellis_ts.integrations.gluonts needs GluonTS with its PyTorch extras ({error}); "
@@ -63,13 +74,16 @@ except ImportError as error:
 
 import lightning.pytorch as pl
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
-from torch import Tensor
 
 from trellis_ts.config import TrellisConfig
-from trellis_ts.errors import ConfigError, DataError, TrainingError
-from trellis_ts.lightning_module import TrellisLightningModule, forecast_loss
+from trellis_ts.data.calendar import calendar_features_for, calendar_values
+from trellis_ts.data.scaling import Scaler
+from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.integrations.gluonts_lightning import TrellisGluonModule, fill_unobserved
+from trellis_ts.nn.covariates import ModelInputs
 from trellis_ts.sizing import default_sizes
 from trellis_ts.training import trainer_settings  # also quiets Lightning's start-up noise
 
@@ -77,99 +91,8 @@ __all__ = ["DEFAULT_QUANTILES", "TrellisEstimator", "TrellisGluonModule", "fill_
 
 DEFAULT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 PREDICTION_INPUT_NAMES = ["past_target", "past_observed_values"]
-TRAINING_INPUT_NAMES = PREDICTION_INPUT_NAMES + ["future_target", "future_observed_values"]
-
-
-def _channels(x: Tensor) -> Tensor:
-    """Univariate batches `[B, T]` as `[B, T, 1]`; multivariate `[B, T, C]` unchanged."""
-    return x[..., None] if x.dim() == 2 else x
-
-
-def fill_unobserved(x: Tensor, observed: Tensor) -> Tensor:
-    """`x [B, L, C]` with every unobserved value (`observed == 0`) replaced by the last observed
-    value before it, or by the first observed one where none comes before (leading gaps and
-    GluonTS's left padding). A window with no observed value is returned as it is.
-    """
-    seen = observed > 0
-    steps = torch.arange(x.shape[1], device=x.device).view(1, -1, 1).expand_as(x)
-    last_seen = torch.where(seen, steps, -1).cummax(dim=1).values
-    first_seen = seen.to(torch.uint8).argmax(dim=1, keepdim=True)  # 0 when nothing is observed
-    return x.gather(1, torch.maximum(last_seen, first_seen))
-
-
-def _loss_scale(x: Tensor, observed: Tensor) -> Tensor:
-    """Mean absolute observed value of each window and channel, `[B, 1, C]`.
-
-    Windows that are all zero (or unobserved) take the batch's mean scale, or 1 if every window
-    is zero, so their loss stays finite.
-    """
-    weight = (observed > 0).to(x.dtype)
-    scale = (x.abs() * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp_min(1)
-    positive = scale > 0
-    fallback = scale[positive].mean() if positive.any() else scale.new_tensor(1.0)
-    return torch.where(positive, scale, fallback)
-
-
-class TrellisGluonModule(TrellisLightningModule):
-    """The GluonTS prediction network and training system around a `TrellisModel`.
-
-    `forward(past_target [B, L] or [B, L, C], past_observed_values, same shape)` returns
-    `((out,), None, None)`, the layout `QuantileForecastGenerator` reads, with `out` `[B, H, K]`
-    (or `[B, H, C, K]`): the K trained quantiles, or the point forecast twice ("mean", "0.5").
-    Optimiser and schedule are `TrellisLightningModule`'s. `config` is `TrellisConfig.to_dict()`:
-    plain JSON values, which GluonTS's serde writes and reads back to rebuild the network.
-    """
-
-    @validated()
-    def __init__(self, config: dict) -> None:
-        super().__init__(TrellisConfig.from_dict(config))
-
-    def forecast(self, past_target: Tensor, past_observed_values: Tensor) -> Tensor:
-        """`[B, H, C]`, or `[B, H, C, Q]` for a quantile model, in the data's units."""
-        x = _channels(past_target).to(self.dtype)
-        return self.model(fill_unobserved(x, _channels(past_observed_values)))
-
-    def forward(self, past_target: Tensor, past_observed_values: Tensor):
-        out = self.forecast(past_target, past_observed_values)
-        if out.dim() == 3:  # a point forecast, as the "mean" and "0.5" keys
-            out = torch.stack([out, out], dim=-1)
-        if past_target.dim() == 2:
-            out = out.squeeze(2)
-        return (out,), None, None
-
-    def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """The config's loss over the observed future values, in units of each window's scale."""
-        pred = self.forecast(batch["past_target"], batch["past_observed_values"])
-        past = _channels(batch["past_target"]).to(pred.dtype)
-        past_observed = _channels(batch["past_observed_values"])
-        target = _channels(batch["future_target"]).to(pred.dtype)
-        observed = _channels(batch["future_observed_values"]) > 0
-        if not observed.any():  # nothing to learn from (zero loss keeps the graph intact)
-            return pred.sum() * 0.0
-        scale = _loss_scale(past, past_observed).expand_as(target)[observed]
-        pred, target = pred[observed], target[observed]  # [N] or [N, Q], and [N]
-        pred = pred / (scale[:, None] if pred.dim() == 2 else scale)
-        return forecast_loss(pred, target / scale, self.config)
-
-    def training_step(self, batch, batch_idx):
-        loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the training loss became {loss.item()} at step {self.global_step}; lower "
-                f"learning_rate (now {self.config.learning_rate:g}) or check the data for extreme values"
-            )
-        # GluonTS's estimator keeps the checkpoint with the lowest epoch-level "train_loss".
-        batch_size = batch["past_target"].shape[0]
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch_size)  # fmt: skip
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        loss = self.loss(batch)
-        batch_size = batch["past_target"].shape[0]
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch_size, sync_dist=True)  # fmt: skip
-        return loss
+TRAINING_INPUT_NAMES = ["future_target", "future_observed_values"]
+CALENDAR_FIELD = "trellis_calendar"  # the calendar features, before they join feat_dynamic_real
 
 
 class _EpochBatches:
@@ -187,6 +110,22 @@ class _EpochBatches:
         return self.num_batches
 
 
+class AddCalendarFeatures(MapTransformation):
+    """Adds ``trellis_calendar`` ``[K, T]`` (``T + prediction_length`` for prediction): the
+    calendar features of each time step, from the entry's start period."""
+
+    @validated()
+    def __init__(self, features: list, prediction_length: int) -> None:
+        self.features = list(features)
+        self.prediction_length = prediction_length
+
+    def map_transform(self, data: dict, is_train: bool) -> dict:
+        length = np.shape(data[FieldName.TARGET])[-1] + (0 if is_train else self.prediction_length)
+        times = pd.period_range(data[FieldName.START], periods=length).to_timestamp()
+        data[CALENDAR_FIELD] = calendar_values(times, self.features).T.astype(np.float32)
+        return data
+
+
 class TrellisEstimator(PyTorchLightningEstimator):
     """GluonTS estimator for the Trellis forecaster; `train(dataset)` returns a `PyTorchPredictor`.
 
@@ -197,6 +136,10 @@ class TrellisEstimator(PyTorchLightningEstimator):
         and unset patches take the fixed sizes `trellis_ts.sizing.default_sizes` gives without
         a frequency: 336 and 16/8. GluonTS reads each series' frequency from its start period;
         `freq` is recorded in the config only.
+    num_feat_dynamic_real, num_past_feat_dynamic_real, num_feat_static_real, cardinality
+        The covariates the entries carry (GluonTS's `feat_dynamic_real`, `past_feat_dynamic_real`,
+        `feat_static_real`, and the number of categories of each `feat_static_cat`); None reads
+        them from the training data.
     num_batches_per_epoch
         Training batches per epoch, drawn from the series at random (GluonTS style).
     trainer_kwargs
@@ -209,12 +152,13 @@ class TrellisEstimator(PyTorchLightningEstimator):
         GluonTS instance samplers; by default every training window has at least one patch of
         observed history and a full horizon, and validation uses the end of each series.
     **config
-        Any other `TrellisConfig` field (`d_model`, `batch_size`, `max_epochs`, ...). This
-        estimator defaults to `loss="quantile"` with quantiles 0.1, 0.2, ..., 0.9. Used by the
-        GluonTS path: the model and training fields, `batch_size`, `early_stopping_patience`
-        (when `train` gets validation data) and `random_state`; the data-policy fields
-        (`missing`, `fill_gaps`, `val_fraction`, `windows_per_epoch`, `num_workers`) belong to
-        `TrellisForecaster` and are ignored here, and `model` must stay "encoder".
+        Any other `TrellisConfig` field (`d_model`, `batch_size`, `max_epochs`,
+        `calendar_features`, ...). This estimator defaults to `loss="quantile"` with quantiles
+        0.1, 0.2, ..., 0.9. Used by the GluonTS path: the model and training fields,
+        `batch_size`, `early_stopping_patience` (when `train` gets validation data),
+        `calendar_features` and `random_state`; the data-policy fields (`missing`, `fill_gaps`,
+        `val_fraction`, `windows_per_epoch`, `num_workers`) belong to `TrellisForecaster` and
+        are ignored here, and `model` must stay "encoder".
 
     Settings are validated on construction (GluonTS's convention) and a bad one raises
     `trellis_ts.errors.ConfigError` naming it.
@@ -226,6 +170,10 @@ class TrellisEstimator(PyTorchLightningEstimator):
         prediction_length: int,
         context_length: int | None = None,
         freq: str | None = None,
+        num_feat_dynamic_real: int | None = None,
+        num_past_feat_dynamic_real: int | None = None,
+        num_feat_static_real: int | None = None,
+        cardinality: list[int] | None = None,
         num_batches_per_epoch: int = 50,
         trainer_kwargs: dict[str, Any] | None = None,
         train_sampler: InstanceSampler | None = None,
@@ -254,12 +202,19 @@ class TrellisEstimator(PyTorchLightningEstimator):
         self.context_length = c.context_length
         self.batch_size = c.batch_size
         self.num_batches_per_epoch = num_batches_per_epoch
+        self.declared = {"feat_dynamic_real": num_feat_dynamic_real,
+                         "past_feat_dynamic_real": num_past_feat_dynamic_real,
+                         "feat_static_real": num_feat_static_real,
+                         "feat_static_cat": None if cardinality is None else tuple(cardinality)}  # fmt: skip
         self.train_sampler = train_sampler or ExpectedNumInstanceSampler(
             num_instances=1.0, min_past=c.patch_len, min_future=c.prediction_length
         )
         self.validation_sampler = validation_sampler or ValidationSplitSampler(
             min_future=c.prediction_length
         )
+        # What the training data decides (`_describe`): the model's inputs, their scaling and
+        # the calendar features of its frequency.
+        self.inputs, self.scaling, self.calendar = ModelInputs(), {}, ()
 
     @property
     def forecast_keys(self) -> list[str]:
@@ -268,33 +223,55 @@ class TrellisEstimator(PyTorchLightningEstimator):
             return ["mean", "0.5"]
         return [Quantile.parse(q).name for q in self.config.quantiles]
 
+    @property
+    def input_names(self) -> list[str]:
+        return PREDICTION_INPUT_NAMES + list(self.inputs.fields)
+
     # ------------------------------------------------------------------ GluonTS hooks
     def create_transformation(self) -> Transformation:
-        return SelectFields(
-            [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET],
+        fields = self.inputs.fields
+        chain = SelectFields(
+            [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET, *fields],
             allow_missing=True,
         ) + AddObservedValuesIndicator(
             target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
         )
+        for name in fields:
+            dtype, ndim = (np.int64, 1) if name == "feat_static_cat" else (
+                np.float32, 1 if name == "feat_static_real" else 2)  # fmt: skip
+            chain += AsNumpyArray(field=name, expected_ndim=ndim, dtype=dtype)
+        if self.calendar:
+            chain += AddCalendarFeatures(list(self.calendar), self.prediction_length)
+            user = (
+                [FieldName.FEAT_DYNAMIC_REAL]
+                if self.inputs.feat_dynamic_real > len(self.calendar)
+                else []
+            )
+            chain += VstackFeatures(output_field=FieldName.FEAT_DYNAMIC_REAL,
+                                    input_fields=[*user, CALENDAR_FIELD])  # fmt: skip
+        return chain
 
     def create_lightning_module(self) -> TrellisGluonModule:
-        return TrellisGluonModule(config=self.config.to_dict())
+        return TrellisGluonModule(config=self.config.to_dict(), inputs=self.inputs.to_dict(),
+                                  scaling=self.scaling)  # fmt: skip
 
-    def _create_instance_splitter(self, mode: str) -> InstanceSplitter:
+    def _create_instance_splitter(self, mode: str) -> TFTInstanceSplitter:
         sampler = {
             "training": self.train_sampler,
             "validation": self.validation_sampler,
             "test": TestSplitSampler(),
         }[mode]
-        return InstanceSplitter(
-            target_field=FieldName.TARGET,
-            is_pad_field=FieldName.IS_PAD,
-            start_field=FieldName.START,
-            forecast_start_field=FieldName.FORECAST_START,
+        return TFTInstanceSplitter(
             instance_sampler=sampler,
             past_length=self.context_length,
             future_length=self.prediction_length,
-            time_series_fields=[FieldName.OBSERVED_VALUES],
+            observed_value_field=FieldName.OBSERVED_VALUES,
+            time_series_fields=[FieldName.FEAT_DYNAMIC_REAL]
+            if self.inputs.feat_dynamic_real
+            else [],
+            past_time_series_fields=(
+                [FieldName.PAST_FEAT_DYNAMIC_REAL] if self.inputs.past_feat_dynamic_real else []
+            ),
             dummy_value=0.0,
         )
 
@@ -308,7 +285,7 @@ class TrellisEstimator(PyTorchLightningEstimator):
             instances,
             batch_size=self.batch_size,
             shuffle_buffer_length=shuffle_buffer_length,
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=self.input_names + TRAINING_INPUT_NAMES,
             output_type=torch.tensor,
         )
         return _EpochBatches(batches, self.num_batches_per_epoch)
@@ -318,13 +295,13 @@ class TrellisEstimator(PyTorchLightningEstimator):
         return as_stacked_batches(
             instances,
             batch_size=self.batch_size,
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=self.input_names + TRAINING_INPUT_NAMES,
             output_type=torch.tensor,
         )
 
     def create_predictor(self, transformation: Transformation, module) -> PyTorchPredictor:
         return PyTorchPredictor(
-            input_names=PREDICTION_INPUT_NAMES,
+            input_names=self.input_names,
             prediction_net=module,
             batch_size=self.batch_size,
             prediction_length=self.prediction_length,
@@ -344,9 +321,11 @@ class TrellisEstimator(PyTorchLightningEstimator):
         **kwargs,
     ) -> TrainOutput:
         """GluonTS's training, plus: a check that some series is long enough (an endless wait
-        otherwise), seeding from `random_state`, early stopping on validation data, and a
-        temporary checkpoint directory unless `trainer_kwargs` names one."""
+        otherwise), the covariates read from the data (`_describe`), seeding from
+        `random_state`, early stopping on validation data, and a temporary checkpoint
+        directory unless `trainer_kwargs` names one."""
         self._check_long_enough(training_data)
+        self._describe(training_data)
         config = self.config
         if config.random_state is not None:
             pl.seed_everything(config.random_state, workers=True, verbose=False)
@@ -370,6 +349,46 @@ class TrellisEstimator(PyTorchLightningEstimator):
                 )
         finally:
             self.trainer_kwargs = saved
+
+    def _describe(self, data: Dataset) -> None:
+        """Read the covariates of the training data: their widths (where not declared), the
+        categories of `feat_static_cat`, each real field's per-column `Scaler`, and the calendar
+        features of the data's frequency."""
+        columns: dict[str, list[np.ndarray]] = {}
+        for entry in data:
+            for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real",
+                         "feat_static_cat"):  # fmt: skip
+                if entry.get(name) is not None:
+                    value = np.asarray(entry[name], dtype=np.float64)
+                    columns.setdefault(name, []).append(value.reshape(len(value), -1))
+            start = entry[FieldName.START]
+        widths = {k: len(v[0]) for k, v in columns.items()}
+        dims = {}
+        for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real"):
+            declared = self.declared[name]
+            dims[name] = widths.get(name, 0) if declared is None else declared
+            if dims[name] != widths.get(name, 0):
+                raise DataError(
+                    f"the estimator declares {dims[name]} {name} but the training data has "
+                    f"{widths.get(name, 0)}; declare what the entries carry"
+                )
+        cards = self.declared["feat_static_cat"]
+        if cards is None:
+            cards = tuple(int(c) + 1 for c in np.concatenate(columns["feat_static_cat"], axis=1).max(1)) \
+                if "feat_static_cat" in columns else ()  # fmt: skip
+        self.calendar = calendar_features_for(self.config.calendar_features, start.freqstr)
+        self.inputs = ModelInputs(
+            past_feat_dynamic_real=dims["past_feat_dynamic_real"],
+            feat_dynamic_real=dims["feat_dynamic_real"] + len(self.calendar),
+            feat_static_real=dims["feat_static_real"],
+            feat_static_cat=cards,
+        )
+        self.scaling = {
+            name: Scaler.fit([f"{name}_{k}" for k in range(dims[name])],
+                             np.concatenate(columns[name], axis=1)).to_dict()
+            for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real")
+            if dims[name]
+        }  # fmt: skip
 
     def _check_long_enough(self, data: Dataset) -> None:
         needed = max(
