@@ -232,7 +232,9 @@ def search_jobs(datasets) -> list[dict[str, Any]]:
 
 
 def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: int):
-    """(mean validation loss over the searched horizons and seeds, spread, candidate, runs)."""
+    """Per candidate with runs: (mean validation loss over the searched horizons and seeds, the
+    largest seed spread of a horizon, the candidate, its runs, {horizon: mean}, complete), where
+    `complete` says every searched horizon has a run. A run recorded twice counts once."""
     records = [r for r in read_results(SEARCH_FILE) if r["dataset"] == dataset
                and r["model"] == model and r["context_length"] == L]  # fmt: skip
     if any(r.get("mse") is not None for r in records):
@@ -240,37 +242,49 @@ def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: in
     rows = []
     for candidate in grid:
         key = _settings_key(model, budget(dataset, model) | candidate)
-        runs = [r for r in records if _canonical(r["config"]) == key]
-        if not runs:
+        latest = {(r["horizon"], r["seed"]): r for r in records if _canonical(r["config"]) == key}
+        if not latest:
             continue
-        by_h = {}
-        for r in runs:
-            by_h.setdefault(r["horizon"], []).append(r["best_val_loss"])
+        by_h: dict[int, list[float]] = {}
+        for (horizon, _), r in sorted(latest.items()):
+            by_h.setdefault(horizon, []).append(r["best_val_loss"])
         mean = statistics.mean(statistics.mean(v) for v in by_h.values())
         spread = max((max(v) - min(v)) for v in by_h.values())
-        rows.append((mean, spread, candidate, runs))
+        per_h = {h: statistics.mean(v) for h, v in by_h.items()}
+        complete = set(by_h) == set(SEARCH_HORIZONS)
+        rows.append((mean, spread, candidate, list(latest.values()), per_h, complete))
     return rows
 
 
 def select(datasets) -> None:
-    """Each (dataset, model)'s lowest mean validation loss wins; writes configs and a table."""
+    """Each (dataset, model)'s lowest mean validation loss wins once every candidate of its grid
+    has run at every searched horizon; writes its config and the search table (a model whose
+    grid is incomplete is listed without a choice)."""
     grids = RECIPE | SEARCH
-    lines = ["| dataset | model | candidate | mean val loss (H 96, 720) | seed spread | "
-             "epochs (best) | chosen |", "|---|---|---|---:|---:|---|---|"]  # fmt: skip
+    heads = " | ".join(f"H={h}" for h in SEARCH_HORIZONS)
+    lines = [
+        f"| dataset | model | candidate | {heads} | mean | seed spread | epochs (best) | chosen |",
+        "|---|---|---|" + "---:|" * (len(SEARCH_HORIZONS) + 2) + "---|---|",
+    ]
     for dataset in datasets:
         for model, grid in grids.items():
             rows = candidate_scores(dataset, model, grid, SEARCH_LOOKBACK)
-            if not rows:
-                continue
-            best = min(rows, key=lambda row: row[0])
-            path = CONFIGS / f"{dataset.lower()}_{model}.json"
-            settings = budget(dataset, model) | best[2]
-            path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-            for mean, spread, candidate, runs in rows:
+            finished = [row for row in rows if row[5]]
+            done = len(finished) == len(grid)
+            best = min(finished, key=lambda row: row[0]) if done else None
+            if best is not None:
+                path = CONFIGS / f"{dataset.lower()}_{model}.json"
+                settings = budget(dataset, model) | best[2]
+                path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            for mean, spread, candidate, runs, per_h, complete in rows:
                 text = ", ".join(f"{k}={v}" for k, v in candidate.items())
-                epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:3])
-                lines.append(f"| {dataset} | {model} | {text} | {mean:.4f} | {spread:.4f} | "
-                             f"{epochs} | {'**yes**' if candidate is best[2] else ''} |")  # fmt: skip
+                cells = " | ".join(f"{per_h[h]:.4f}" if h in per_h else "not run"
+                                   for h in SEARCH_HORIZONS)  # fmt: skip
+                epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:6])
+                mark = "**yes**" if best is not None and candidate is best[2] else ""
+                lines.append(f"| {dataset} | {model} | {text} | {cells} | "
+                             f"{f'{mean:.4f}' if complete else '-'} | {spread:.4f} | "
+                             f"{epochs} | {mark or ('' if done else 'grid incomplete')} |")  # fmt: skip
         if not any(candidate_scores(dataset, m, g, SEARCH_LOOKBACK) for m, g in grids.items()):
             _adopt(dataset, "ETTh1")
     (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
