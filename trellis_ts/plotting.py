@@ -110,18 +110,11 @@ def forecast_figure(
             band = f"q{levels[0]:g}-q{levels[-1]:g}" if len(levels) > 1 else f"q{levels[0]:g}"
             ax.fill_between(times, low, high, color="C1", alpha=0.25, lw=0, label=band)
         ax.axvline(h_times[-1], color="0.6", lw=0.8, ls="--")
-        ax.set_title(history.names[i], fontsize=9)
-        if i + ncols >= shown or not shared:  # lowest of its column, or its own range
-            ax.xaxis.set_tick_params(labelbottom=True)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    horizon = len(times)
-    title = f"Forecast of the next {horizon} steps"
+        _style_panel(ax, history.names[i], bottom=i + ncols >= shown or not shared)
+    title = f"Forecast of the next {len(times)} steps"
     if shown < n_total:
         title += f" (first {shown} of {n_total} series shown)"
-    fig.suptitle(title, fontsize=11)
-    _finish(fig, axes, shown, history)
-    return fig
+    return _finish(fig, axes, shown, history, title)
 
 
 def backtest_figure(
@@ -171,17 +164,11 @@ def backtest_figure(
             ax.plot(times, w["forecast"].to_numpy(dtype=float), color="C1", lw=1.3,
                     label="forecast" if k == 0 else None)  # fmt: skip
             ax.axvline(cutoff, color="0.6", lw=0.8, ls=":")
-        ax.set_title(history.names[i], fontsize=9)
-        if i + ncols >= shown or not shared:
-            ax.xaxis.set_tick_params(labelbottom=True)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
+        _style_panel(ax, history.names[i], bottom=i + ncols >= shown or not shared)
     title = f"Backtest: {drawn} of {total} windows per series shown"
     if shown < n_total:
         title += f" (first {shown} of {n_total} series)"
-    fig.suptitle(title, fontsize=11)
-    _finish(fig, axes, shown, history)
-    return fig
+    return _finish(fig, axes, shown, history, title)
 
 
 def _grid(shown: int, shared: bool = True):
@@ -202,8 +189,20 @@ def _same_dates(history: Panel, shown: int, tail: int | None = None) -> bool:
     return all(ix[cut].equals(first) for ix in history.index[1:shown])
 
 
-def _finish(fig, axes, shown: int, history: Panel) -> None:
-    """The shared legend under the panels and date ticks for datetime series."""
+def _style_panel(ax, name: str, *, bottom: bool) -> None:
+    """A panel's title, grid and small ticks; date labels where `bottom` (the lowest panel of
+    its column, or a panel with its own time range)."""
+    ax.set_title(name, fontsize=9)
+    if bottom:
+        ax.xaxis.set_tick_params(labelbottom=True)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _finish(fig, axes, shown: int, history: Panel, title: str):
+    """The title, the shared legend under the panels and date ticks for datetime series; returns
+    the figure."""
+    fig.suptitle(title, fontsize=11)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=max(len(labels), 1), fontsize=8)
     if isinstance(history.index[0], pd.DatetimeIndex):
@@ -213,6 +212,7 @@ def _finish(fig, axes, shown: int, history: Panel) -> None:
             locator = AutoDateLocator(minticks=3, maxticks=7)
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    return fig
 
 
 def _shade_intervals(ax, times, rows: pd.DataFrame, label, levels, *, legend: bool = True) -> None:
