@@ -210,13 +210,11 @@ def normalise_table() -> str:
 
 
 def ltsf_jobs(models: list[str]) -> list[dict[str, Any]]:
-    jobs = []
-    for model in models:
-        settings = json.loads((CONFIGS / f"etth1_{model}_L336.json").read_text())
-        jobs += [_job(dataset, model, settings, 336, h, seed, LTSF, features=features)
-                 for dataset in ("ETTh1", "Weather") for seed in SEEDS for h in (96, 720)
-                 for features in ("S", "MS")]  # fmt: skip
-    return jobs
+    # Dataset by dataset, seed by seed: each finished seed gives every model's S/MS pair.
+    settings = {m: json.loads((CONFIGS / f"etth1_{m}_L336.json").read_text()) for m in models}
+    return [_job(dataset, model, settings[model], 336, h, seed, LTSF, features=features)
+            for dataset in ("ETTh1", "Weather") for seed in SEEDS for model in models
+            for h in (96, 720) for features in ("S", "MS")]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ tables

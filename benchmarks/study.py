@@ -199,7 +199,7 @@ def run_jobs(jobs: list[dict[str, Any]], data_dir: Path, n_jobs: int, dry_run: b
     print(f"{len(jobs)} runs asked, {len(todo)} not yet recorded")
     if dry_run:
         for job in todo:
-            print(f"would run {job['dataset']} {job['model']} L={job['L']} H={job['H']} "
+            print(f"would run {job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
                   f"seed={job['seed']} -> {job['results'].name}: {job['settings']}")  # fmt: skip
         return
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
