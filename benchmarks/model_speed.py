@@ -16,6 +16,7 @@ RSS before the measured call), because a process's peak RSS only ever grows.
     python benchmarks/model_speed.py                                # L in 96..8192, batch 32 and 256
     python benchmarks/model_speed.py --lengths 336 --batches 32 --config benchmarks/configs/x.json
     python benchmarks/model_speed.py --committed                    # the committed ETTh1 L=336 configs
+    python benchmarks/model_speed.py --committed --trellis '{"chunk_size": 64}' --out results/x
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def _mb(value) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[96, 336, 720, 2880, 8192])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[96, 336, 720, 2048, 2880, 8192])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--config", help="JSON of TrellisConfig fields for both mixers")
@@ -178,8 +179,11 @@ def main() -> None:
                         help="each mixer with its committed ETTh1 L=336 config (lengths: 336)")  # fmt: skip
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--no-inference", action="store_true")
-    parser.add_argument("--out", default=str(HERE / "results" / "model_speed"),
-                        help="writes <out>.json and <out>.md")  # fmt: skip
+    parser.add_argument("--out", help="writes <out>.json and <out>.md (default: results/"
+                        "model_speed, or results/model_speed_committed with --committed)")  # fmt: skip
+    parser.add_argument("--trellis", type=json.loads, default={},
+                        help='JSON of fields for the Trellis side only, on top (e.g. '
+                             '\'{"chunk_size": 64}\')')  # fmt: skip
     parser.add_argument("--memory-one", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -200,6 +204,9 @@ def main() -> None:
         overrides = {m: _committed(m) for m in MIXERS}
         lengths = [336]
         title = "Each mixer with its committed ETTh1 L=336 config (benchmarks/configs/), H=96"
+    if args.trellis:
+        overrides["trellis"] = overrides.get("trellis", overrides["*"]) | args.trellis
+        title += f"; Trellis also {json.dumps(args.trellis)}"
     rows = []
     for length in lengths:
         jobs = [("train", b) for b in args.batches] + ([] if args.no_inference else [("infer", 0)])
@@ -216,7 +223,8 @@ def main() -> None:
             print(json.dumps(row), file=sys.stderr, flush=True)
     text = render(rows, title)
     print(text)
-    out = Path(args.out)
+    name = "model_speed_committed" if args.committed else "model_speed"
+    out = Path(args.out) if args.out else HERE / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     out.with_suffix(".md").write_text(text + "\n")
