@@ -205,7 +205,7 @@ def main() -> None:
         lengths = [336]
         title = "Each mixer with its committed ETTh1 L=336 config (benchmarks/configs/), H=96"
     if args.trellis:
-        overrides["trellis"] = overrides.get("trellis", overrides["*"]) | args.trellis
+        overrides["trellis"] = overrides.get("trellis", overrides.get("*", {})) | args.trellis
         title += f"; Trellis also {json.dumps(args.trellis)}"
     rows = []
     for length in lengths:
