@@ -211,6 +211,22 @@ def test_gradcheck_chunk(chunk_size):
     assert torch.autograd.gradcheck(fn, tuple(inputs.values()))
 
 
+@pytest.mark.parametrize("chunk_size", [4, 16])
+def test_gradcheck_stale_over_read_blocks(chunk_size):
+    # 43 tokens: 11 chunks of 4 read in 2 blocks of 6 (the last padded), or 3 chunks of 16 in
+    # 2 blocks of 2; gradients through the loop, the merged reads and the padding.
+    inputs = make_inputs(B=1, T=43, H=1, d=2, dv=2, m=2, seed=29, with_state=True)
+
+    def fn(q, k, v, alpha, log_beta, gamma, key_memory, value_memory):
+        y, s = chunk_trellis(
+            q, k, v, alpha, log_beta, gamma, chunk_size=chunk_size, phi="silu",
+            initial_state=(key_memory, value_memory), output_final_state=True,
+        )  # fmt: skip
+        return y, s.key_memory, s.value_memory
+
+    assert torch.autograd.gradcheck(fn, tuple(inputs.values()))
+
+
 @pytest.mark.parametrize("log_beta", [-30.0, -1e-8])
 @pytest.mark.parametrize("gamma_at_max", [False, True])
 @pytest.mark.parametrize("chunk_size", [1, 16])

@@ -2,8 +2,8 @@
 
 Inside a chunk every gradient code is taken at the chunk's first memory, so the recurrence is
 linear within the chunk (ops/trellis/README.md, "Chunks and the stale gradient"). The
-chunk-to-chunk loop is one autograd Function (`StaleScan`) that keeps only the chunk-start
-memories and recomputes the codes in its backward; the reads of all chunks run at once after it.
+chunk-to-chunk loop is one autograd Function (`StaleScan`) with an analytic backward that keeps
+the chunk-start memories and each code's derivatives; the reads run over blocks after it.
 Shapes: leading batch dims `*`, chunks `N`, tokens per chunk `C`, memories `[*, m, n]`.
 """
 
@@ -23,55 +23,63 @@ class StaleScan(torch.autograd.Function):
     of a call that continues mid-chunk, the given anchor): `Z_j = X_j A_jᵀ`,
     `U_j = φ'(Z_j) ⊙ (φ(Z_j) − α_j)`, then `M_{j+1} = μ_C M_j − U_jᵀ G_j` with `G = g ⊙ X`.
 
-    Inputs: `x, gx [*, N, C, n]`, `alpha [*, N, C, m]`, `chunk_decay [*, N]`,
-    `memory, anchor [*, m, n]`. Returns codes, chunk-start memories and the final memory, as
-    `ExactScan`. The backward recomputes `Z` from the saved chunk-start memories.
+    Chunk-major layout, so that each chunk's slice is one contiguous block (strided slices made
+    every small product and write of the loop copy): `x, gx [N, *, C, n]`, `alpha [N, *, C, m]`,
+    `chunk_decay [N, *]`, `memory, anchor [*, m, n]`. Returns the codes `[N, *, C, m]`, the
+    chunk-start memories `[N, *, m, n]` and the final memory (and, for the backward, each
+    code's φ' and du/dz, empty when `for_backward` is false).
     """
 
     @staticmethod
-    def forward(x, gx, alpha, chunk_decay, memory, anchor, phi):
-        n_chunks = x.shape[-3]
-        codes = torch.empty(x.shape[:-1] + alpha.shape[-1:], dtype=x.dtype, device=x.device)
-        starts = memory.new_empty(memory.shape[:-2] + (n_chunks,) + memory.shape[-2:])
+    def forward(x, gx, alpha, chunk_decay, memory, anchor, phi, for_backward):
+        n_chunks = x.shape[0]
+        codes = x.new_empty(x.shape[:-1] + alpha.shape[-1:])
+        starts = memory.new_empty((n_chunks,) + memory.shape)
+        # For the backward: φ' and du/dz = φ''·(φ − α) + φ'² of every code, kept as the loop
+        # makes them (recomputing them there cost more than the loop itself).
+        slopes = torch.empty_like(codes) if for_backward else codes.new_empty(0)
+        hessians = torch.empty_like(codes) if for_backward else codes.new_empty(0)
         for j in range(n_chunks):
-            starts[..., j, :, :] = memory
-            z = x[..., j, :, :] @ (anchor if j == 0 else memory).mT
-            value, slope, _ = derivatives(z, phi, order=1)
-            u = slope * (value - alpha[..., j, :, :])
-            codes[..., j, :, :] = u
-            memory = chunk_decay[..., j, None, None] * memory - u.mT @ gx[..., j, :, :]
-        return codes, starts, memory
+            starts[j] = memory
+            z = x[j] @ (anchor if j == 0 else memory).mT
+            value, slope, curvature = derivatives(z, phi, order=2 if for_backward else 1)
+            residual = value.sub_(alpha[j])
+            u = torch.mul(slope, residual, out=codes[j])
+            if for_backward:
+                slopes[j] = slope
+                torch.addcmul(slope * slope, curvature, residual, out=hessians[j])
+            memory = torch.baddbmm(
+                (chunk_decay[j, ..., None, None] * memory).flatten(0, -3),
+                u.mT.flatten(0, -3), gx[j].flatten(0, -3), alpha=-1,
+            ).view(memory.shape)  # fmt: skip
+        return codes, starts, memory, slopes, hessians
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, gx, alpha, chunk_decay, memory, anchor, phi = inputs
-        codes, starts, _ = output
-        ctx.save_for_backward(x, gx, alpha, chunk_decay, anchor, codes, starts)
-        ctx.phi = phi
+        x, gx, alpha, chunk_decay, memory, anchor, phi, _ = inputs
+        codes, starts, _, slopes, hessians = output
+        ctx.mark_non_differentiable(slopes, hessians)
+        ctx.save_for_backward(x, gx, chunk_decay, anchor, codes, starts, slopes, hessians)
 
     @staticmethod
-    def backward(ctx, grad_codes, grad_starts, grad_final):
-        x, gx, alpha, chunk_decay, anchor, codes, starts = ctx.saved_tensors
-        n_chunks = x.shape[-3]
+    def backward(ctx, grad_codes, grad_starts, grad_final, _slopes, _hessians):
+        x, gx, chunk_decay, anchor, codes, starts, slope, hessian = ctx.saved_tensors
+        n_chunks = x.shape[0]
         anchors = starts.clone()
-        anchors[..., 0, :, :] = anchor
-        z = x @ anchors.mT  # [*, N, C, m], all chunks at once
-        value, slope, curvature = derivatives(z, ctx.phi, order=2)
-        hessian = curvature * (value - alpha) + slope * slope  # du/dz, elementwise
-        grad_memory = torch.zeros_like(starts[..., 0, :, :]) if grad_final is None else grad_final
+        anchors[0] = anchor
+        grad_memory = torch.zeros_like(starts[0]) if grad_final is None else grad_final
         grad_u = torch.zeros_like(codes) if grad_codes is None else grad_codes.clone()
         grad_z = torch.empty_like(grad_u)
         grad_next = torch.empty_like(starts)
         grad_anchor = None
         for j in reversed(range(n_chunks)):
-            grad_next[..., j, :, :] = grad_memory
-            grad_u[..., j, :, :] -= gx[..., j, :, :] @ grad_memory.mT
-            dz = grad_u[..., j, :, :] * hessian[..., j, :, :]
-            grad_z[..., j, :, :] = dz
-            grad_memory = chunk_decay[..., j, None, None] * grad_memory
+            grad_next[j] = grad_memory
+            grad_u[j].sub_(gx[j] @ grad_memory.mT)
+            dz = torch.mul(grad_u[j], hessian[j], out=grad_z[j])
+            grad_memory = chunk_decay[j, ..., None, None] * grad_memory
             if grad_starts is not None:
-                grad_memory = grad_memory + grad_starts[..., j, :, :]
-            through_anchor = dz.mT @ x[..., j, :, :]
+                grad_memory = grad_memory + grad_starts[j]
+            through_anchor = dz.mT @ x[j]
             if j == 0:
                 grad_anchor = through_anchor
             else:
@@ -80,7 +88,7 @@ class StaleScan(torch.autograd.Function):
         grad_gx = -(codes @ grad_next)
         grad_alpha = -grad_u * slope
         grad_decay = (grad_next * starts).sum((-1, -2))
-        return grad_x, grad_gx, grad_alpha, grad_decay, grad_memory, grad_anchor, None
+        return grad_x, grad_gx, grad_alpha, grad_decay, grad_memory, grad_anchor, None, None
 
 
 def _reads(qc, kc, vc, u_k, u_v, key_start, value_start, decay, mu, f) -> Tensor:
@@ -112,7 +120,10 @@ def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
     """
     length, front = q.shape[1], state.offset
     n_chunks = -(-(front + length) // chunk_size)
-    group = max(1, min(-(-READ_BLOCK // chunk_size), n_chunks))
+    # Chunks per read block: about READ_BLOCK tokens, balanced so that padding the chunks to a
+    # whole number of blocks adds less than one chunk per block.
+    widest = max(1, min(-(-READ_BLOCK // chunk_size), n_chunks))
+    group = -(-n_chunks // -(-n_chunks // widest))
     block = group * chunk_size
     qc, kc, vc, ac, log_beta_c, gamma_c = (to_chunks(x, front, chunk_size, block)
                                            for x in (q, k, v, alpha, log_beta, gamma))  # fmt: skip
@@ -122,9 +133,13 @@ def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
     gx = decay[:, :, None, :, -1, :, None] * x  # writes weighted by their decay to the chunk end
     memories = stack_passes(state.key_memory, state.value_memory)
     anchors = stack_passes(state.key_anchor, state.value_anchor)
-    codes, starts, memory = StaleScan.apply(
-        x, gx, ac[:, :, None], mu[:, :, None, :, -1], memories, anchors, phi
-    )
+    # The loop runs chunk-major ([N, B, H, 2, ...]); the reads take the usual layout back.
+    inputs = (x.movedim(3, 0).contiguous(), gx.movedim(3, 0).contiguous(),
+              ac[:, :, None].movedim(3, 0).contiguous(),
+              mu[:, :, None, :, -1].movedim(3, 0).contiguous(), memories, anchors)  # fmt: skip
+    for_backward = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    codes, starts, memory, _, _ = StaleScan.apply(*inputs, phi, for_backward)
+    codes, starts = codes.movedim(0, 3), starts.movedim(0, 3)
     if group > 1:  # regroup chunks into read blocks: [B, H, N, C, ...] → [B, H, N / G, G·C, ...]
         qc, kc, vc, codes = (_regroup(t, group, -3) for t in (qc, kc, vc, codes))
         decay, mu = chunk_decays(_regroup(log_beta_c, group, -2), _regroup(gamma_c, group, -2))
