@@ -249,7 +249,8 @@ def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: in
         for (horizon, _), r in sorted(latest.items()):
             by_h.setdefault(horizon, []).append(r["best_val_loss"])
         mean = statistics.mean(statistics.mean(v) for v in by_h.values())
-        spread = max((max(v) - min(v)) for v in by_h.values())
+        spreads = [max(v) - min(v) for v in by_h.values() if len(v) > 1]
+        spread = max(spreads) if spreads else None  # one seed: no spread
         per_h = {h: statistics.mean(v) for h, v in by_h.items()}
         complete = set(by_h) == set(SEARCH_HORIZONS)
         rows.append((mean, spread, candidate, list(latest.values()), per_h, complete))
@@ -283,7 +284,8 @@ def select(datasets) -> None:
                 epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:6])
                 mark = "**yes**" if best is not None and candidate is best[2] else ""
                 lines.append(f"| {dataset} | {model} | {text} | {cells} | "
-                             f"{f'{mean:.4f}' if complete else '-'} | {spread:.4f} | "
+                             f"{f'{mean:.4f}' if complete else '-'} | "
+                             f"{'-' if spread is None else f'{spread:.4f}'} | "
                              f"{epochs} | {mark or ('' if done else 'grid incomplete')} |")  # fmt: skip
         if not any(candidate_scores(dataset, m, g, SEARCH_LOOKBACK) for m, g in grids.items()):
             _adopt(dataset, "ETTh1")
