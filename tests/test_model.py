@@ -238,3 +238,24 @@ def test_without_covariates_no_weights_are_added():
         plain.state_dict().items(), empty.state_dict().items(), strict=True
     ):
         torch.testing.assert_close(a, b, msg=name)
+
+
+@pytest.mark.parametrize(("conv", "forget_gate"), [(True, True), (False, False)])
+def test_gradcheck_layer_inputs(conv, forget_gate):
+    # The mixer's one autograd node from the projection to the op's inputs (conv, SiLU + unit
+    # norm, gates, head-major layout) against finite differences, every output at once.
+    from trellis_ts.layers.trellis import LayerInputs
+
+    heads, head_dim, slots, length = 2, 3, 2, 5
+    d_model = heads * head_dim
+    width = 3 * d_model + heads * slots + 2 * heads + d_model
+    gen = torch.Generator().manual_seed(31)
+    h = torch.randn(2, length, width, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(2 * d_model, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(2 * d_model, generator=gen, dtype=torch.float64, requires_grad=True)
+
+    def fn(h, weight, bias):
+        w, b = (weight, bias) if conv else (None, None)
+        return LayerInputs.apply(h, w, b, heads, head_dim, slots, 0.25, forget_gate)
+
+    assert torch.autograd.gradcheck(fn, (h, weight, bias))
