@@ -160,3 +160,17 @@ def test_bad_files_and_options_answer_before_torch_loads(args, tmp_path):
     status = done.stdout.strip().splitlines()[-1]
     expected = "0" if args == ["--help"] else "2"
     assert status == f"status {expected} False False", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_load_neither_pandas_nor_torch(flag, tmp_path):
+    # What keeps them at a fifth of a second: a module-level import of pandas or numpy in the
+    # modules the command line reads at start (config, options) would cost ~0.3 s more.
+    probe = SETUP + (
+        "try:\n    runpy.run_module('trellis_ts', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    print(sorted(m for m in ('pandas', 'numpy', 'torch') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, flag], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

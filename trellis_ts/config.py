@@ -11,9 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from trellis_ts.data.calendar import CALENDAR_FEATURES
 from trellis_ts.errors import ConfigError
-from trellis_ts.metrics import seasonal_period
 
 # The op's choices, spelt here so that checking a config never imports torch (the command line
 # answers a bad option before loading it); tests/test_config.py checks they match the op's.
@@ -28,6 +26,12 @@ MISSING = ("error", "interpolate", "ffill")
 TARGET_TRANSFORMS = ("none", "log1p", "nonnegative")
 # Sizes left as None are chosen from the data at fit (`trellis_ts.sizing.resolve_sizes`).
 SIZE_FIELDS = ("prediction_length", "context_length", "patch_len", "patch_stride")
+
+
+# The calendar features `trellis_ts.data.calendar` computes (named here, where the settings are
+# checked, so that reading a config never loads pandas).
+CALENDAR_FEATURES = ("minute", "hour", "dayofweek", "dayofmonth", "dayofyear", "weekofyear",
+                     "month", "quarter")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ class TrellisConfig:
             _positive_int(self, "windows_per_epoch")
         if self.random_state is not None and not isinstance(self.random_state, int):
             raise ConfigError(f"random_state={self.random_state!r} must be an integer or None")
-        if self.calendar_features != "auto":
+        if self.calendar_features and self.calendar_features != "auto":
             unknown = [f for f in self.calendar_features if f not in CALENDAR_FEATURES]
             if unknown or len(set(self.calendar_features)) < len(self.calendar_features):
                 raise ConfigError(
@@ -264,6 +268,8 @@ def with_season_length(config: TrellisConfig, freq: str | int | None) -> Trellis
     (24 for hourly data); other configs as they are."""
     if config.model != "seasonal_naive" or config.season_length is not None:
         return config
+    from trellis_ts.metrics import seasonal_period  # loads pandas: only for a fit, not at import
+
     season = seasonal_period(freq)
     if season > config.context_length:
         raise ConfigError(

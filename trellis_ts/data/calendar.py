@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
+from trellis_ts.config import CALENDAR_FEATURES
 from trellis_ts.errors import ConfigError
 
 __all__ = ["CALENDAR_FEATURES", "calendar_features_for", "calendar_values", "check_calendar_names"]
@@ -28,7 +29,8 @@ _FEATURES: dict[str, tuple[Callable[[pd.DatetimeIndex], np.ndarray], int]] = {
     "month": (lambda t: t.month - 1, 11),
     "quarter": (lambda t: t.quarter - 1, 3),
 }
-CALENDAR_FEATURES = tuple(_FEATURES)
+if tuple(_FEATURES) != CALENDAR_FEATURES:  # one list of names, two places that need it
+    raise RuntimeError("trellis_ts.config.CALENDAR_FEATURES and the calendar features disagree")
 
 # What "auto" gives, by the frequency's base unit (finest first; GluonTS makes the same choice).
 _AUTO = (
