@@ -37,6 +37,19 @@ def test_small_study_saves_a_loadable_best_model(tmp_path):
     assert [p.name for p in save_plots(study, tmp_path / "plots")][0] == "optimization_history.png"
 
 
+def test_no_plot_and_no_warning_without_a_completed_trial(tmp_path):
+    import warnings
+
+    import optuna
+
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params={},
+                                              distributions={}))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert save_plots(study, tmp_path / "plots") == []
+
+
 def test_a_hopeless_learning_rate_is_pruned(tmp_path):
     storage = f"sqlite:///{tmp_path / 'tune.db'}"
     study = optuna.create_study(study_name="prune", storage=storage)

@@ -289,7 +289,8 @@ def save_plots(study: optuna.Study, directory: str | Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    plots = [("optimization_history.png", ovm.plot_optimization_history)]
+    # No completed trial: no value to draw (matplotlib would only warn about an empty legend).
+    plots = [("optimization_history.png", ovm.plot_optimization_history)] if complete else []
     if len(complete) >= 2 and len({tuple(sorted(t.params.items())) for t in complete}) >= 2:
         plots.append(("param_importances.png", ovm.plot_param_importances))
     for name, plot in plots:
