@@ -80,13 +80,3 @@ class SeasonalNaive(nn.Module):
 
     def forward(self, past_target: Tensor, **covariates: Tensor | None) -> Tensor:
         return past_target[:, self.offsets]
-
-
-def __getattr__(name: str):
-    # `build_model` lived here before it moved beside the model; scripts that import it from
-    # here keep working (imported on use: trellis_ts.model imports this module).
-    if name == "build_model":
-        from trellis_ts.model import build_model
-
-        return build_model
-    raise AttributeError(f"module 'trellis_ts.baselines' has no attribute {name!r}")
