@@ -22,8 +22,10 @@ validation windows at the restored best epoch), averaged over the searched horiz
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -203,9 +205,52 @@ def run_jobs(jobs: list[dict[str, Any]], data_dir: Path, n_jobs: int, dry_run: b
                   f"seed={job['seed']} -> {job['results'].name}: {job['settings']}")  # fmt: skip
         return
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        codes = list(pool.map(lambda job: _launch(job, data_dir), todo))
+        codes = list(pool.map(lambda job: _claimed_launch(job, data_dir), todo))
     if any(codes):
         raise SystemExit(f"{sum(1 for c in codes if c)} run(s) failed; see the messages above")
+
+
+def _claimed_launch(job: dict[str, Any], data_dir: Path) -> int:
+    """Launch `job` unless another process holds it or has recorded it since this one started:
+    several processes (on one machine, or sharing the results folder) can then run one phase.
+
+    A claim is a file named by the run's key beside the results file, created atomically and
+    holding the claimer's host and pid; a claim whose process is gone (on this host) is taken over.
+    """
+    key = (job["results"], *_key(job))
+    if job["results"].is_file() and key in {(job["results"], *_key(r))
+                                            for r in read_results(job["results"])}:  # fmt: skip
+        return 0
+    claims = job["results"].with_suffix(".claims")
+    claims.mkdir(exist_ok=True)
+    claim = claims / (hashlib.sha1(repr(key).encode()).hexdigest()[:16] + ".claim")
+    mine = f"{socket.gethostname()} {os.getpid()}"
+    try:
+        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        host, _, pid = claim.read_text().partition(" ")
+        if host != socket.gethostname() or _alive(int(pid or 0)):
+            print(f"skip   (claimed by {host} {pid}) {job['dataset']} {job['model']} "
+                  f"L={job['L']} H={job['H']} seed={job['seed']}", flush=True)  # fmt: skip
+            return 0
+        claim.write_text(mine)  # its process died: take the run over
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(mine)
+    try:
+        return _launch(job, data_dir)
+    finally:
+        claim.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 # ------------------------------------------------------------------------------ phases
