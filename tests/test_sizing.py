@@ -149,8 +149,8 @@ def test_a_warm_start_keeps_the_sizes_chosen_at_fit():
 
 
 def test_building_a_model_fills_unset_patches_by_the_same_rule():
-    from trellis_ts.model import build_model
     from trellis_ts.errors import ConfigError
+    from trellis_ts.model import build_model
     from trellis_ts.sizing import with_patches
 
     config = TrellisConfig(context_length=48, prediction_length=12, d_model=8, n_slots=4)
