@@ -7,7 +7,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trellis_ts.nn.fused import Dropout, causal_depthwise_conv, rms_norm_gate, silu_unit_norm
+from trellis_ts.nn.fused import (
+    Dropout,
+    conv_backward,
+    conv_forward,
+    rms_norm_gate,
+    silu_norm_backward,
+    silu_norm_forward,
+)
+
+
+class _Conv(torch.autograd.Function):  # the forward/backward pair as one node, to gradcheck it
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return conv_forward(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        return conv_backward(grad_y, *ctx.saved_tensors)
+
+
+class _SiluNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y, inv = silu_norm_forward(x)
+        ctx.save_for_backward(x, y, inv)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        return silu_norm_backward(grad_y, *ctx.saved_tensors)
+
+
+causal_depthwise_conv, silu_unit_norm = _Conv.apply, _SiluNorm.apply
 
 
 def _randn(*shape, seed=0):

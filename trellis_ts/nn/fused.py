@@ -2,8 +2,10 @@
 
 Recorded op by op, the mixer's short convolution, activations and norms cost more than its
 matrix products on a CPU (each is a pass over `[B, T, D]` in the forward and two or three in
-the backward). Each Function here does one piece in as few passes as its math allows and
-saves only what its backward needs. Pure PyTorch, any device.
+the backward). Each piece here does its work in as few passes as its math allows: the conv and
+SiLU + unit-norm pairs (forward, backward) serve the mixer's one input node
+(`trellis_ts.layers.trellis.LayerInputs`); the norm-and-gate and the dropout are autograd
+Functions of their own. Pure PyTorch, any device.
 """
 
 from __future__ import annotations
@@ -45,24 +47,6 @@ def conv_backward(grad_y: Tensor, x: Tensor, weight: Tensor, grad_x: Tensor | No
     return grad_x, grad_w, grad_y.sum((0, 1))
 
 
-class CausalDepthwiseConv(torch.autograd.Function):
-    """`conv_forward` with its analytic backward."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        return conv_forward(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        x, weight = ctx.saved_tensors
-        return conv_backward(grad_y, x, weight)
-
-
-def causal_depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    return CausalDepthwiseConv.apply(x, weight, bias)
-
-
 def silu_norm_forward(x: Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """`y = s / ‖s‖` with `s = SiLU(x)` over the last axis; returns `y` and `1 / ‖s‖`.
 
@@ -81,24 +65,6 @@ def silu_norm_backward(grad_y, x, y, inv, out: Tensor | None = None) -> Tensor:
     grad_s = (grad_y - y * along).mul_(inv)
     sig = torch.sigmoid(x)
     return torch.mul(grad_s, sig.mul_(1.0 + x * (1.0 - sig)), out=out)
-
-
-class SiluUnitNorm(torch.autograd.Function):
-    """`silu_norm_forward` with its analytic backward."""
-
-    @staticmethod
-    def forward(ctx, x):
-        y, inv = silu_norm_forward(x)
-        ctx.save_for_backward(x, y, inv)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        return silu_norm_backward(grad_y, *ctx.saved_tensors)
-
-
-def silu_unit_norm(x: Tensor) -> Tensor:
-    return SiluUnitNorm.apply(x)
 
 
 class RmsNormGate(torch.autograd.Function):

@@ -96,8 +96,9 @@ def derivatives(z: Tensor, phi: str, order: int = 2) -> tuple[Tensor, Tensor, Te
 class _GradientCode(torch.autograd.Function):
     """`u = φ'(z) ⊙ (φ(z) − α)` as one autograd node with an analytic backward.
 
-    The chunk loop evaluates this once per chunk and pass; recording its half-dozen elementwise
-    ops in the autograd graph cost more than the matrix products around it.
+    The token loops (`naive_trellis`, `trellis_step`) evaluate this once per token and pass;
+    recording its half-dozen elementwise ops in the autograd graph cost more than the matrix
+    products around it. (The stale chunk loop keeps these derivatives itself: `StaleScan`.)
     """
 
     @staticmethod
