@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from study import _job, run_jobs  # noqa: E402  (a sibling script)
 
-from trellis_ts.benchmark import read_results, render_table  # noqa: E402
+from trellis_ts.benchmark import mean_std, read_results, render_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -204,7 +204,7 @@ def normalise_table() -> str:
             losses = [r["best_val_loss"] for r in sorted(records, key=lambda r: r["seed"])
                       if r["variant"] == variant and r["horizon"] == h]  # fmt: skip
             if losses:
-                lines.append(f"| {variant} | {h} | {_mean_std(losses)} | "
+                lines.append(f"| {variant} | {h} | {mean_std(losses)} | "
                              f"{', '.join(f'{v:.4f}' for v in losses)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -218,12 +218,6 @@ def ltsf_jobs(models: list[str]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ tables
-def _mean_std(values: list[float], digits: int = 4) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.{digits}f}" if values else ""
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
 def synthetic_table() -> str:
     records = read_results(SYNTHETIC) + (read_results(DESIGN) if DESIGN.is_file() else [])
     lines = ["| model | promotions given | test MSE (mean ± std, 3 seeds) | MAE | per seed | "
@@ -247,7 +241,7 @@ def synthetic_table() -> str:
             per_seed = ", ".join(f"{r['mse']:.1f}" for r in runs)
             ratio = f"{min(ratios):.1f}x to {max(ratios):.1f}x" if ratios and arm != "none" else ""
             lines.append(
-                f"| {model} | {label} | {_mean_std([r['mse'] for r in runs], 1)} | "
+                f"| {model} | {label} | {mean_std([r['mse'] for r in runs], 1)} | "
                 f"{statistics.mean(r['mae'] for r in runs):.2f} | "
                 f"{per_seed} | {ratio} | "
                 f"{', '.join(str(r['epochs']) for r in runs)} | {runs[0]['parameters']:,} |"
@@ -268,8 +262,8 @@ def ltsf_table() -> str:
         diff = (statistics.mean(by["MS"][s] for s in seeds) - statistics.mean(by["S"][s] for s in seeds)
                 if seeds else float("nan"))  # fmt: skip
         better = sum(by["MS"][s] < by["S"][s] for s in seeds)
-        lines.append(f"| {dataset} | {model} | {h} | {_mean_std(list(by['S'].values()), 5)} | "
-                     f"{_mean_std(list(by['MS'].values()), 5)} | {diff:+.5f} | "
+        lines.append(f"| {dataset} | {model} | {h} | {mean_std(list(by['S'].values()), 5)} | "
+                     f"{mean_std(list(by['MS'].values()), 5)} | {diff:+.5f} | "
                      f"{better} of {len(seeds)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 

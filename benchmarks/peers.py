@@ -107,10 +107,10 @@ def render(path: Path = RESULTS) -> str:
         rows.setdefault((r["peer"], r["horizon"]), []).append(r)
     lines = ["| peer | L | H | MSE | MAE | seeds | train + forecast s | peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    from trellis_ts.benchmark import mean_std
+
     for (peer, horizon), runs in sorted(rows.items()):
-        mse = [r["mse"] for r in runs]
-        spread = f" ± {statistics.stdev(mse):.4f}" if len(mse) > 1 else ""
-        lines.append(f"| {peer} | {L} | {horizon} | {statistics.mean(mse):.4f}{spread} | "
+        lines.append(f"| {peer} | {L} | {horizon} | {mean_std([r['mse'] for r in runs])} | "
                      f"{statistics.mean(r['mae'] for r in runs):.4f} | {len(runs)} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} | "
                      f"{max(r['peak_rss_mb'] for r in runs):,.0f} |")  # fmt: skip

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from trellis_ts.benchmark import read_results, render_table
+from trellis_ts.benchmark import mean_std, read_results, render_table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -422,8 +422,6 @@ def ablation_jobs(datasets) -> list[dict[str, Any]]:
 
 
 def ablation_table() -> str:
-    import numpy as np
-
     base = chosen("ETTh1", "trellis")
     records = read_results(ABLATION_FILE)
     lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
@@ -436,8 +434,7 @@ def ablation_table() -> str:
         cells = []
         for H in SEARCH_HORIZONS:
             mse = [r["mse"] for r in runs if r["horizon"] == H]
-            cells.append(f"{np.mean(mse):.4f} ± {np.std(mse, ddof=1):.4f}" if len(mse) > 1
-                         else (f"{mse[0]:.4f}" if mse else ""))  # fmt: skip
+            cells.append(mean_std(mse))
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs)
         label = f"**{name}**" if not change else name
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {per_epoch:.1f} |")

@@ -444,8 +444,8 @@ def render_table(source: str | Path | Iterable[dict[str, Any]]) -> str:
         for h in sorted(by_h):
             runs = list(by_h[h].values())
             lines.append(
-                f"{lead} {h} | {_mean_std([r['mse'] for r in runs])} | "
-                f"{_mean_std([r['mae'] for r in runs])} | {len(runs)} | "
+                f"{lead} {h} | {mean_std([r['mse'] for r in runs])} | "
+                f"{mean_std([r['mae'] for r in runs])} | {len(runs)} | "
                 f"{np.mean([r['train_seconds'] for r in runs]):.1f} | "
                 f"{max(r['peak_rss_mb'] for r in runs):.0f} | {runs[-1]['parameters']} |"
             )
@@ -460,7 +460,7 @@ def _horizon_average(by_h: dict[int, dict[int, dict]]) -> str:
     seed_sets = [tuple(sorted(runs)) for runs in by_h.values()]
     if len(set(seed_sets)) == 1:
         seeds = seed_sets[0]
-        cells = [_mean_std([np.mean([by_h[h][s][m] for h in by_h]) for s in seeds])
+        cells = [mean_std([np.mean([by_h[h][s][m] for h in by_h]) for s in seeds])
                  for m in ("mse", "mae")]  # fmt: skip
         return f"{cells[0]} | {cells[1]} | {len(seeds)}"
     cells = [np.mean([np.mean([r[m] for r in runs.values()]) for runs in by_h.values()])
@@ -468,7 +468,8 @@ def _horizon_average(by_h: dict[int, dict[int, dict]]) -> str:
     return f"{cells[0]:.4f} | {cells[1]:.4f} | mixed"
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def mean_std(values: Sequence[float], digits: int = 4) -> str:
+    """`mean ± sample std` of a table cell (the value alone for one run, empty for none)."""
     if len(values) < 2:
-        return f"{np.mean(values):.4f}"
-    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+        return f"{values[0]:.{digits}f}" if len(values) else ""
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
