@@ -89,3 +89,21 @@ def test_intervals_follow_the_transform(forecasts):
     fc = f.predict(level=[80])
     low, point, high = fc["Sunspots_lo80"], fc["Sunspots"], fc["Sunspots_hi80"]
     assert (low >= 0).all() and (low <= point).all() and (point <= high).all()
+
+
+def test_log1p_trains_and_forecasts_on_the_scaled_log_values():
+    # The model's series are log1p of the data scaled by their own mean and std (about 0 and 1),
+    # not the raw values scaled by the log's statistics; its forecasts come back in data units.
+    from trellis_ts.data import to_panel
+    from trellis_ts.data.inputs import InputScaling
+
+    df = sunspots().assign(Sunspots=lambda d: 100 + 50 * d["Sunspots"])
+    panel = to_panel(df)
+    series = InputScaling.fit(panel, transform="log1p").series_set(panel).target[0]
+    assert abs(series.mean()) < 1e-4 and abs(series.std() - 1) < 1e-3
+    f = TrellisForecaster(**SMALL, target_transform="log1p").fit(df)
+    fc = f.predict()["Sunspots"]
+    assert (
+        np.isfinite(fc).all()
+        and fc.between(df["Sunspots"].min() / 2, df["Sunspots"].max() * 2).all()
+    )

@@ -84,9 +84,10 @@ class InputScaling:
             feat_static_cat=tuple(len(v) for v in self.categories.values()),
         )
 
-    def target_stats(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
-        """Per-series mean and scale ``[n]``: the fit's for known series, a new id's own."""
-        seen = self._seen(self.transform, panel)
+    def target_stats(self, panel: Panel, seen: list[np.ndarray] | None = None):
+        """Per-series mean and scale ``[n]`` of the targets as the model sees them (``seen``,
+        default computed here): the fit's for known series, a new id's own."""
+        seen = self._seen(self.transform, panel) if seen is None else seen
         stats = [known or location_scale(v) for known, v in
                  zip(self.target.lookup(panel.names), seen, strict=True)]  # fmt: skip
         mean, scale = np.array(stats, dtype=np.float64).reshape(-1, 2).T
@@ -97,10 +98,10 @@ class InputScaling:
         covariates over the horizon of each group (at predict time): the known inputs then run
         H steps past the targets, calendar features included."""
         cov, layout = panel.covariates, panel.layout
-        mean, scale = self.target_stats(panel)
+        seen = self._seen(self.transform, panel)  # scaled after the target transform
+        mean, scale = self.target_stats(panel, seen)
         target = [
-            ((v - m) / s).astype(np.float32)
-            for v, m, s in zip(panel.values, mean, scale, strict=True)
+            ((v - m) / s).astype(np.float32) for v, m, s in zip(seen, mean, scale, strict=True)
         ]
         n_past = len(layout.past_covariates)
         past = known = None
