@@ -37,6 +37,15 @@ def test_small_study_saves_a_loadable_best_model(tmp_path):
     assert [p.name for p in save_plots(study, tmp_path / "plots")][0] == "optimization_history.png"
 
 
+def test_covariate_roles_in_fit_kwargs_reach_every_trial_and_the_best_model(tmp_path):
+    # DATA's second channel as a past covariate: read as one, never forecast.
+    channels = [c for c in DATA.columns if c != "date"]
+    _, best = tune(DATA, n_trials=1, storage=f"sqlite:///{tmp_path / 'tune.db'}", space=SPACE,
+                   base_params=BASE, fit_kwargs={"past_covariates": channels[1:]})  # fmt: skip
+    assert list(best.history_.layout.past_covariates) == channels[1:]
+    assert list(best.predict().columns) == ["date", channels[0]]
+
+
 def test_no_plot_and_no_warning_without_a_completed_trial(tmp_path):
     import warnings
 

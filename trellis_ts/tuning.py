@@ -48,7 +48,10 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", message=".*is experimental.*", module="optuna")
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-READING_OPTIONS = ("time_col", "id_col", "target", "dayfirst", "date_format")
+# `fit` arguments that say how to read the frame (the covariate roles too: a wide frame's
+# covariate columns would otherwise be read as targets).
+READING_OPTIONS = ("time_col", "id_col", "target", "past_covariates", "future_covariates",
+                   "static_covariates", "dayfirst", "date_format")  # fmt: skip
 
 
 class PruningCallback(pl.Callback):
