@@ -357,3 +357,9 @@ def test_to_frame_shape_is_checked():
     panel = to_panel(wide(4))
     with pytest.raises(DataError, match="expected"):
         to_frame(panel, np.zeros((3, 2)))
+
+
+def test_a_single_non_string_target_name():
+    # A frame whose columns are integers: target=0 names one column, as target="y" would.
+    df = pd.DataFrame({"ds": pd.date_range("2024", periods=30, freq="h"), 0: np.arange(30.0)})
+    assert to_panel(df, time_col="ds", target=0).names == ("0",)

@@ -264,7 +264,7 @@ def _locate_time(df: pd.DataFrame, time_col: Any, target: Any, date_format):
         return df[found[0]], found[0], date_format
     years = [c for c in df.columns if _named_like_time(c) and (d := integer_dates(df[c])) is not None
              and d[0] == "year"]  # fmt: skip
-    if len(years) == 1 and (target is None or years[0] not in _as_list(target)):
+    if len(years) == 1 and (target is None or years[0] not in as_list(target)):
         return df[years[0]], years[0], date_format  # integer years: integer time steps
     if looks_like_time(idx, idx.name) or (
         pd.api.types.is_integer_dtype(idx.dtype) and not isinstance(idx, pd.MultiIndex)
@@ -375,5 +375,6 @@ def _warn_unused(unused: dict) -> None:
     )
 
 
-def _as_list(target: Any) -> list:
+def as_list(target: Any) -> list:
+    """A column name or a list of them, as a list (names may be any hashable, e.g. 0)."""
     return [target] if isinstance(target, str) or not hasattr(target, "__iter__") else list(target)

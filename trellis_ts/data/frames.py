@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trellis_ts.data.columns import Columns, assign_columns
+from trellis_ts.data.columns import Columns, as_list, assign_columns
 from trellis_ts.data.covariates import ColumnRoles, Covariates, static_table
 from trellis_ts.data.dates import parse_time
 from trellis_ts.data.layout import FrameLayout
@@ -169,7 +169,7 @@ def to_panel(
         parse_freq(freq, is_datetime=True)  # fail fast on a misspelt alias
     roles = ColumnRoles.of(past_covariates, future_covariates, static_covariates)
     # Before the layout is settled, which never gives a covariate another role.
-    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
+    targets = [] if target is None else as_list(target)
     roles.check(df, time_col=time_col, id_col=id_col, targets=targets)
     cols = assign_columns(df, time_col=time_col, id_col=id_col, target=target,
                           date_format=date_format, covariates=roles.columns)  # fmt: skip
