@@ -120,7 +120,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "phi=silu, chunk 4": {"phi": "silu", "chunk_size": 4},
     "between=l2_silu": {"between": "l2_silu"},
     "no forget gate": {"forget_gate": False},
-    "m=16": {"n_slots": 16},
+    "m=32": {"n_slots": 32},
     "m=64": {"n_slots": 64},
     "head=pool": {"head": "pool"},
 }
@@ -366,8 +366,11 @@ def lookback_jobs(datasets) -> list[dict[str, Any]]:
             for H in SEARCH_HORIZONS]  # fmt: skip
 
 
-def best_lookbacks(datasets) -> dict[tuple[str, str], int]:
-    """(dataset, model) → the long lookback (in LONG_LOOKBACKS) with the lowest mean validation loss."""
+def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], int]:
+    """(dataset, model) → the long lookback (in LONG_LOOKBACKS) with the lowest mean validation
+    loss, or `fixed` for every model when given (the lookback phase is then not needed)."""
+    if fixed is not None:
+        return {(dataset, model): fixed for dataset in datasets for model in MODELS}
     records = read_results(LOOKBACK_FILE) if LOOKBACK_FILE.is_file() else []
     best = {}
     for dataset in datasets:
@@ -404,18 +407,20 @@ def lookback_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def final_jobs(datasets, seeds=(0, 1, 2)) -> list[dict[str, Any]]:
-    """Every model at L = 96 and at its chosen long lookback, every horizon, three seeds."""
-    long = best_lookbacks(datasets)
+def final_jobs(datasets, long_lookback=None, lookbacks=None, seeds=(0, 1, 2)):
+    """Every model at its chosen long lookback and at L = 96 (or at `lookbacks` only), every
+    horizon, three seeds; the long runs come first."""
+    long = {} if lookbacks else best_lookbacks(datasets, long_lookback)
     return [_job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
-            for dataset in datasets for model in MODELS for L in (long[(dataset, model)], 96)
+            for dataset in datasets for model in MODELS
+            for L in (lookbacks or (long[(dataset, model)], 96))
             for seed in seeds for H in HORIZONS]  # fmt: skip
 
 
-def ablation_jobs(datasets) -> list[dict[str, Any]]:
+def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str, Any]]:
     """The chosen Trellis settings on ETTh1 with one choice changed, three seeds each."""
     base = chosen("ETTh1", "trellis")
-    L = best_lookbacks(["ETTh1"])[("ETTh1", "trellis")]
+    L = (lookbacks or [best_lookbacks(["ETTh1"], long_lookback)[("ETTh1", "trellis")]])[0]
     return [_job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
             for change in ABLATIONS.values() for H in SEARCH_HORIZONS
             for seed in (0, 1, 2)]  # fmt: skip
@@ -460,6 +465,20 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", help="restrict the runs to these models")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    parser.add_argument(
+        "--long-lookback",
+        type=int,
+        metavar="L",
+        help="final, ablations: every model's long lookback is L, instead of "
+        "the lookback phase's choice (which is then not needed)",
+    )
+    parser.add_argument(
+        "--lookbacks",
+        type=int,
+        nargs="+",
+        metavar="L",
+        help="final, ablations: run at these lookbacks only",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     CONFIGS.mkdir(parents=True, exist_ok=True)
@@ -480,7 +499,10 @@ def main() -> None:
         elif phase in phase_jobs:
             if phase in ("final", "ablations"):
                 run_pending()  # they need every lookback run
-            jobs.extend(phase_jobs[phase](args.datasets))
+            if phase in ("final", "ablations"):
+                jobs.extend(phase_jobs[phase](args.datasets, args.long_lookback, args.lookbacks))
+            else:
+                jobs.extend(phase_jobs[phase](args.datasets))
     run_pending()
     write_tables()
 
