@@ -25,7 +25,8 @@ from trellis_ts.data.covariates import ColumnRoles
 from trellis_ts.data.frames import Panel, to_panel
 from trellis_ts.data.future import future_frame, read_future
 from trellis_ts.data.inputs import InputScaling
-from trellis_ts.data.windows import final_windows, train_val_ranges
+from trellis_ts.data.splits import train_val_ranges
+from trellis_ts.data.windows import final_windows
 from trellis_ts.data.writing import to_frame
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.evaluation import aggregate_metrics, check_levels, quantile_columns, run_backtest

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from trellis_ts.config import SIZE_FIELDS, TrellisConfig
+from trellis_ts.data.splits import validation_length
 from trellis_ts.errors import ConfigError, DataError
 
 __all__ = [
@@ -179,7 +180,7 @@ def resolve_sizes(
             "prediction_length or pass a longer history"
         )
     if ctx is None:
-        n_val = max(hor, int(np.floor(config.val_fraction * n + 0.5))) if config.val_fraction else 0
+        n_val = int(validation_length(n, hor, config.val_fraction))
         room = n - n_val - hor  # steps for the context and the training windows' starts
         ctx = min(max(context, floor), room // 2)
         if ctx < floor:  # too short to hold out a validation part too: train on all of it

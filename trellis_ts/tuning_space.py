@@ -15,6 +15,7 @@ import optuna
 import yaml
 
 from trellis_ts.config import TrellisConfig, config_fields
+from trellis_ts.data.splits import validation_length
 from trellis_ts.errors import ConfigError
 
 __all__ = ["SpaceFn", "as_space", "load_space", "longest_context", "space_from_mapping",
@@ -163,5 +164,5 @@ def longest_context(sizes: TrellisConfig, lengths) -> int:
     """The longest context that leaves the shortest series a validation part and a quarter of
     its training part as window starts (the default space's upper end)."""
     T, H = int(min(lengths)), sizes.prediction_length
-    n_val = max(H, int(round(sizes.val_fraction * T))) if sizes.val_fraction else 0
+    n_val = int(validation_length(T, H, sizes.val_fraction))
     return max(sizes.context_length, (T - n_val - H) * 3 // 4)

@@ -36,7 +36,8 @@ _HOMES = {
     "SeriesSet": "windows",
     "WindowDataset": "windows",
     "model_inputs": "windows",
-    "train_val_ranges": "windows",
+    "train_val_ranges": "splits",
+    "validation_length": "splits",
 }
 
 __all__ = list(_HOMES)

@@ -1,10 +1,11 @@
-"""Training windows as index views over the series, and the train/validation split.
+"""Training windows as index views over the series (the train/validation split is in `splits`).
 
-Position convention (used by `WindowDataset` and `train_val_ranges`): a window with start ``s``
-in a series has context positions ``[s - L, s)`` and target positions ``[s, s + H)``, where
-``L = context_length`` and ``H = prediction_length``. With a range ``(lo, hi)`` for the series,
-the valid starts are ``max(lo, L) <= s <= hi - H``: targets lie in ``[lo, hi)`` and the context
-may reach back before ``lo`` (never before 0), which is what validation windows need.
+Position convention (used by `WindowDataset` and `splits.train_val_ranges`): a window with
+start ``s`` in a series has context positions ``[s - L, s)`` and target positions
+``[s, s + H)``, where ``L = context_length`` and ``H = prediction_length``. With a range
+``(lo, hi)`` for the series, the valid starts are ``max(lo, L) <= s <= hi - H``: targets lie in
+``[lo, hi)`` and the context may reach back before ``lo`` (never before 0), which is what
+validation windows need.
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from trellis_ts.data.splits import positive_int
 from trellis_ts.errors import ConfigError, DataError
 
 __all__ = ["INPUT_FIELDS", "EpochSubsampler", "SeriesSet", "WindowDataset", "final_windows",
-           "model_inputs", "train_val_ranges"]  # fmt: skip
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name}={value!r} must be a positive integer.")
-    return int(value)
+           "model_inputs"]  # fmt: skip
 
 
 # The names of a batch's fields (GluonTS's): the model reads the inputs, the loss the target.
@@ -109,9 +105,9 @@ class WindowDataset(Dataset):
         ranges: Sequence[tuple[int, int]] | None = None,
         stride: int = 1,
     ) -> None:
-        self.context_length = _positive_int(context_length, "context_length")
-        self.prediction_length = _positive_int(prediction_length, "prediction_length")
-        self.stride = _positive_int(stride, "stride")
+        self.context_length = positive_int(context_length, "context_length")
+        self.prediction_length = positive_int(prediction_length, "prediction_length")
+        self.stride = positive_int(stride, "stride")
         if not isinstance(series, SeriesSet):
             series = SeriesSet(target=series)
         lengths = np.array(
@@ -266,53 +262,6 @@ def final_windows(
     return out
 
 
-def train_val_ranges(
-    lengths: Sequence[int] | np.ndarray,
-    context_length: int,
-    prediction_length: int,
-    val_fraction: float = 0.2,
-    min_val_windows: int = 1,
-    *,
-    names: Sequence[str] | None = None,
-) -> tuple[list[tuple[int, int]], list[tuple[int, int]] | None]:
-    """Split each series in time: validation targets are its last ``n_val`` positions.
-
-    ``n_val = max(prediction_length, round(val_fraction * T))``; with ``split = T - n_val`` the
-    training range is ``(0, split)`` (all training targets before ``split``) and the validation
-    range ``(split, T)`` (validation context may reach back into the training part).
-    Rule: if ANY series would get fewer than 1 training window or fewer than ``min_val_windows``
-    validation windows (or ``val_fraction == 0``), there is no validation: the result is
-    ``([(0, T_i), ...], None)`` and the caller trains on everything.
-    Raises DataError for a series shorter than ``context_length + prediction_length``.
-    """
-    L = _positive_int(context_length, "context_length")
-    H = _positive_int(prediction_length, "prediction_length")
-    min_val_windows = _positive_int(min_val_windows, "min_val_windows")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"val_fraction={val_fraction!r} must be in [0, 1), e.g. 0.2.")
-    T = np.asarray(lengths, dtype=np.int64).reshape(-1)
-    if T.size == 0:
-        raise DataError("there are no series to train on; pass at least one series.")
-    short = np.flatnonzero(T < L + H)
-    if short.size:
-        i = int(short[0])
-        name = names[i] if names is not None else f"#{i}"
-        raise DataError(
-            f"series {name!r} has {T[i]} time steps but context_length + prediction_length = "
-            f"{L + H} are needed; shorten context_length or provide a longer history."
-        )
-    everything = [(0, int(t)) for t in T]
-    if val_fraction == 0:
-        return everything, None
-    n_val = np.maximum(H, np.floor(val_fraction * T + 0.5).astype(np.int64))  # round half up
-    split = T - n_val
-    n_train = split - H - L + 1  # starts in [L, split - H]
-    n_valid = T - H - np.maximum(split, L) + 1  # starts in [max(split, L), T - H]
-    if (n_train < 1).any() or (n_valid < min_val_windows).any():
-        return everything, None
-    return [(0, int(s)) for s in split], [(int(s), int(t)) for s, t in zip(split, T, strict=True)]
-
-
 class EpochSubsampler(Sampler[int]):
     """Draws at most ``max_windows`` distinct random window indices per epoch (all if None).
 
@@ -326,9 +275,7 @@ class EpochSubsampler(Sampler[int]):
         if n_windows < 0:
             raise ConfigError(f"n_windows={n_windows!r} must be a non-negative integer.")
         self.n_windows = int(n_windows)
-        self.max_windows = (
-            None if max_windows is None else _positive_int(max_windows, "max_windows")
-        )
+        self.max_windows = None if max_windows is None else positive_int(max_windows, "max_windows")
         self.seed = int(seed)
         self.epoch = 0
 
