@@ -82,11 +82,10 @@ def csv_writer(frame, forecaster, data: DataSource):
     """Writes ``frame`` (in the model's layout) as CSV to a path or stream: the input's separator
     and decimal mark, and a time index as a first column named like it (or "step")."""
     layout = forecaster.history_.layout
-    time_in_index = layout.format == "wide" and layout.time_col is None
-    label = (frame.index.name or "step") if time_in_index else None
+    label = (frame.index.name or "step") if layout.time_in_index else None
 
     def to_csv(target) -> None:
-        frame.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=time_in_index,
+        frame.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=layout.time_in_index,
                      index_label=label)  # fmt: skip
 
     return to_csv

@@ -268,7 +268,7 @@ class DataSource:
         if path is None:
             return None
         frame = read_csv(path, sep=self.sep, decimal=self.decimal)
-        if layout.format == "wide" and layout.time_col is None:
+        if layout.time_in_index:
             frame = frame.set_index(frame.columns[0])
         return frame
 

@@ -254,7 +254,7 @@ def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: lis
     rows = _series_rows(history, forecast, i)
     layout, label = history.layout, _label(history, i)
     if layout.format == "wide":
-        times = forecast.index if layout.time_col is None else forecast[layout.time_col]
+        times = forecast.index if layout.time_in_index else forecast[layout.time_col]
     else:
         times = rows[layout.time_col]
     point = rows[label].to_numpy(dtype=float)

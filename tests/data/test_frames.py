@@ -46,6 +46,7 @@ def test_wide_datetime_index_round_trip():
     df = wide(5, "D").set_index("date")
     panel = to_panel(df)
     assert panel.layout.time_col is None and panel.layout.index_name == "date" and panel.freq == "D"
+    assert panel.layout.time_in_index and not to_panel(df.reset_index()).layout.time_in_index
     out = to_frame(panel, np.ones((2, 3)))
     assert isinstance(out.index, pd.DatetimeIndex) and out.index.name == "date"
     assert out.index.equals(pd.date_range("2020-01-06", periods=3, freq="D", name="date"))
@@ -119,6 +120,7 @@ def test_time_zone_is_kept():
 def test_long_three_ids_different_lengths_round_trip():
     panel = to_panel(long3())
     assert panel.layout.format == "long" and panel.names == ("B", "A", "C") and panel.freq == "D"
+    assert not panel.layout.time_in_index
     assert list(panel.lengths()) == [4, 6, 3]
     assert panel.index[1][-1] == pd.Timestamp("2021-03-06")
     out = to_frame(panel, np.arange(6.0).reshape(3, 2), columns_suffix={"q0.9": np.ones((3, 2))})

@@ -65,13 +65,12 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
             f"{list(future.columns)}); add them, with values for the {horizon} steps after each "
             f"series' end ({_HOW})."
         )
-    in_index = layout.format == "wide" and layout.time_col is None
-    if not in_index and layout.time_col not in future.columns:
+    if not layout.time_in_index and layout.time_col not in future.columns:
         raise DataError(
             f"future has no time column {layout.time_col!r}; give it the timestamps of the "
             f"forecast horizon ({_HOW})."
         )
-    raw = future.index if in_index else future[layout.time_col]
+    raw = future.index if layout.time_in_index else future[layout.time_col]
     times = parse_time(raw, "future's time", dayfirst=dayfirst, date_format=date_format)
     values = np.stack([to_float(future[c], f"future covariate {c!r}", "covariates are numbers")
                        for c in names], axis=1)  # fmt: skip

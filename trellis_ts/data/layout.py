@@ -39,6 +39,11 @@ class FrameLayout:
     static_covariates: tuple = ()
 
     @property
+    def time_in_index(self) -> bool:
+        """Whether the frame's time is its index rather than a column (wide frames only)."""
+        return self.format == "wide" and self.time_col is None
+
+    @property
     def covariates(self) -> tuple:
         """Every covariate column, past then future then static."""
         return self.past_covariates + self.future_covariates + self.static_covariates

@@ -62,7 +62,7 @@ def to_frame(
 def with_time(columns: dict, times: pd.Index, layout: FrameLayout) -> pd.DataFrame:
     """A wide frame of ``columns`` whose rows are stamped with ``times``: in a first column, or
     in the index when the input had its time there."""
-    if layout.time_col is None:
+    if layout.time_in_index:
         return pd.DataFrame(columns, index=times.rename(layout.index_name))
     return pd.DataFrame({layout.time_col: times, **columns})
 
