@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Seasonal period used by MASE's naive benchmark, by the base unit of the frequency.
-_SEASONALITY = {"min": 60, "h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12,
-                "Q": 4, "QS": 4, "QE": 4}  # fmt: skip
+from trellis_ts.data.timegrid import base_unit
+
+# Seasonal period used by MASE's naive benchmark, by the base unit of the frequency (minutes and
+# hours: one day of steps, so it depends on the multiple too).
+_SEASONALITY = {"D": 7, "B": 5, "W": 52, "M": 12, "Q": 4}
+_STEPS_PER_DAY = {"min": 1440, "h": 24}
 
 
 def seasonal_period(freq: str | int | None) -> int:
@@ -18,15 +21,10 @@ def seasonal_period(freq: str | int | None) -> int:
         offset = pd.tseries.frequencies.to_offset(freq)
     except ValueError:
         return 1
-    name = offset.name.split("-")[0]
-    for unit, season in _SEASONALITY.items():
-        if name == unit or name.endswith(unit) and name[: -len(unit)].isdigit():
-            if unit == "min":  # sub-hourly: one day of steps
-                return max(1, 1440 // max(offset.n, 1))
-            if unit == "h":
-                return max(1, 24 // max(offset.n, 1))
-            return season
-    return 1
+    unit = base_unit(offset)
+    if unit in _STEPS_PER_DAY:
+        return max(1, _STEPS_PER_DAY[unit] // max(offset.n, 1))
+    return _SEASONALITY.get(unit, 1)
 
 
 def naive_scale(history: np.ndarray, season: int) -> float:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from trellis_ts.config import SIZE_FIELDS, TrellisConfig
 from trellis_ts.data.splits import validation_length
+from trellis_ts.data.timegrid import base_unit
 from trellis_ts.errors import ConfigError, DataError
 
 __all__ = [
@@ -86,12 +87,9 @@ def frequency_unit(freq: str | int | None) -> tuple[str, tuple[str, int, int]]:
         offset = pd.tseries.frequencies.to_offset(freq)
     except ValueError:
         return freq, GENERIC
-    base = offset.name.split("-")[0]  # "W-SUN" -> "W", "QS-DEC" -> "QS"
-    unit = {"MS": "M", "ME": "M", "BME": "M", "BMS": "M", "QS": "Q", "QE": "Q", "BQE": "Q",
-            "YS": "Y", "YE": "Y", "A": "Y", "AS": "Y", "T": "min", "S": "s", "H": "h",
-            "C": "B"}.get(base, base)  # fmt: skip
+    unit = base_unit(offset)
     entry = SIZES_BY_UNIT.get(unit)
-    if entry is None:  # milliseconds and finer: steps like any regular grid
+    if entry is None:  # milliseconds and finer, business hours, semi-months: a regular grid
         return offset.freqstr, GENERIC
     name = entry[0] if offset.n == 1 else f"{offset.n}-{_unit_word(unit)}"
     return name, entry

@@ -14,6 +14,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from trellis_ts.config import CALENDAR_FEATURES
+from trellis_ts.data.timegrid import base_unit
 from trellis_ts.errors import ConfigError
 
 __all__ = ["CALENDAR_FEATURES", "calendar_features_for", "calendar_values", "check_calendar_names"]
@@ -32,14 +33,14 @@ _FEATURES: dict[str, tuple[Callable[[pd.DatetimeIndex], np.ndarray], int]] = {
 if tuple(_FEATURES) != CALENDAR_FEATURES:  # one list of names, two places that need it
     raise RuntimeError("trellis_ts.config.CALENDAR_FEATURES and the calendar features disagree")
 
-# What "auto" gives, by the frequency's base unit (finest first; GluonTS makes the same choice).
+# What "auto" gives, by the frequency's base unit (`base_unit`; GluonTS makes the same choice).
 _AUTO = (
-    (("s", "min", "T", "S"), ("minute", "hour", "dayofweek", "dayofmonth", "dayofyear")),
-    (("h", "H", "bh"), ("hour", "dayofweek", "dayofmonth", "dayofyear")),
-    (("D", "B", "C"), ("dayofweek", "dayofmonth", "dayofyear")),
+    (("s", "min"), ("minute", "hour", "dayofweek", "dayofmonth", "dayofyear")),
+    (("h", "bh"), ("hour", "dayofweek", "dayofmonth", "dayofyear")),
+    (("D", "B"), ("dayofweek", "dayofmonth", "dayofyear")),
     (("W",), ("dayofmonth", "weekofyear")),
-    (("M", "MS", "ME", "BM", "BMS", "BME", "SM", "SMS", "SME"), ("month",)),
-    (("Q", "QS", "QE", "BQ", "BQS", "BQE"), ("quarter",)),
+    (("M", "SM"), ("month",)),
+    (("Q",), ("quarter",)),
 )
 
 
@@ -55,8 +56,7 @@ def calendar_features_for(features: str | Sequence[str], freq: str | int | None)
         )
     if features != "auto":
         return tuple(features)
-    name = to_offset(freq).name.split("-")[0]
-    unit = name.lstrip("0123456789")
+    unit = base_unit(to_offset(freq))
     for units, chosen in _AUTO:
         if unit in units:
             return chosen
