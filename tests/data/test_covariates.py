@@ -183,3 +183,26 @@ def test_future_frame_and_reading_it_back():
         read_future(pd.concat([frame, frame.iloc[:1]]), panel, 2)
     with pytest.raises(DataError, match="non-numeric value 'soon'"):
         read_future(frame.astype({"f": object}).assign(f="soon"), panel, 2)
+
+
+def test_first_members_and_future_rows_of_many_series_match_a_scan_per_series():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, 9, size=300)
+    df = pd.DataFrame({"id": np.repeat(np.arange(300) * 7, lengths),
+                       "ds": np.concatenate([pd.date_range("2024-01-01", periods=n, freq="D")
+                                             for n in lengths]),
+                       "v": rng.normal(size=lengths.sum()), "f": 0.0})  # fmt: skip
+    panel = to_panel(df, id_col="id", time_col="ds", target="v", future_covariates=["f"])
+    cov = panel.covariates.take(rng.permutation(300)[:200].repeat(2))  # groups in mixed order
+    assert cov.first_members() == [int(np.argmax(cov.group == g)) for g in range(len(cov.past))]
+    assert panel.covariates.first_members() == list(range(300))
+
+    future = future_frame(panel, 3)
+    future["f"] = rng.normal(size=len(future))
+    extra = future.groupby("id").tail(1).assign(ds=lambda x: x["ds"] + pd.Timedelta(days=1))
+    future = pd.concat([future, extra]).sample(frac=1.0, random_state=0)  # shuffled, longer
+    got = read_future(future, panel, 3)
+    for i, values in enumerate(got):
+        rows = future[future["id"] == panel.ids[i]].set_index("ds")["f"]
+        wanted = pd.date_range(panel.index[i][-1], periods=4, freq="D")[1:]
+        np.testing.assert_array_equal(values[:, 0], rows.reindex(wanted).to_numpy())

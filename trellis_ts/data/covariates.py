@@ -128,7 +128,12 @@ class Covariates:
 
     def first_members(self) -> list[int]:
         """The first series of each group: the one whose time index the group's rows follow."""
-        return [int(np.argmax(self.group == g)) for g in range(len(self.past))]
+        # One pass (not a scan per group: a long frame has a group per series). Every group has
+        # a series; one without would read series 0, as a scan's argmax did.
+        first = np.zeros(len(self.past), dtype=np.int64)
+        groups, at = np.unique(self.group, return_index=True)
+        first[groups] = at
+        return first.tolist()
 
     def tail(self, length: int) -> Covariates:
         """The last ``length`` steps of the time-varying values."""

@@ -78,10 +78,10 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
         return [_horizon_rows(times, values, panel, 0, "", horizon)]
     if layout.id_col not in future.columns:
         raise DataError(f"future has no id column {layout.id_col!r}; give each row its series' id.")
-    ids = future[layout.id_col].to_numpy()
+    firsts = panel.covariates.first_members()
+    rows_of = _rows_of(future[layout.id_col], [panel.ids[i] for i in firsts])
     out = []
-    for first in panel.covariates.first_members():
-        rows = np.flatnonzero(ids == panel.ids[first])
+    for first, rows in zip(firsts, rows_of, strict=True):
         where = f" (series {panel.names[first]!r})"
         if not rows.size:
             raise DataError(
@@ -90,6 +90,16 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
             )
         out.append(_horizon_rows(times[rows], values[rows], panel, first, where, horizon))
     return out
+
+
+def _rows_of(ids: pd.Series, wanted: list) -> list[np.ndarray]:
+    """The positions of the rows of each id in ``wanted``, ascending (empty for an id with none):
+    one pass over the rows, not one per id, which a long frame of many series needs."""
+    codes, uniques = pd.factorize(ids, sort=False)  # a missing id is -1 and matches none
+    order = np.argsort(codes, kind="stable")  # the rows id by id, in row order within each
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    at = pd.Index(uniques).get_indexer(wanted)
+    return [order[bounds[k] : bounds[k + 1]] if k >= 0 else order[:0] for k in at]
 
 
 def _horizon_rows(times, values, panel: Panel, first: int, where: str, horizon: int) -> np.ndarray:
