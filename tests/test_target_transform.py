@@ -107,3 +107,18 @@ def test_log1p_trains_and_forecasts_on_the_scaled_log_values():
         np.isfinite(fc).all()
         and fc.between(df["Sunspots"].min() / 2, df["Sunspots"].max() * 2).all()
     )
+
+
+def test_predict_and_backtest_transform_the_history_once(forecasts, monkeypatch):
+    # The scaled series and the statistics that scale the forecasts back come from one pass of
+    # the transform over the history (per series; intervals would transform the contexts too).
+    f, before = forecasts["log1p"]
+    calls = []
+    forward = transforms.forward
+    monkeypatch.setattr(transforms, "forward", lambda *a: calls.append(a[2]) or forward(*a))
+    pd.testing.assert_frame_equal(f.predict(quantiles=[0.1, 0.9]), before)
+    assert calls == ["series 'Sunspots'"]
+    calls.clear()
+    with pytest.warns(UserWarning, match="in-sample"):  # the fit data: fine for counting
+        f.backtest(sunspots(), n_windows=2)
+    assert calls == ["series 'Sunspots'"]

@@ -389,8 +389,7 @@ class TrellisForecaster(BaseEstimator):
             )
         if self.scaling_.calendar and ahead is None:
             ahead = [np.zeros((H, 0))] * len(panel.covariates.future)
-        series = self.scaling_.series_set(panel, future=ahead)
-        mean, scale = self.scaling_.target_stats(panel)
+        series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
         contexts = np.stack([v[-config.context_length :] for v in panel.values])
         out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
                                             contexts, mean, scale, list(panel.names), levels,

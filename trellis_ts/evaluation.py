@@ -231,9 +231,8 @@ def run_backtest(
             f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
             "pass a longer history to evaluate"
         )
-    mean, scale = forecaster.scaling_.target_stats(panel)
-    windows = select_windows(forecaster.scaling_.series_set(panel), L, H, step=step,
-                             n_windows=n_windows, values=panel.values)  # fmt: skip
+    series, mean, scale = forecaster.scaling_.series_set_with_stats(panel)
+    windows = select_windows(series, L, H, step=step, n_windows=n_windows, values=panel.values)
     warn_in_sample(getattr(forecaster, "fit_span_", None), panel, windows.series, windows.start, H)
     rows_mean, rows_scale = mean[windows.series], scale[windows.series]
     names = [panel.names[s] for s in windows.series]

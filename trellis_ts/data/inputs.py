@@ -84,10 +84,9 @@ class InputScaling:
             feat_static_cat=tuple(len(v) for v in self.categories.values()),
         )
 
-    def target_stats(self, panel: Panel, seen: list[np.ndarray] | None = None):
-        """Per-series mean and scale ``[n]`` of the targets as the model sees them (``seen``,
-        default computed here): the fit's for known series, a new id's own."""
-        seen = self._seen(self.transform, panel) if seen is None else seen
+    def _target_stats(self, panel: Panel, seen: list[np.ndarray]):
+        """Per-series mean and scale ``[n]`` of the targets as the model sees them (``seen``):
+        the fit's for known series, a new id's own."""
         stats = [known or location_scale(v) for known, v in
                  zip(self.target.lookup(panel.names), seen, strict=True)]  # fmt: skip
         mean, scale = np.array(stats, dtype=np.float64).reshape(-1, 2).T
@@ -97,9 +96,16 @@ class InputScaling:
         """The panel scaled, as a `SeriesSet`. ``future[g]`` ``[H, F]`` holds the future
         covariates over the horizon of each group (at predict time): the known inputs then run
         H steps past the targets, calendar features included."""
+        return self.series_set_with_stats(panel, future)[0]
+
+    def series_set_with_stats(
+        self, panel: Panel, future: Sequence[np.ndarray] | None = None
+    ) -> tuple[SeriesSet, np.ndarray, np.ndarray]:
+        """`series_set`, and the per-series mean and scale ``[n]`` its targets were scaled with
+        (what a forecast is scaled back with): the target transform runs once for both."""
         cov, layout = panel.covariates, panel.layout
         seen = self._seen(self.transform, panel)  # scaled after the target transform
-        mean, scale = self.target_stats(panel, seen)
+        mean, scale = self._target_stats(panel, seen)
         target = [
             ((v - m) / s).astype(np.float32) for v, m, s in zip(seen, mean, scale, strict=True)
         ]
@@ -122,9 +128,10 @@ class InputScaling:
         if self.categories:
             static_cat = np.stack([self._codes(cov.static[c], c) for c in cov.static.columns
                                    if str(c) in self.categories], axis=1)  # fmt: skip
-        return SeriesSet(target=target, past_feat_dynamic_real=past, feat_dynamic_real=known,
-                         feat_static_real=static_real, feat_static_cat=static_cat,
-                         group=cov.group)  # fmt: skip
+        series = SeriesSet(target=target, past_feat_dynamic_real=past, feat_dynamic_real=known,
+                           feat_static_real=static_real, feat_static_cat=static_cat,
+                           group=cov.group)  # fmt: skip
+        return series, mean, scale
 
     def _dynamic(self, values: np.ndarray, first: int) -> np.ndarray:
         """Columns ``first..`` of the dynamic scaler applied to ``values`` ``[T, k]``."""
