@@ -52,11 +52,13 @@ def test_round_trip_through_dict():
 def test_sizes_default_to_none_and_a_model_needs_them():
     config = TrellisConfig()
     assert [config.prediction_length, config.context_length, config.patch_len,
-            config.patch_stride] == [None] * 4 and not config.sized  # fmt: skip
+            config.patch_stride] == [None] * 4  # fmt: skip
+    with pytest.raises(ConfigError, match="prediction_length, context_length, patch_len"):
+        config.require_sized()
     with pytest.raises(ConfigError, match="prediction_length, context_length, patch_len"):
         config.n_patches  # noqa: B018
     sized = config.replace(prediction_length=96, context_length=336, patch_len=16, patch_stride=8)
-    assert sized.sized and sized.n_patches == 42
+    assert sized.require_sized() is sized and sized.n_patches == 42
 
 
 def test_op_choices_match_the_config_spelling():

@@ -206,11 +206,6 @@ class TrellisConfig:
             )
 
     # ------------------------------------------------------------------ derived
-    @property
-    def sized(self) -> bool:
-        """True when every size is set (what a model needs to be built)."""
-        return all(getattr(self, n) is not None for n in SIZE_FIELDS)
-
     def require_sized(self) -> TrellisConfig:
         """This config, or ConfigError naming the sizes still left to the data."""
         unset = [n for n in SIZE_FIELDS if getattr(self, n) is None]
