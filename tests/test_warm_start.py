@@ -47,9 +47,17 @@ def test_a_tiny_learning_rate_leaves_the_model_as_it_was():
     pd.testing.assert_frame_equal(model.predict(DATA), before, rtol=1e-4)
 
 
-def test_rescale_recomputes_the_scaling():
+def test_rescale_recomputes_the_scaling(monkeypatch):
+    from trellis_ts.data.inputs import InputScaling
+
     model = TrellisForecaster(**TINY).fit(DATA.iloc[:300])
+    fitted, fits = model.scaling_, []
+    fit = InputScaling.fit
+    monkeypatch.setattr(InputScaling, "fit", lambda *a, **k: fits.append(1) or fit(*a, **k))
+    model.fit(DATA, warm_start=True)
+    assert fits == [] and model.scaling_ == fitted  # kept, so not fitted only to be dropped
     model.fit(DATA, warm_start=True, rescale=True)
+    assert fits == [1] and model.scaling_.categories == fitted.categories
     np.testing.assert_allclose(
         model.scaling_.target.mean, DATA[["load_1", "load_2"]].mean(), rtol=1e-12
     )

@@ -218,10 +218,12 @@ class TrellisForecaster(BaseEstimator):
         calendar = calendar_features_for(config.calendar_features, panel.freq)
         config = config.replace(calendar_features=calendar)
         check_calendar_names(panel.layout, calendar)
-        scaling = InputScaling.fit(panel, calendar, config.target_transform)
-        if warm_start:  # the fitted categories always; the fitted scales unless asked to rescale
-            scaling = dataclasses.replace(self.scaling_ if not rescale else scaling,
-                                          categories=self.scaling_.categories)  # fmt: skip
+        if warm_start and not rescale:  # the fitted scales and categories: nothing to fit
+            scaling = self.scaling_
+        else:
+            scaling = InputScaling.fit(panel, calendar, config.target_transform)
+            if warm_start:  # new scales, but the fitted categories (the model's embeddings)
+                scaling = dataclasses.replace(scaling, categories=self.scaling_.categories)
         inputs = scaling.inputs(panel.layout)
         if inputs.any and config.model == "seasonal_naive":
             raise ConfigError(
