@@ -446,9 +446,50 @@ def ablation_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+PEERS_FILE = RESULTS / "peers.jsonl"
+
+
+def summary_table() -> str:
+    """The headline: test MSE per (dataset, model, L) and horizon, mean ± std over seeds, the
+    4-horizon average (mean ± std of each seed's average), and the minutes of all its runs (one
+    core each: training and scoring); the peers' rows (`peers.py`) beside ours."""
+    latest = {(r["dataset"], r["model"], r["context_length"], r["horizon"], r["seed"]): r
+              for r in read_results(HEADLINE) if r.get("mse") is not None}  # fmt: skip
+    groups: dict[tuple, dict[int, dict[int, float]]] = {}
+    minutes: dict[tuple, float] = {}
+    for (dataset, model, L, H, seed), r in latest.items():
+        groups.setdefault((dataset, model, L), {}).setdefault(H, {})[seed] = r["mse"]
+        minutes[(dataset, model, L)] = minutes.get((dataset, model, L), 0.0) + (
+            r["train_seconds"] + r["eval_seconds"]) / 60  # fmt: skip
+    if PEERS_FILE.is_file():
+        for r in read_results(PEERS_FILE):
+            key = (r["dataset"], r["peer"], r["context_length"])
+            groups.setdefault(key, {}).setdefault(r["horizon"], {})[r["seed"]] = r["mse"]
+            minutes[key] = minutes.get(key, 0.0) + r["seconds"] / 60
+    heads = " | ".join(f"H={H}" for H in HORIZONS)
+    lines = [f"| dataset | model | L | {heads} | avg | seeds | minutes of all runs |",
+             "|---|---|---:|" + "---:|" * (len(HORIZONS) + 3)]  # fmt: skip
+    order = {model: i for i, model in enumerate(MODELS)}  # ours first, then the peers
+    rows = sorted(
+        groups.items(), key=lambda kv: (kv[0][0], -kv[0][2], order.get(kv[0][1], 9), kv[0][1])
+    )
+    for key, by_h in rows:
+        cells = [mean_std(list(by_h[H].values())) if H in by_h else "-" for H in HORIZONS]
+        seeds = sorted(set.intersection(*(set(runs) for runs in by_h.values())))
+        complete = set(by_h) == set(HORIZONS) and seeds
+        average = (mean_std([statistics.mean(by_h[H][s] for H in HORIZONS) for s in seeds])
+                   if complete else "-")  # fmt: skip
+        counts = sorted({len(runs) for runs in by_h.values()})
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells)
+                     + f" | {average} | {'/'.join(map(str, counts))} | {minutes[key]:.1f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def write_tables() -> None:
     if HEADLINE.is_file():
-        (REPO / "benchmarks" / "results.md").write_text(render_table(HEADLINE))
+        (REPO / "benchmarks" / "results.md").write_text(
+            summary_table() + "\nEvery run (mean ± std over seeds):\n\n" + render_table(HEADLINE)
+        )
     if LOOKBACK_FILE.is_file():
         (RESULTS / "study_lookback.md").write_text(lookback_table())
     if ABLATION_FILE.is_file():
