@@ -419,6 +419,8 @@ def final_jobs(datasets, long_lookback=None, lookbacks=None, seeds=(0, 1, 2)):
 
 def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str, Any]]:
     """The chosen Trellis settings on ETTh1 with one choice changed, three seeds each."""
+    if lookbacks and len(lookbacks) > 1:  # its table has no L column: one lookback per file
+        raise SystemExit(f"ablations run at one lookback; --lookbacks gave {lookbacks}")
     base = chosen("ETTh1", "trellis")
     L = (lookbacks or [best_lookbacks(["ETTh1"], long_lookback)[("ETTh1", "trellis")]])[0]
     return [_job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
@@ -453,26 +455,32 @@ def summary_table() -> str:
     """The headline: test MSE per (dataset, model, L) and horizon, mean ± std over seeds, the
     4-horizon average (mean ± std of each seed's average), and the minutes of all its runs (one
     core each: training and scoring); the peers' rows (`peers.py`) beside ours."""
-    latest = {(r["dataset"], r["model"], r["context_length"], r["horizon"], r["seed"]): r
-              for r in read_results(HEADLINE) if r.get("mse") is not None}  # fmt: skip
+    # Keyed as `render_table` keys its rows (features and settings too), so that runs with other
+    # settings or inputs never share a row; a seed run again counts once, the later run.
+    latest = {}
+    for r in read_results(HEADLINE):
+        if r.get("mse") is not None:
+            features = r.get("features", "M")
+            name = r["dataset"] if features == "M" else f"{r['dataset']} {features}"
+            latest[(name, r["model"], r.get("config_id", ""), r["context_length"], r["horizon"],
+                    r["seed"])] = r  # fmt: skip
     groups: dict[tuple, dict[int, dict[int, float]]] = {}
     minutes: dict[tuple, float] = {}
-    for (dataset, model, L, H, seed), r in latest.items():
-        groups.setdefault((dataset, model, L), {}).setdefault(H, {})[seed] = r["mse"]
-        minutes[(dataset, model, L)] = minutes.get((dataset, model, L), 0.0) + (
-            r["train_seconds"] + r["eval_seconds"]) / 60  # fmt: skip
+    for (*key, H, seed), r in latest.items():
+        key = tuple(key)
+        groups.setdefault(key, {}).setdefault(H, {})[seed] = r["mse"]
+        minutes[key] = minutes.get(key, 0.0) + (r["train_seconds"] + r["eval_seconds"]) / 60
     if PEERS_FILE.is_file():
         for r in read_results(PEERS_FILE):
-            key = (r["dataset"], r["peer"], r["context_length"])
+            key = (r["dataset"], r["peer"], "", r["context_length"])
             groups.setdefault(key, {}).setdefault(r["horizon"], {})[r["seed"]] = r["mse"]
             minutes[key] = minutes.get(key, 0.0) + r["seconds"] / 60
     heads = " | ".join(f"H={H}" for H in HORIZONS)
-    lines = [f"| dataset | model | L | {heads} | avg | seeds | minutes of all runs |",
-             "|---|---|---:|" + "---:|" * (len(HORIZONS) + 3)]  # fmt: skip
+    lines = [f"| dataset | model | config | L | {heads} | avg | seeds | minutes of all runs |",
+             "|---|---|---|---:|" + "---:|" * (len(HORIZONS) + 3)]  # fmt: skip
     order = {model: i for i, model in enumerate(MODELS)}  # ours first, then the peers
-    rows = sorted(
-        groups.items(), key=lambda kv: (kv[0][0], -kv[0][2], order.get(kv[0][1], 9), kv[0][1])
-    )
+    rows = sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[0][3], order.get(kv[0][1], 9),
+                                                  kv[0][1], kv[0][2]))  # fmt: skip
     for key, by_h in rows:
         cells = [mean_std(list(by_h[H].values())) if H in by_h else "-" for H in HORIZONS]
         seeds = sorted(set.intersection(*(set(runs) for runs in by_h.values())))
@@ -480,7 +488,7 @@ def summary_table() -> str:
         average = (mean_std([statistics.mean(by_h[H][s] for H in HORIZONS) for s in seeds])
                    if complete else "-")  # fmt: skip
         counts = sorted({len(runs) for runs in by_h.values()})
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells)
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cells)
                      + f" | {average} | {'/'.join(map(str, counts))} | {minutes[key]:.1f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
