@@ -304,21 +304,21 @@ def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: in
 
 def select(datasets) -> None:
     """Each (dataset, model)'s lowest mean validation loss wins once every candidate of its grid
-    has run at every searched horizon; writes its config and the search table (a model whose
-    grid is incomplete is listed without a choice)."""
+    has run at every searched horizon; writes the configs of `datasets` and the search table of
+    every dataset (a model whose grid is incomplete is listed without a choice)."""
     grids = RECIPE | SEARCH
     heads = " | ".join(f"H={h}" for h in SEARCH_HORIZONS)
     lines = [
         f"| dataset | model | candidate | {heads} | mean | seed spread | epochs (best) | chosen |",
         "|---|---|---|" + "---:|" * (len(SEARCH_HORIZONS) + 2) + "---|---|",
     ]
-    for dataset in datasets:
+    for dataset in DATASETS:  # the table keeps every dataset's rows; configs only for `datasets`
         for model, grid in grids.items():
             rows = candidate_scores(dataset, model, grid, SEARCH_LOOKBACK)
             finished = [row for row in rows if row[5]]
             done = len(finished) == len(grid)
             best = min(finished, key=lambda row: row[0]) if done else None
-            if best is not None:
+            if best is not None and dataset in datasets:
                 path = CONFIGS / f"{dataset.lower()}_{model}.json"
                 settings = budget(dataset, model) | best[2]
                 path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
@@ -332,7 +332,8 @@ def select(datasets) -> None:
                              f"{f'{mean:.4f}' if complete else '-'} | "
                              f"{'-' if spread is None else f'{spread:.4f}'} | "
                              f"{epochs} | {mark or ('' if done else 'grid incomplete')} |")  # fmt: skip
-        if not any(candidate_scores(dataset, m, g, SEARCH_LOOKBACK) for m, g in grids.items()):
+        if dataset in datasets and not any(candidate_scores(dataset, m, g, SEARCH_LOOKBACK)
+                                           for m, g in grids.items()):  # fmt: skip
             _adopt(dataset, "ETTh1")
     (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -409,12 +410,15 @@ def lookback_table() -> str:
 
 def final_jobs(datasets, long_lookback=None, lookbacks=None, seeds=(0, 1, 2)):
     """Every model at its chosen long lookback and at L = 96 (or at `lookbacks` only), every
-    horizon, three seeds; the long runs come first."""
+    horizon, three seeds (or `seeds`). In the order of the table's cells: a dataset and lookback
+    at a time, seed by seed, every model of a seed before the next seed, so that a study stopped
+    part-way leaves rows that compare the models on the same seeds."""
     long = {} if lookbacks else best_lookbacks(datasets, long_lookback)
+    order = lookbacks or ("long", 96)
     return [_job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
-            for dataset in datasets for model in MODELS
-            for L in (lookbacks or (long[(dataset, model)], 96))
-            for seed in seeds for H in HORIZONS]  # fmt: skip
+            for dataset in datasets for which in order for seed in seeds for model in MODELS
+            for L in [long[(dataset, model)] if which == "long" else which]
+            for H in HORIZONS[::-1]]  # fmt: skip
 
 
 def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str, Any]]:
@@ -528,6 +532,14 @@ def main() -> None:
         metavar="L",
         help="final, ablations: run at these lookbacks only",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="S",
+        help="final: run these seeds only (the table's rows want all three)",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     CONFIGS.mkdir(parents=True, exist_ok=True)
@@ -548,8 +560,11 @@ def main() -> None:
         elif phase in phase_jobs:
             if phase in ("final", "ablations"):
                 run_pending()  # they need every lookback run
-            if phase in ("final", "ablations"):
-                jobs.extend(phase_jobs[phase](args.datasets, args.long_lookback, args.lookbacks))
+            if phase == "final":
+                jobs.extend(final_jobs(args.datasets, args.long_lookback, args.lookbacks,
+                                       tuple(args.seeds)))  # fmt: skip
+            elif phase == "ablations":
+                jobs.extend(ablation_jobs(args.datasets, args.long_lookback, args.lookbacks))
             else:
                 jobs.extend(phase_jobs[phase](args.datasets))
     run_pending()
