@@ -67,3 +67,21 @@ def test_op_choices_match_the_config_spelling():
     from trellis_ts.ops.trellis import BETWEEN, PHIS
 
     assert config.PHIS == PHIS and config.BETWEEN == BETWEEN
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.0, True, "4", None])
+def test_positive_int_refuses_what_is_not_a_positive_integer_and_names_it(value):
+    from trellis_ts.errors import positive_int
+
+    with pytest.raises(
+        ConfigError, match=rf"^n_trials={value!r} must be a positive integer, e\.g\. 20\.$"
+    ):
+        positive_int(value, "n_trials", example=20)
+
+
+def test_positive_int_takes_numpy_integers_as_ints():
+    import numpy as np
+
+    from trellis_ts.errors import positive_int
+
+    assert positive_int(np.int64(7), "n") == 7 and type(positive_int(np.int32(7), "n")) is int

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from trellis_ts.errors import ConfigError
+from trellis_ts.errors import ConfigError, positive_int
 
 # The op's choices, spelt here so that checking a config never imports torch (the command line
 # answers a bad option before loading it); tests/test_config.py checks they match the op's.
@@ -298,9 +298,7 @@ def config_fields() -> list[dataclasses.Field]:
 
 def _positive_int(config: TrellisConfig, *names: str) -> None:
     for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name}={value!r} must be a positive integer")
+        positive_int(getattr(config, name), name)
 
 
 def _non_negative_int(config: TrellisConfig, *names: str) -> None:

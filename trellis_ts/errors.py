@@ -7,6 +7,8 @@ line prints it as one line and exits with status 2. Anything else escaping the l
 
 from __future__ import annotations
 
+from numbers import Integral
+
 
 class TrellisUserError(ValueError):
     """A mistake in the user's data, configuration or files (never a bug in the library)."""
@@ -26,6 +28,15 @@ class ModelFileError(TrellisUserError):
 
 class TrainingError(TrellisUserError):
     """Training could not produce a usable model with these settings (e.g. the loss diverged)."""
+
+
+def positive_int(value: object, name: str, example: int | None = None) -> int:
+    """``value`` as an int, or a ConfigError naming ``name`` (and ``example``, a value that
+    would do) if it is not a positive integer; numpy integers pass, bools and floats do not."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        hint = "" if example is None else f", e.g. {example}"
+        raise ConfigError(f"{name}={value!r} must be a positive integer{hint}.")
+    return int(value)
 
 
 class Interrupted(KeyboardInterrupt):

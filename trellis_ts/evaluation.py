@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from trellis_ts.data.frames import Panel
-from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.errors import ConfigError, DataError, positive_int
 from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
 
 if TYPE_CHECKING:
@@ -214,13 +214,8 @@ def run_backtest(
     """
     forecaster._check_fitted()
     config = forecaster.config_
-    step = config.prediction_length if step is None else step
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise ConfigError(f"step={step!r} must be a positive integer")
-    if n_windows is not None and (
-        isinstance(n_windows, bool) or not isinstance(n_windows, int) or n_windows < 1
-    ):
-        raise ConfigError(f"n_windows={n_windows!r} must be a positive integer or None")
+    step = positive_int(config.prediction_length if step is None else step, "step")
+    n_windows = None if n_windows is None else positive_int(n_windows, "n_windows")
     levels = check_levels(level)
     calibration = forecaster.calibration_for(levels)
     panel = forecaster._history(df)

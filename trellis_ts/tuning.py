@@ -32,7 +32,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from trellis_ts.data import Panel, to_panel
-from trellis_ts.errors import ConfigError, TrellisUserError
+from trellis_ts.errors import ConfigError, TrellisUserError, positive_int
 from trellis_ts.estimator import TrellisForecaster
 from trellis_ts.sizing import resolve_sizes
 from trellis_ts.tuning_space import (  # noqa: F401 (the space functions are part of this API)
@@ -182,8 +182,7 @@ def tune(
     around the one `fit` would choose) and every trial keeps one horizon. Returns the study and the best forecaster refit on all of `df` (saved to
     `model_dir` when given), or None if no trial completed or `refit=False`.
     """
-    if not isinstance(n_trials, int) or n_trials < 1:
-        raise ConfigError(f"n_trials={n_trials!r} must be a positive integer")
+    positive_int(n_trials, "n_trials")
     if (
         isinstance(heartbeat_interval, bool)
         or not isinstance(heartbeat_interval, int)

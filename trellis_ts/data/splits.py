@@ -11,16 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.errors import ConfigError, DataError, positive_int
 
 __all__ = ["train_val_ranges", "validation_length"]
-
-
-def positive_int(value: object, name: str) -> int:
-    """``value`` as an int, or a ConfigError naming ``name`` if it is not a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name}={value!r} must be a positive integer.")
-    return int(value)
 
 
 def validation_length(

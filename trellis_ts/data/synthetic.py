@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from trellis_ts.errors import ConfigError
+from trellis_ts.errors import ConfigError, positive_int
 
 __all__ = ["make_demo_frame", "make_demo_series", "make_promotion_frame"]
 
@@ -52,13 +52,10 @@ def make_demo_series(
 
     ``noise`` is the Gaussian noise std relative to the std of the seasonal signal (0: noiseless).
     """
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ConfigError(f"n_steps={n_steps!r} must be a positive integer, e.g. 2000.")
-    if int(n_channels) != n_channels or n_channels < 1:
-        raise ConfigError(f"n_channels={n_channels!r} must be a positive integer, e.g. 7.")
+    n_steps = positive_int(n_steps, "n_steps", example=2000)
+    n_channels = positive_int(n_channels, "n_channels", example=7)
     if not np.isfinite(noise) or noise < 0:
         raise ConfigError(f"noise={noise!r} must be a finite number >= 0, e.g. 0.1.")
-    n_steps, n_channels = int(n_steps), int(n_channels)
     step = _step(freq, start)
     periods = [c / step for c in _CYCLES if c / step >= 2][:_MAX_FACTORS]
     rng = np.random.default_rng(seed)
@@ -125,14 +122,12 @@ def make_promotion_frame(
     yearly cycle, lifted by ``promo_lift`` on promotion days, with Gaussian noise of ``noise``
     times the level: a future-known input that a model cannot forecast from the past alone.
     """
-    if int(n_steps) != n_steps or n_steps < 1 or int(n_series) != n_series or n_series < 1:
-        raise ConfigError(
-            f"n_steps={n_steps!r} and n_series={n_series!r} must be positive integers."
-        )
+    n_steps = positive_int(n_steps, "n_steps", example=730)
+    n_series = positive_int(n_series, "n_series", example=3)
     rng = np.random.default_rng(seed)
-    t = np.arange(int(n_steps), dtype=np.float64)
+    t = np.arange(n_steps, dtype=np.float64)
     frames = []
-    for i in range(int(n_series)):
+    for i in range(n_series):
         level = rng.uniform(50.0, 200.0)
         weekly = 0.3 * np.sin(2 * np.pi * t / 7 + rng.uniform(0, 2 * np.pi))
         yearly = 0.1 * np.sin(2 * np.pi * t / 365.25 + rng.uniform(0, 2 * np.pi))

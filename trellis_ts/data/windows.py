@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from trellis_ts.data.splits import positive_int
-from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.errors import ConfigError, DataError, positive_int
 
 __all__ = ["INPUT_FIELDS", "EpochSubsampler", "SeriesSet", "WindowDataset", "final_windows",
            "model_inputs"]  # fmt: skip

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trellis_ts.errors import ConfigError
+from trellis_ts.errors import ConfigError, positive_int
 
 PHIS = ("identity", "silu", "tanh")
 BETWEEN = ("ln_silu", "l2_silu", "softmax")
@@ -162,8 +162,7 @@ def check_inputs(
             raise ConfigError(
                 f"{name} must be [B, T, H] = {tuple(q.shape[:3])}; got {tuple(gate.shape)}"
             )
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ConfigError(f"chunk_size={chunk_size!r} must be a positive integer")
+    positive_int(chunk_size, "chunk_size")
     if phi not in PHIS:
         raise ConfigError(f"phi={phi!r} is not one of {PHIS}; pick one of those")
     if f not in BETWEEN:
