@@ -206,9 +206,10 @@ class TrellisConfig:
             )
 
     # ------------------------------------------------------------------ derived
-    def require_sized(self) -> TrellisConfig:
-        """This config, or ConfigError naming the sizes still left to the data."""
-        unset = [n for n in SIZE_FIELDS if getattr(self, n) is None]
+    def require_sized(self, *names: str) -> TrellisConfig:
+        """This config, or ConfigError naming the sizes (of `names`, or all) still left to the
+        data."""
+        unset = [n for n in names or SIZE_FIELDS if getattr(self, n) is None]
         if unset:
             raise ConfigError(
                 f"{', '.join(unset)} not set; give them, or let TrellisForecaster.fit choose them "

@@ -23,7 +23,7 @@ import pandas as pd
 from trellis_ts.config import SIZE_FIELDS, TrellisConfig
 from trellis_ts.data.splits import validation_length
 from trellis_ts.data.timegrid import base_unit
-from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.errors import DataError
 
 __all__ = [
     "PATCHTST_PATCH",
@@ -123,12 +123,7 @@ def with_patches(config: TrellisConfig) -> TrellisConfig:
     """`config` with unset patches filled by the rule for its context: what building a model
     needs (`build_model`, `train_model`). The patches depend on the context only, so this gives
     what `resolve_sizes` would; an unset horizon or context is a ConfigError."""
-    unset = [n for n in ("prediction_length", "context_length") if getattr(config, n) is None]
-    if unset:
-        raise ConfigError(
-            f"{' and '.join(unset)} not set; give them, or let TrellisForecaster.fit choose them "
-            "from the data (trellis_ts.sizing.resolve_sizes)"
-        )
+    config.require_sized("prediction_length", "context_length")
     if config.patch_len is not None and config.patch_stride is not None:
         return config
     patch, stride = _patches(config, config.context_length)
