@@ -1,0 +1,54 @@
+"""benchmarks/study.py, the accuracy study's runner: what it writes and in which order it runs,
+without running any model (it reads the committed search records)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("study", REPO / "benchmarks" / "study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not module.SEARCH_FILE.is_file():
+        pytest.skip(f"{module.SEARCH_FILE} is not in this checkout")
+    committed = sorted(module.CONFIGS.glob("etth1_*.json"))  # ETTh1's choices, adopted below
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(module, "CONFIGS", tmp_path / "configs")
+    module.RESULTS.mkdir()
+    module.CONFIGS.mkdir()
+    for path in committed:
+        (module.CONFIGS / path.name).write_text(path.read_text())
+    return module
+
+
+def test_select_for_one_dataset_keeps_the_other_datasets_rows_and_configs(study):
+    study.select(["Weather"])  # Weather is not searched: it adopts ETTh1's choices
+    table = (study.RESULTS / "study_search.md").read_text()
+    assert table.count("| ETTh1 | trellis |") >= 2 and "**yes**" in table
+    written = sorted(p.name for p in study.CONFIGS.glob("weather_*.json"))
+    assert written == ["weather_attention.json", "weather_dlinear.json", "weather_trellis.json"]
+    committed = REPO / "benchmarks" / "configs" / "etth1_trellis.json"
+    assert (study.CONFIGS / "etth1_trellis.json").read_text() == committed.read_text()
+    trellis = json.loads((study.CONFIGS / "weather_trellis.json").read_text())
+    assert trellis["max_epochs"] == study.BUDGET["Weather"]["max_epochs"]  # its own budget
+    assert trellis["windows_per_epoch"] == study.BUDGET["Weather"]["windows_per_epoch"]
+
+
+def test_final_runs_go_seed_by_seed_with_every_model_of_a_seed_together(study):
+    study.select(["Weather"])
+    jobs = study.final_jobs(["Weather"], lookbacks=[96, 336], seeds=(0, 1))
+    assert len(jobs) == 2 * 2 * len(study.MODELS) * len(study.HORIZONS)
+    cells = [(job["L"], job["seed"]) for job in jobs]
+    assert cells == sorted(cells, key=lambda c: ([96, 336].index(c[0]), c[1]))
+    first = jobs[: len(study.MODELS) * len(study.HORIZONS)]
+    assert {job["model"] for job in first} == set(study.MODELS)
+    assert {(job["L"], job["seed"]) for job in first} == {(96, 0)}
+    assert [job["H"] for job in first[: len(study.HORIZONS)]] == sorted(study.HORIZONS)[::-1]
