@@ -3,6 +3,7 @@
 Every error a user can cause (bad data, bad configuration, a broken model directory) is a
 `TrellisUserError`. Its message names the offending value and says how to fix it; the command
 line prints it as one line and exits with status 2. Anything else escaping the library is a bug.
+`positive_int` is the one check (and message) every positive-integer option shares.
 """
 
 from __future__ import annotations
