@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from trellis_ts.benchmark import mean_std, read_results, render_table
+from trellis_ts.benchmark import mean_std, read_results, render_table, row_key
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -313,8 +313,10 @@ def select(datasets) -> None:
         "|---|---|---|" + "---:|" * (len(SEARCH_HORIZONS) + 2) + "---|---|",
     ]
     for dataset in DATASETS:  # the table keeps every dataset's rows; configs only for `datasets`
+        searched = False
         for model, grid in grids.items():
             rows = candidate_scores(dataset, model, grid, SEARCH_LOOKBACK)
+            searched = searched or bool(rows)
             finished = [row for row in rows if row[5]]
             done = len(finished) == len(grid)
             best = min(finished, key=lambda row: row[0]) if done else None
@@ -332,8 +334,7 @@ def select(datasets) -> None:
                              f"{f'{mean:.4f}' if complete else '-'} | "
                              f"{'-' if spread is None else f'{spread:.4f}'} | "
                              f"{epochs} | {mark or ('' if done else 'grid incomplete')} |")  # fmt: skip
-        if dataset in datasets and not any(candidate_scores(dataset, m, g, SEARCH_LOOKBACK)
-                                           for m, g in grids.items()):  # fmt: skip
+        if dataset in datasets and not searched:
             _adopt(dataset, "ETTh1")
     (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -459,15 +460,9 @@ def summary_table() -> str:
     """The headline: test MSE per (dataset, model, L) and horizon, mean ± std over seeds, the
     4-horizon average (mean ± std of each seed's average), and the minutes of all its runs (one
     core each: training and scoring); the peers' rows (`peers.py`) beside ours."""
-    # Keyed as `render_table` keys its rows (features and settings too), so that runs with other
-    # settings or inputs never share a row; a seed run again counts once, the later run.
-    latest = {}
-    for r in read_results(HEADLINE):
-        if r.get("mse") is not None:
-            features = r.get("features", "M")
-            name = r["dataset"] if features == "M" else f"{r['dataset']} {features}"
-            latest[(name, r["model"], r.get("config_id", ""), r["context_length"], r["horizon"],
-                    r["seed"])] = r  # fmt: skip
+    # Rows as `render_table`'s; a seed run again counts once, the later run.
+    latest = {(*row_key(r), r["horizon"], r["seed"]): r
+              for r in read_results(HEADLINE) if r.get("mse") is not None}  # fmt: skip
     groups: dict[tuple, dict[int, dict[int, float]]] = {}
     minutes: dict[tuple, float] = {}
     for (*key, H, seed), r in latest.items():
@@ -543,8 +538,14 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     CONFIGS.mkdir(parents=True, exist_ok=True)
-    phase_jobs = {"recipe": recipe_jobs, "search": search_jobs, "lookback": lookback_jobs,
-                  "final": final_jobs, "ablations": ablation_jobs}  # fmt: skip
+    phase_jobs = {
+        "recipe": lambda: recipe_jobs(args.datasets),
+        "search": lambda: search_jobs(args.datasets),
+        "lookback": lambda: lookback_jobs(args.datasets),
+        "final": lambda: final_jobs(args.datasets, args.long_lookback, args.lookbacks,
+                                    tuple(args.seeds)),
+        "ablations": lambda: ablation_jobs(args.datasets, args.long_lookback, args.lookbacks),
+    }  # fmt: skip
     jobs: list[dict[str, Any]] = []
 
     def run_pending() -> None:
@@ -560,13 +561,7 @@ def main() -> None:
         elif phase in phase_jobs:
             if phase in ("final", "ablations"):
                 run_pending()  # they need every lookback run
-            if phase == "final":
-                jobs.extend(final_jobs(args.datasets, args.long_lookback, args.lookbacks,
-                                       tuple(args.seeds)))  # fmt: skip
-            elif phase == "ablations":
-                jobs.extend(ablation_jobs(args.datasets, args.long_lookback, args.lookbacks))
-            else:
-                jobs.extend(phase_jobs[phase](args.datasets))
+            jobs.extend(phase_jobs[phase]())
     run_pending()
     write_tables()
 

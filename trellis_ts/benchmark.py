@@ -51,6 +51,7 @@ __all__ = [
     "prepare_splits",
     "render_table",
     "resolve_config",
+    "row_key",
     "run_benchmark",
     "read_results",
     "split_borders",
@@ -423,6 +424,14 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ the table
+def row_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
+    """(dataset and features, model, config id, L): the runs that one table row gathers, so that
+    runs with other inputs or settings never share a row."""
+    features = record.get("features", "M")
+    name = record["dataset"] if features == "M" else f"{record['dataset']} {features}"
+    return (name, record["model"], record.get("config_id", ""), record["context_length"])
+
+
 def render_table(source: str | Path | Iterable[dict[str, Any]]) -> str:
     """Markdown table: one row per dataset/model/config/L/H (mean ± sample std over seeds when
     several; a seed run twice counts once, the later run) and an "avg" row over the horizons.
@@ -431,10 +440,7 @@ def render_table(source: str | Path | Iterable[dict[str, Any]]) -> str:
     records = [r for r in records if r.get("mse") is not None]
     groups: dict[tuple, dict[int, dict[int, dict]]] = {}
     for r in records:
-        features = r.get("features", "M")
-        name = r["dataset"] if features == "M" else f"{r['dataset']} {features}"
-        key = (name, r["model"], r.get("config_id", ""), r["context_length"])
-        groups.setdefault(key, {}).setdefault(r["horizon"], {})[r["seed"]] = r
+        groups.setdefault(row_key(r), {}).setdefault(r["horizon"], {})[r["seed"]] = r
     lines = [
         "| Dataset | Model | Config | L | H | MSE | MAE | Seeds | Train s | Peak RSS MB | Params |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
