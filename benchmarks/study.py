@@ -360,12 +360,29 @@ def chosen(dataset: str, model: str) -> dict[str, Any]:
 
 def lookback_jobs(datasets) -> list[dict[str, Any]]:
     """Each model's chosen settings at every lookback, on validation: the scaling with L and
-    the choice of each model's long lookback (Weather: the long lookbacks only)."""
-    return [_job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
+    the choice of each model's long lookback (Weather: the long lookbacks only). A run the
+    search already made (the chosen candidate itself, seed 0) is not asked again."""
+    recorded = {_key(r) for r in lookback_records()}
+    jobs = [_job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
             for dataset in datasets for model in MODELS
             for L in sorted({96, *LONG_LOOKBACKS[dataset]} if dataset == "ETTh1"
                             else LONG_LOOKBACKS[dataset])[::-1]
             for H in SEARCH_HORIZONS]  # fmt: skip
+    return [job for job in jobs if _key(job) not in recorded]
+
+
+def lookback_records() -> list[dict[str, Any]]:
+    """The lookback phase's validation runs: its own file's, and the search's runs of each
+    chosen setting at seed 0 (the same run, so it is not made twice)."""
+    records = read_results(LOOKBACK_FILE) if LOOKBACK_FILE.is_file() else []
+    if SEARCH_FILE.is_file():
+        chosen_keys = {(dataset, model): _settings_key(model, chosen(dataset, model))
+                       for dataset in DATASETS for model in MODELS
+                       if (CONFIGS / f"{dataset.lower()}_{model}.json").is_file()}  # fmt: skip
+        records += [r for r in read_results(SEARCH_FILE)
+                    if r["seed"] == 0 and r["horizon"] in SEARCH_HORIZONS
+                    and _canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
+    return records
 
 
 def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], int]:
@@ -373,7 +390,7 @@ def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], 
     loss, or `fixed` for every model when given (the lookback phase is then not needed)."""
     if fixed is not None:
         return {(dataset, model): fixed for dataset in datasets for model in MODELS}
-    records = read_results(LOOKBACK_FILE) if LOOKBACK_FILE.is_file() else []
+    records = lookback_records()
     best = {}
     for dataset in datasets:
         for model in MODELS:
@@ -393,7 +410,7 @@ def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], 
 
 
 def lookback_table() -> str:
-    records = read_results(LOOKBACK_FILE)
+    records = lookback_records()
     lines = ["| dataset | model | L | tokens | val loss H=96 | val loss H=720 | s / epoch |",
              "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     keys = sorted({(r["dataset"], r["model"], r["context_length"]) for r in records})

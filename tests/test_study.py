@@ -52,3 +52,29 @@ def test_final_runs_go_seed_by_seed_with_every_model_of_a_seed_together(study):
     assert {job["model"] for job in first} == set(study.MODELS)
     assert {(job["L"], job["seed"]) for job in first} == {(96, 0)}
     assert [job["H"] for job in first[: len(study.HORIZONS)]] == sorted(study.HORIZONS)[::-1]
+
+
+def test_lookback_reuses_the_searched_run_and_chooses_on_validation(study, monkeypatch):
+    monkeypatch.setattr(study, "LOOKBACK_FILE", study.RESULTS / "study_lookback.jsonl")
+    jobs = study.lookback_jobs(["ETTh1"])
+    asked = {(job["model"], job["L"]) for job in jobs}
+    assert ("trellis", 336) not in asked  # the search ran the chosen candidate at L = 336
+    assert {("trellis", L) for L in (96, 512, 720)} <= asked
+    searched = [r for r in study.lookback_records() if r["model"] == "trellis"]
+    assert sorted(r["horizon"] for r in searched) == list(study.SEARCH_HORIZONS)
+    with pytest.raises(SystemExit, match="lookback runs are not all recorded"):
+        study.best_lookbacks(["ETTh1"])
+    # Record the other long lookbacks: L = 512 a little better than the searched 336, 720 worse.
+    lines = []
+    for model in study.MODELS:
+        base = next(r for r in study.lookback_records() if r["model"] == model)
+        for L, shift in ((512, -0.01), (720, 0.01)):
+            for H in study.SEARCH_HORIZONS:
+                at_336 = next(r for r in study.lookback_records()
+                              if r["model"] == model and r["horizon"] == H)  # fmt: skip
+                lines.append(json.dumps(base | {"context_length": L, "horizon": H,
+                                                "best_val_loss": at_336["best_val_loss"] + shift}))  # fmt: skip
+    study.LOOKBACK_FILE.write_text("\n".join(lines) + "\n")
+    assert set(study.best_lookbacks(["ETTh1"]).values()) == {512}
+    table = study.lookback_table()
+    assert table.count("| ETTh1 | trellis |") == 3  # 336 (searched), 512, 720
