@@ -373,13 +373,13 @@ def lookback_jobs(datasets) -> list[dict[str, Any]]:
 
 def lookback_records() -> list[dict[str, Any]]:
     """The lookback phase's validation runs: its own file's, and the search's runs of each
-    chosen setting at seed 0 (the same run, so it is not made twice)."""
+    chosen setting at seed 0 (the same run, so it is not made twice; marked ``searched``)."""
     records = read_results(LOOKBACK_FILE) if LOOKBACK_FILE.is_file() else []
     if SEARCH_FILE.is_file():
         chosen_keys = {(dataset, model): _settings_key(model, chosen(dataset, model))
                        for dataset in DATASETS for model in MODELS
                        if (CONFIGS / f"{dataset.lower()}_{model}.json").is_file()}  # fmt: skip
-        records += [r for r in read_results(SEARCH_FILE)
+        records += [r | {"searched": True} for r in read_results(SEARCH_FILE)
                     if r["seed"] == 0 and r["horizon"] in SEARCH_HORIZONS
                     and _canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
     return records
@@ -421,8 +421,10 @@ def lookback_table() -> str:
         tokens = (L - c["patch_len"]) // c["patch_stride"] + 2 if model != "dlinear" else "-"
         cells = [f"{runs[H]['best_val_loss']:.4f}" if H in runs else "" for H in SEARCH_HORIZONS]
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs.values())
+        # The searched runs shared the machine differently: their time is marked, not compared.
+        searched = " (search)" if any(r.get("searched") for r in runs.values()) else ""
         lines.append(f"| {dataset} | {model} | {L} | {tokens} | " + " | ".join(cells)
-                     + f" | {per_epoch:.1f} |")  # fmt: skip
+                     + f" | {per_epoch:.1f}{searched} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
