@@ -410,9 +410,12 @@ def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], 
 
 
 def lookback_table() -> str:
+    """Validation loss per (dataset, model, L), their mean (the choice's criterion, in bold at
+    the long lookback chosen once all are recorded) and the epochs run (best) per horizon."""
     records = lookback_records()
-    lines = ["| dataset | model | L | tokens | val loss H=96 | val loss H=720 | s / epoch |",
-             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    heads = " | ".join(f"val loss H={H}" for H in SEARCH_HORIZONS)
+    lines = [f"| dataset | model | L | tokens | {heads} | mean | epochs (best) | s / epoch |",
+             "|---|---|---:|---:|" + "---:|" * (len(SEARCH_HORIZONS) + 1) + "---|---:|"]  # fmt: skip
     keys = sorted({(r["dataset"], r["model"], r["context_length"]) for r in records})
     for dataset, model, L in keys:
         runs = {r["horizon"]: r for r in records if (r["dataset"], r["model"], r["context_length"])
@@ -420,11 +423,21 @@ def lookback_table() -> str:
         c = next(iter(runs.values()))["config"]
         tokens = (L - c["patch_len"]) // c["patch_stride"] + 2 if model != "dlinear" else "-"
         cells = [f"{runs[H]['best_val_loss']:.4f}" if H in runs else "" for H in SEARCH_HORIZONS]
+        mean = ""
+        if set(runs) == set(SEARCH_HORIZONS):
+            mean = f"{statistics.mean(r['best_val_loss'] for r in runs.values()):.4f}"
+            try:
+                if best_lookbacks([dataset])[(dataset, model)] == L:
+                    mean = f"**{mean}**"
+            except SystemExit:  # not every long lookback is recorded yet: no choice to mark
+                pass
+        epochs = ", ".join(f"{runs[H]['epochs']} ({runs[H]['best_epoch']})"
+                           for H in SEARCH_HORIZONS if H in runs)  # fmt: skip
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs.values())
         # The searched runs shared the machine differently: their time is marked, not compared.
         searched = " (search)" if any(r.get("searched") for r in runs.values()) else ""
         lines.append(f"| {dataset} | {model} | {L} | {tokens} | " + " | ".join(cells)
-                     + f" | {per_epoch:.1f}{searched} |")  # fmt: skip
+                     + f" | {mean} | {epochs} | {per_epoch:.1f}{searched} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
