@@ -321,9 +321,7 @@ def select(datasets) -> None:
             done = len(finished) == len(grid)
             best = min(finished, key=lambda row: row[0]) if done else None
             if best is not None and dataset in datasets:
-                path = CONFIGS / f"{dataset.lower()}_{model}.json"
-                settings = budget(dataset, model) | best[2]
-                path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+                _write_chosen(dataset, model, budget(dataset, model) | best[2])
             for mean, spread, candidate, runs, per_h, complete in rows:
                 text = ", ".join(f"{k}={v}" for k, v in candidate.items())
                 cells = " | ".join(f"{per_h[h]:.4f}" if h in per_h else "not run"
@@ -346,13 +344,20 @@ def _adopt(dataset: str, source: str) -> None:
     for model in MODELS:
         own = budget(source, model)
         settings = {k: v for k, v in chosen(source, model).items() if k not in own}
-        path = CONFIGS / f"{dataset.lower()}_{model}.json"
-        settings = budget(dataset, model) | settings
-        path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        _write_chosen(dataset, model, budget(dataset, model) | settings)
+
+
+def config_path(dataset: str, model: str) -> Path:
+    """Where `select` writes (dataset, model)'s chosen settings."""
+    return CONFIGS / f"{dataset.lower()}_{model}.json"
+
+
+def _write_chosen(dataset: str, model: str, settings: dict[str, Any]) -> None:
+    config_path(dataset, model).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def chosen(dataset: str, model: str) -> dict[str, Any]:
-    path = CONFIGS / f"{dataset.lower()}_{model}.json"
+    path = config_path(dataset, model)
     if not path.is_file():
         raise SystemExit(f"{path} is missing; run the search and `select` first")
     return json.loads(path.read_text())
@@ -378,7 +383,7 @@ def lookback_records() -> list[dict[str, Any]]:
     if SEARCH_FILE.is_file():
         chosen_keys = {(dataset, model): _settings_key(model, chosen(dataset, model))
                        for dataset in DATASETS for model in MODELS
-                       if (CONFIGS / f"{dataset.lower()}_{model}.json").is_file()}  # fmt: skip
+                       if config_path(dataset, model).is_file()}  # fmt: skip
         records += [r | {"searched": True} for r in read_results(SEARCH_FILE)
                     if r["seed"] == 0 and r["horizon"] in SEARCH_HORIZONS
                     and _canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
