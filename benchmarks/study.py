@@ -422,6 +422,12 @@ def lookback_table() -> str:
     lines = [f"| dataset | model | L | tokens | {heads} | mean | epochs (best) | s / epoch |",
              "|---|---|---:|---:|" + "---:|" * (len(SEARCH_HORIZONS) + 1) + "---|---:|"]  # fmt: skip
     keys = sorted({(r["dataset"], r["model"], r["context_length"]) for r in records})
+    choice = {}  # (dataset, model) → its chosen long lookback, once all are recorded
+    for dataset in sorted({key[0] for key in keys}):
+        try:
+            choice |= best_lookbacks([dataset])
+        except SystemExit:  # not every long lookback is recorded yet: no choice to mark
+            pass
     for dataset, model, L in keys:
         runs = {r["horizon"]: r for r in records if (r["dataset"], r["model"], r["context_length"])
                 == (dataset, model, L)}  # fmt: skip
@@ -431,11 +437,8 @@ def lookback_table() -> str:
         mean = ""
         if set(runs) == set(SEARCH_HORIZONS):
             mean = f"{statistics.mean(r['best_val_loss'] for r in runs.values()):.4f}"
-            try:
-                if best_lookbacks([dataset])[(dataset, model)] == L:
-                    mean = f"**{mean}**"
-            except SystemExit:  # not every long lookback is recorded yet: no choice to mark
-                pass
+            if choice.get((dataset, model)) == L:
+                mean = f"**{mean}**"
         epochs = ", ".join(f"{runs[H]['epochs']} ({runs[H]['best_epoch']})"
                            for H in SEARCH_HORIZONS if H in runs)  # fmt: skip
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs.values())
