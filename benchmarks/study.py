@@ -22,6 +22,7 @@ validation windows at the restored best epoch), averaged over the searched horiz
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -424,10 +425,9 @@ def lookback_table() -> str:
     keys = sorted({(r["dataset"], r["model"], r["context_length"]) for r in records})
     choice = {}  # (dataset, model) → its chosen long lookback, once all are recorded
     for dataset in sorted({key[0] for key in keys}):
-        try:
+        # Not every long lookback recorded yet: no choice to mark.
+        with contextlib.suppress(SystemExit):
             choice |= best_lookbacks([dataset])
-        except SystemExit:  # not every long lookback is recorded yet: no choice to mark
-            pass
     for dataset, model, L in keys:
         runs = {r["horizon"]: r for r in records if (r["dataset"], r["model"], r["context_length"])
                 == (dataset, model, L)}  # fmt: skip
@@ -463,19 +463,43 @@ def final_jobs(datasets, long_lookback=None, lookbacks=None, seeds=(0, 1, 2)):
 
 
 def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str, Any]]:
-    """The chosen Trellis settings on ETTh1 with one choice changed, three seeds each."""
+    """The chosen Trellis settings on ETTh1 with one choice changed, three seeds each. The
+    reference row's runs are the final table's (the same runs), so they are not asked again."""
     if lookbacks and len(lookbacks) > 1:  # its table has no L column: one lookback per file
         raise SystemExit(f"ablations run at one lookback; --lookbacks gave {lookbacks}")
     base = chosen("ETTh1", "trellis")
     L = (lookbacks or [best_lookbacks(["ETTh1"], long_lookback)[("ETTh1", "trellis")]])[0]
-    return [_job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
+    recorded = {_key(r) for r in ablation_records(L) if r.get("final")}
+    jobs = [_job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
             for change in ABLATIONS.values() for H in SEARCH_HORIZONS
             for seed in (0, 1, 2)]  # fmt: skip
+    return [job for job in jobs if _key(job) not in recorded]
+
+
+def ablation_records(L: int) -> list[dict[str, Any]]:
+    """The ablations' runs at lookback L: their own file's, and the final table's runs of the
+    chosen Trellis settings on ETTh1 at L (the reference row's runs; marked ``final``)."""
+    records = [r for r in read_results(ABLATION_FILE) if r["context_length"] == L] \
+        if ABLATION_FILE.is_file() else []  # fmt: skip
+    if HEADLINE.is_file() and config_path("ETTh1", "trellis").is_file():
+        key = _settings_key("trellis", chosen("ETTh1", "trellis"))
+        records += [r | {"final": True} for r in read_results(HEADLINE)
+                    if (r["dataset"], r["model"], r["context_length"]) == ("ETTh1", "trellis", L)
+                    and r.get("features", "M") == "M" and r["horizon"] in SEARCH_HORIZONS
+                    and r["seed"] in (0, 1, 2) and r.get("mse") is not None
+                    and _canonical(r["config"]) == key]  # fmt: skip
+    return records
 
 
 def ablation_table() -> str:
+    """Test MSE per variant and horizon (mean ± std over the seeds), at the ablation file's
+    lookback; the reference row (in bold) is the final table's runs."""
+    lookbacks = {r["context_length"] for r in read_results(ABLATION_FILE)}
+    if len(lookbacks) != 1:
+        raise SystemExit(f"{ABLATION_FILE} holds runs at lookbacks {sorted(lookbacks)}; "
+                         "the ablations run at one")  # fmt: skip
     base = chosen("ETTh1", "trellis")
-    records = read_results(ABLATION_FILE)
+    records = ablation_records(lookbacks.pop())
     lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
              + " | s / epoch |", "|---|" + "---:|" * len(SEARCH_HORIZONS) + "---:|"]  # fmt: skip
     for name, change in ABLATIONS.items():
@@ -483,13 +507,12 @@ def ablation_table() -> str:
         runs = [r for r in records if _canonical(r["config"]) == key]
         if not runs:
             continue
-        cells = []
-        for H in SEARCH_HORIZONS:
-            mse = [r["mse"] for r in runs if r["horizon"] == H]
-            cells.append(mean_std(mse))
+        cells = [mean_std([r["mse"] for r in runs if r["horizon"] == H]) for H in SEARCH_HORIZONS]
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs)
+        # The final's runs shared the machine differently: their time is marked, not compared.
+        final = " (final)" if any(r.get("final") for r in runs) else ""
         label = f"**{name}**" if not change else name
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {per_epoch:.1f} |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {per_epoch:.1f}{final} |")
     return "\n".join(lines) + "\n"
 
 

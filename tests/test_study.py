@@ -80,3 +80,28 @@ def test_lookback_reuses_the_searched_run_and_chooses_on_validation(study, monke
     table = study.lookback_table()
     assert table.count("| ETTh1 | trellis |") == 3  # 336 (searched), 512, 720
     assert table.count("(search) |") == len(study.MODELS)  # the L = 336 rows
+
+
+def test_ablations_take_the_reference_row_from_the_final_table(study, monkeypatch, capsys):
+    monkeypatch.setattr(study, "ABLATION_FILE", study.RESULTS / "study_ablations.jsonl")
+    reference = study.ablation_records(336)
+    if len(reference) != 2 * 3:
+        pytest.skip("the final table's ETTh1 Trellis runs at L = 336 are not in this checkout")
+    jobs = study.ablation_jobs(["ETTh1"], lookbacks=[336])
+    assert len(jobs) == (len(study.ABLATIONS) - 1) * len(study.SEARCH_HORIZONS) * 3
+    base = study._settings_key("trellis", study.chosen("ETTh1", "trellis"))
+    assert all(study._settings_key("trellis", job["settings"]) != base for job in jobs)
+    # One variant's runs recorded (a copy of the reference's with another setting and MSE).
+    variant = study.ABLATIONS["no forget gate"]
+    lines = [json.dumps({k: v for k, v in r.items() if k != "final"}
+                        | {"config": r["config"] | variant, "mse": r["mse"] + 0.1})
+             for r in reference]  # fmt: skip
+    study.ABLATION_FILE.write_text("\n".join(lines) + "\n")
+    study.run_jobs(study.ablation_jobs(["ETTh1"], lookbacks=[336]), Path("."), 1, dry_run=True)
+    assert (
+        f"{len(jobs)} runs asked, {len(jobs) - len(lines)} not yet recorded"
+        in capsys.readouterr().out
+    )
+    table = study.ablation_table()
+    assert table.count("(final) |") == 1 and "| **chosen** |" in table
+    assert "| no forget gate |" in table and "| m=32 |" not in table
