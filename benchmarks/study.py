@@ -381,14 +381,21 @@ def lookback_records() -> list[dict[str, Any]]:
     """The lookback phase's validation runs: its own file's, and the search's runs of each
     chosen setting at seed 0 (the same run, so it is not made twice; marked ``searched``)."""
     records = read_results(LOOKBACK_FILE) if LOOKBACK_FILE.is_file() else []
-    if SEARCH_FILE.is_file():
-        chosen_keys = {(dataset, model): _settings_key(model, chosen(dataset, model))
-                       for dataset in DATASETS for model in MODELS
-                       if config_path(dataset, model).is_file()}  # fmt: skip
-        records += [r | {"searched": True} for r in read_results(SEARCH_FILE)
-                    if r["seed"] == 0 and r["horizon"] in SEARCH_HORIZONS
-                    and _canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
-    return records
+    return records + _chosen_runs(SEARCH_FILE, "searched", lambda r: r["seed"] == 0)
+
+
+def _chosen_runs(path: Path, mark: str, keep) -> list[dict[str, Any]]:
+    """The runs in `path` (another phase's file) of their (dataset, model)'s chosen settings at
+    the searched horizons for which `keep(run)` holds, each marked ``mark``: a phase takes them
+    as its own instead of making the same run again."""
+    if not path.is_file():
+        return []
+    chosen_keys = {(dataset, model): _settings_key(model, chosen(dataset, model))
+                   for dataset in DATASETS for model in MODELS
+                   if config_path(dataset, model).is_file()}  # fmt: skip
+    return [r | {mark: True} for r in read_results(path)
+            if r["horizon"] in SEARCH_HORIZONS and keep(r)
+            and _canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
 
 
 def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], int]:
@@ -469,26 +476,26 @@ def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str
         raise SystemExit(f"ablations run at one lookback; --lookbacks gave {lookbacks}")
     base = chosen("ETTh1", "trellis")
     L = (lookbacks or [best_lookbacks(["ETTh1"], long_lookback)[("ETTh1", "trellis")]])[0]
-    recorded = {_key(r) for r in ablation_records(L) if r.get("final")}
+    recorded = {_key(r) for r in _reference_runs(L)}
     jobs = [_job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
             for change in ABLATIONS.values() for H in SEARCH_HORIZONS
             for seed in (0, 1, 2)]  # fmt: skip
     return [job for job in jobs if _key(job) not in recorded]
 
 
+def _reference_runs(L: int) -> list[dict[str, Any]]:
+    """The final table's test runs of the chosen Trellis settings on ETTh1 at L, seeds 0-2 (the
+    ablations' reference row; marked ``final``)."""
+    return _chosen_runs(HEADLINE, "final", lambda r: (r["dataset"], r["model"], r["context_length"])
+                        == ("ETTh1", "trellis", L) and r.get("features", "M") == "M"
+                        and r["seed"] in (0, 1, 2) and r.get("mse") is not None)  # fmt: skip
+
+
 def ablation_records(L: int) -> list[dict[str, Any]]:
-    """The ablations' runs at lookback L: their own file's, and the final table's runs of the
-    chosen Trellis settings on ETTh1 at L (the reference row's runs; marked ``final``)."""
+    """The ablations' runs at lookback L: their own file's and the reference row's."""
     records = [r for r in read_results(ABLATION_FILE) if r["context_length"] == L] \
         if ABLATION_FILE.is_file() else []  # fmt: skip
-    if HEADLINE.is_file() and config_path("ETTh1", "trellis").is_file():
-        key = _settings_key("trellis", chosen("ETTh1", "trellis"))
-        records += [r | {"final": True} for r in read_results(HEADLINE)
-                    if (r["dataset"], r["model"], r["context_length"]) == ("ETTh1", "trellis", L)
-                    and r.get("features", "M") == "M" and r["horizon"] in SEARCH_HORIZONS
-                    and r["seed"] in (0, 1, 2) and r.get("mse") is not None
-                    and _canonical(r["config"]) == key]  # fmt: skip
-    return records
+    return records + _reference_runs(L)
 
 
 def ablation_table() -> str:
