@@ -498,23 +498,38 @@ def ablation_records(L: int) -> list[dict[str, Any]]:
     return records + _reference_runs(L)
 
 
+def _span(values: list[int]) -> str:
+    """'3' for one value, '3-7' for lowest-highest, '-' for none."""
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def ablation_table() -> str:
     """Test MSE per variant and horizon (mean ± std over the seeds), at the ablation file's
     lookback; the reference row (in bold) is the final table's runs."""
-    lookbacks = {r["context_length"] for r in read_results(ABLATION_FILE)}
+    own = read_results(ABLATION_FILE)
+    lookbacks = {r["context_length"] for r in own}
     if len(lookbacks) != 1:
         raise SystemExit(f"{ABLATION_FILE} holds runs at lookbacks {sorted(lookbacks)}; "
                          "the ablations run at one")  # fmt: skip
     base = chosen("ETTh1", "trellis")
-    records = ablation_records(lookbacks.pop())
+    records = own + _reference_runs(lookbacks.pop())
+    horizons = " / ".join(map(str, SEARCH_HORIZONS))
     lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
-             + " | s / epoch |", "|---|" + "---:|" * len(SEARCH_HORIZONS) + "---:|"]  # fmt: skip
+             + f" | best epochs (H={horizons}) | s / epoch |",
+             "|---|" + "---:|" * (len(SEARCH_HORIZONS) + 2)]  # fmt: skip
     for name, change in ABLATIONS.items():
         key = _settings_key("trellis", base | change)
         runs = [r for r in records if _canonical(r["config"]) == key]
         if not runs:
             continue
-        cells = [mean_std([r["mse"] for r in runs if r["horizon"] == H]) for H in SEARCH_HORIZONS]
+        by_h = {H: [r for r in runs if r["horizon"] == H] for H in SEARCH_HORIZONS}
+        cells = [mean_std([r["mse"] for r in by_h[H]]) for H in SEARCH_HORIZONS]
+        # The epoch each run restored, lowest-highest over the seeds: an early best says overfit.
+        best = [_span([r["best_epoch"] for r in by_h[H]]) for H in SEARCH_HORIZONS]
+        cells.append(" / ".join(best))
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs)
         # The final's runs shared the machine differently: their time is marked, not compared.
         final = " (final)" if any(r.get("final") for r in runs) else ""

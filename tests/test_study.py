@@ -105,3 +105,10 @@ def test_ablations_take_the_reference_row_from_the_final_table(study, monkeypatc
     table = study.ablation_table()
     assert table.count("(final) |") == 1 and "| **chosen** |" in table
     assert "| no forget gate |" in table and "| m=32 |" not in table
+    # The epochs restored per horizon, lowest-highest over the seeds, from the runs themselves.
+    row = next(line for line in table.splitlines() if line.startswith("| no forget gate |"))
+    epochs = {H: sorted({r["best_epoch"] for r in reference if r["horizon"] == H})
+              for H in study.SEARCH_HORIZONS}  # fmt: skip
+    assert row.split(" | ")[3] == " / ".join(
+        str(e[0]) if len(e) == 1 else f"{e[0]}-{e[-1]}" for e in epochs.values()
+    )
