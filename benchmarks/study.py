@@ -7,6 +7,7 @@ tables, ablations and lookback scaling.
     python benchmarks/study.py lookback           # chosen settings at L = 96 .. 720, validation
     python benchmarks/study.py final              # L = 96 and the best long L, 4 horizons, 3 seeds
     python benchmarks/study.py ablations          # Trellis variants on ETTh1, 3 seeds
+    python benchmarks/study.py budget             # Weather: 3x the epochs, validation only
     python benchmarks/study.py tables             # re-render every table from the JSON lines
     python benchmarks/study.py final --datasets Weather --models trellis --dry-run
 
@@ -44,6 +45,7 @@ HEADLINE = REPO / "benchmarks" / "results.jsonl"
 SEARCH_FILE = RESULTS / "study_search.jsonl"
 LOOKBACK_FILE = RESULTS / "study_lookback.jsonl"
 ABLATION_FILE = RESULTS / "study_ablations.jsonl"
+BUDGET_FILE = RESULTS / "study_budget.jsonl"
 HORIZONS = (96, 192, 336, 720)
 SEARCH_HORIZONS = (96, 720)
 DATASETS = ("ETTh1", "Weather")
@@ -61,6 +63,10 @@ BUDGET: dict[str, dict[str, Any]] = {
 # they validate every 16,384 windows: early stopping then finds the best point within a pass,
 # and 20 such epochs still allow ~5.7 passes.
 ENCODER_BUDGET: dict[str, dict[str, Any]] = {"ETTh1": {"windows_per_epoch": 16384}}
+# Weather's final runs restore their last epoch (the budget binds): the budget phase gives each
+# model's chosen settings this many more epochs, on validation, at these lookbacks (seed 0).
+LONGER_BUDGET: dict[str, dict[str, Any]] = {"Weather": {"max_epochs": 36}}
+LONGER_BUDGET_LOOKBACKS = (96, 336)
 # Weather's validation split holds ~100k windows: early stopping reads every 4th of them.
 VAL_STRIDE = {"Weather": 4}
 # The long lookback of each model is chosen among these (on validation), per dataset.
@@ -507,8 +513,9 @@ def _span(values: list[int]) -> str:
 
 
 def ablation_table() -> str:
-    """Test MSE per variant and horizon (mean ± std over the seeds), at the ablation file's
-    lookback; the reference row (in bold) is the final table's runs."""
+    """Test MSE per variant and horizon (mean ± std over the seeds) with the mean validation
+    loss beside it, at the ablation file's lookback; the reference row (in bold) is the final
+    table's runs."""
     own = read_results(ABLATION_FILE)
     lookbacks = {r["context_length"] for r in own}
     if len(lookbacks) != 1:
@@ -518,8 +525,8 @@ def ablation_table() -> str:
     records = own + _reference_runs(lookbacks.pop())
     horizons = " / ".join(map(str, SEARCH_HORIZONS))
     lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
-             + f" | best epochs (H={horizons}) | s / epoch |",
-             "|---|" + "---:|" * (len(SEARCH_HORIZONS) + 2)]  # fmt: skip
+             + f" | validation loss (H={horizons}) | best epochs (H={horizons}) | s / epoch |",
+             "|---|" + "---:|" * (len(SEARCH_HORIZONS) + 3)]  # fmt: skip
     for name, change in ABLATIONS.items():
         key = _settings_key("trellis", base | change)
         runs = [r for r in records if _canonical(r["config"]) == key]
@@ -527,6 +534,9 @@ def ablation_table() -> str:
             continue
         by_h = {H: [r for r in runs if r["horizon"] == H] for H in SEARCH_HORIZONS}
         cells = [mean_std([r["mse"] for r in by_h[H]]) for H in SEARCH_HORIZONS]
+        # What a choice would be made on: the mean validation loss over the seeds.
+        cells.append(" / ".join(f"{statistics.mean(r['best_val_loss'] for r in by_h[H]):.4f}"
+                                for H in SEARCH_HORIZONS))  # fmt: skip
         # The epoch each run restored, lowest-highest over the seeds: an early best says overfit.
         best = [_span([r["best_epoch"] for r in by_h[H]]) for H in SEARCH_HORIZONS]
         cells.append(" / ".join(best))
@@ -535,6 +545,47 @@ def ablation_table() -> str:
         final = " (final)" if any(r.get("final") for r in runs) else ""
         label = f"**{name}**" if not change else name
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {per_epoch:.1f}{final} |")
+    return "\n".join(lines) + "\n"
+
+
+def longer_budget_jobs(datasets) -> list[dict[str, Any]]:
+    """Each model's chosen settings with LONGER_BUDGET's epochs, on validation (seed 0); the
+    shorter budget's runs are the final table's (their validation loss is recorded there)."""
+    return [_job(dataset, model, chosen(dataset, model) | LONGER_BUDGET[dataset], L, H, 0,
+                 BUDGET_FILE, True)
+            for dataset in datasets if dataset in LONGER_BUDGET
+            for L in LONGER_BUDGET_LOOKBACKS for model in MODELS
+            for H in SEARCH_HORIZONS]  # fmt: skip
+
+
+def budget_table() -> str:
+    """Validation loss per (dataset, model, L) at the chosen budget (the final's seed-0 runs) and
+    at the longer one, with the epochs run and restored: does more training still help, and does
+    it change the order of the models?"""
+    longer = read_results(BUDGET_FILE)
+    if any(r.get("mse") is not None for r in longer):
+        raise SystemExit(f"{BUDGET_FILE} holds test scores; the budget phase runs on validation")
+    pairs = {(r["dataset"], r["model"], r["context_length"]) for r in longer}
+    reference = _chosen_runs(HEADLINE, "final", lambda r: r["seed"] == 0
+                             and (r["dataset"], r["model"], r["context_length"]) in pairs)  # fmt: skip
+    heads = " | ".join(f"H={H}" for H in SEARCH_HORIZONS)
+    lines = [f"| dataset | model | L | max epochs | {heads} | mean | epochs (best) | minutes |",
+             "|---|---|---:|---:|" + "---:|" * (len(SEARCH_HORIZONS) + 1) + "---|---:|"]  # fmt: skip
+    groups: dict[tuple, dict[int, dict[str, Any]]] = {}
+    for r in reference + [r for r in longer if r["seed"] == 0]:
+        key = (r["dataset"], r["model"], r["context_length"], r["config"]["max_epochs"])
+        groups.setdefault(key, {})[r["horizon"]] = r  # a run made again counts once, the later
+    order = {model: i for i, model in enumerate(MODELS)}
+    for key in sorted(groups, key=lambda k: (k[0], k[2], order[k[1]], k[3])):
+        runs = groups[key]
+        cells = [f"{runs[H]['best_val_loss']:.4f}" if H in runs else "" for H in SEARCH_HORIZONS]
+        mean = (f"{statistics.mean(runs[H]['best_val_loss'] for H in SEARCH_HORIZONS):.4f}"
+                if set(runs) >= set(SEARCH_HORIZONS) else "")  # fmt: skip
+        epochs = ", ".join(f"{runs[H]['epochs']} ({runs[H]['best_epoch']})"
+                           for H in SEARCH_HORIZONS if H in runs)  # fmt: skip
+        minutes = sum(r["train_seconds"] for r in runs.values()) / 60
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cells)
+                     + f" | {mean} | {epochs} | {minutes:.1f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -586,13 +637,15 @@ def write_tables() -> None:
         (RESULTS / "study_lookback.md").write_text(lookback_table())
     if ABLATION_FILE.is_file():
         (RESULTS / "study_ablations.md").write_text(ablation_table())
+    if BUDGET_FILE.is_file():
+        (RESULTS / "study_budget.md").write_text(budget_table())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("phases", nargs="+", metavar="phase",
                         choices=["recipe", "search", "select", "lookback", "final", "ablations",
-                                 "tables"])  # fmt: skip
+                                 "budget", "tables"])  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--models", nargs="*", help="restrict the runs to these models")
@@ -630,6 +683,7 @@ def main() -> None:
         "final": lambda: final_jobs(args.datasets, args.long_lookback, args.lookbacks,
                                     tuple(args.seeds)),
         "ablations": lambda: ablation_jobs(args.datasets, args.long_lookback, args.lookbacks),
+        "budget": lambda: longer_budget_jobs(args.datasets),
     }  # fmt: skip
     jobs: list[dict[str, Any]] = []
 

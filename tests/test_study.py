@@ -109,6 +109,43 @@ def test_ablations_take_the_reference_row_from_the_final_table(study, monkeypatc
     row = next(line for line in table.splitlines() if line.startswith("| no forget gate |"))
     epochs = {H: sorted({r["best_epoch"] for r in reference if r["horizon"] == H})
               for H in study.SEARCH_HORIZONS}  # fmt: skip
-    assert row.split(" | ")[3] == " / ".join(
+    cells = row.split(" | ")
+    assert cells[4] == " / ".join(
         str(e[0]) if len(e) == 1 else f"{e[0]}-{e[-1]}" for e in epochs.values()
     )
+    # Beside the test MSE, the validation loss a choice would be made on (mean over the seeds).
+    validation = [sum(r["best_val_loss"] for r in reference if r["horizon"] == H) / 3
+                  for H in study.SEARCH_HORIZONS]  # fmt: skip
+    assert cells[3] == " / ".join(f"{v:.4f}" for v in validation)
+
+
+def test_the_budget_phase_runs_weather_longer_on_validation_beside_the_final_runs(study,
+                                                                                 monkeypatch):  # fmt: skip
+    monkeypatch.setattr(study, "BUDGET_FILE", study.RESULTS / "study_budget.jsonl")
+    study.select(["Weather"])
+    jobs = study.longer_budget_jobs(["ETTh1", "Weather"])  # ETTh1 has no longer budget
+    assert {job["dataset"] for job in jobs} == {"Weather"}
+    assert all(job["validation_only"] and job["seed"] == 0 for job in jobs)
+    longer = study.LONGER_BUDGET["Weather"]["max_epochs"]
+    assert {job["settings"]["max_epochs"] for job in jobs} == {longer}
+    assert len(jobs) == len(study.LONGER_BUDGET_LOOKBACKS) * len(study.MODELS) * 2
+    final = [r for r in study.read_results(study.HEADLINE) if r["dataset"] == "Weather"
+             and r["model"] == "dlinear" and r["context_length"] == 96 and r["seed"] == 0
+             and r["horizon"] in study.SEARCH_HORIZONS]  # fmt: skip
+    if len(final) != 2:
+        pytest.skip("the final table's Weather DLinear runs at L = 96 are not in this checkout")
+    # DLinear's longer runs recorded (copies of the final's, validation only, 0.01 lower).
+    lines = [json.dumps({k: v for k, v in r.items() if k not in ("mse", "mae")}
+                        | {"config": r["config"] | {"max_epochs": longer},
+                           "best_val_loss": r["best_val_loss"] - 0.01})
+             for r in final]  # fmt: skip
+    study.BUDGET_FILE.write_text("\n".join(lines) + "\n")
+    rows = [line for line in study.budget_table().splitlines() if line.startswith("| Weather |")]
+    assert [line.split(" | ")[3] for line in rows] == [str(final[0]["config"]["max_epochs"]),
+                                                       str(longer)]  # fmt: skip
+    means = [float(line.split(" | ")[6]) for line in rows]
+    assert means[1] == pytest.approx(means[0] - 0.01, abs=1e-4)
+    # A test score in the budget file is refused: the phase must not see test rows.
+    study.BUDGET_FILE.write_text(json.dumps(json.loads(lines[0]) | {"mse": 0.2}) + "\n")
+    with pytest.raises(SystemExit, match="holds test scores"):
+        study.budget_table()
