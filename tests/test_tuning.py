@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -147,6 +148,15 @@ def test_bad_space_and_storage_are_config_errors(tmp_path):
         load_space(tmp_path / "none.yaml")
     with pytest.raises(ConfigError, match="cannot open the study storage"):
         tune(DATA, n_trials=1, storage="nosuchdb://x/y", space=SPACE, base_params=BASE)
+    # The heartbeat's seconds are checked as every positive-integer option (numpy ints pass).
+    for name, value in (("heartbeat_interval", 0), ("heartbeat_interval", 1.5),
+                        ("grace_period", -1), ("grace_period", True)):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"{name}={value!r} must be a positive integer"):
+            tune(DATA, n_trials=1, storage="nosuchdb://x/y", space=SPACE, base_params=BASE,
+                 **{name: value})  # fmt: skip
+    with pytest.raises(ConfigError, match="cannot open the study storage"):
+        tune(DATA, n_trials=1, storage="nosuchdb://x/y", space=SPACE, base_params=BASE,
+             heartbeat_interval=np.int64(5))  # fmt: skip
 
 
 def test_workers_opening_a_new_storage_together_all_succeed(tmp_path):

@@ -183,14 +183,10 @@ def tune(
     `model_dir` when given), or None if no trial completed or `refit=False`.
     """
     positive_int(n_trials, "n_trials")
-    if (
-        isinstance(heartbeat_interval, bool)
-        or not isinstance(heartbeat_interval, int)
-        or heartbeat_interval < 1
-    ):
-        raise ConfigError(
-            f"heartbeat_interval={heartbeat_interval!r} must be a positive number of seconds"
-        )
+    # Seconds, checked as every positive-integer option is (numpy integers pass).
+    heartbeat_interval = positive_int(heartbeat_interval, "heartbeat_interval", example=60)
+    if grace_period is not None:
+        grace_period = positive_int(grace_period, "grace_period", example=120)
     if pruner not in ("median", "hyperband", "none"):
         raise ConfigError(f"pruner={pruner!r} is not valid; choose median, hyperband or none")
     base = {"verbose": False, **(base_params or {})}
