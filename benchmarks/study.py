@@ -8,6 +8,7 @@ tables, ablations and lookback scaling.
     python benchmarks/study.py final              # L = 96 and the best long L, 4 horizons, 3 seeds
     python benchmarks/study.py ablations          # Trellis variants on ETTh1, 3 seeds
     python benchmarks/study.py budget             # Weather: 3x the epochs, validation only
+    python benchmarks/study.py horizon            # ETTh1 Trellis at H = 720: against the overfit
     python benchmarks/study.py tables             # re-render every table from the JSON lines
     python benchmarks/study.py final --datasets Weather --models trellis --dry-run
 
@@ -46,6 +47,7 @@ SEARCH_FILE = RESULTS / "study_search.jsonl"
 LOOKBACK_FILE = RESULTS / "study_lookback.jsonl"
 ABLATION_FILE = RESULTS / "study_ablations.jsonl"
 BUDGET_FILE = RESULTS / "study_budget.jsonl"
+HORIZON_FILE = RESULTS / "study_horizon.jsonl"
 HORIZONS = (96, 192, 336, 720)
 SEARCH_HORIZONS = (96, 720)
 DATASETS = ("ETTh1", "Weather")
@@ -130,6 +132,18 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "m=32": {"n_slots": 32},
     "m=64": {"n_slots": 64},
     "head=pool": {"head": "pool"},
+}
+
+# Every ablation of the Trellis encoder on ETTh1 restores epoch 3-4 at H = 720 (attention with
+# the same patches, sizes and head: 7-9). The horizon phase tries changes that slow or shrink
+# the fit there, on validation, 3 seeds. The rule, fixed before the runs: the lowest mean wins
+# H = 720 if it is below the reference's mean by more than twice the larger seed std of the two.
+LONG_H = 720
+LONG_H_CHANGES: dict[str, dict[str, Any]] = {
+    "lr 3e-4": {"learning_rate": 3e-4},
+    "dropout 0.5": {"dropout": 0.5},
+    "1 layer": {"n_layers": 1},
+    "patch stride 16 (half the tokens)": {"patch_stride": 16},
 }
 
 
@@ -589,6 +603,65 @@ def budget_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def horizon_jobs(datasets) -> list[dict[str, Any]]:
+    """The chosen Trellis settings on ETTh1 at its long lookback and H = LONG_H with one change
+    of LONG_H_CHANGES, seeds 0-2, on validation (the reference is the final table's runs)."""
+    if "ETTh1" not in datasets:
+        return []
+    L = best_lookbacks(["ETTh1"])[("ETTh1", "trellis")]
+    return [_job("ETTh1", "trellis", chosen("ETTh1", "trellis") | change, L, LONG_H, seed,
+                 HORIZON_FILE, True)
+            for seed in (0, 1, 2) for change in LONG_H_CHANGES.values()]  # fmt: skip
+
+
+def horizon_table() -> str:
+    """Validation loss at H = LONG_H per change (mean ± std over seeds), beside the final
+    table's runs of the chosen Trellis and attention settings at the same L and H, and which
+    change (if any) the rule in LONG_H_CHANGES' comment adopts."""
+    own = read_results(HORIZON_FILE)
+    if any(r.get("mse") is not None for r in own):
+        raise SystemExit(f"{HORIZON_FILE} holds test scores; the horizon phase runs on validation")
+    L = own[0]["context_length"] if own else None
+    rows: list[tuple[str, list[dict[str, Any]]]] = []
+    for model in ("trellis", "attention"):
+        final = _chosen_runs(HEADLINE, "final", lambda r, m=model: r["seed"] in (0, 1, 2)
+                             and (r["dataset"], r["model"], r["context_length"], r["horizon"])
+                             == ("ETTh1", m, L, LONG_H))  # fmt: skip
+        rows.append((f"chosen {'Trellis' if model == 'trellis' else 'attention'} (final runs)",
+                     final))  # fmt: skip
+    base = chosen("ETTh1", "trellis")
+    for name, change in LONG_H_CHANGES.items():
+        key = _settings_key("trellis", base | change)
+        rows.append((name, [r for r in own if _canonical(r["config"]) == key]))
+    lines = [f"| Trellis at L = {L}, H = {LONG_H} | validation loss (mean ± std) | seeds "
+             "| epochs (best) | s / epoch |", "|---|---:|---:|---|---:|"]  # fmt: skip
+    stats = {}
+    for name, runs in rows:
+        if not runs:
+            continue
+        losses = [r["best_val_loss"] for r in runs]
+        stats[name] = (
+            statistics.mean(losses),
+            statistics.stdev(losses) if len(losses) > 1 else 0.0,
+            len(losses),
+        )
+        per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs)
+        lines.append(f"| {name} | {mean_std(losses)} | {len(runs)} | "
+                     f"{_span([r['epochs'] for r in runs])} "
+                     f"({_span([r['best_epoch'] for r in runs])}) | {per_epoch:.1f} |")  # fmt: skip
+    reference = stats.get(rows[0][0])
+    changes = {n: v for n, v in stats.items() if n in LONG_H_CHANGES and v[2] == 3}
+    if reference and len(changes) == len(LONG_H_CHANGES):
+        name, (mean, std, _) = min(changes.items(), key=lambda item: item[1][0])
+        margin = 2 * max(std, reference[1])
+        verdict = (f"adopted at H = {LONG_H}: **{name}** ({mean:.4f} against {reference[0]:.4f}, "
+                   f"more than {margin:.4f} lower)" if reference[0] - mean > margin else
+                   f"none adopted: the lowest, {name} ({mean:.4f}), is not below the reference "
+                   f"({reference[0]:.4f}) by more than {margin:.4f}")  # fmt: skip
+        lines += ["", f"Rule (twice the larger seed std): {verdict}."]
+    return "\n".join(lines) + "\n"
+
+
 PEERS_FILE = RESULTS / "peers.jsonl"
 
 
@@ -639,13 +712,15 @@ def write_tables() -> None:
         (RESULTS / "study_ablations.md").write_text(ablation_table())
     if BUDGET_FILE.is_file():
         (RESULTS / "study_budget.md").write_text(budget_table())
+    if HORIZON_FILE.is_file():
+        (RESULTS / "study_horizon.md").write_text(horizon_table())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("phases", nargs="+", metavar="phase",
                         choices=["recipe", "search", "select", "lookback", "final", "ablations",
-                                 "budget", "tables"])  # fmt: skip
+                                 "budget", "horizon", "tables"])  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--models", nargs="*", help="restrict the runs to these models")
@@ -684,6 +759,7 @@ def main() -> None:
                                     tuple(args.seeds)),
         "ablations": lambda: ablation_jobs(args.datasets, args.long_lookback, args.lookbacks),
         "budget": lambda: longer_budget_jobs(args.datasets),
+        "horizon": lambda: horizon_jobs(args.datasets),
     }  # fmt: skip
     jobs: list[dict[str, Any]] = []
 
@@ -698,7 +774,7 @@ def main() -> None:
             run_pending()
             select(args.datasets)
         elif phase in phase_jobs:
-            if phase in ("final", "ablations"):
+            if phase in ("final", "ablations", "horizon"):
                 run_pending()  # they need every lookback run
             jobs.extend(phase_jobs[phase]())
     run_pending()

@@ -149,3 +149,52 @@ def test_the_budget_phase_runs_weather_longer_on_validation_beside_the_final_run
     study.BUDGET_FILE.write_text(json.dumps(json.loads(lines[0]) | {"mse": 0.2}) + "\n")
     with pytest.raises(SystemExit, match="holds test scores"):
         study.budget_table()
+
+
+def test_the_horizon_phase_adopts_a_change_only_beyond_twice_the_seed_spread(study, monkeypatch):
+    monkeypatch.setattr(study, "HORIZON_FILE", study.RESULTS / "study_horizon.jsonl")
+    jobs = study.horizon_jobs(["ETTh1", "Weather"])  # ETTh1 only
+    assert len(jobs) == 3 * len(study.LONG_H_CHANGES)
+    assert all(job["validation_only"] and job["H"] == study.LONG_H and job["dataset"] == "ETTh1"
+               for job in jobs)  # fmt: skip
+    assert study.horizon_jobs(["Weather"]) == []
+    L = jobs[0]["L"]
+    key = study._settings_key("trellis", study.chosen("ETTh1", "trellis"))
+    final = [r for r in study.read_results(study.HEADLINE) if r["dataset"] == "ETTh1"
+             and r["model"] == "trellis" and r["context_length"] == L
+             and r["horizon"] == study.LONG_H and r["seed"] in (0, 1, 2)
+             and study._canonical(r["config"]) == key]  # fmt: skip
+    if len(final) != 3:
+        pytest.skip("the final table's ETTh1 Trellis runs at H = 720 are not in this checkout")
+    losses = [r["best_val_loss"] for r in final]
+    spread = max(losses) - min(losses)
+
+    def record(shifts: dict[str, float]) -> str:
+        table_lines = []
+        for name, change in study.LONG_H_CHANGES.items():
+            for r in final:
+                table_lines.append(
+                    json.dumps(
+                        {k: v for k, v in r.items() if k not in ("mse", "mae")}
+                        | {
+                            "config": r["config"] | change,
+                            "best_val_loss": r["best_val_loss"] + shifts.get(name, 0.0),
+                        }
+                    )
+                )
+        study.HORIZON_FILE.write_text("\n".join(table_lines) + "\n")
+        return study.horizon_table()
+
+    first = next(iter(study.LONG_H_CHANGES))
+    table = record({first: -(4 * spread + 0.01)})  # far below the reference
+    assert (
+        "| chosen Trellis (final runs) |" in table and "| chosen attention (final runs) |" in table
+    )
+    assert f"adopted at H = {study.LONG_H}: **{first}**" in table
+    table = record({first: -0.1 * spread})  # within the seeds' spread
+    assert "none adopted" in table and first in table.splitlines()[-1]
+    study.HORIZON_FILE.write_text(
+        json.dumps(json.loads(study.HORIZON_FILE.read_text().splitlines()[0]) | {"mse": 0.4}) + "\n"
+    )
+    with pytest.raises(SystemExit, match="holds test scores"):
+        study.horizon_table()
