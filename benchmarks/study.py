@@ -297,14 +297,22 @@ def search_jobs(datasets) -> list[dict[str, Any]]:
     return _grid_jobs(SEARCH, datasets, seeds=(0,))
 
 
+def _validation_results(path: Path, why: str) -> list[dict[str, Any]]:
+    """The records of a validation-only phase's file; a test score in it stops the study (a
+    choice made from that file could have seen the test rows)."""
+    records = read_results(path)
+    if any(r.get("mse") is not None for r in records):
+        raise SystemExit(f"{path} holds test scores; {why}")
+    return records
+
+
 def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: int):
     """Per candidate with runs: (mean validation loss over the searched horizons and seeds, the
     largest seed spread of a horizon, the candidate, its runs, {horizon: mean}, complete), where
     `complete` says every searched horizon has a run. A run recorded twice counts once."""
-    records = [r for r in read_results(SEARCH_FILE) if r["dataset"] == dataset
-               and r["model"] == model and r["context_length"] == L]  # fmt: skip
-    if any(r.get("mse") is not None for r in records):
-        raise SystemExit(f"{SEARCH_FILE} holds test scores; a search file must not")
+    records = [r for r in _validation_results(SEARCH_FILE, "a search file must not")
+               if r["dataset"] == dataset and r["model"] == model
+               and r["context_length"] == L]  # fmt: skip
     rows = []
     for candidate in grid:
         key = _settings_key(model, budget(dataset, model) | candidate)
@@ -576,9 +584,7 @@ def budget_table() -> str:
     """Validation loss per (dataset, model, L) at the chosen budget (the final's seed-0 runs) and
     at the longer one, with the epochs run and restored: does more training still help, and does
     it change the order of the models?"""
-    longer = read_results(BUDGET_FILE)
-    if any(r.get("mse") is not None for r in longer):
-        raise SystemExit(f"{BUDGET_FILE} holds test scores; the budget phase runs on validation")
+    longer = _validation_results(BUDGET_FILE, "the budget phase runs on validation")
     pairs = {(r["dataset"], r["model"], r["context_length"]) for r in longer}
     reference = _chosen_runs(HEADLINE, "final", lambda r: r["seed"] == 0
                              and (r["dataset"], r["model"], r["context_length"]) in pairs)  # fmt: skip
@@ -618,9 +624,7 @@ def horizon_table() -> str:
     """Validation loss at H = LONG_H per change (mean ± std over seeds), beside the final
     table's runs of the chosen Trellis and attention settings at the same L and H, and which
     change (if any) the rule in LONG_H_CHANGES' comment adopts."""
-    own = read_results(HORIZON_FILE)
-    if any(r.get("mse") is not None for r in own):
-        raise SystemExit(f"{HORIZON_FILE} holds test scores; the horizon phase runs on validation")
+    own = _validation_results(HORIZON_FILE, "the horizon phase runs on validation")
     L = own[0]["context_length"] if own else None
     rows: list[tuple[str, list[dict[str, Any]]]] = []
     for model in ("trellis", "attention"):
