@@ -23,7 +23,7 @@ run ends, and a phase skips the runs its file already holds, so it resumes where
   the train rows (the library's design) or, in addition, normalised per window by their own
   context's mean and standard deviation (as RevIN does the target; the horizon's known values
   with the context's statistics).
-* ltsf: the standard protocol of `trellis_ts.benchmark` on ETTh1 and Weather, target `OT`:
+* ltsf: the standard protocol of `trellis_ts.benchmark.runner` on ETTh1 and Weather, target `OT`:
   "S" (OT from its own history) against "MS" (OT with every other channel as a past
   covariate), L = 336, H = 96 and 720, Trellis and attention encoders with the committed ETTh1
   L=336 settings, seeds 0, 1, 2; one `trellis-ts benchmark` process per run.
@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from study import _job, run_jobs  # noqa: E402  (a sibling script)
 
-from trellis_ts.benchmark import mean_std, read_results, render_table  # noqa: E402
+from trellis_ts.benchmark.runner import mean_std, read_results, render_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -119,10 +119,10 @@ def design(models: list[str]) -> None:
     import torch
     from torch import nn
 
-    import trellis_ts.lightning_module as lightning_module
-    from trellis_ts.model import TrellisModel, build_model
-    from trellis_ts.nn.covariates import ModelInputs
-    from trellis_ts.nn.revin import normalize
+    import trellis_ts.forecaster.lightning_module as lightning_module
+    from trellis_ts.models.encoder import TrellisModel, build_model
+    from trellis_ts.models.covariates import ModelInputs
+    from trellis_ts.modules.revin import normalize
 
     class HeadVariant(nn.Module):
         """Known covariates over the context enter the tokens (as past ones do); over the horizon,
@@ -157,8 +157,8 @@ def normalise(data_dir: Path) -> None:
     """ETTh1 "MS" validation losses with and without per-window normalisation of covariates."""
     import torch
 
-    from trellis_ts.benchmark import run_benchmark
-    from trellis_ts.nn.covariates import CovariateEncoder
+    from trellis_ts.benchmark.runner import run_benchmark
+    from trellis_ts.models.covariates import CovariateEncoder
 
     plain = CovariateEncoder.forward
 

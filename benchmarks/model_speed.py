@@ -39,7 +39,7 @@ MIXERS = ("trellis", "attention")
 
 
 def make_config(mixer: str, length: int, overrides: dict):
-    from trellis_ts.config import TrellisConfig
+    from trellis_ts.forecaster.config import TrellisConfig
 
     base = dict(context_length=length, prediction_length=96, patch_len=16, patch_stride=8)
     return TrellisConfig(**(base | overrides | {"mixer": mixer, "model": "encoder"}))
@@ -51,7 +51,7 @@ class Bench:
     def __init__(self, config, batch: int, windows: int, seed: int = 0) -> None:
         import torch
 
-        from trellis_ts.model import build_model
+        from trellis_ts.models.encoder import build_model
 
         torch.manual_seed(seed)
         self.config = config
@@ -74,7 +74,7 @@ class Bench:
         return time.process_time() - cpu, time.perf_counter() - wall
 
     def inference(self) -> tuple[float, float]:
-        from trellis_ts.training import forecast_contexts
+        from trellis_ts.forecaster.training import forecast_contexts
 
         cpu, wall = time.process_time(), time.perf_counter()
         forecast_contexts(self.model, self.contexts)

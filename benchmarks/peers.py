@@ -6,7 +6,7 @@
 Needs `neuralforecast` (the `peers` extra, or the separate venv of benchmarks/README.md). Each
 (model, H, seed) runs in a fresh process, so its wall time and peak memory (VmHWM) are its own.
 
-The protocol is the runner's (trellis_ts/benchmark.py): ETTh1's rows [0, 14400) scaled by the
+The protocol is the runner's (trellis_ts/benchmark/runner.py): ETTh1's rows [0, 14400) scaled by the
 train rows' per-channel mean and std; NeuralForecast's `cross_validation` with
 `val_size = test_size = 2880`, `step_size=1` and no refit trains once on the train rows, early
 stops on the validation rows, and forecasts every test window (2880 − H + 1 per channel); MSE
@@ -52,9 +52,9 @@ def scaled_long_frame(data_dir: Path):
     """ETTh1's first 14,400 rows in long format, scaled by the train rows' statistics."""
     import pandas as pd
 
-    from trellis_ts.benchmark import split_borders
-    from trellis_ts.data.registry import load_dataset
-    from trellis_ts.data.scaling import Scaler
+    from trellis_ts.benchmark.runner import split_borders
+    from trellis_ts.benchmark.registry import load_dataset
+    from trellis_ts.data.features.scaling import Scaler
 
     data = load_dataset("ETTh1", data_dir)
     borders = split_borders(data.split, len(data.values), L)
@@ -107,7 +107,7 @@ def render(path: Path = RESULTS) -> str:
         rows.setdefault((r["peer"], r["horizon"]), []).append(r)
     lines = ["| peer | L | H | MSE | MAE | seeds | train + forecast s | peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    from trellis_ts.benchmark import mean_std
+    from trellis_ts.benchmark.runner import mean_std
 
     for (peer, horizon), runs in sorted(rows.items()):
         lines.append(f"| {peer} | {L} | {horizon} | {mean_std([r['mse'] for r in runs])} | "

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from trellis_ts.benchmark import mean_std, read_results, render_table, row_key
+from trellis_ts.benchmark.runner import mean_std, read_results, render_table, row_key
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -152,7 +152,7 @@ def _canonical(config: dict[str, Any]) -> str:
     """A run's settings without the runner's own fields and without fields at their default, so
     that a setting added to TrellisConfig later (at a default that keeps the old behaviour)
     leaves earlier records recognisable."""
-    from trellis_ts.config import TrellisConfig
+    from trellis_ts.forecaster.config import TrellisConfig
 
     defaults = TrellisConfig().to_dict()
     own = ("context_length", "prediction_length", "random_state", "verbose")
@@ -161,7 +161,7 @@ def _canonical(config: dict[str, Any]) -> str:
 
 
 def _settings_key(model: str, settings: dict[str, Any]) -> str:
-    from trellis_ts.benchmark import resolve_config
+    from trellis_ts.benchmark.runner import resolve_config
 
     return _canonical(resolve_config(model, settings).to_dict())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trellis_ts.data.timegrid import base_unit
+from trellis_ts.data.io.timegrid import base_unit
 
 # Seasonal period used by MASE's naive benchmark, by the base unit of the frequency (minutes and
 # hours: one day of steps, so it depends on the multiple too).

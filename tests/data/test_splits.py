@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from trellis_ts.config import TrellisConfig
+from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data import train_val_ranges, validation_length
-from trellis_ts.tuning_space import longest_context
+from trellis_ts.tuning.space import longest_context
 
 
 def test_validation_length_rounds_half_up_and_is_what_training_holds_out():

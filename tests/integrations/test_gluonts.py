@@ -26,7 +26,7 @@ if HAVE_GLUONTS:
     from gluonts.model.forecast import QuantileForecast
     from gluonts.model.predictor import Predictor
 
-    from trellis_ts.integrations.gluonts import (
+    from trellis_ts.integrations.gluonts.estimator import (
         DEFAULT_QUANTILES,
         TrellisEstimator,
         TrellisGluonModule,
@@ -35,7 +35,7 @@ if HAVE_GLUONTS:
 
 needs_gluonts = pytest.mark.skipif(not HAVE_GLUONTS, reason='needs "trellis-ts[gluonts]"')
 
-from ..conftest import TINY as BASE_TINY  # noqa: E402
+from tests.conftest import TINY as BASE_TINY  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 H = 6
@@ -198,16 +198,16 @@ def test_importing_without_gluonts_names_the_extra(monkeypatch):
     for name in [m for m in sys.modules if m == "gluonts" or m.startswith("gluonts.")]:
         monkeypatch.setitem(sys.modules, name, None)  # `import gluonts...` now raises
     monkeypatch.setitem(sys.modules, "gluonts", None)
-    monkeypatch.delitem(sys.modules, "trellis_ts.integrations.gluonts", raising=False)
+    monkeypatch.delitem(sys.modules, "trellis_ts.integrations.gluonts.estimator", raising=False)
     with pytest.raises(ImportError, match=re.escape('pip install "trellis-ts[gluonts]"')):
-        importlib.import_module("trellis_ts.integrations.gluonts")
+        importlib.import_module("trellis_ts.integrations.gluonts.estimator")
 
 
 def test_nothing_else_imports_gluonts():
     code = (
         "import pkgutil, importlib, sys, trellis_ts\n"
         "for m in pkgutil.walk_packages(trellis_ts.__path__, 'trellis_ts.'):\n"
-        "    if not m.name.startswith('trellis_ts.integrations.gluonts'):\n"
+        "    if not m.name.startswith('trellis_ts.integrations.gluonts.estimator'):\n"
         "        importlib.import_module(m.name)\n"
         "leaked = sorted(m for m in sys.modules if m.split('.')[0] == 'gluonts')\n"
         "assert not leaked, leaked[:3]\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from trellis_ts.config import TrellisConfig
+from trellis_ts.forecaster.config import TrellisConfig
 
 from .attention import AttentionMixer
 from .trellis import TrellisMixer

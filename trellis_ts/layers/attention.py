@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trellis_ts.config import TrellisConfig
+from trellis_ts.forecaster.config import TrellisConfig
 
 
 class AttentionMixer(nn.Module):

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trellis_ts.config import TrellisConfig
-from trellis_ts.nn.fused import (
+from trellis_ts.forecaster.config import TrellisConfig
+from trellis_ts.modules.fused import (
     conv_backward,
     conv_forward,
     rms_norm_gate,

@@ -1,0 +1,176 @@
+"""Honest exit codes and reports: signals, tune's outcome, predict's own time, fast errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trellis_ts.data import make_demo_frame
+
+from tests.conftest import REPO
+from tests.cli.test_commands import TINY, ok, run, write_wide
+
+SMALL = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--quiet"]
+
+
+def _cli(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trellis_ts", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+
+
+def _wait_for(path, proc, timeout=120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_fit_with_its_status_and_keeps_the_checkpoint(signum, status, tmp_path):
+    data = tmp_path / "data.csv"
+    make_demo_frame(600, 2).to_csv(data, index=False)
+    model_dir = tmp_path / "m"
+    checkpoint = tmp_path / "m.checkpoints" / "last.ckpt"
+    proc = _cli("fit", data, "--model-dir", model_dir, "--max-epochs", "500",
+                "--early-stopping-patience", "500", "--context-length", "48", *SMALL)  # fmt: skip
+    _wait_for(checkpoint, proc)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == status, stderr  # before: SIGTERM exited 0 without a model
+    name = signal.Signals(signum).name
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted by {name}: nothing was saved to {model_dir}; the last finished epoch is "
+        f"kept in {checkpoint.parent}: rerun the same command with --resume to continue"
+    )
+    assert not model_dir.exists() and checkpoint.is_file()
+    ok("fit", data, "--model-dir", model_dir, "--max-epochs", "2", "--context-length", "48",
+       *SMALL, "--resume")  # fmt: skip
+    assert (model_dir / "model.json").is_file()
+
+
+def test_a_signal_stops_tune_and_says_the_study_is_kept(tmp_path):
+    data = tmp_path / "data.csv"
+    make_demo_frame(600, 2).to_csv(data, index=False)
+    proc = _cli("tune", data, "--model-dir", tmp_path / "best", "--trials", "50",
+                "--max-epochs", "500", "--early-stopping-patience", "500", "--pruner", "none",
+                "--context-length", "48", *SMALL)  # fmt: skip
+    _wait_for(tmp_path / "best-tune.db", proc)
+    time.sleep(3)  # inside a trial
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "interrupted by SIGTERM: the study 'trellis-ts' keeps its finished trials" in stderr
+
+
+def _tune_data(tmp_path):
+    data = tmp_path / "train.csv"
+    make_demo_frame(300, 2, seed=2).to_csv(data, index=False)
+    return data
+
+
+def test_tune_keeps_every_setting_fixed_on_the_command_line(tmp_path):
+    data = _tune_data(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text("context_length: [96, 192]\nlearning_rate: [0.001, 0.003]\n")
+    result = ok("tune", data, "--trials", "2", "--space", space, "--model-dir", tmp_path / "m",
+                *TINY)  # fmt: skip
+    assert "entries for --context-length are left out" in result.stderr  # said so
+    table = pd.read_csv(tmp_path / "m-tune" / "trials.csv")
+    assert "context_length" not in table.columns and "learning_rate" in table.columns
+    study = __import__("optuna").load_study(study_name="trellis-ts",
+                                            storage=f"sqlite:///{tmp_path / 'm-tune.db'}")  # fmt: skip
+    assert {t.user_attrs["params"]["context_length"] for t in study.trials} == {24}
+
+
+def test_tune_says_why_trials_were_pruned_and_fails_when_none_completed(tmp_path):
+    data = _tune_data(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text("n_heads: [3]\n")  # d_model 16 is not a multiple: every trial fails
+    out = tmp_path / "m"
+    result = run("tune", data, "--trials", "2", "--space", space, "--model-dir", out,
+                 *[a for a in TINY if a != "--quiet"])  # fmt: skip
+    assert result.exit_code == 2  # before: exit 0, "nothing was saved", no reason
+    assert "Trial 0 pruned: cannot fit this data: --d-model 16 is not divisible by --n-heads 3" in (
+        result.stderr
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no trial completed (2 pruned); most often: cannot fit")
+    assert not out.exists() and (tmp_path / "m-tune" / "trials.csv").is_file()
+
+
+def test_predict_json_reports_its_own_time(tmp_path):
+    data = write_wide(tmp_path / "data.csv")
+    model_dir = tmp_path / "m"
+    ok("fit", data, "--model-dir", model_dir, *TINY)
+    fitted = json.loads((model_dir / "model.json").read_text())["summary"]
+    started = time.perf_counter()
+    record = json.loads(ok("predict", "--model-dir", model_dir, "-o", tmp_path / "fc.csv",
+                           "--json").stdout)  # fmt: skip
+    wall = time.perf_counter() - started
+    assert 0 < record["seconds"] <= wall  # its own time (before: the fit's seconds)
+    assert record["fit"] == {"epochs": fitted["epochs"], "best_val_loss": fitted["best_val_loss"],
+                             "seconds": round(fitted["seconds"], 3)}  # fmt: skip
+    assert "epochs" not in record
+    record = json.loads(ok("evaluate", data, "--model-dir", model_dir, "--json").stdout)
+    assert record["seconds"] > 0 and record["fit"]["epochs"] == fitted["epochs"]
+
+
+def test_version():
+    import trellis_ts
+
+    assert ok("--version").stdout.strip() == f"trellis-ts {trellis_ts.__version__}"
+
+
+SETUP = "import sys, runpy; sys.argv = ['trellis-ts', *sys.argv[1:]]\n"
+PROBE = (
+    SETUP
+    + """
+try:
+    runpy.run_module('trellis_ts', run_name='__main__')
+except SystemExit as exc:
+    print('status', exc.code, 'torch' in sys.modules, 'lightning' in sys.modules)
+"""
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["forecast", "missing.csv"], ["forecast", "{bad}"], ["forecast", "--demo", "--mixer", "lstm"],
+     ["forecast", "{short}"], ["fit", "{bad}", "--model-dir", "m"], ["tune", "{short}",
+     "--model-dir", "m"], ["predict", "--model-dir", "nowhere"], ["--help"]],
+)  # fmt: skip
+def test_bad_files_and_options_answer_before_torch_loads(args, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Month,y\n01/01/1949,1\n01/02/1949,2\n01/03/1949,3\n")
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"date": pd.date_range("2024", periods=8, freq="h"), "v": np.arange(8)}).to_csv(
+        short, index=False
+    )
+    argv = [a.format(bad=bad, short=short) for a in args]
+    done = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    status = done.stdout.strip().splitlines()[-1]
+    expected = "0" if args == ["--help"] else "2"
+    assert status == f"status {expected} False False", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_load_neither_pandas_nor_torch(flag, tmp_path):
+    # What keeps them at a fifth of a second: a module-level import of pandas or numpy in the
+    # modules the command line reads at start (config, options) would cost ~0.3 s more.
+    probe = SETUP + (
+        "try:\n    runpy.run_module('trellis_ts', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    print(sorted(m for m in ('pandas', 'numpy', 'torch') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, flag], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

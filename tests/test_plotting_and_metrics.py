@@ -1,0 +1,103 @@
+"""Plots give each series its own dates; evaluate says when it scores in-sample."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trellis_ts import TrellisForecaster
+from trellis_ts.data import to_panel
+from trellis_ts.plotting import forecast_figure
+
+from tests.conftest import TINY
+from tests.cli.test_commands import ok, write_wide
+
+
+def staggered() -> pd.DataFrame:
+    """Three hourly series that end months apart (a long file such as ERCOT's or M5's)."""
+    parts = []
+    for i, start in enumerate(["2021-01-01", "2021-06-01", "2022-01-01"]):
+        times = pd.date_range(start, periods=120, freq="h")
+        parts.append(pd.DataFrame({"unique_id": f"s{i}", "ds": times,
+                                   "y": 5 + np.sin(np.arange(120) / 4 + i)}))  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ranges(fig) -> list[tuple[float, float]]:
+    return [tuple(round(x, 3) for x in ax.get_xlim()) for ax in fig.axes if ax.get_visible()]
+
+
+def test_each_panel_gets_its_own_range_when_dates_differ():
+    panel = to_panel(staggered())
+    future = [pd.date_range(ix[-1], periods=5, freq="h")[1:] for ix in panel.index]
+    fc = pd.DataFrame([(f"s{i}", t, 1.0) for i, times in enumerate(future) for t in times],
+                      columns=["unique_id", "ds", "y"])  # fmt: skip
+    ranges = _ranges(forecast_figure(panel, fc, context_length=24))
+    assert len(set(ranges)) == 3  # before: one shared axis, each series a sliver
+    for lo, hi in ranges:
+        assert hi - lo < 30  # days: each panel spans its own few days, not the whole year
+
+
+def test_series_on_one_grid_share_the_axis():
+    wide = pd.DataFrame({"date": pd.date_range("2021", periods=100, freq="h"),
+                         "a": np.arange(100.0), "b": np.ones(100)})  # fmt: skip
+    panel = to_panel(wide)
+    fc = pd.DataFrame({"date": pd.date_range("2021-01-05 04:00", periods=4, freq="h"),
+                       "a": 1.0, "b": 1.0})  # fmt: skip
+    assert len(set(_ranges(forecast_figure(panel, fc, context_length=24)))) == 1
+
+
+def test_cli_plot_of_staggered_series(tmp_path, monkeypatch):
+    import trellis_ts.plotting as plotting
+
+    figures = []
+    save = plotting.save_figure
+    monkeypatch.setattr(
+        plotting, "save_figure", lambda fig, *a: (figures.append(fig), save(fig, *a))
+    )
+    data = tmp_path / "long.csv"
+    staggered().to_csv(data, index=False)
+    png = tmp_path / "fc.png"
+    ok("forecast", data, "--context-length", "24", "--prediction-length", "6", "--max-epochs",
+       "1", "--d-model", "16", "--n-layers", "1", "-q", "-o", tmp_path / "fc.csv", "--plot", png)  # fmt: skip
+    assert png.stat().st_size > 10_000 and len(set(_ranges(figures[0]))) == 3
+
+
+# ------------------------------------------------------------------------------ in-sample
+
+
+@pytest.fixture(scope="module")
+def split():
+    from trellis_ts.data import make_demo_frame
+
+    df = make_demo_frame(400, 2)
+    return df, df.iloc[:-60]  # the fit sees all but the last 60 hours
+
+
+def test_evaluate_warns_when_it_scores_the_fit_data(split):
+    df, train = split
+    f = TrellisForecaster(**TINY).fit(train)
+    with pytest.warns(
+        UserWarning, match="scored windows forecast time steps the model was fitted on"
+    ):
+        f.evaluate(df)  # rolling windows reach back into the training rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # held out: no warning
+        held_out = df.tail(TINY["context_length"] + 60)
+        metrics = f.evaluate(held_out)
+    assert metrics["n_windows"] == 2 * (60 // TINY["prediction_length"])
+
+
+def test_cli_evaluate_says_the_score_is_in_sample(tmp_path):
+    data = write_wide(tmp_path / "train.csv")
+    model_dir = tmp_path / "m"
+    tiny = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
+            "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--max-epochs", "1",
+            "--quiet"]  # fmt: skip
+    ok("fit", data, "--model-dir", model_dir, *tiny)
+    result = ok("evaluate", data, "--model-dir", model_dir, "--n-windows", "2")
+    warning = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
+    assert len(warning) == 1 and "the score is in-sample" in warning[0]  # before: no word

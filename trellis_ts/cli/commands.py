@@ -1,0 +1,405 @@
+"""The forecasting commands (`forecast`, `fit`, `predict`, `evaluate`): a thin Typer layer
+over `TrellisForecaster`.
+
+Options are shared through `Annotated` aliases and decorators: `data_options` (input),
+`model_options` (one option per `TrellisConfig` field, so defaults live only in the config) and
+`user_errors` (a `TrellisUserError` becomes one `error: ...` line and exit status 2). A new
+command stacks them under `@app.command()`. The model code (torch, Lightning) is imported only
+once the options and the data have been checked (`prepare`), so `--help`, `--version` and a
+bad file or option answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trellis_ts.cli.app import (
+    DataSource,
+    Force,
+    Future,
+    Json,
+    Level,
+    ModelDir,
+    Output,
+    Plot,
+    QuantilesOut,
+    Quiet,
+    app,
+    check_model_dir,
+    check_quantiles,
+    data_options,
+    float_list,
+    model_options,
+    output_option,
+    prepare,
+    stopped_by_signals,
+    user_errors,
+)
+from trellis_ts.cli.outputs import check_outputs, staged_outputs
+from trellis_ts.cli.report import print_metrics, report
+
+
+def new_forecaster(settings: dict, *, quiet: bool):
+    """An unfitted forecaster (its settings were checked by `prepare`)."""
+    from trellis_ts import TrellisForecaster
+
+    return TrellisForecaster(**(settings | {"verbose": not quiet}))
+
+
+def train(forecaster, df, columns: dict, **fit_kwargs: Any):
+    """Fit; Lightning's progress bar goes to stderr so that stdout stays clean for data."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return forecaster.fit(df, **columns, **fit_kwargs)
+
+
+def load_model(model_dir: Path, columns: dict):
+    """A saved forecaster; column options given on the command line replace its own."""
+    from trellis_ts import TrellisForecaster
+
+    forecaster = TrellisForecaster.load(model_dir)
+    forecaster.columns_ = {**forecaster.columns_, **columns}
+    return forecaster
+
+
+def _model_and_data(model_dir: Path, data: DataSource, level, *, required: bool = True):
+    """The saved model and the data. A bad file fails before the model loads (torch), except
+    with --level: a model that cannot give intervals says so before the data is read."""
+    if level:
+        forecaster = load_model(model_dir, data.columns)
+        forecaster.calibration_for(level)
+        return forecaster, data.read(required=required)
+    df = data.read(required=required)
+    return load_model(model_dir, data.columns), df
+
+
+def csv_writer(frame, forecaster, data: DataSource):
+    """Writes ``frame`` (in the model's layout) as CSV to a path or stream: the input's separator
+    and decimal mark, and a time index as a first column named like it (or "step")."""
+    layout = forecaster.history_.layout
+    label = (frame.index.name or "step") if layout.time_in_index else None
+
+    def to_csv(target) -> None:
+        frame.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=layout.time_in_index,
+                     index_label=label)  # fmt: skip
+
+    return to_csv
+
+
+def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_out,
+                   level=None, history_df=None, future=None) -> dict:  # fmt: skip
+    """Predict from `df` (None: the end of the fit data) and the --future file, write -o/--plot
+    or print the CSV.
+
+    The plot shows `history_df` (default `df`, else the stored context). Returns the outputs.
+    """
+    config = forecaster.config_
+    levels = float_list("--quantiles-out", quantiles_out) if quantiles_out else None
+    if levels is None and config.loss == "quantile":
+        levels = config.quantiles
+    known = data.read_future(future, forecaster.history_.layout)
+    fc = forecaster.predict(df, future=known, quantiles=levels, level=level)
+    to_csv = csv_writer(fc, forecaster, data)
+
+    outputs: dict[str, str] = {}
+    with staged_outputs() as stage:
+        if output is not None:
+            stage(output, to_csv)
+            outputs["forecast"] = str(output)
+        if plot is not None:
+            from trellis_ts.plotting import plot_forecast, save_figure
+
+            fig = plot_forecast(forecaster, fc, df if history_df is None else history_df)
+            stage(plot, lambda p: save_figure(fig, p, plot.suffix.lower()[1:]))
+            outputs["plot"] = str(plot)
+    if output is None:
+        to_csv(sys.stdout)
+    return outputs
+
+
+def check_future(data: DataSource, future: Path | None) -> None:
+    """Before training: future covariates need --future, and that file must exist."""
+    from trellis_ts.errors import ConfigError, DataError
+
+    if future is not None and not future.is_file():
+        raise DataError(f"--future {future} does not exist; check the path")
+    if data.columns.get("future_covariates") and future is None:
+        raise ConfigError(
+            "--future-covariates need their values over the horizon: pass --future FILE (the time "
+            "column, the id column of a long file, and each future covariate for the "
+            "--prediction-length steps after the data's end)"
+        )
+
+
+def check_interval_levels(level, settings: dict | None = None) -> None:
+    """Fail on bad --level values (and on a fit that cannot calibrate) before any training."""
+    from trellis_ts.errors import ConfigError
+    from trellis_ts.forecaster.backtest import check_levels
+
+    check_levels(level)
+    if level and settings is not None and settings.get("val_fraction") == 0:
+        raise ConfigError(
+            "--level needs a validation part to calibrate the intervals, but --val-fraction is 0; "
+            "use a positive --val-fraction"
+        )
+
+
+def _kept_by_fit(model_dir: Path, checkpoints: Path) -> Callable[[], str]:
+    def kept() -> str:
+        if (checkpoints / "last.ckpt").is_file():
+            return (f"nothing was saved to {model_dir}; the last finished epoch is kept in "
+                    f"{checkpoints}: rerun the same command with --resume to continue")  # fmt: skip
+        return f"no epoch had finished; nothing was saved to {model_dir}"
+
+    return kept
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command()
+@user_errors
+@model_options
+@data_options(covariates=True)
+def forecast(
+    data: DataSource,
+    future: Future = None,
+    output: Output = None,
+    plot: Plot = None,
+    quantiles_out: QuantilesOut = None,
+    level: Level = None,
+    model_dir: Annotated[Path | None, output_option("Also save the fitted model here.")] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+    settings: dict | None = None,
+) -> None:
+    """Fit a model on the data and forecast the steps after its end.
+
+    Sizes not given (--prediction-length, --context-length, --patch-len, --patch-stride) are
+    chosen from the data's frequency and length, and said in one line before training.
+    """
+    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
+    check_interval_levels(level, settings)
+    if model_dir is not None:
+        check_model_dir(model_dir)
+    check_future(data, future)
+    if quantiles_out:  # fail now rather than after training
+        from trellis_ts.forecaster.config import TrellisConfig
+
+        check_quantiles(TrellisConfig(**settings), quantiles_out)
+    panel = prepare(data, settings)
+    forecaster = new_forecaster(settings, quiet=quiet)
+    with stopped_by_signals(lambda: "nothing was written"):
+        train(forecaster, panel, data.columns)
+    from trellis_ts.forecaster.training import is_main_process
+
+    if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
+        return
+    outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
+                             quantiles_out=quantiles_out, level=level, history_df=panel,
+                             future=future)  # fmt: skip
+    if model_dir is not None:
+        forecaster.save(model_dir)
+        outputs["model_dir"] = str(model_dir)
+    report("forecast", forecaster, outputs, quiet=quiet, as_json=as_json)
+
+
+@app.command()
+@user_errors
+@model_options
+@data_options(covariates=True)
+def fit(
+    data: DataSource,
+    model_dir: ModelDir,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted fit of the same data and options from its "
+            "last checkpoint (kept in <model-dir>.checkpoints until the model is saved)."
+        ),
+    ] = False,  # fmt: skip
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            help="Continue training the model saved in --model-dir on this data (same columns "
+            "or ids) for --max-epochs more, then replace it in place. Only training options "
+            "(--max-epochs, --learning-rate, ...) may be given."
+        ),
+    ] = False,  # fmt: skip
+    rescale: Annotated[
+        bool,
+        typer.Option(help="With --warm-start: recompute the per-series scaling on this data."),
+    ] = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+    settings: dict | None = None,
+) -> None:
+    """Fit a model on the data and save it to --model-dir (for predict and evaluate).
+
+    SIGINT or SIGTERM stops it with status 130 or 143; the last finished epoch stays in
+    <model-dir>.checkpoints for --resume.
+    """
+    import shutil
+
+    from trellis_ts.errors import ConfigError
+
+    check_model_dir(model_dir)
+    if rescale and not warm_start:
+        raise ConfigError("--rescale only applies with --warm-start; add --warm-start or drop it")
+    checkpoints = model_dir.with_name(model_dir.name + ".checkpoints")
+    if warm_start:
+        if not (model_dir / "model.json").is_file():
+            raise ConfigError(
+                f"--warm-start continues the model in --model-dir, but {model_dir} holds none; "
+                "fit it first without --warm-start"
+            )
+        forecaster = load_model(model_dir, {})
+        forecaster.set_params(**(settings | {"verbose": not quiet}))
+        panel = prepare(data, forecaster.get_params(), {**forecaster.columns_, **data.columns})
+    else:
+        panel = prepare(data, settings)
+        forecaster = new_forecaster(settings, quiet=quiet)
+    with stopped_by_signals(_kept_by_fit(model_dir, checkpoints)):
+        train(forecaster, panel, data.columns, checkpoint_dir=checkpoints, resume=resume,
+              **({"warm_start": True, "rescale": rescale} if warm_start else {}))  # fmt: skip
+    from trellis_ts.forecaster.training import is_main_process
+
+    if not is_main_process():  # every DDP rank holds the same model; rank 0 writes it
+        return
+    forecaster.save(model_dir)  # a new directory swapped in whole: never half old, half new
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    outputs = {"model_dir": str(model_dir)}
+    report("fit", forecaster, outputs, quiet=quiet, as_json=as_json)
+
+
+@app.command()
+@user_errors
+@data_options("CSV file with the history to forecast from (default: the end of the fit data).")
+def predict(
+    data: DataSource,
+    model_dir: ModelDir,
+    future: Future = None,
+    output: Output = None,
+    plot: Plot = None,
+    quantiles_out: QuantilesOut = None,
+    level: Level = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Forecast with a saved model from the end of the data (column options: the model's)."""
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
+    check_interval_levels(level)
+    check_model_dir(model_dir, existing=True)
+    forecaster, df = _model_and_data(model_dir, data, level, required=False)
+    outputs = write_forecast(forecaster, df, data, output=output, plot=plot,
+                             quantiles_out=quantiles_out, level=level, future=future)  # fmt: skip
+    report("predict", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
+
+
+@app.command("future-frame")
+@user_errors
+@data_options("CSV file with the history to forecast from (default: the end of the fit data).")
+def future_frame(
+    data: DataSource,
+    model_dir: ModelDir,
+    output: Annotated[
+        Path | None,
+        output_option("Write the frame to this CSV file (default: stdout).", "--output", "-o"),
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Write the frame that --future needs: the timestamps (and ids) of the steps after the data's
+    end, the calendar columns filled and one empty column per future covariate to fill."""
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output)
+    check_model_dir(model_dir, existing=True)
+    forecaster, df = _model_and_data(model_dir, data, None, required=False)
+    frame = forecaster.make_future_frame(df)
+    to_csv = csv_writer(frame, forecaster, data)
+    outputs = {}
+    if output is None:
+        to_csv(sys.stdout)
+    else:
+        with staged_outputs() as stage:
+            stage(output, to_csv)
+        outputs["future_frame"] = str(output)
+    report("future-frame", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
+
+
+@app.command()
+@user_errors
+@data_options()
+def evaluate(
+    data: DataSource,
+    model_dir: ModelDir,
+    n_windows: Annotated[
+        int | None, typer.Option(help="Newest windows per series to score (default: all).")
+    ] = None,
+    step: Annotated[
+        int | None, typer.Option(help="Steps between windows (default: the prediction length).")
+    ] = None,
+    level: Level = None,
+    output: Annotated[
+        Path | None,
+        output_option("Write the metrics of every window to this CSV file.", "--output", "-o"),
+    ] = None,
+    forecasts: Annotated[
+        Path | None,
+        output_option(
+            "Write the backtest forecasts to this CSV file: one row per series, cutoff "
+            "and horizon step (series, cutoff, timestamp, horizon, actual, forecast, ...)."
+        ),
+    ] = None,  # fmt: skip
+    plot: Annotated[
+        Path | None, output_option("Draw the backtest windows over the history (.png).")
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE).
+
+    Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
+    """
+    started = time.perf_counter()
+    check_outputs(inputs=(data.csv,), force=force, output=output, forecasts=forecasts, plot=plot)
+    check_interval_levels(level)
+    check_model_dir(model_dir, existing=True)
+    forecaster, df = _model_and_data(model_dir, data, level)
+    from trellis_ts.forecaster.backtest import aggregate_metrics, run_backtest
+
+    result = run_backtest(forecaster, df, n_windows=n_windows, step=step, level=level)
+    table = result.metrics()
+    metrics = aggregate_metrics(table)
+    scores = [c for c in metrics if c != "n_windows"]
+    outputs = {}
+    write = {"sep": data.out_sep, "decimal": data.decimal, "index": False}
+    with staged_outputs() as stage:
+        if output is not None:
+            stage(output, lambda p: table.to_csv(p, **write))
+            outputs["metrics"] = str(output)
+        if forecasts is not None:
+            rows = result.forecasts()
+            stage(forecasts, lambda p: rows.to_csv(p, **write))
+            outputs["forecasts"] = str(forecasts)
+        if plot is not None:
+            from trellis_ts.plotting import backtest_figure, save_figure
+
+            fig = backtest_figure(result.panel, result.forecasts())
+            stage(plot, lambda p: save_figure(fig, p, plot.suffix.lower()[1:]))
+            outputs["plot"] = str(plot)
+    if not as_json:
+        print_metrics(table, scores, metrics)
+    report("evaluate", forecaster, outputs, quiet=quiet, as_json=as_json, started=started,
+           metrics=metrics)  # fmt: skip

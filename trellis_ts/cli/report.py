@@ -1,0 +1,77 @@
+"""The closing summary of a command: short lines on stderr, or one JSON object on stdout."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import typer
+
+from trellis_ts.forecaster.config import SIZE_FIELDS
+
+__all__ = ["print_metrics", "report"]
+
+
+def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: bool,
+           started: float | None = None, **extra) -> None:  # fmt: skip
+    """The closing summary: one JSON object on stdout, or short lines on stderr.
+
+    `forecast` and `fit` report their training (epochs, validation loss, seconds, the sizes);
+    `predict` and `evaluate` report their own seconds (since `started`), and the training of
+    the model they used under "fit"."""
+    summary, config = forecaster.summary_, forecaster.config_
+    trained = {"epochs": summary.epochs, "best_val_loss": summary.best_val_loss,
+               "seconds": round(summary.seconds, 3)}  # fmt: skip
+    loss = "n/a (no validation split)" if summary.best_val_loss is None else (
+        f"{summary.best_val_loss:.4g}")  # fmt: skip
+    if command in ("forecast", "fit"):
+        sizes = {k: getattr(config, k) for k in SIZE_FIELDS}
+        record = {"command": command, **trained, "sizes": sizes,
+                  "data": getattr(forecaster, "data_summary_", None)}  # fmt: skip
+        line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s; best validation "
+                f"loss {loss}.")  # fmt: skip
+    else:
+        seconds = time.perf_counter() - started
+        record = {"command": command, "seconds": round(seconds, 3), "fit": trained}
+        verb = {"predict": "Forecast", "future-frame": "Made the future frame"}.get(
+            command, "Scored"
+        )
+        line = (f"{verb} in {seconds:.1f} s with a model trained for {summary.epochs} epoch(s) "
+                f"(best validation loss {loss}).")  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(_finite({**record, "outputs": outputs, **extra}), default=str))
+    elif not quiet:
+        typer.echo(line, err=True)
+        for kind, path in outputs.items():
+            typer.echo(f"Wrote {kind}: {path}", err=True)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def print_metrics(table, scores: list[str], metrics: dict, max_rows: int = 20) -> None:
+    """A table on stdout: mean metrics per series (at most `max_rows`) and over everything."""
+    from rich.console import Console
+    from rich.table import Table
+
+    per_series = table.groupby("series", sort=False)[scores].mean()
+    counts = table.groupby("series", sort=False).size()
+    view = Table(title=f"Rolling-window metrics ({metrics['n_windows']} windows)")
+    for name in ["series", "windows", *scores]:
+        view.add_column(name, justify="left" if name == "series" else "right")
+    for name, row in per_series.head(max_rows).iterrows():
+        view.add_row(str(name), str(counts[name]), *(f"{row[c]:.4g}" for c in scores))
+    if len(per_series) > max_rows:
+        more = f"... {len(per_series) - max_rows} more (-o writes all)"
+        view.add_row(more, *[""] * (len(scores) + 1))
+    view.add_row("all", str(metrics["n_windows"]), *(f"{metrics[c]:.4g}" for c in scores),
+                 style="bold")  # fmt: skip
+    Console(soft_wrap=True).print(view)

@@ -1,0 +1,75 @@
+"""Writing results back in the layout, names and column order of the user's frame."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trellis_ts.data.io.frames import Panel
+from trellis_ts.data.io.layout import FrameLayout
+from trellis_ts.data.io.timegrid import future_index
+from trellis_ts.errors import DataError
+
+__all__ = ["to_frame", "with_time"]
+
+
+def to_frame(
+    panel: Panel,
+    values: np.ndarray,
+    index: tuple[pd.Index, ...] | None = None,
+    columns_suffix: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Write results ``values`` float ``[n_series, H]`` back in the layout and names of ``panel``.
+
+    ``index[i]`` gives the H time stamps of series i (default: the H steps after its last one).
+    ``columns_suffix`` maps a suffix to extra ``[n_series, H]`` arrays: wide adds columns
+    ``f"{name}_{suffix}"`` after the point columns, long adds ``f"{target_col}_{suffix}"``.
+    """
+    vals = _result_array(values, panel, "values", None)
+    horizon = vals.shape[1]
+    extras = {
+        s: _result_array(a, panel, f"columns_suffix[{s!r}]", horizon)
+        for s, a in (columns_suffix or {}).items()
+    }
+    if index is None:
+        index = tuple(future_index(ix[-1], panel.freq, horizon) for ix in panel.index)
+    if len(index) != panel.n_series or any(len(ix) != horizon for ix in index):
+        raise DataError(
+            f"index must hold {panel.n_series} time indexes of length {horizon} (one per series)."
+        )
+    layout = panel.layout
+    if layout.format == "wide":
+        first = index[0]
+        if any(not ix.equals(first) for ix in index[1:]):
+            raise DataError("a wide result needs one shared time index for all series.")
+        labels = layout.columns if layout.columns is not None else panel.names
+        data = {c: vals[i] for i, c in enumerate(labels)}
+        for suffix, arr in extras.items():
+            data.update({f"{c}_{suffix}": arr[i] for i, c in enumerate(labels)})
+        return with_time(data, first, layout)
+    times = index[0].append(list(index[1:])) if panel.n_series > 1 else index[0]
+    data = {
+        layout.id_col: pd.Index(list(panel.ids)).repeat(horizon),
+        layout.time_col: times,
+        layout.target_col: vals.ravel(),
+    }
+    data.update({f"{layout.target_col}_{s}": arr.ravel() for s, arr in extras.items()})
+    return pd.DataFrame(data)
+
+
+def with_time(columns: dict, times: pd.Index, layout: FrameLayout) -> pd.DataFrame:
+    """A wide frame of ``columns`` whose rows are stamped with ``times``: in a first column, or
+    in the index when the input had its time there."""
+    if layout.time_in_index:
+        return pd.DataFrame(columns, index=times.rename(layout.index_name))
+    return pd.DataFrame({layout.time_col: times, **columns})
+
+
+def _result_array(a: Any, panel: Panel, label: str, horizon: int | None) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != panel.n_series or (horizon and arr.shape[1] != horizon):
+        want = f"[{panel.n_series}, {horizon or 'H'}]"
+        raise DataError(f"{label} has shape {arr.shape}; expected {want} (one row per series).")
+    return arr

@@ -1,0 +1,280 @@
+"""Backtests: rolling-origin forecasts of a fitted model, as metrics or as forecast rows.
+
+One selection of windows serves three users: `TrellisForecaster.backtest`/`evaluate` (metrics
+per window), `backtest(..., return_forecasts=True)` (one row per series, cutoff and horizon
+step) and the conformal calibration at the end of `fit` (`trellis_ts.forecaster.conformal`).
+
+Window convention (as `trellis_ts.data.windows`): a window of a series starting at position
+``s`` has its context at ``[s - L, s)`` and its targets at ``[s, s + H)``; its cutoff is the
+timestamp of position ``s - 1``, the last step the forecast saw.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from trellis_ts.data.io.frames import Panel
+from trellis_ts.errors import ConfigError, DataError, positive_int
+from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
+
+if TYPE_CHECKING:
+    from trellis_ts.forecaster.config import TrellisConfig
+    from trellis_ts.data.windows import SeriesSet
+    from trellis_ts.forecaster.estimator import TrellisForecaster
+
+__all__ = [
+    "Backtest",
+    "check_levels",
+    "quantile_columns",
+    "run_backtest",
+    "select_windows",
+    "warn_in_sample",
+]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Chosen windows: their series and start positions, contexts `[n, L]` and targets `[n, H]`
+    (in the units of the values they were cut from), and the model's inputs for them (the named
+    fields of `trellis_ts.data.INPUT_FIELDS`, scaled, covariates included)."""
+
+    series: np.ndarray  # int64 [n]
+    start: np.ndarray  # int64 [n]
+    contexts: np.ndarray  # float64 [n, L]
+    targets: np.ndarray  # float64 [n, H]
+    inputs: dict[str, np.ndarray]
+
+
+def select_windows(
+    series: SeriesSet | Sequence[np.ndarray],
+    context_length: int,
+    prediction_length: int,
+    *,
+    step: int = 1,
+    n_windows: int | None = None,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    values: Sequence[np.ndarray] | None = None,
+) -> Windows:
+    """Windows `step` apart ending at each series' end (or at the end of its range), the newest
+    `n_windows` of each series when given. Targets lie inside `ranges` when given.
+
+    `series` is what the model reads (scaled targets, with covariates in a `SeriesSet`);
+    contexts and targets come from `values` (e.g. the same series in the data's units), or from
+    the series' targets."""
+    # torch: imported when windows are made
+    from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
+
+    if not isinstance(series, SeriesSet):
+        series = SeriesSet(target=list(series))
+    values = series.target if values is None else values
+    windows = WindowDataset(series, context_length, prediction_length, ranges=ranges,
+                            stride=step)  # fmt: skip
+    idx = np.arange(len(windows))
+    series_of, start_of = windows.locate_many(idx)
+    if n_windows is not None:  # keep the newest n_windows of each series
+        rank = np.zeros(len(idx), dtype=np.int64)
+        for s in np.unique(series_of):
+            members = np.flatnonzero(series_of == s)
+            rank[members[np.argsort(-start_of[members])]] = np.arange(len(members))
+        idx = idx[rank < n_windows]
+        series_of, start_of = series_of[idx], start_of[idx]
+    # Contexts and targets straight from the float64 values (the window buffer is float32).
+    flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
+    at = windows.offsets[series_of] + start_of
+    x = flat[at[:, None] + np.arange(-context_length, 0)[None, :]]
+    y = flat[at[:, None] + np.arange(prediction_length)[None, :]]
+    inputs = {k: v.numpy() for k, v in model_inputs(windows.gather(idx)).items()}
+    return Windows(series_of, start_of, x, y, inputs)
+
+
+def check_levels(level) -> list[int]:
+    """Interval levels as integer percentages in [1, 99] (ConfigError otherwise)."""
+    if level is None:
+        return []
+    levels = [level] if isinstance(level, int | float | np.number) else list(level)
+    out = []
+    for value in levels:
+        ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+        if not ok or value != int(value) or not 1 <= value <= 99:
+            raise ConfigError(
+                f"level={value!r} is not valid; pass interval levels as integer percentages "
+                "between 1 and 99, e.g. level=[80, 95]"
+            )
+        out.append(int(value))
+    return sorted(set(out))
+
+
+def quantile_columns(config: TrellisConfig, quantiles) -> list[tuple[float, int]]:
+    """(level, output index) of each asked quantile (ConfigError unless the model trained it)."""
+    if quantiles is None:
+        return []
+    if config.loss != "quantile":
+        raise ConfigError(
+            "this model gives point forecasts only; fit it with loss='quantile' to predict quantiles"
+        )
+    trained = [float(q) for q in config.quantiles]
+    pairs = []
+    for q in quantiles:
+        if float(q) not in trained:
+            raise ConfigError(
+                f"quantile {q} was not trained; choose from {trained} or refit with it"
+            )
+        pairs.append((float(q), trained.index(float(q))))
+    return pairs
+
+
+@dataclass
+class Backtest:
+    """A model's forecasts on chosen windows of a panel, in the data's units.
+
+    `output` is `[n, H]` (point model) or `[n, H, Q]` (quantile model, the trained levels
+    `quantiles`); `point` is the point forecast (the median of a quantile model); `bounds` maps
+    each interval level to its `(low, high)` arrays `[n, H]`.
+    """
+
+    panel: Panel
+    windows: Windows
+    output: np.ndarray
+    point: np.ndarray
+    quantiles: tuple[float, ...] | None
+    bounds: dict[int, tuple[np.ndarray, np.ndarray]]
+
+    def metrics(self) -> pd.DataFrame:
+        """One row per series and window: series, cutoff, MSE, MAE, MASE, sMAPE (+ wQL and the
+        outer quantile band's coverage for a quantile model; + coverage and mean width of
+        each interval level, `coverage80`, `width80`, ...)."""
+        panel, w = self.panel, self.windows
+        season = seasonal_period(panel.freq)
+        qs = None if self.quantiles is None else np.array(self.quantiles)
+        rows = []
+        for i in range(len(w.series)):
+            s, start = int(w.series[i]), int(w.start[i])
+            truth = w.targets[i]
+            row = {"series": panel.names[s], "cutoff": panel.index[s][start - 1]}
+            row |= point_metrics(truth, self.point[i], naive_scale(panel.values[s][:start], season))
+            if qs is not None:
+                row |= quantile_metrics(truth, self.output[i], qs)
+            for lvl, (low, high) in self.bounds.items():
+                row[f"coverage{lvl}"] = float(np.mean((truth >= low[i]) & (truth <= high[i])))
+                row[f"width{lvl}"] = float(np.mean(high[i] - low[i]))
+            rows.append(row)
+        columns = ["series", "cutoff", "mse", "mae", "mase", "smape"]
+        return pd.DataFrame(rows, columns=None if rows else columns)
+
+    def forecasts(self) -> pd.DataFrame:
+        """One row per series, cutoff and horizon step: `series`, `cutoff`, `timestamp`,
+        `horizon` (1..H), `actual`, `forecast`, then `forecast_q<level>` for each trained
+        quantile of a quantile model and `forecast_lo<level>`, `forecast_hi<level>` for each
+        interval level."""
+        panel, w = self.panel, self.windows
+        n, H = self.point.shape
+        steps = np.arange(H)
+        times, cutoffs = [], []
+        for s, start in zip(w.series, w.start, strict=True):
+            index = panel.index[int(s)]
+            times.append(index[int(start) : int(start) + H])
+            cutoffs.append(index[int(start) - 1])
+        frame = {
+            "series": np.repeat(np.array(panel.names, dtype=object)[w.series], H),
+            "cutoff": pd.Index(cutoffs).repeat(H) if n else pd.Index([]),
+            "timestamp": times[0].append(times[1:]) if n else pd.Index([]),
+            "horizon": np.tile(steps + 1, n),
+            "actual": w.targets.ravel(),
+            "forecast": self.point.ravel(),
+        }
+        if self.quantiles is not None:
+            for j, q in enumerate(self.quantiles):
+                frame[f"forecast_q{q:g}"] = self.output[..., j].ravel()
+        for lvl, (low, high) in self.bounds.items():
+            frame[f"forecast_lo{lvl}"] = low.ravel()
+            frame[f"forecast_hi{lvl}"] = high.ravel()
+        return pd.DataFrame(frame)
+
+
+def run_backtest(
+    forecaster: TrellisForecaster,
+    df: pd.DataFrame,
+    *,
+    n_windows: int | None = None,
+    step: int | None = None,
+    level=None,
+) -> Backtest:
+    """Forecast rolling windows of `df` with a fitted forecaster, without refitting.
+
+    Windows end at each series' last time step and go back by `step` (default
+    `prediction_length`); `n_windows` keeps the newest of each series (default: all that fit).
+    Covariates take their recorded values inside each window (the future covariates' over the
+    window's horizon too). `level` adds conformal intervals (see `TrellisForecaster.predict`).
+    """
+    forecaster._check_fitted()
+    config = forecaster.config_
+    step = positive_int(config.prediction_length if step is None else step, "step")
+    n_windows = None if n_windows is None else positive_int(n_windows, "n_windows")
+    levels = check_levels(level)
+    calibration = forecaster.calibration_for(levels)
+    panel = forecaster._history(df)
+    L, H = config.context_length, config.prediction_length
+    too_short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
+    if too_short:
+        raise DataError(
+            f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
+            "pass a longer history to evaluate"
+        )
+    series, mean, scale = forecaster.scaling_.series_set_with_stats(panel)
+    windows = select_windows(series, L, H, step=step, n_windows=n_windows, values=panel.values)
+    warn_in_sample(getattr(forecaster, "fit_span_", None), panel, windows.series, windows.start, H)
+    rows_mean, rows_scale = mean[windows.series], scale[windows.series]
+    names = [panel.names[s] for s in windows.series]
+    output, point, bounds = forecaster._forecast(windows.inputs, windows.contexts, rows_mean,
+                                                 rows_scale, names, levels, calibration)  # fmt: skip
+    quantiles = config.quantiles if output.ndim == 3 else None
+    return Backtest(panel, windows, output, point, quantiles, bounds)
+
+
+def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """A backtest table's metrics averaged over series and windows, plus the window count."""
+    scores = [c for c in table.columns if c not in ("series", "cutoff")]
+    return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
+
+
+def warn_in_sample(fit_span: dict | None, panel: Panel, series_of: np.ndarray,
+                   start_of: np.ndarray, horizon: int) -> int:  # fmt: skip
+    """Warn when scored windows forecast time steps the model was fitted on; return how many.
+
+    `fit_span` is the estimator's `fit_span_` (names, first and last fitted time of each
+    series); windows are (series, start) pairs whose targets are ``[start, start + horizon)``.
+    """
+    if not fit_span:
+        return 0
+    bounds = dict(zip(fit_span["names"], zip(fit_span["first"], fit_span["last"], strict=True),
+                      strict=True))  # fmt: skip
+    inside, names = 0, []
+    for s, start in zip(series_of.tolist(), start_of.tolist(), strict=True):
+        name = panel.names[s]
+        if name not in bounds:
+            continue
+        first, last = bounds[name]
+        times = panel.index[s][start : start + horizon]
+        try:
+            overlaps = bool(((times >= first) & (times <= last)).any())
+        except TypeError:  # integer time against timestamps: the fit used another time axis
+            continue
+        if overlaps:
+            inside += 1
+            names += [] if name in names else [name]
+    if inside:
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        warnings.warn(
+            f"{inside} of {len(start_of)} scored windows forecast time steps the model was "
+            f"fitted on (series {shown}; fit data up to {bounds[names[0]][1]}): the score is "
+            "in-sample, not an out-of-sample accuracy; evaluate on data after the fit's end.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return inside

@@ -1,0 +1,484 @@
+"""`TrellisForecaster`: fit on a DataFrame, forecast the next steps with real timestamps.
+
+scikit-learn rules: `__init__` only stores its arguments (exactly `TrellisConfig`'s fields),
+validation happens in `fit`, learned state ends in `_`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from trellis_ts.forecaster import warm_start as warm
+from trellis_ts.forecaster.config import TrellisConfig, with_season_length
+from trellis_ts.forecaster.conformal import Calibration, calibrate, require_calibration
+from trellis_ts.data.features import transforms
+from trellis_ts.data.features.calendar import calendar_features_for, check_calendar_names
+from trellis_ts.data.features.covariates import ColumnRoles
+from trellis_ts.data.io.frames import Panel, to_panel
+from trellis_ts.data.features.future import future_frame, read_future
+from trellis_ts.forecaster.inputs import InputScaling
+from trellis_ts.data.splits import train_val_ranges
+from trellis_ts.data.windows import final_windows
+from trellis_ts.data.io.writing import to_frame
+from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.forecaster.backtest import aggregate_metrics, check_levels, quantile_columns, run_backtest
+from trellis_ts.forecaster.persistence import FittedState, load_state, save_state
+from trellis_ts.forecaster.sizing import resolve_sizes
+from trellis_ts.forecaster.training import TrainingSummary, forecast_contexts, train_model
+
+__all__ = ["TrellisForecaster", "aggregate_metrics"]
+
+
+class TrellisForecaster(BaseEstimator):
+    """Channel-independent Trellis forecaster for wide or long DataFrames.
+
+    Every argument has a default; see `TrellisConfig` for their meaning. The sizes left as None
+    (horizon, context, patches) are chosen from the data at `fit` and kept in `config_`.
+
+    >>> f = TrellisForecaster(prediction_length=24, context_length=96).fit(df)
+    >>> f.predict()          # the next 24 steps after df, in df's format
+    """
+
+    def __init__(
+        self,
+        prediction_length: int | None = None,
+        context_length: int | None = None,
+        freq: str | None = None,
+        model: str = "encoder",
+        season_length: int | None = None,
+        calendar_features: tuple[str, ...] | str = (),
+        patch_len: int | None = None,
+        patch_stride: int | None = None,
+        d_model: int = 64,
+        n_heads: int = 2,
+        n_layers: int = 2,
+        ffn_mult: float = 2.0,
+        dropout: float = 0.1,
+        mixer: str = "trellis",
+        head: str = "flatten",
+        pool_queries: int = 8,
+        revin: bool = True,
+        linear_path: bool = False,
+        n_slots: int = 32,
+        chunk_size: int = 64,
+        phi: str = "identity",
+        between: str = "ln_silu",
+        conv_size: int = 4,
+        forget_gate: bool = True,
+        beta_init: float = 0.97,
+        loss: str = "mse",
+        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        lr_schedule: str = "cosine",
+        lr_decay: float = 0.5,
+        batch_size: int = 128,
+        max_epochs: int = 20,
+        early_stopping_patience: int = 3,
+        val_fraction: float = 0.2,
+        windows_per_epoch: int | None = None,
+        gradient_clip: float = 1.0,
+        ema_decay: float | None = None,
+        random_state: int | None = 0,
+        missing: str = "error",
+        target_transform: str = "none",
+        fill_gaps: bool = False,
+        accelerator: str = "auto",
+        devices: Any = "auto",
+        strategy: str = "auto",
+        num_nodes: int = 1,
+        num_workers: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.prediction_length = prediction_length
+        self.context_length = context_length
+        self.freq = freq
+        self.model = model
+        self.season_length = season_length
+        self.calendar_features = calendar_features
+        self.patch_len = patch_len
+        self.patch_stride = patch_stride
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.ffn_mult = ffn_mult
+        self.dropout = dropout
+        self.mixer = mixer
+        self.head = head
+        self.pool_queries = pool_queries
+        self.revin = revin
+        self.linear_path = linear_path
+        self.n_slots = n_slots
+        self.chunk_size = chunk_size
+        self.phi = phi
+        self.between = between
+        self.conv_size = conv_size
+        self.forget_gate = forget_gate
+        self.beta_init = beta_init
+        self.loss = loss
+        self.quantiles = quantiles
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping_patience = early_stopping_patience
+        self.val_fraction = val_fraction
+        self.windows_per_epoch = windows_per_epoch
+        self.gradient_clip = gradient_clip
+        self.ema_decay = ema_decay
+        self.random_state = random_state
+        self.missing = missing
+        self.target_transform = target_transform
+        self.fill_gaps = fill_gaps
+        self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.num_nodes = num_nodes
+        self.num_workers = num_workers
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+    def make_config(self) -> TrellisConfig:
+        """The validated config of the current parameters (raises ConfigError)."""
+        params = self.get_params()
+        if isinstance(params["quantiles"], list | np.ndarray):
+            params["quantiles"] = tuple(params["quantiles"])
+        return TrellisConfig(**params)
+
+    def fit(
+        self,
+        df: pd.DataFrame | Panel,
+        *,
+        time_col=None,
+        id_col=None,
+        target=None,
+        past_covariates=None,
+        future_covariates=None,
+        static_covariates=None,
+        dayfirst: bool | None = None,
+        date_format: str | None = None,
+        callbacks=None,
+        checkpoint_dir=None,
+        resume: bool = False,
+        warm_start: bool = False,
+        rescale: bool = False,
+    ) -> TrellisForecaster:
+        """Train on `df`: wide (a time column or DatetimeIndex + numeric columns) or long
+        (`unique_id`, `ds`, `y`; other names are found, or name them with `id_col`, ...).
+
+        `target` limits a wide frame to some columns. Covariates are inputs, never forecast:
+        `past_covariates` are known up to the forecast origin, `future_covariates` over the
+        horizon too (`predict` then needs `future=`), `static_covariates` are one value per
+        series (text values are categories); `calendar_features` adds inputs computed from the
+        timestamps. `dayfirst` and `date_format` say how to read dates such as 01/02/2020 (see
+        `trellis_ts.data.to_panel`; they are kept for `predict(df)`). `df` may also be a `Panel`
+        read with the same column options. The sizes left unset are chosen from the data and
+        said in one line (`data_summary_`). `callbacks` are extra Lightning callbacks (they see
+        `val_loss` at the end of each validation epoch). With `checkpoint_dir` the training state
+        is saved after every epoch, and `resume=True` continues an interrupted fit from there
+        (pass the same data).
+
+        `warm_start=True` continues from the fitted weights for `max_epochs` more on `df` (new
+        or extended data of the same columns/ids and covariates; only training settings may
+        have changed), keeping the fitted scaling unless `rescale=True`. After training, the
+        validation windows calibrate the intervals of `predict(level=...)`. Returns self.
+        """
+        config = self.make_config()
+        columns = {"time_col": time_col, "id_col": id_col, "target": target,
+                   "dayfirst": dayfirst, "date_format": date_format} | {
+            k: [v] if isinstance(v, str) else None if v is None else list(v)
+            for k, v in (("past_covariates", past_covariates),
+                         ("future_covariates", future_covariates),
+                         ("static_covariates", static_covariates))
+        }  # fmt: skip
+        if warm_start:
+            if not hasattr(self, "model_"):
+                raise ConfigError(
+                    "warm_start=True continues a fitted model, but this one is not fitted; "
+                    "call fit(df) first or load a saved model"
+                )
+            config = warm.check_model(self.config_, config)
+            columns = {k: self.columns_.get(k) if v is None else v for k, v in columns.items()}
+        panel = df if isinstance(df, Panel) else self._panel(df, config, columns)
+        sizing = resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
+        config = sizing.config
+        if warm_start:
+            panel = warm.match_series(panel, self.history_)
+        config = with_season_length(config, panel.freq)
+        calendar = calendar_features_for(config.calendar_features, panel.freq)
+        config = config.replace(calendar_features=calendar)
+        check_calendar_names(panel.layout, calendar)
+        if warm_start and not rescale:  # the fitted scales and categories: nothing to fit
+            scaling = self.scaling_
+        else:
+            scaling = InputScaling.fit(panel, calendar, config.target_transform)
+            if warm_start:  # new scales, but the fitted categories (the model's embeddings)
+                scaling = dataclasses.replace(scaling, categories=self.scaling_.categories)
+        inputs = scaling.inputs(panel.layout)
+        if inputs.any and config.model == "seasonal_naive":
+            raise ConfigError(
+                "model='seasonal_naive' reads no covariates or calendar features; drop them, or "
+                "use model='encoder' or 'dlinear'"
+            )
+        series = scaling.series_set(panel)
+        names = list(panel.names)
+        self.data_summary_ = f"{panel.describe()}; {sizing.line()}"
+        if config.verbose:
+            print(self.data_summary_, file=sys.stderr, flush=True)
+        _, val_ranges = train_val_ranges(
+            panel.lengths(), config.context_length, config.prediction_length,
+            config.val_fraction, names=names,
+        )  # fmt: skip
+        first_target = {} if val_ranges is None else {
+            n: ix[lo] for n, ix, (lo, _) in zip(names, panel.index, val_ranges, strict=True)
+        }  # fmt: skip
+        if warm_start and self.calibration_ is not None:
+            warm.check_overlap(self.calibration_.first_target, first_target)
+        model, summary = train_model(
+            config,
+            series,
+            inputs=inputs,
+            names=names,
+            callbacks=callbacks,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            init_state=self.model_.state_dict() if warm_start else None,
+        )
+        if warm_start:
+            summary.extra["warm_start"] = True
+        self.calibration_: Calibration | None = calibrate(
+            model, config, series, names, val_ranges, first_target
+        )
+        self.config_ = config
+        self.columns_ = columns
+        self.inputs_ = inputs
+        self.model_ = model
+        self.scaling_ = scaling
+        self.history_ = panel.tail(config.context_length)
+        self.freq_ = panel.freq
+        # The time span each series was fitted on: evaluate() warns when it scores inside it.
+        self.fit_span_ = {"names": names, "first": [ix[0] for ix in panel.index],
+                          "last": [ix[-1] for ix in panel.index]}  # fmt: skip
+        self.summary_: TrainingSummary = summary
+        return self
+
+    def _panel(self, df: pd.DataFrame, config: TrellisConfig, columns: dict | None = None) -> Panel:
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(
+                f"expected a pandas DataFrame, got {type(df).__name__}; load your data with pandas"
+            )
+        columns = self.columns_ if columns is None else columns
+        return to_panel(df, **columns, freq=config.freq, missing=config.missing,
+                        fill_gaps=config.fill_gaps)  # fmt: skip
+
+    # ------------------------------------------------------------------ forecasting
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "this TrellisForecaster is not fitted yet; call fit(df) or TrellisForecaster.load(path)"
+            )
+
+    def _history(self, df: pd.DataFrame | None) -> Panel:
+        """The panel to forecast from: the fit data's tail, or `df` matched to the fit's series."""
+        if df is None:
+            return self.history_
+        fitted = self.history_.layout
+        if isinstance(df, pd.DataFrame):
+            lacking = [c for c in fitted.covariates if c not in df.columns]
+            if lacking:
+                role = ColumnRoles(fitted.past_covariates, fitted.future_covariates,
+                                   fitted.static_covariates).role_of(lacking[0])  # fmt: skip
+                raise DataError(
+                    f"the model was fitted with {role} covariate {lacking[0]!r}, which the data "
+                    f"lacks; pass a frame with the covariate columns {list(fitted.covariates)}"
+                )
+        panel = self._panel(df, self.config_)
+        if panel.freq != self.freq_:
+            raise DataError(
+                f"the data's frequency is {panel.freq!r} but the model was fitted on {self.freq_!r}; "
+                "pass data at the fitted frequency"
+            )
+        if panel.layout.format != fitted.format:
+            raise DataError(
+                f"the model was fitted on a {fitted.format} frame but got a {panel.layout.format} "
+                "one; pass data in the same layout"
+            )
+        if fitted.format == "wide":  # match channels by name, in the fitted order
+            names = list(self.history_.names)
+            missing = [n for n in names if n not in panel.names]
+            if missing:
+                raise DataError(
+                    f"column(s) {missing} seen in fit are missing; pass a frame with columns {names}"
+                )
+            panel = panel.take([panel.names.index(n) for n in names])
+        short = [(n, len(v)) for n, v in zip(panel.names, panel.values, strict=True)
+                 if len(v) < self.config_.context_length]  # fmt: skip
+        if short:
+            name, length = short[0]
+            raise DataError(
+                f"series {name!r} has {length} time steps but the model needs the last "
+                f"context_length={self.config_.context_length}; pass a longer history"
+            )
+        return panel
+
+    def _forecast(self, inputs: dict[str, np.ndarray], contexts: np.ndarray, mean: np.ndarray,
+                  scale: np.ndarray, names=None, levels=(),
+                  calibration: Calibration | None = None):  # fmt: skip
+        """Forecasts in the data's units from the model's (scaled) `inputs` for windows with
+        `contexts [n, L]` (data units) of series with `mean`, `scale` (of the transformed
+        values): `(output, point, bounds)`, the output `[n, H]` or `[n, H, Q]`, the point
+        forecast `[n, H]` and `{level: (low, high)}` for the interval `levels` of series
+        `names`. Intervals are drawn where the model works (after `target_transform`) and
+        mapped back with the forecasts."""
+        name = self.config_.target_transform
+        out = forecast_contexts(self.model_, inputs)
+        shape = (-1,) + (1,) * (out.ndim - 1)
+        out = out * scale.reshape(shape) + mean.reshape(shape)
+        point = out if out.ndim == 2 else out[..., self.config_.point_index]
+        bounds = {}
+        if levels:
+            seen = transforms.forward(name, contexts, "the history")
+            bounds = calibration.intervals(out, point, seen, scale, names, levels)
+        back = {lvl: (transforms.inverse(name, lo), transforms.inverse(name, hi))
+                for lvl, (lo, hi) in bounds.items()}  # fmt: skip
+        return transforms.inverse(name, out), transforms.inverse(name, point), back
+
+    def predict(
+        self,
+        df: pd.DataFrame | None = None,
+        *,
+        future: pd.DataFrame | None = None,
+        quantiles=None,
+        level=None,
+    ) -> pd.DataFrame:
+        """The next `prediction_length` steps after the history (the fit data, or `df`).
+
+        Returns a frame in the input's layout with future timestamps. A model fitted with future
+        covariates needs `future`: their values for the `prediction_length` steps after each
+        series' end (`make_future_frame` builds the frame to fill). For a model trained with
+        `loss="quantile"`, the point forecast is the median and `quantiles` (a subset of the
+        trained ones) adds columns `<name>_q<level>`. `level` (integer percentages, e.g.
+        `[80, 95]`) adds split-conformal intervals `<name>_lo80`, `<name>_hi80`, ... for any
+        model, calibrated at fit on its validation windows (`trellis_ts.forecaster.conformal`).
+        """
+        self._check_fitted()
+        wanted = quantile_columns(self.config_, quantiles)
+        levels = check_levels(level)
+        calibration = self.calibration_for(levels)
+        panel = self._history(df)
+        config = self.config_
+        H = config.prediction_length
+        ahead = None
+        if panel.layout.future_covariates:
+            ahead = read_future(future, panel, H, dayfirst=self.columns_.get("dayfirst"),
+                                date_format=self.columns_.get("date_format"))  # fmt: skip
+        elif future is not None:
+            warnings.warn(
+                "this model has no future covariates, so future= is not used; fit with "
+                "future_covariates= to use them",
+                UserWarning,
+                stacklevel=2,
+            )
+        if self.scaling_.calendar and ahead is None:
+            ahead = [np.zeros((H, 0))] * len(panel.covariates.future)
+        series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
+        contexts = np.stack([v[-config.context_length :] for v in panel.values])
+        out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
+                                            contexts, mean, scale, list(panel.names), levels,
+                                            calibration)  # fmt: skip
+        if not np.isfinite(out).all():
+            raise DataError("the forecast is not finite; check the history for extreme values")
+        extra = {f"q{q:g}": out[..., i] for q, i in wanted}
+        for lvl, (low, high) in bounds.items():
+            extra |= {f"lo{lvl}": low, f"hi{lvl}": high}
+        return to_frame(panel, point, columns_suffix=extra or None)
+
+    def calibration_for(self, levels) -> Calibration | None:
+        """The fitted calibration if it can give intervals at `levels` (ConfigError if not)."""
+        self._check_fitted()
+        return require_calibration(getattr(self, "calibration_", None), levels)
+
+    def make_future_frame(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The frame `predict(df, future=...)` needs: the `prediction_length` timestamps after
+        each series' end (with the id column of a long frame), the calendar feature columns
+        filled, and one empty (NaN) column per future covariate for you to fill."""
+        self._check_fitted()
+        panel = self._history(df)
+        return future_frame(panel, self.config_.prediction_length, self.scaling_.calendar)
+
+    # ------------------------------------------------------------------ evaluation
+    def backtest(
+        self,
+        df: pd.DataFrame,
+        *,
+        n_windows: int | None = None,
+        step: int | None = None,
+        level=None,
+        return_forecasts: bool = False,
+    ) -> pd.DataFrame:
+        """Rolling-origin evaluation on `df` without refitting.
+
+        Windows end at the last time step and go back by `step` (default `prediction_length`);
+        `n_windows` limits them per series (default: all that fit). Covariates take their
+        recorded values inside each window (the future covariates' too). One row per series and
+        window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
+        (+ wQL and coverage of the outermost quantile band for a quantile model; + `coverage80`
+        and `width80` per interval level with `level=[80, ...]`).
+
+        `return_forecasts=True` returns the forecasts instead: one row per series, cutoff and
+        horizon step with `series`, `cutoff`, `timestamp`, `horizon` (1..H), `actual`,
+        `forecast`, `forecast_q<q>` (quantile models) and `forecast_lo<l>`/`forecast_hi<l>`.
+        """
+        result = run_backtest(self, df, n_windows=n_windows, step=step, level=level)
+        return result.forecasts() if return_forecasts else result.metrics()
+
+    def evaluate(
+        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None, level=None
+    ) -> dict[str, float]:
+        """Metrics of `backtest` averaged over series and windows, plus the number of windows."""
+        return aggregate_metrics(self.backtest(df, n_windows=n_windows, step=step, level=level))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the fitted model to a directory: weights (safetensors) + JSON, no pickle."""
+        self._check_fitted()
+        save_state(self._fitted_state(), path)
+
+    @classmethod
+    def load(cls, path) -> TrellisForecaster:
+        """Load a directory written by `save` (raises ModelFileError if it is not a usable model)."""
+        state = load_state(path)
+        forecaster = cls(**state.config.params())
+        forecaster._restore(state)
+        return forecaster
+
+    def _fitted_state(self) -> FittedState:
+        return FittedState(config=self.config_, inputs=self.inputs_, model=self.model_,
+                           columns=self.columns_, scaling=self.scaling_, history=self.history_,
+                           summary=self.summary_,
+                           calibration=getattr(self, "calibration_", None),
+                           fit_span=getattr(self, "fit_span_", None),
+                           data_summary=getattr(self, "data_summary_", None))  # fmt: skip
+
+    def _restore(self, state: FittedState) -> None:
+        self.config_ = state.config
+        self.inputs_ = state.inputs
+        self.model_ = state.model.eval()
+        self.scaling_ = state.scaling
+        self.columns_ = state.columns
+        self.history_ = state.history
+        self.freq_ = state.history.freq
+        self.summary_ = state.summary
+        self.calibration_ = state.calibration
+        self.data_summary_ = state.data_summary
+        self.fit_span_ = state.fit_span
