@@ -120,7 +120,7 @@ def design(models: list[str]) -> None:
     from torch import nn
 
     import trellis_ts.forecaster.lightning_module as lightning_module
-    from trellis_ts.models.encoder import TrellisModel, build_model
+    from trellis_ts.models import TrellisModel, build_model
     from trellis_ts.models.covariates import ModelInputs
     from trellis_ts.modules.revin import normalize
 

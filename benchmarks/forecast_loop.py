@@ -43,7 +43,6 @@ from trellis_ts import TrellisForecaster
 from trellis_ts.benchmark.runner import load_config, split_borders
 from trellis_ts.benchmark.registry import load_dataset
 from trellis_ts.data import make_demo_frame
-from trellis_ts.forecaster.backtest import run_backtest
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -114,7 +113,7 @@ def coverage(args) -> None:
                                          groups=[], counts=calibration.counts[:1])  # fmt: skip
             for label, cal in (("per series", calibration), ("pooled", pooled)):
                 model.calibration_ = cal
-                result = run_backtest(model, test, step=1, level=LEVELS)
+                result = model.rolling_forecasts(test, step=1, level=LEVELS)
                 record = {"dataset": dataset, "loss": loss, "calibration": label,
                           "seed": args.seed, "test_windows": int(len(result.windows.series)),
                           "calibration_windows": calibration.counts[0],
@@ -169,7 +168,7 @@ def warm_start(args) -> None:
     std = train_std(frame, borders).to_numpy()
 
     def score(model) -> dict:
-        result = run_backtest(model, test, step=1)
+        result = model.rolling_forecasts(test, step=1)
         scale = std[result.windows.series][:, None]
         err = (result.point - result.windows.targets) / scale
         return {"mse": float(np.mean(err**2)), "mae": float(np.mean(np.abs(err)))}

@@ -51,11 +51,12 @@ class Bench:
     def __init__(self, config, batch: int, windows: int, seed: int = 0) -> None:
         import torch
 
-        from trellis_ts.models.encoder import build_model
+        from trellis_ts.forecaster.sizing import model_spec
+        from trellis_ts.models import build_model
 
         torch.manual_seed(seed)
         self.config = config
-        self.model = build_model(config)
+        self.model = build_model(model_spec(config))
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=1e-4)
         gen = torch.Generator().manual_seed(seed)
         self.x = torch.randn(batch, config.context_length, 1, generator=gen)

@@ -174,7 +174,8 @@ def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dic
 
     from trellis_ts.forecaster.config import TrellisConfig
     from trellis_ts.data import WindowDataset, make_demo_series
-    from trellis_ts.models.encoder import build_model
+    from trellis_ts.forecaster.sizing import model_spec
+    from trellis_ts.models import build_model
     from trellis_ts.forecaster.training import forecast_contexts
 
     channels = 8
@@ -185,7 +186,7 @@ def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dic
     config = TrellisConfig(context_length=L, prediction_length=horizon, patch_len=16,
                            patch_stride=8, mixer=mixer, head="pool")  # fmt: skip
     pl.seed_everything(0, verbose=False)
-    model = build_model(config).eval()  # untrained: the speed does not depend on the weights
+    model = build_model(model_spec(config)).eval()  # untrained: the speed does not depend on the weights
     forecast_contexts(model, contexts[:batch], batch_size=batch)  # warm-up
     base, load = rss_mb(), _load()
     started = time.perf_counter()

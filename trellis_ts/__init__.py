@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from trellis_ts._version import __version__
 
 __all__ = ["TrellisConfig", "TrellisForecaster", "__version__"]
 

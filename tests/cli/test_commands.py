@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from trellis_ts import cli
+from trellis_ts.cli import commands as cli
 from trellis_ts.cli import outputs as cli_outputs
 from trellis_ts.forecaster.config import FIELD_HELP, config_fields
 from trellis_ts.data import make_demo_frame

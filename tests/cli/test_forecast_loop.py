@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from trellis_ts import cli
+from trellis_ts.cli import commands as cli
 from trellis_ts.cli.research import expand_multi_value
 from trellis_ts.data import make_demo_frame
 
@@ -77,12 +77,11 @@ def test_evaluate_writes_backtest_forecasts_and_a_plot(fitted, tmp_path):
 
 def test_backtest_figure_draws_non_overlapping_windows_with_bands(fitted):
     from trellis_ts import TrellisForecaster
-    from trellis_ts.forecaster.backtest import run_backtest
     from trellis_ts.plotting import backtest_figure
 
     data, model_dir = fitted
     model = TrellisForecaster.load(model_dir)
-    result = run_backtest(model, pd.read_csv(data), step=2, level=[80, 95])
+    result = model.rolling_forecasts(pd.read_csv(data), step=2, level=[80, 95])
     fig = backtest_figure(result.panel, result.forecasts(), max_windows=4)
     assert "4 of" in fig.texts[0].get_text()
     ax = fig.axes[0]

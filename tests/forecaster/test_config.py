@@ -61,12 +61,20 @@ def test_sizes_default_to_none_and_a_model_needs_them():
     assert sized.require_sized() is sized and sized.n_patches == 42
 
 
-def test_op_choices_match_the_config_spelling():
-    # config.py spells them so that checking options never imports torch.
-    from trellis_ts.forecaster import config
-    from trellis_ts.ops.trellis import BETWEEN, PHIS
+def test_op_choices_and_defaults_are_the_configs():
+    # One home (ops/trellis/choices.py, torch-free): the op's defaults are the forecaster's.
+    import inspect
 
-    assert config.PHIS == PHIS and config.BETWEEN == BETWEEN
+    from trellis_ts.forecaster import config
+    from trellis_ts.ops.trellis import BETWEEN, PHIS, chunk_trellis, naive_trellis
+
+    assert config.PHIS is PHIS and config.BETWEEN is BETWEEN
+    defaults = TrellisConfig()
+    for form in (chunk_trellis, naive_trellis):
+        params = inspect.signature(form).parameters
+        assert params["phi"].default == defaults.phi
+        assert params["chunk_size"].default == defaults.chunk_size
+        assert params["f"].default == defaults.between
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.0, True, "4", None])

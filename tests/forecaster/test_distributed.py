@@ -24,7 +24,8 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from trellis_ts import TrellisConfig, TrellisForecaster
 from trellis_ts.data import make_demo_frame
-from trellis_ts.models.encoder import build_model
+from trellis_ts.forecaster.sizing import model_spec
+from trellis_ts.models import build_model
 from trellis_ts.forecaster.training import make_trainer
 
 from tests.conftest import REPO, TINY
@@ -100,7 +101,7 @@ def test_ddp_fit_loads_and_predicts_with_the_trained_weights(ddp_models):
         torch.testing.assert_close(value, trained[name], rtol=0, atol=0)
     # ...and they are not the weights the fit started from (train_model seeds, then builds).
     pl.seed_everything(main.config_.random_state, verbose=False)
-    initial = build_model(main.config_).eval()
+    initial = build_model(model_spec(main.config_)).eval()
     unchanged = [k for k, v in initial.state_dict().items() if torch.equal(v, trained[k])]
     assert not unchanged
 

@@ -11,7 +11,8 @@ import pandas as pd
 
 from trellis_ts import TrellisConfig, TrellisForecaster
 from trellis_ts.data import WindowDataset, make_demo_frame, make_demo_series
-from trellis_ts.models.encoder import build_model
+from trellis_ts.forecaster.sizing import model_spec
+from trellis_ts.models import build_model
 from trellis_ts.forecaster.training import forecast_contexts
 
 from tests.conftest import TINY
@@ -56,7 +57,7 @@ def test_long_context_trains_and_predicts_with_the_bounded_head():
     assert len(forecast) == 12 and np.isfinite(forecast[["load_1", "load_2"]].to_numpy()).all()
     # The pool head reads a bounded summary: the parameter count does not grow with the context.
     sizes = {
-        L: sum(p.numel() for p in build_model(TrellisConfig(**(params | {"context_length": L}))).parameters())
+        L: sum(p.numel() for p in build_model(model_spec(TrellisConfig(**(params | {"context_length": L})))).parameters())
         for L in (64, 2048, 8192)
     }  # fmt: skip
     assert len(set(sizes.values())) == 1 and forecaster.summary_.parameters == sizes[2048]

@@ -150,12 +150,13 @@ def test_a_warm_start_keeps_the_sizes_chosen_at_fit():
 
 def test_building_a_model_fills_unset_patches_by_the_same_rule():
     from trellis_ts.errors import ConfigError
-    from trellis_ts.models.encoder import build_model
+    from trellis_ts.forecaster.sizing import model_spec
+    from trellis_ts.models import build_model
     from trellis_ts.forecaster.sizing import with_patches
 
     config = TrellisConfig(context_length=48, prediction_length=12, d_model=8, n_slots=4)
     assert (with_patches(config).patch_len, with_patches(config).patch_stride) == (8, 4)
     assert with_patches(config) == resolve_sizes(config, "MS", [144]).config  # what fit chooses
-    assert build_model(config).config.n_patches == 12
+    assert build_model(model_spec(config)).config.n_patches == 12
     with pytest.raises(ConfigError, match="prediction_length not set"):
-        build_model(TrellisConfig(context_length=48))
+        model_spec(TrellisConfig(context_length=48))

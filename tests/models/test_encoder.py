@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from trellis_ts.forecaster.config import TrellisConfig
-from trellis_ts.layers import TrellisMixer, make_mixer
-from trellis_ts.models.encoder import EncoderBlock, TrellisModel, example_inputs
+from trellis_ts.forecaster.sizing import model_spec
+from trellis_ts.layers import TrellisMixer
+from trellis_ts.models.encoder import EncoderBlock, TrellisModel, example_inputs, make_mixer
 from trellis_ts.modules.patching import make_patches
 from trellis_ts.modules.revin import denormalize, normalize
 from trellis_ts.ops.trellis import naive_trellis
@@ -21,14 +22,14 @@ SMALL = dict(context_length=64, prediction_length=16, patch_len=8, patch_stride=
 @pytest.mark.parametrize("head", ["flatten", "pool"])
 def test_output_shapes(mixer, head):
     config = TrellisConfig(**SMALL, mixer=mixer, head=head)
-    y = TrellisModel(config)(example_inputs(config, batch=3, channels=5))
+    y = TrellisModel(model_spec(config))(example_inputs(config, batch=3, channels=5))
     assert y.shape == (3, 16, 5)
     assert torch.isfinite(y).all()
 
 
 def test_quantile_outputs_are_ordered():
     config = TrellisConfig(**SMALL, loss="quantile", quantiles=(0.1, 0.25, 0.5, 0.75, 0.9))
-    y = TrellisModel(config)(example_inputs(config, batch=4, channels=2))
+    y = TrellisModel(model_spec(config))(example_inputs(config, batch=4, channels=2))
     assert y.shape == (4, 16, 2, 5)
     assert (y.diff(dim=-1) > 0).all()
 
@@ -55,7 +56,7 @@ def test_patches_cover_the_end():
 def test_mixer_and_block_are_causal(mixer):
     torch.manual_seed(0)
     config = TrellisConfig(**SMALL, mixer=mixer)
-    for module in (make_mixer(config), EncoderBlock(config)):
+    for module in (make_mixer(model_spec(config)), EncoderBlock(model_spec(config))):
         x = torch.randn(2, 20, 16)
         later = x.clone()
         later[:, 11:] = torch.randn(2, 9, 16)  # change tokens 11.. only
@@ -67,7 +68,7 @@ def test_mixer_and_block_are_causal(mixer):
 @pytest.mark.parametrize("mixer", ["trellis", "attention"])
 def test_channel_permutation_equivariance(mixer):
     config = TrellisConfig(**SMALL, mixer=mixer)
-    model = TrellisModel(config).eval()
+    model = TrellisModel(model_spec(config)).eval()
     x = example_inputs(config, batch=2, channels=6)
     perm = torch.tensor([3, 0, 5, 1, 4, 2])
     torch.testing.assert_close(model(x[..., perm]), model(x)[..., perm])
@@ -76,7 +77,7 @@ def test_channel_permutation_equivariance(mixer):
 def test_pool_head_size_does_not_grow_with_context():
     def n_params(head, context_length):
         config = TrellisConfig(**{**SMALL, "context_length": context_length}, head=head)
-        return sum(p.numel() for p in TrellisModel(config).parameters())
+        return sum(p.numel() for p in TrellisModel(model_spec(config)).parameters())
 
     assert n_params("pool", 64) == n_params("pool", 1024)
     assert n_params("flatten", 1024) > n_params("flatten", 64)
@@ -85,16 +86,16 @@ def test_pool_head_size_does_not_grow_with_context():
 def test_wrong_input_length_is_refused():
     config = TrellisConfig(**SMALL)
     with pytest.raises(ValueError, match="expected 64 input steps"):
-        TrellisModel(config)(torch.randn(1, 63, 1))
+        TrellisModel(model_spec(config))(torch.randn(1, 63, 1))
 
 
 def test_dlinear_shapes_and_seasonal_naive_repeats_the_last_season():
-    from trellis_ts.models.encoder import build_model
+    from trellis_ts.models import build_model
 
     config = TrellisConfig(**SMALL, model="dlinear")
     x = example_inputs(config, batch=2, channels=3)
-    assert build_model(config)(x).shape == (2, 16, 3)
-    naive = build_model(TrellisConfig(**SMALL, model="seasonal_naive", season_length=5))
+    assert build_model(model_spec(config))(x).shape == (2, 16, 3)
+    naive = build_model(model_spec(TrellisConfig(**SMALL, model="seasonal_naive", season_length=5)))
     y = naive(x)
     assert y.shape == (2, 16, 3)
     torch.testing.assert_close(y[:, :5], x[:, -5:])
@@ -105,7 +106,6 @@ def test_dlinear_shapes_and_seasonal_naive_repeats_the_last_season():
 def test_mixer_loads_weights_saved_with_separate_projections():
     # trellis-ts 0.1.0 saved qkv, alpha, beta, gamma and out_gate as separate Linears and the
     # short convolutions as nn.Conv1d; such weights load into the fused layer unchanged.
-    config = TrellisConfig(d_model=8, n_heads=2, n_slots=3, chunk_size=4, conv_size=3, phi="silu")
     gen = torch.Generator().manual_seed(0)
     D, H, m, K, d = 8, 2, 3, 3, 4
 
@@ -132,19 +132,19 @@ def test_mixer_loads_weights_saved_with_separate_projections():
     alpha = F.linear(x, old["alpha.weight"], old["alpha.bias"]).unflatten(-1, (H, m))
     log_beta = F.logsigmoid(F.linear(x, old["beta.weight"], old["beta.bias"]))
     gamma = torch.sigmoid(F.linear(x, old["gamma.weight"], old["gamma.bias"])) / 4
-    y, _ = naive_trellis(q, k, v, alpha, log_beta, gamma, chunk_size=4)
+    y, _ = naive_trellis(q, k, v, alpha, log_beta, gamma, chunk_size=4, phi="silu")
     y = F.rms_norm(y, (d,), old["out_norm.weight"], eps=1e-6).flatten(-2)
     expected = F.linear(y * F.gelu(F.linear(x, old["out_gate.weight"], old["out_gate.bias"])),
                         old["out.weight"])  # fmt: skip
 
-    mixer = TrellisMixer(config)
+    mixer = TrellisMixer(8, 2, n_slots=3, chunk_size=4, conv_size=3, phi="silu")
     mixer.load_state_dict(old)
     torch.testing.assert_close(mixer(x), expected, atol=1e-5, rtol=1e-4)
 
 
 def test_linear_path_adds_a_linear_forecast_of_the_normalised_context():
     config = TrellisConfig(**SMALL, linear_path=True)
-    model = TrellisModel(config).eval()
+    model = TrellisModel(model_spec(config)).eval()
     with torch.no_grad():  # silence the encoder's head: the forecast is the linear path alone
         model.head.linear.weight.zero_()
         model.head.linear.bias.zero_()
@@ -153,7 +153,7 @@ def test_linear_path_adds_a_linear_forecast_of_the_normalised_context():
     series = x_n.transpose(1, 2)  # [B, C, L]
     expected = denormalize(model.linear(series).transpose(1, 2), stats)
     torch.testing.assert_close(model(x), expected)
-    quantile = TrellisModel(config.replace(loss="quantile")).eval()
+    quantile = TrellisModel(model_spec(config.replace(loss="quantile"))).eval()
     y = quantile(x)
     assert y.shape == (2, config.prediction_length, 3, 3) and (y.diff(dim=-1) >= 0).all()
 
@@ -187,13 +187,13 @@ ALL_INPUTS = dict(past_feat_dynamic_real=2, feat_dynamic_real=3, feat_static_rea
 
 @pytest.mark.parametrize("kind", ["trellis", "attention", "dlinear"])
 def test_covariates_shapes_and_every_input_counts(kind):
-    from trellis_ts.models.encoder import build_model
+    from trellis_ts.models import build_model
     from trellis_ts.models.covariates import ModelInputs
 
     extra = {"model": "dlinear"} if kind == "dlinear" else {"mixer": kind}
     config = TrellisConfig(**{**SMALL, "prediction_length": 12}, **extra)
     inputs = ModelInputs(**ALL_INPUTS)
-    model = build_model(config, inputs).eval()
+    model = build_model(model_spec(config), inputs).eval()
     batch = covariate_batch(config, inputs)
     y = model(**batch)
     assert y.shape == (3, 12) and torch.isfinite(y).all()
@@ -210,12 +210,12 @@ def test_covariates_shapes_and_every_input_counts(kind):
 
 
 def test_covariates_are_shared_by_the_channels_of_a_row():
-    from trellis_ts.models.encoder import build_model
+    from trellis_ts.models import build_model
     from trellis_ts.models.covariates import ModelInputs
 
     config = TrellisConfig(**SMALL)
     inputs = ModelInputs(**ALL_INPUTS)
-    model = build_model(config, inputs).eval()
+    model = build_model(model_spec(config), inputs).eval()
     batch = covariate_batch(config, inputs, batch=2)
     channels = torch.randn(2, config.context_length, 4)
     joint = model(**(batch | {"past_target": channels}))  # [B, H, C]
@@ -225,14 +225,14 @@ def test_covariates_are_shared_by_the_channels_of_a_row():
 
 
 def test_without_covariates_no_weights_are_added():
-    from trellis_ts.models.encoder import build_model
+    from trellis_ts.models import build_model
     from trellis_ts.models.covariates import ModelInputs
 
     config = TrellisConfig(**SMALL)
     torch.manual_seed(0)
-    plain = build_model(config)
+    plain = build_model(model_spec(config))
     torch.manual_seed(0)
-    empty = build_model(config, ModelInputs())
+    empty = build_model(model_spec(config), ModelInputs())
     assert plain.covariates is None and empty.covariates is None
     for (name, a), (_, b) in zip(
         plain.state_dict().items(), empty.state_dict().items(), strict=True

@@ -41,6 +41,7 @@ def make_inputs(B=2, T=7, H=2, d=4, dv=5, m=3, *, dtype=torch.float64, seed=0, w
 
 
 def run(form, inputs, **kwargs):
+    kwargs.setdefault("phi", "silu")  # these tests are about the stale-gradient (nonlinear) form
     args = [inputs[n] for n in NAMES]
     if "key_memory" in inputs:
         kwargs["initial_state"] = (inputs["key_memory"], inputs["value_memory"])
@@ -162,13 +163,13 @@ def test_identity_phi_pass_one_is_the_gated_delta_rule():
 def test_split_and_carry_equals_one_call(chunk_size, split):
     inputs = make_inputs(T=100, seed=11)
     args = [inputs[n] for n in NAMES]
-    y_full, s_full = chunk_trellis(*args, chunk_size=chunk_size, output_final_state=True)
+    y_full, s_full = chunk_trellis(*args, chunk_size=chunk_size, phi="silu", output_final_state=True)
     first = [a[:, :split] for a in args]
     second = [a[:, split:] for a in args]
-    y1, s1 = chunk_trellis(*first, chunk_size=chunk_size, output_final_state=True)
+    y1, s1 = chunk_trellis(*first, chunk_size=chunk_size, phi="silu", output_final_state=True)
     assert s1.offset == split % chunk_size
     y2, s2 = chunk_trellis(
-        *second, chunk_size=chunk_size, initial_state=s1, output_final_state=True
+        *second, chunk_size=chunk_size, phi="silu", initial_state=s1, output_final_state=True
     )
     torch.testing.assert_close(torch.cat([y1, y2], 1), y_full, atol=1e-12, rtol=1e-10)
     assert_states_close(s2, s_full, atol=1e-12, rtol=1e-10)
@@ -183,14 +184,14 @@ def test_split_and_carry_equals_one_call(chunk_size, split):
 def test_prefill_with_chunk_then_step_equals_one_chunk_call(chunk_size):
     inputs = {n: t.detach() for n, t in make_inputs(T=40, seed=13).items()}
     args = [inputs[n] for n in NAMES]
-    y_full, s_full = chunk_trellis(*args, chunk_size=chunk_size, output_final_state=True)
+    y_full, s_full = chunk_trellis(*args, chunk_size=chunk_size, phi="silu", output_final_state=True)
     prefill = 27
     y_pre, state = chunk_trellis(
-        *[a[:, :prefill] for a in args], chunk_size=chunk_size, output_final_state=True
+        *[a[:, :prefill] for a in args], chunk_size=chunk_size, phi="silu", output_final_state=True
     )
     steps = []
     for t in range(prefill, 40):
-        y_t, state = trellis_step(*[a[:, t] for a in args], state)
+        y_t, state = trellis_step(*[a[:, t] for a in args], state, phi="silu")
         steps.append(y_t)
     y = torch.cat([y_pre, torch.stack(steps, 1)], 1)
     torch.testing.assert_close(y, y_full, atol=1e-12, rtol=1e-10)
@@ -203,7 +204,7 @@ def test_gradcheck_chunk(chunk_size):
 
     def fn(q, k, v, alpha, log_beta, gamma, key_memory, value_memory):
         y, s = chunk_trellis(
-            q, k, v, alpha, log_beta, gamma, chunk_size=chunk_size,
+            q, k, v, alpha, log_beta, gamma, chunk_size=chunk_size, phi="silu",
             initial_state=(key_memory, value_memory), output_final_state=True,
         )  # fmt: skip
         return y, s.key_memory, s.value_memory
@@ -256,6 +257,6 @@ def test_bad_arguments_raise_config_error():
         naive_trellis(*args, chunk_size=0)
     with pytest.raises(ConfigError, match="alpha"):
         recurrent_trellis(*args[:3], args[3][..., :-1].unsqueeze(1), *args[4:])
-    _, state = chunk_trellis(*args, chunk_size=4, output_final_state=True)  # T=7 stops mid-chunk
+    _, state = chunk_trellis(*args, chunk_size=4, phi="silu", output_final_state=True)  # T=7 stops mid-chunk
     with pytest.raises(ConfigError, match="chunk_size=4"):
-        chunk_trellis(*args, chunk_size=8, initial_state=state)
+        chunk_trellis(*args, chunk_size=8, phi="silu", initial_state=state)

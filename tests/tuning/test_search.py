@@ -180,7 +180,7 @@ def test_a_missing_database_driver_names_the_package_and_the_extra(monkeypatch, 
             make_storage(url)
     from typer.testing import CliRunner
 
-    from trellis_ts import cli
+    from trellis_ts.cli import commands as cli
 
     data = tmp_path / "s.csv"
     DATA.to_csv(data, index=False)

@@ -377,9 +377,9 @@ def evaluate(
     check_interval_levels(level)
     check_model_dir(model_dir, existing=True)
     forecaster, df = _model_and_data(model_dir, data, level)
-    from trellis_ts.forecaster.backtest import aggregate_metrics, run_backtest
+    from trellis_ts.forecaster.backtest import aggregate_metrics
 
-    result = run_backtest(forecaster, df, n_windows=n_windows, step=step, level=level)
+    result = forecaster.rolling_forecasts(df, n_windows=n_windows, step=step, level=level)
     table = result.metrics()
     metrics = aggregate_metrics(table)
     scores = [c for c in metrics if c != "n_windows"]

@@ -20,7 +20,8 @@ from torch.utils.data import Dataset, Sampler
 
 from trellis_ts.errors import ConfigError, DataError, positive_int
 
-__all__ = ["INPUT_FIELDS", "EpochSubsampler", "SeriesSet", "WindowDataset", "final_windows",
+__all__ = ["INPUT_FIELDS", "EpochSubsampler", "SeriesSet", "WindowDataset", "Windows", "final_windows",
+           "select_windows",
            "model_inputs"]  # fmt: skip
 
 
@@ -295,3 +296,55 @@ class EpochSubsampler(Sampler[int]):
         else:  # Generator.choice stays cheap when k << n (no full permutation of n)
             picks = rng.choice(self.n_windows, size=k, replace=False)
         return iter(picks.tolist())
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Chosen windows: their series and start positions, contexts `[n, L]` and targets `[n, H]`
+    (in the units of the values they were cut from), and the model's inputs for them (the named
+    fields of `trellis_ts.data.INPUT_FIELDS`, scaled, covariates included)."""
+
+    series: np.ndarray  # int64 [n]
+    start: np.ndarray  # int64 [n]
+    contexts: np.ndarray  # float64 [n, L]
+    targets: np.ndarray  # float64 [n, H]
+    inputs: dict[str, np.ndarray]
+
+
+def select_windows(
+    series: SeriesSet | Sequence[np.ndarray],
+    context_length: int,
+    prediction_length: int,
+    *,
+    step: int = 1,
+    n_windows: int | None = None,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    values: Sequence[np.ndarray] | None = None,
+) -> Windows:
+    """Windows `step` apart ending at each series' end (or at the end of its range), the newest
+    `n_windows` of each series when given. Targets lie inside `ranges` when given.
+
+    `series` is what the model reads (scaled targets, with covariates in a `SeriesSet`);
+    contexts and targets come from `values` (e.g. the same series in the data's units), or from
+    the series' targets."""
+    if not isinstance(series, SeriesSet):
+        series = SeriesSet(target=list(series))
+    values = series.target if values is None else values
+    windows = WindowDataset(series, context_length, prediction_length, ranges=ranges,
+                            stride=step)  # fmt: skip
+    idx = np.arange(len(windows))
+    series_of, start_of = windows.locate_many(idx)
+    if n_windows is not None:  # keep the newest n_windows of each series
+        rank = np.zeros(len(idx), dtype=np.int64)
+        for s in np.unique(series_of):
+            members = np.flatnonzero(series_of == s)
+            rank[members[np.argsort(-start_of[members])]] = np.arange(len(members))
+        idx = idx[rank < n_windows]
+        series_of, start_of = series_of[idx], start_of[idx]
+    # Contexts and targets straight from the float64 values (the window buffer is float32).
+    flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
+    at = windows.offsets[series_of] + start_of
+    x = flat[at[:, None] + np.arange(-context_length, 0)[None, :]]
+    y = flat[at[:, None] + np.arange(prediction_length)[None, :]]
+    inputs = {k: v.numpy() for k, v in model_inputs(windows.gather(idx)).items()}
+    return Windows(series_of, start_of, x, y, inputs)

@@ -1,8 +1,9 @@
 """Backtests: rolling-origin forecasts of a fitted model, as metrics or as forecast rows.
 
-One selection of windows serves three users: `TrellisForecaster.backtest`/`evaluate` (metrics
-per window), `backtest(..., return_forecasts=True)` (one row per series, cutoff and horizon
-step) and the conformal calibration at the end of `fit` (`trellis_ts.forecaster.conformal`).
+`TrellisForecaster.backtest`/`evaluate` (metrics per window) and `backtest(...,
+return_forecasts=True)` (one row per series, cutoff and horizon step) read one `Backtest`; the
+windows are chosen by `trellis_ts.data.windows.select_windows`, as for the conformal calibration
+at the end of `fit`.
 
 Window convention (as `trellis_ts.data.windows`): a window of a series starting at position
 ``s`` has its context at ``[s - L, s)`` and its targets at ``[s, s + H)``; its cutoff is the
@@ -12,7 +13,7 @@ timestamp of position ``s - 1``, the last step the forecast saw.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,73 +25,18 @@ from trellis_ts.errors import ConfigError, DataError, positive_int
 from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
 
 if TYPE_CHECKING:
+    from trellis_ts.data.windows import Windows
+    from trellis_ts.forecaster.conformal import Calibration
     from trellis_ts.forecaster.config import TrellisConfig
-    from trellis_ts.data.windows import SeriesSet
-    from trellis_ts.forecaster.estimator import TrellisForecaster
+    from trellis_ts.forecaster.inputs import InputScaling
 
 __all__ = [
     "Backtest",
     "check_levels",
     "quantile_columns",
     "run_backtest",
-    "select_windows",
     "warn_in_sample",
 ]
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Chosen windows: their series and start positions, contexts `[n, L]` and targets `[n, H]`
-    (in the units of the values they were cut from), and the model's inputs for them (the named
-    fields of `trellis_ts.data.INPUT_FIELDS`, scaled, covariates included)."""
-
-    series: np.ndarray  # int64 [n]
-    start: np.ndarray  # int64 [n]
-    contexts: np.ndarray  # float64 [n, L]
-    targets: np.ndarray  # float64 [n, H]
-    inputs: dict[str, np.ndarray]
-
-
-def select_windows(
-    series: SeriesSet | Sequence[np.ndarray],
-    context_length: int,
-    prediction_length: int,
-    *,
-    step: int = 1,
-    n_windows: int | None = None,
-    ranges: Sequence[tuple[int, int]] | None = None,
-    values: Sequence[np.ndarray] | None = None,
-) -> Windows:
-    """Windows `step` apart ending at each series' end (or at the end of its range), the newest
-    `n_windows` of each series when given. Targets lie inside `ranges` when given.
-
-    `series` is what the model reads (scaled targets, with covariates in a `SeriesSet`);
-    contexts and targets come from `values` (e.g. the same series in the data's units), or from
-    the series' targets."""
-    # torch: imported when windows are made
-    from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
-
-    if not isinstance(series, SeriesSet):
-        series = SeriesSet(target=list(series))
-    values = series.target if values is None else values
-    windows = WindowDataset(series, context_length, prediction_length, ranges=ranges,
-                            stride=step)  # fmt: skip
-    idx = np.arange(len(windows))
-    series_of, start_of = windows.locate_many(idx)
-    if n_windows is not None:  # keep the newest n_windows of each series
-        rank = np.zeros(len(idx), dtype=np.int64)
-        for s in np.unique(series_of):
-            members = np.flatnonzero(series_of == s)
-            rank[members[np.argsort(-start_of[members])]] = np.arange(len(members))
-        idx = idx[rank < n_windows]
-        series_of, start_of = series_of[idx], start_of[idx]
-    # Contexts and targets straight from the float64 values (the window buffer is float32).
-    flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
-    at = windows.offsets[series_of] + start_of
-    x = flat[at[:, None] + np.arange(-context_length, 0)[None, :]]
-    y = flat[at[:, None] + np.arange(prediction_length)[None, :]]
-    inputs = {k: v.numpy() for k, v in model_inputs(windows.gather(idx)).items()}
-    return Windows(series_of, start_of, x, y, inputs)
 
 
 def check_levels(level) -> list[int]:
@@ -198,27 +144,30 @@ class Backtest:
 
 
 def run_backtest(
-    forecaster: TrellisForecaster,
-    df: pd.DataFrame,
+    panel: Panel,
     *,
+    config: TrellisConfig,
+    scaling: InputScaling,
+    forecast: Callable[..., tuple],
+    calibration: Calibration | None = None,
+    levels: Sequence[int] = (),
+    fit_span: dict | None = None,
     n_windows: int | None = None,
     step: int | None = None,
-    level=None,
 ) -> Backtest:
-    """Forecast rolling windows of `df` with a fitted forecaster, without refitting.
+    """Forecast rolling windows of a panel with a fitted model, without refitting.
 
     Windows end at each series' last time step and go back by `step` (default
     `prediction_length`); `n_windows` keeps the newest of each series (default: all that fit).
     Covariates take their recorded values inside each window (the future covariates' over the
-    window's horizon too). `level` adds conformal intervals (see `TrellisForecaster.predict`).
+    window's horizon too). `forecast` is the estimator's forecast of scaled windows
+    (`TrellisForecaster.rolling_forecasts` passes its own); `calibration` and `levels` add
+    conformal intervals.
     """
-    forecaster._check_fitted()
-    config = forecaster.config_
+    from trellis_ts.data.windows import select_windows  # torch: loaded when windows are made
+
     step = positive_int(config.prediction_length if step is None else step, "step")
     n_windows = None if n_windows is None else positive_int(n_windows, "n_windows")
-    levels = check_levels(level)
-    calibration = forecaster.calibration_for(levels)
-    panel = forecaster._history(df)
     L, H = config.context_length, config.prediction_length
     too_short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
     if too_short:
@@ -226,13 +175,13 @@ def run_backtest(
             f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
             "pass a longer history to evaluate"
         )
-    series, mean, scale = forecaster.scaling_.series_set_with_stats(panel)
+    series, mean, scale = scaling.series_set_with_stats(panel)
     windows = select_windows(series, L, H, step=step, n_windows=n_windows, values=panel.values)
-    warn_in_sample(getattr(forecaster, "fit_span_", None), panel, windows.series, windows.start, H)
+    warn_in_sample(fit_span, panel, windows.series, windows.start, H)
     rows_mean, rows_scale = mean[windows.series], scale[windows.series]
     names = [panel.names[s] for s in windows.series]
-    output, point, bounds = forecaster._forecast(windows.inputs, windows.contexts, rows_mean,
-                                                 rows_scale, names, levels, calibration)  # fmt: skip
+    output, point, bounds = forecast(windows.inputs, windows.contexts, rows_mean, rows_scale,
+                                     names, list(levels), calibration)  # fmt: skip
     quantiles = config.quantiles if output.ndim == 3 else None
     return Backtest(panel, windows, output, point, quantiles, bounds)
 

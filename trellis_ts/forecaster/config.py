@@ -11,27 +11,25 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from trellis_ts.data.features.calendar import CALENDAR_FEATURES
+from trellis_ts.data.features.transforms import TARGET_TRANSFORMS
 from trellis_ts.errors import ConfigError, positive_int
+from trellis_ts.ops.trellis.choices import (
+    BETWEEN,
+    DEFAULT_BETWEEN,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PHI,
+    PHIS,
+)
 
-# The op's choices, spelt here so that checking a config never imports torch (the command line
-# answers a bad option before loading it); tests/forecaster/test_config.py checks they match the op's.
-PHIS = ("identity", "silu", "tanh")
-BETWEEN = ("ln_silu", "l2_silu", "softmax")
 MODELS = ("encoder", "dlinear", "seasonal_naive")
 MIXERS = ("trellis", "attention")
 HEADS = ("flatten", "pool")
 LOSSES = ("mse", "mae", "huber", "quantile")
 SCHEDULES = ("cosine", "exponential", "constant")
 MISSING = ("error", "interpolate", "ffill")
-TARGET_TRANSFORMS = ("none", "log1p", "nonnegative")
 # Sizes left as None are chosen from the data at fit (`trellis_ts.forecaster.sizing.resolve_sizes`).
 SIZE_FIELDS = ("prediction_length", "context_length", "patch_len", "patch_stride")
-
-
-# The calendar features `trellis_ts.data.features.calendar` computes (named here, where the settings are
-# checked, so that reading a config never loads pandas).
-CALENDAR_FEATURES = ("minute", "hour", "dayofweek", "dayofmonth", "dayofyear", "weekofyear",
-                     "month", "quarter")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,10 +74,10 @@ class TrellisConfig:
 
     # The Trellis layer (ops/trellis/README.md; every open choice of the paper is a field).
     n_slots: int = 32  # memory slots per head (m)
-    chunk_size: int = 64  # tokens per chunk: a speed knob for phi=identity (exact for any size);
+    chunk_size: int = DEFAULT_CHUNK_SIZE  # tokens per chunk: a speed knob for phi=identity (exact for any size);
     # for silu/tanh the chunk of the stale-gradient update (1 = exact nonlinear recurrence)
-    phi: str = "identity"  # compression nonlinearity: identity (exact chunks), silu, tanh
-    between: str = "ln_silu"  # map between the two passes: ln_silu, l2_silu, softmax
+    phi: str = DEFAULT_PHI  # compression nonlinearity: identity (exact chunks), silu, tanh
+    between: str = DEFAULT_BETWEEN  # map between the two passes: ln_silu, l2_silu, softmax
     conv_size: int = 4  # short causal depthwise conv on q and k; 0 turns it off
     forget_gate: bool = True  # False fixes beta = 1 (the paper's "no forget gate" ablation)
     beta_init: float = 0.97  # forget gate value at initialisation

@@ -34,9 +34,8 @@ import numpy as np
 from torch import nn
 
 from trellis_ts.forecaster.config import TrellisConfig
-from trellis_ts.data.windows import SeriesSet
+from trellis_ts.data.windows import SeriesSet, select_windows
 from trellis_ts.errors import ConfigError
-from trellis_ts.forecaster.backtest import select_windows
 from trellis_ts.forecaster.training import forecast_contexts
 
 __all__ = ["Calibration", "calibrate", "require_calibration"]

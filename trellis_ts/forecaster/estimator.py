@@ -29,7 +29,13 @@ from trellis_ts.data.splits import train_val_ranges
 from trellis_ts.data.windows import final_windows
 from trellis_ts.data.io.writing import to_frame
 from trellis_ts.errors import ConfigError, DataError
-from trellis_ts.forecaster.backtest import aggregate_metrics, check_levels, quantile_columns, run_backtest
+from trellis_ts.forecaster.backtest import (
+    Backtest,
+    aggregate_metrics,
+    check_levels,
+    quantile_columns,
+    run_backtest,
+)
 from trellis_ts.forecaster.persistence import FittedState, load_state, save_state
 from trellis_ts.forecaster.sizing import resolve_sizes
 from trellis_ts.forecaster.training import TrainingSummary, forecast_contexts, train_model
@@ -439,8 +445,21 @@ class TrellisForecaster(BaseEstimator):
         horizon step with `series`, `cutoff`, `timestamp`, `horizon` (1..H), `actual`,
         `forecast`, `forecast_q<q>` (quantile models) and `forecast_lo<l>`/`forecast_hi<l>`.
         """
-        result = run_backtest(self, df, n_windows=n_windows, step=step, level=level)
+        result = self.rolling_forecasts(df, n_windows=n_windows, step=step, level=level)
         return result.forecasts() if return_forecasts else result.metrics()
+
+    def rolling_forecasts(
+        self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None, level=None
+    ) -> Backtest:
+        """The rolling-origin forecasts behind `backtest`, as one `Backtest`: its `metrics()` (a
+        row per series and window) and `forecasts()` (a row per series, cutoff and step)."""
+        self._check_fitted()
+        levels = check_levels(level)
+        calibration = self.calibration_for(levels)
+        return run_backtest(self._history(df), config=self.config_, scaling=self.scaling_,
+                            forecast=self._forecast, calibration=calibration, levels=levels,
+                            fit_span=getattr(self, "fit_span_", None), n_windows=n_windows,
+                            step=step)  # fmt: skip
 
     def evaluate(
         self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None, level=None

@@ -13,7 +13,8 @@ from torch import Tensor
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data.windows import model_inputs
 from trellis_ts.errors import TrainingError
-from trellis_ts.models.encoder import build_model
+from trellis_ts.forecaster.sizing import model_spec
+from trellis_ts.models.build import build_model
 from trellis_ts.models.covariates import ModelInputs
 
 
@@ -35,7 +36,7 @@ def forecast_loss(pred: Tensor, target: Tensor, config: TrellisConfig) -> Tensor
 
 
 class TrellisLightningModule(pl.LightningModule):
-    """Trains the config's model (`model.build_model`) on named batches (`WindowDataset`'s:
+    """Trains the config's model (`trellis_ts.models.build_model`) on named batches (`WindowDataset`'s:
     ``past_target [B, L]``, ``future_target [B, H]`` and the covariate fields).
 
     `loss(batch)` is the one place a batch becomes a loss: the estimator's and the benchmark's
@@ -47,7 +48,7 @@ class TrellisLightningModule(pl.LightningModule):
     def __init__(self, config: TrellisConfig, inputs: ModelInputs | None = None) -> None:
         super().__init__()
         self.config = config
-        self.model = build_model(config, inputs)
+        self.model = build_model(model_spec(config), inputs)
 
     def forward(self, past_target: Tensor, **covariates: Tensor) -> Tensor:
         return self.model(past_target, **covariates)

@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-import trellis_ts
+from trellis_ts._version import __version__
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.conformal import Calibration
 from trellis_ts.data.features.covariates import Covariates
@@ -44,7 +44,8 @@ from trellis_ts.forecaster.inputs import InputScaling
 from trellis_ts.data.io.layout import FrameLayout
 from trellis_ts.data.features.scaling import Scaler
 from trellis_ts.errors import ConfigError, ModelFileError
-from trellis_ts.models.encoder import build_model
+from trellis_ts.forecaster.sizing import model_spec
+from trellis_ts.models.build import build_model
 from trellis_ts.models.covariates import ModelInputs
 from trellis_ts.forecaster.training import TrainingSummary
 
@@ -113,7 +114,7 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
         tensors["conformal.thresholds"] = _tensor(state.calibration.thresholds)
     meta = {
         "format_version": FORMAT_VERSION,
-        "library_version": trellis_ts.__version__,
+        "library_version": __version__,
         "config": state.config.to_dict(),
         "inputs": state.inputs.to_dict(),
         "columns": state.columns,
@@ -216,7 +217,7 @@ def load_state(path: str | os.PathLike) -> FittedState:
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{source} was saved in model format {version} by trellis-ts {meta.get('library_version')}; "
-            f"this trellis-ts ({trellis_ts.__version__}) reads format {FORMAT_VERSION} and older: upgrade trellis-ts"
+            f"this trellis-ts ({__version__}) reads format {FORMAT_VERSION} and older: upgrade trellis-ts"
         )
     try:
         config = TrellisConfig.from_dict(meta["config"])
@@ -234,7 +235,7 @@ def load_state(path: str | os.PathLike) -> FittedState:
         inputs = ModelInputs(**meta["inputs"]) if version >= 3 else ModelInputs()
     except (KeyError, TypeError) as exc:
         raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
-    model = build_model(config, inputs)
+    model = build_model(model_spec(config), inputs)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)

@@ -24,12 +24,14 @@ from trellis_ts.forecaster.config import SIZE_FIELDS, TrellisConfig
 from trellis_ts.data.splits import validation_length
 from trellis_ts.data.io.timegrid import base_unit
 from trellis_ts.errors import DataError
+from trellis_ts.models.spec import ModelSpec
 
 __all__ = [
     "PATCHTST_PATCH",
     "SIZES_BY_UNIT",
     "Sizing",
     "default_sizes",
+    "model_spec",
     "resolve_sizes",
     "with_patches",
 ]
@@ -128,6 +130,14 @@ def with_patches(config: TrellisConfig) -> TrellisConfig:
         return config
     patch, stride = _patches(config, config.context_length)
     return config.replace(patch_len=patch, patch_stride=stride)
+
+
+def model_spec(config: TrellisConfig) -> ModelSpec:
+    """The architecture a network is built from (`trellis_ts.models.build_model`): the config's
+    model fields, with unset patches filled by the rule for its context."""
+    config = with_patches(config)
+    fields = {name: getattr(config, name) for name in ModelSpec.field_names() if name != "n_outputs"}
+    return ModelSpec(**fields, n_outputs=config.n_outputs)
 
 
 def default_sizes(config: TrellisConfig, freq: str | int | None = None) -> TrellisConfig:

@@ -1,19 +1,11 @@
-"""Token mixers with one interface: `Mixer(config)(x [B, T, D]) -> [B, T, D]`, causal."""
+"""Token mixers with one interface, causal over tokens:
+`mixer(x [B, T, D], state=None, return_state=False) -> y [B, T, D]` (and the state after `x`
+when asked: `TrellisMixer`'s bounded `MixerState`, `AttentionMixer`'s growing key-value cache).
+Each takes explicit arguments; `trellis_ts.models.encoder` builds them from a `ModelSpec`."""
 
 from __future__ import annotations
 
-from torch import nn
-
-from trellis_ts.forecaster.config import TrellisConfig
-
 from .attention import AttentionMixer
-from .trellis import TrellisMixer
+from .trellis import MixerState, TrellisMixer
 
-MIXER_CLASSES = {"trellis": TrellisMixer, "attention": AttentionMixer}
-
-
-def make_mixer(config: TrellisConfig) -> nn.Module:
-    return MIXER_CLASSES[config.mixer](config)
-
-
-__all__ = ["AttentionMixer", "TrellisMixer", "make_mixer"]
+__all__ = ["AttentionMixer", "MixerState", "TrellisMixer"]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.modules.fused import (
     conv_backward,
     conv_forward,
@@ -16,9 +16,24 @@ from trellis_ts.modules.fused import (
     silu_norm_backward,
     silu_norm_forward,
 )
-from trellis_ts.ops.trellis import chunk_trellis
+from trellis_ts.ops.trellis import (
+    DEFAULT_BETWEEN,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PHI,
+    TrellisState,
+    chunk_trellis,
+)
 
 _OLD_PROJECTIONS = ("qkv", "alpha", "beta", "gamma", "out_gate")  # 0.1.0's separate Linears
+
+
+class MixerState(NamedTuple):
+    """What a Trellis layer carries from one piece of a sequence to the next, per series: the
+    op's memories (`TrellisState`: `key_memory [B, H, m, d]`, `value_memory [B, H, m, d]`) and
+    the last `conv_size - 1` projection rows `[B, K - 1, width]` the causal conv reads."""
+
+    memory: TrellisState
+    conv_rows: Tensor
 
 
 class TrellisMixer(nn.Module):
@@ -35,22 +50,34 @@ class TrellisMixer(nn.Module):
     - per-head RMSNorm of the op's output, times GELU(output gate), then Linear out.
     """
 
-    def __init__(self, config: TrellisConfig) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        n_slots: int = 32,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        phi: str = DEFAULT_PHI,
+        between: str = DEFAULT_BETWEEN,
+        conv_size: int = 4,
+        forget_gate: bool = True,
+        beta_init: float = 0.97,
+    ) -> None:
         super().__init__()
-        d_model, heads = config.d_model, config.n_heads
-        self.heads, self.slots = heads, config.n_slots
+        heads = n_heads
+        self.heads, self.slots = heads, n_slots
         self.head_dim = d_model // heads
-        self.chunk_size, self.phi, self.between = config.chunk_size, config.phi, config.between
-        self.forget_gate = config.forget_gate
+        self.chunk_size, self.phi, self.between = chunk_size, phi, between
+        self.forget_gate = forget_gate
         # q, k, v | alpha | beta | gamma | output gate
-        self.widths = (3 * d_model, heads * config.n_slots, heads, heads, d_model)
+        self.widths = (3 * d_model, heads * n_slots, heads, heads, d_model)
         self.proj = nn.Linear(d_model, sum(self.widths))
-        self.conv_size = config.conv_size
-        if config.conv_size:
+        self.conv_size = conv_size
+        if conv_size:
             # As nn.Conv1d(groups=channels) initialises them: uniform(±1/√K).
-            bound = 1.0 / math.sqrt(config.conv_size)
+            bound = 1.0 / math.sqrt(conv_size)
             self.conv_weight = nn.Parameter(
-                torch.empty(2 * d_model, config.conv_size).uniform_(-bound, bound)
+                torch.empty(2 * d_model, conv_size).uniform_(-bound, bound)
             )
             self.conv_bias = nn.Parameter(torch.empty(2 * d_model).uniform_(-bound, bound))
         self.out_norm_weight = nn.Parameter(torch.ones(self.head_dim))
@@ -59,26 +86,48 @@ class TrellisMixer(nn.Module):
             self.proj.bias[: 3 * d_model].zero_()
             beta = self._rows(2)
             self.proj.weight[beta].zero_()
-            self.proj.bias[beta].fill_(math.log(config.beta_init / (1 - config.beta_init)))
+            self.proj.bias[beta].fill_(math.log(beta_init / (1 - beta_init)))
         self._register_load_state_dict_pre_hook(self._from_separate_projections)
 
     def _rows(self, part: int) -> slice:
         start = sum(self.widths[:part])
         return slice(start, start + self.widths[part])
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, state: MixerState | None = None, return_state: bool = False
+    ) -> Tensor | tuple[Tensor, MixerState]:
+        """`state` carries what the layer read before `x` (the op's memories and the projection
+        rows the causal conv still needs); with `return_state=True` the output comes with the
+        state after `x`. Reading a sequence in pieces with the state carried gives the output of
+        one call over the whole sequence."""
         heads, head_dim = self.heads, self.head_dim
         scale = 1.0 if self.phi == "identity" else 1.0 / self.chunk_size
         conv = (self.conv_weight, self.conv_bias) if self.conv_size else (None, None)
+        h = self.proj(x)
+        keep = max(self.conv_size - 1, 0)
+        if state is not None and keep:  # the conv reads the last rows before x: run them again
+            h = torch.cat([state.conv_rows, h], dim=1)
         q, k, v, alpha, log_beta, gamma, gate = LayerInputs.apply(
-            self.proj(x), *conv, heads, head_dim, self.slots, scale, self.forget_gate
+            h, *conv, heads, head_dim, self.slots, scale, self.forget_gate
         )
-        y, _ = chunk_trellis(
+        if state is not None and keep:
+            q, k, v, alpha, log_beta, gamma, gate = (
+                t[:, keep:] for t in (q, k, v, alpha, log_beta, gamma, gate)
+            )
+        y, op_state = chunk_trellis(
             q, k, v, alpha, log_beta, gamma,
             chunk_size=self.chunk_size, phi=self.phi, f=self.between,
+            initial_state=None if state is None else state.memory,
+            output_final_state=return_state,
         )  # fmt: skip
         y = rms_norm_gate(y, self.out_norm_weight, gate.unflatten(-1, (heads, head_dim)), 1e-6)
-        return self.out(y.flatten(-2))
+        y = self.out(y.flatten(-2))
+        if not return_state:
+            return y
+        rows = h[:, h.shape[1] - keep :] if keep else h[:, :0]
+        if rows.shape[1] < keep:  # fewer rows than the conv reads: zeros, as its padding
+            rows = torch.cat([rows.new_zeros(rows.shape[0], keep - rows.shape[1], rows.shape[2]), rows], 1)
+        return y, MixerState(op_state, rows)
 
     def _from_separate_projections(self, state_dict, prefix, *args) -> None:
         """Load weights saved by trellis-ts 0.1.0, whose projections were separate Linears."""

@@ -1,6 +1,6 @@
 """Baselines with the model's interface (`past_target [B, L] → [B, H]`), trained by the same harness.
 
-`trellis_ts.models.encoder.build_model` builds them from a config.
+`trellis_ts.models.build_model` builds them from a `ModelSpec`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.models.covariates import ModelInputs
+from trellis_ts.models.spec import ModelSpec
 
 
 class DLinear(nn.Module):
@@ -25,7 +25,7 @@ class DLinear(nn.Module):
     """
 
     def __init__(
-        self, config: TrellisConfig, inputs: ModelInputs | None = None, kernel_size: int = 25
+        self, config: ModelSpec, inputs: ModelInputs | None = None, kernel_size: int = 25
     ) -> None:
         super().__init__()
         inputs = inputs or ModelInputs()
@@ -68,10 +68,10 @@ class DLinear(nn.Module):
 class SeasonalNaive(nn.Module):
     """Repeats the last `season_length` steps of the context (no parameters to train)."""
 
-    def __init__(self, config: TrellisConfig) -> None:
+    def __init__(self, config: ModelSpec) -> None:
         super().__init__()
         if config.season_length is None:
-            raise ValueError("SeasonalNaive needs config.season_length (the estimator derives it)")
+            raise ValueError("SeasonalNaive needs a season_length (the estimator derives it)")
         self.config = config
         self.inputs = ModelInputs()
         season, horizon = config.season_length, config.prediction_length

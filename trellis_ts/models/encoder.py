@@ -1,7 +1,4 @@
-"""`TrellisModel`: RevIN → patches (+ covariates) → causal encoder blocks → head, channel-independent.
-
-`build_model` is the one factory: the config's forecaster, the encoder or a baseline.
-"""
+"""`TrellisModel`: RevIN → patches (+ covariates) → causal encoder blocks → head, channel-independent."""
 
 from __future__ import annotations
 
@@ -11,9 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trellis_ts.models.baselines import DLinear, SeasonalNaive
-from trellis_ts.forecaster.config import TrellisConfig
-from trellis_ts.layers import make_mixer
+from trellis_ts.layers import AttentionMixer, TrellisMixer
 from trellis_ts.modules.blocks import SwiGLU
 from trellis_ts.models.covariates import (
     CovariateEncoder,
@@ -25,13 +20,20 @@ from trellis_ts.modules.fused import Dropout
 from trellis_ts.modules.heads import FlattenHead, PoolHead
 from trellis_ts.modules.patching import make_patches
 from trellis_ts.modules.revin import denormalize, normalize
-from trellis_ts.forecaster.sizing import with_patches
+from trellis_ts.models.spec import ModelSpec
+
+
+def make_mixer(spec: ModelSpec) -> nn.Module:
+    """The spec's token mixer (`trellis_ts.layers`), from its explicit arguments."""
+    if spec.mixer == "attention":
+        return AttentionMixer(spec.d_model, spec.n_heads)
+    return TrellisMixer(spec.d_model, spec.n_heads, **spec.mixer_options)
 
 
 class EncoderBlock(nn.Module):
     """`x + Mixer(RMSNorm(x))`, then `x + SwiGLU(RMSNorm(x))`."""
 
-    def __init__(self, config: TrellisConfig) -> None:
+    def __init__(self, config: ModelSpec) -> None:
         super().__init__()
         self.mixer_norm = nn.RMSNorm(config.d_model)
         self.mixer = make_mixer(config)
@@ -69,7 +71,7 @@ class TrellisModel(nn.Module):
     covariates serve all its channels. Without covariates no covariate weights exist.
     """
 
-    def __init__(self, config: TrellisConfig, inputs: ModelInputs | None = None) -> None:
+    def __init__(self, config: ModelSpec, inputs: ModelInputs | None = None) -> None:
         super().__init__()
         inputs = inputs or ModelInputs()
         self.config, self.inputs = config, inputs
@@ -163,22 +165,8 @@ def _monotone(y: Tensor) -> Tensor:
 
 
 def example_inputs(
-    config: TrellisConfig, batch: int = 2, channels: int = 3, seed: int = 0
+    config: ModelSpec, batch: int = 2, channels: int = 3, seed: int = 0
 ) -> Tensor:
     """A random `[batch, context_length, channels]` input for shape checks."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(batch, config.context_length, channels, generator=gen)
-
-
-def build_model(config: TrellisConfig, inputs: ModelInputs | None = None) -> nn.Module:
-    """The forecaster a config describes, for the given covariate inputs: the Trellis/attention
-    encoder or a baseline."""
-    inputs = inputs or ModelInputs()
-    config = with_patches(config)  # unset patches: the rule fit uses for this context
-    if config.model == "dlinear":
-        return DLinear(config, inputs)
-    if config.model == "seasonal_naive":
-        if inputs.any:
-            raise ValueError("the seasonal naive baseline reads no covariates")
-        return SeasonalNaive(config)
-    return TrellisModel(config, inputs)

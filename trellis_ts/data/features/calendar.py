@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from trellis_ts.forecaster.config import CALENDAR_FEATURES
 from trellis_ts.data.io.timegrid import base_unit
 from trellis_ts.errors import ConfigError
 
@@ -30,8 +29,7 @@ _FEATURES: dict[str, tuple[Callable[[pd.DatetimeIndex], np.ndarray], int]] = {
     "month": (lambda t: t.month - 1, 11),
     "quarter": (lambda t: t.quarter - 1, 3),
 }
-if tuple(_FEATURES) != CALENDAR_FEATURES:  # one list of names, two places that need it
-    raise RuntimeError("trellis_ts.forecaster.config.CALENDAR_FEATURES and the calendar features disagree")
+CALENDAR_FEATURES = tuple(_FEATURES)
 
 # What "auto" gives, by the frequency's base unit (`base_unit`; GluonTS makes the same choice).
 _AUTO = (

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .choices import DEFAULT_BETWEEN, DEFAULT_CHUNK_SIZE, DEFAULT_PHI
 from .common import TrellisState, check_inputs
 from .exact import exact_chunks
 from .stale import stale_chunks
@@ -35,9 +36,9 @@ def chunk_trellis(
     log_beta: Tensor,
     gamma: Tensor,
     *,
-    chunk_size: int = 16,
-    phi: str = "silu",
-    f: str = "ln_silu",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    phi: str = DEFAULT_PHI,
+    f: str = DEFAULT_BETWEEN,
     initial_state: TrellisState | tuple[Tensor, Tensor] | None = None,
     output_final_state: bool = False,
 ) -> tuple[Tensor, TrellisState | None]:

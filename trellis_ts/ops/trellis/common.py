@@ -14,8 +14,7 @@ from torch import Tensor
 
 from trellis_ts.errors import ConfigError, positive_int
 
-PHIS = ("identity", "silu", "tanh")
-BETWEEN = ("ln_silu", "l2_silu", "softmax")
+from .choices import BETWEEN, PHIS
 
 
 class TrellisState(NamedTuple):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .choices import DEFAULT_BETWEEN, DEFAULT_CHUNK_SIZE, DEFAULT_PHI
 from .common import TrellisState, apply_phi, between_passes, check_inputs, gradient_code
 
 
@@ -31,8 +32,8 @@ def trellis_step(
     gamma: Tensor,
     state: TrellisState,
     *,
-    phi: str = "silu",
-    f: str = "ln_silu",
+    phi: str = DEFAULT_PHI,
+    f: str = DEFAULT_BETWEEN,
 ) -> tuple[Tensor, TrellisState]:
     """One token: `q, k [B, H, d]`, `v [B, H, dv]`, `alpha [B, H, m]`, `log_beta, gamma [B, H]`.
 
@@ -62,9 +63,9 @@ def recurrent_trellis(
     log_beta: Tensor,
     gamma: Tensor,
     *,
-    chunk_size: int = 16,
-    phi: str = "silu",
-    f: str = "ln_silu",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    phi: str = DEFAULT_PHI,
+    f: str = DEFAULT_BETWEEN,
     initial_state: TrellisState | tuple[Tensor, Tensor] | None = None,
     output_final_state: bool = False,
 ) -> tuple[Tensor, TrellisState | None]:
