@@ -124,7 +124,7 @@ class TrellisMixer(nn.Module):
         y = self.out(y.flatten(-2))
         if not return_state:
             return y
-        rows = h[:, h.shape[1] - keep :] if keep else h[:, :0]
+        rows = h[:, max(h.shape[1] - keep, 0) :]
         if rows.shape[1] < keep:  # fewer rows than the conv reads: zeros, as its padding
             rows = torch.cat([rows.new_zeros(rows.shape[0], keep - rows.shape[1], rows.shape[2]), rows], 1)
         return y, MixerState(op_state, rows)
