@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 
 from trellis_ts import TrellisForecaster
-from trellis_ts.metrics import quantile_metrics
 from trellis_ts.forecaster.training import forecast_contexts
+from trellis_ts.metrics import quantile_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 ETTH1_SHA256 = "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"

@@ -40,8 +40,8 @@ import pandas as pd
 import torch
 
 from trellis_ts import TrellisForecaster
-from trellis_ts.benchmark.runner import load_config, split_borders
 from trellis_ts.benchmark.registry import load_dataset
+from trellis_ts.benchmark.runner import load_config, split_borders
 from trellis_ts.data import make_demo_frame
 
 REPO = Path(__file__).resolve().parents[1]

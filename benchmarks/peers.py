@@ -52,8 +52,8 @@ def scaled_long_frame(data_dir: Path):
     """ETTh1's first 14,400 rows in long format, scaled by the train rows' statistics."""
     import pandas as pd
 
-    from trellis_ts.benchmark.runner import split_borders
     from trellis_ts.benchmark.registry import load_dataset
+    from trellis_ts.benchmark.runner import split_borders
     from trellis_ts.data.features.scaling import Scaler
 
     data = load_dataset("ETTh1", data_dir)

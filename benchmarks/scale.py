@@ -172,11 +172,11 @@ def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dic
     """`forecast_contexts` over `windows` context windows of the demo series, `batch` at a time."""
     import lightning.pytorch as pl
 
-    from trellis_ts.forecaster.config import TrellisConfig
     from trellis_ts.data import WindowDataset, make_demo_series
+    from trellis_ts.forecaster.config import TrellisConfig
     from trellis_ts.forecaster.sizing import model_spec
-    from trellis_ts.models import build_model
     from trellis_ts.forecaster.training import forecast_contexts
+    from trellis_ts.models import build_model
 
     channels = 8
     values = make_demo_series(L + horizon + windows // channels, channels)

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli.test_commands import ok, write_wide
+from tests.conftest import TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import to_panel
 from trellis_ts.plotting import forecast_figure
-
-from tests.conftest import TINY
-from tests.cli.test_commands import ok, write_wide
 
 
 def staggered() -> pd.DataFrame:

@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from trellis_ts.data.io.timegrid import base_unit
+from trellis_ts.data.frequency import seasonal_period
 
-# Seasonal period used by MASE's naive benchmark, by the base unit of the frequency (minutes and
-# hours: one day of steps, so it depends on the multiple too).
-_SEASONALITY = {"D": 7, "B": 5, "W": 52, "M": 12, "Q": 4}
-_STEPS_PER_DAY = {"min": 1440, "h": 24}
-
-
-def seasonal_period(freq: str | int | None) -> int:
-    """The natural season of a frequency: 24 for hourly, 7 for daily, 96 for 15-minute, 1 if unknown."""
-    if not isinstance(freq, str):
-        return 1
-    try:
-        offset = pd.tseries.frequencies.to_offset(freq)
-    except ValueError:
-        return 1
-    unit = base_unit(offset)
-    if unit in _STEPS_PER_DAY:
-        return max(1, _STEPS_PER_DAY[unit] // max(offset.n, 1))
-    return _SEASONALITY.get(unit, 1)
-
+__all__ = ["naive_scale", "point_metrics", "quantile_metrics", "seasonal_period"]
 
 def naive_scale(history: np.ndarray, season: int) -> float:
     """MASE's denominator: mean absolute seasonal difference of the history (season 1 if too short)."""

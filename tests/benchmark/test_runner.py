@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from tests.conftest import ETTH1
+from trellis_ts.benchmark.registry import DATASETS, dataset_spec, file_sha256, load_dataset
 from trellis_ts.benchmark.runner import (
     evaluate_windows,
     prepare_splits,
@@ -20,7 +21,6 @@ from trellis_ts.benchmark.runner import (
     split_borders,
     split_windows,
 )
-from trellis_ts.benchmark.registry import DATASETS, dataset_spec, file_sha256, load_dataset
 from trellis_ts.data import Scaler
 from trellis_ts.errors import ConfigError, DataError
 

@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli.test_commands import run
+from tests.conftest import TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.errors import TrellisUserError
-
-from tests.conftest import TINY
-from tests.cli.test_commands import run
 
 PARAMS = {**TINY, "context_length": 24, "prediction_length": 6, "patch_len": 8, "patch_stride": 4}
 CLI_PARAMS = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from trellis_ts.cli import commands as cli
 from trellis_ts.cli import outputs as cli_outputs
-from trellis_ts.forecaster.config import FIELD_HELP, config_fields
 from trellis_ts.data import make_demo_frame
 from trellis_ts.errors import DataError
+from trellis_ts.forecaster.config import FIELD_HELP, config_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 H = 6

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trellis_ts.data import make_demo_frame
-
-from tests.conftest import REPO
 from tests.cli.test_commands import TINY, ok, run, write_wide
+from tests.conftest import REPO
+from trellis_ts.data import make_demo_frame
 
 SMALL = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--quiet"]
 

@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli.test_commands import TINY, write_wide
 from trellis_ts.cli import commands as cli
 from trellis_ts.cli.research import expand_multi_value
 from trellis_ts.data import make_demo_frame
-
-from tests.cli.test_commands import TINY, write_wide
 
 runner = CliRunner()
 

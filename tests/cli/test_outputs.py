@@ -10,10 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.cli.test_commands import TINY, ok, run, write_wide
 from trellis_ts.cli.outputs import _direct, check_outputs, staged_outputs
 from trellis_ts.errors import ConfigError
-
-from tests.cli.test_commands import TINY, ok, run, write_wide
 
 
 def test_writing_through_a_symlink_writes_its_target(tmp_path):
@@ -89,9 +88,8 @@ def test_staging_beside_a_symlinked_file_leaves_nothing_on_failure(tmp_path):
 
 
 def test_saving_a_model_through_a_symlink_keeps_the_link(tmp_path):
-    from trellis_ts import TrellisForecaster
-
     from tests.conftest import TINY as TINY_PARAMS
+    from trellis_ts import TrellisForecaster
 
     real = tmp_path / "models" / "v1"
     real.parent.mkdir()

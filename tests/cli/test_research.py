@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from tests.cli.test_commands import TINY, ok, run
 from trellis_ts.cli.research import expand_multi_value
 from trellis_ts.data import make_demo_frame
-
-from tests.cli.test_commands import TINY, ok, run
 
 
 def test_multi_value_options_become_repeated_flags():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data import train_val_ranges, validation_length
+from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.tuning.space import longest_context
 
 

@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import TINY as BASE_TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.errors import ConfigError
-
-from tests.conftest import TINY as BASE_TINY
 
 TINY = {**BASE_TINY, "context_length": 24, "prediction_length": 6}
 COLUMNS = ["series", "cutoff", "timestamp", "horizon", "actual", "forecast"]

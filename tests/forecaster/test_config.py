@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from trellis_ts.forecaster.config import TrellisConfig, config_fields
 from trellis_ts.errors import ConfigError
+from trellis_ts.forecaster.config import TrellisConfig, config_fields
 from trellis_ts.forecaster.estimator import TrellisForecaster
 
 

@@ -11,11 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trellis_ts import TrellisForecaster
-from trellis_ts.forecaster.conformal import PER_SERIES_MIN_WINDOWS
-from trellis_ts.errors import ConfigError
-
 from tests.conftest import TINY as BASE_TINY
+from trellis_ts import TrellisForecaster
+from trellis_ts.errors import ConfigError
+from trellis_ts.forecaster.conformal import PER_SERIES_MIN_WINDOWS
 
 TINY = {**BASE_TINY, "context_length": 24, "prediction_length": 6, "learning_rate": 1e-2}
 BUDGET = dict(TINY, max_epochs=4, windows_per_epoch=1024)

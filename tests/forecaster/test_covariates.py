@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli.test_commands import run
+from tests.conftest import TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import calendar_values, make_promotion_frame
 from trellis_ts.errors import ConfigError, DataError, TrellisUserError
 from trellis_ts.forecaster.persistence import CONFIG_FILE
-
-from tests.conftest import TINY
-from tests.cli.test_commands import run
 
 L, H = 24, 6
 PARAMS = {**TINY, "context_length": L, "prediction_length": H, "patch_len": 8, "patch_stride": 4}

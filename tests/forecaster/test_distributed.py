@@ -22,13 +22,12 @@ import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import DDPStrategy
 
+from tests.conftest import REPO, TINY
 from trellis_ts import TrellisConfig, TrellisForecaster
 from trellis_ts.data import make_demo_frame
 from trellis_ts.forecaster.sizing import model_spec
-from trellis_ts.models import build_model
 from trellis_ts.forecaster.training import make_trainer
-
-from tests.conftest import REPO, TINY
+from trellis_ts.models import build_model
 
 # Every rank runs this whole file; each saves its own copy of the model, so the test can check
 # that the replicas agree. A user script would save on rank 0 only.

@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import TINY as BASE_TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import make_demo_frame
-
-from tests.conftest import TINY as BASE_TINY
 
 TINY = {**BASE_TINY, "context_length": 24, "prediction_length": 6, "learning_rate": 1e-2}
 LEVELS = (0.1, 0.5, 0.9)

@@ -17,11 +17,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import REPO, TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.errors import ModelFileError, TrainingError, TrellisUserError
 from trellis_ts.forecaster.persistence import CONFIG_FILE, WEIGHTS_FILE
-
-from tests.conftest import REPO, TINY
 
 
 def frame(n=200, seed=0):

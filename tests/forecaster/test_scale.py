@@ -9,13 +9,12 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 
+from tests.conftest import TINY
 from trellis_ts import TrellisConfig, TrellisForecaster
 from trellis_ts.data import WindowDataset, make_demo_frame, make_demo_series
 from trellis_ts.forecaster.sizing import model_spec
-from trellis_ts.models import build_model
 from trellis_ts.forecaster.training import forecast_contexts
-
-from tests.conftest import TINY
+from trellis_ts.models import build_model
 
 
 class CountBatches(pl.Callback):

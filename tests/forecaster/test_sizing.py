@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from trellis_ts import TrellisForecaster
-from trellis_ts.forecaster.config import TrellisConfig
-from trellis_ts.errors import DataError
-from trellis_ts.forecaster.sizing import default_sizes, resolve_sizes
-
 from tests.cli.test_commands import ok, run
+from trellis_ts import TrellisForecaster
+from trellis_ts.errors import DataError
+from trellis_ts.forecaster.config import TrellisConfig
+from trellis_ts.forecaster.sizing import default_sizes, resolve_sizes
 
 SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1,
              verbose=False)  # fmt: skip
@@ -150,9 +149,8 @@ def test_a_warm_start_keeps_the_sizes_chosen_at_fit():
 
 def test_building_a_model_fills_unset_patches_by_the_same_rule():
     from trellis_ts.errors import ConfigError
-    from trellis_ts.forecaster.sizing import model_spec
+    from trellis_ts.forecaster.sizing import model_spec, with_patches
     from trellis_ts.models import build_model
-    from trellis_ts.forecaster.sizing import with_patches
 
     config = TrellisConfig(context_length=48, prediction_length=12, d_model=8, n_slots=4)
     assert (with_patches(config).patch_len, with_patches(config).patch_stride) == (8, 4)

@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli.test_commands import ok, run
 from trellis_ts import TrellisForecaster
 from trellis_ts.data.features import transforms
 from trellis_ts.errors import DataError
-
-from tests.cli.test_commands import ok, run
 
 SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=2,
              prediction_length=24, verbose=False)  # fmt: skip

@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import TINY as BASE_TINY
 from trellis_ts import TrellisForecaster, cli
 from trellis_ts.data import make_demo_frame
 from trellis_ts.errors import ConfigError, DataError
-
-from tests.conftest import TINY as BASE_TINY
 
 TINY = {**BASE_TINY, "context_length": 24, "prediction_length": 6, "learning_rate": 5e-3}
 DATA = make_demo_frame(n_steps=900, n_channels=2, seed=4)

@@ -20,11 +20,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from trellis_ts import TrellisForecaster
-from trellis_ts.tuning.search import make_storage
-
 from tests.conftest import REPO
 from tests.tuning.test_search import BASE, DATA, SPACE
+from trellis_ts import TrellisForecaster
+from trellis_ts.tuning.search import make_storage
 
 URL = os.environ.get(
     "TRELLIS_TEST_POSTGRES_URL", "postgresql://trellis:trellis@127.0.0.1/trellis_test"

@@ -12,12 +12,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.conftest import REPO, TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import make_demo_frame
 from trellis_ts.errors import ConfigError
 from trellis_ts.tuning.search import load_space, make_storage, save_plots, summary_table, tune
-
-from tests.conftest import REPO, TINY
 
 DATA = make_demo_frame(n_steps=400, n_channels=2, seed=3)
 SPACE = {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},

@@ -34,14 +34,14 @@ import numpy as np
 import yaml
 from torch import nn
 
-from trellis_ts.forecaster.config import TrellisConfig, with_season_length
 from trellis_ts.benchmark.registry import LoadedDataset, load_dataset
 from trellis_ts.data.features.scaling import Scaler
 from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
 from trellis_ts.errors import ConfigError, DataError
-from trellis_ts.models.covariates import ModelInputs
+from trellis_ts.forecaster.config import TrellisConfig, with_season_length
 from trellis_ts.forecaster.sizing import PATCHTST_PATCH
 from trellis_ts.forecaster.training import forecast_contexts, train_model
+from trellis_ts.models.covariates import ModelInputs
 
 __all__ = [
     "FEATURES",

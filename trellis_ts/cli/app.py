@@ -26,8 +26,8 @@ from typing import Annotated, Any
 import typer
 
 import trellis_ts
-from trellis_ts.forecaster.config import FIELD_HELP, SIZE_FIELDS, TrellisConfig, config_fields
 from trellis_ts.errors import ConfigError, TrellisUserError
+from trellis_ts.forecaster.config import FIELD_HELP, SIZE_FIELDS, TrellisConfig, config_fields
 
 app = typer.Typer(
     name="trellis-ts",

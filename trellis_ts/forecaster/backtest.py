@@ -26,8 +26,8 @@ from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, sea
 
 if TYPE_CHECKING:
     from trellis_ts.data.windows import Windows
-    from trellis_ts.forecaster.conformal import Calibration
     from trellis_ts.forecaster.config import TrellisConfig
+    from trellis_ts.forecaster.conformal import Calibration
     from trellis_ts.forecaster.inputs import InputScaling
 
 __all__ = [

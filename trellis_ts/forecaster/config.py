@@ -262,7 +262,9 @@ def with_season_length(config: TrellisConfig, freq: str | int | None) -> Trellis
     (24 for hourly data); other configs as they are."""
     if config.model != "seasonal_naive" or config.season_length is not None:
         return config
-    from trellis_ts.metrics import seasonal_period  # loads pandas: only for a fit, not at import
+    from trellis_ts.data.frequency import (
+        seasonal_period,  # loads pandas: only for a fit, not at import
+    )
 
     season = seasonal_period(freq)
     if season > config.context_length:

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data.windows import SeriesSet, select_windows
 from trellis_ts.errors import ConfigError
+from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.training import forecast_contexts
 
 __all__ = ["Calibration", "calibrate", "require_calibration"]

@@ -16,19 +16,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from trellis_ts.forecaster import warm_start as warm
-from trellis_ts.forecaster.config import TrellisConfig, with_season_length
-from trellis_ts.forecaster.conformal import Calibration, calibrate, require_calibration
 from trellis_ts.data.features import transforms
 from trellis_ts.data.features.calendar import calendar_features_for, check_calendar_names
 from trellis_ts.data.features.covariates import ColumnRoles
-from trellis_ts.data.io.frames import Panel, to_panel
 from trellis_ts.data.features.future import future_frame, read_future
-from trellis_ts.forecaster.inputs import InputScaling
+from trellis_ts.data.io.frames import Panel, to_panel
+from trellis_ts.data.io.writing import to_frame
 from trellis_ts.data.splits import train_val_ranges
 from trellis_ts.data.windows import final_windows
-from trellis_ts.data.io.writing import to_frame
 from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.forecaster import warm_start as warm
 from trellis_ts.forecaster.backtest import (
     Backtest,
     aggregate_metrics,
@@ -36,6 +33,9 @@ from trellis_ts.forecaster.backtest import (
     quantile_columns,
     run_backtest,
 )
+from trellis_ts.forecaster.config import TrellisConfig, with_season_length
+from trellis_ts.forecaster.conformal import Calibration, calibrate, require_calibration
+from trellis_ts.forecaster.inputs import InputScaling
 from trellis_ts.forecaster.persistence import FittedState, load_state, save_state
 from trellis_ts.forecaster.sizing import resolve_sizes
 from trellis_ts.forecaster.training import TrainingSummary, forecast_contexts, train_model

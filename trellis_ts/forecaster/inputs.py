@@ -21,8 +21,8 @@ import pandas as pd
 
 from trellis_ts.data.features import transforms
 from trellis_ts.data.features.calendar import calendar_values
-from trellis_ts.data.io.frames import Panel, to_float
 from trellis_ts.data.features.scaling import Scaler, location_scale
+from trellis_ts.data.io.frames import Panel, to_float
 from trellis_ts.data.io.timegrid import future_index
 from trellis_ts.data.windows import SeriesSet
 from trellis_ts.models.covariates import ModelInputs

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data.windows import model_inputs
 from trellis_ts.errors import TrainingError
+from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.sizing import model_spec
 from trellis_ts.models.build import build_model
 from trellis_ts.models.covariates import ModelInputs

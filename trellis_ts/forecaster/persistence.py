@@ -36,18 +36,18 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trellis_ts._version import __version__
+from trellis_ts.data.features.covariates import Covariates
+from trellis_ts.data.features.scaling import Scaler
+from trellis_ts.data.io.frames import Panel
+from trellis_ts.data.io.layout import FrameLayout
+from trellis_ts.errors import ConfigError, ModelFileError
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.conformal import Calibration
-from trellis_ts.data.features.covariates import Covariates
-from trellis_ts.data.io.frames import Panel
 from trellis_ts.forecaster.inputs import InputScaling
-from trellis_ts.data.io.layout import FrameLayout
-from trellis_ts.data.features.scaling import Scaler
-from trellis_ts.errors import ConfigError, ModelFileError
 from trellis_ts.forecaster.sizing import model_spec
+from trellis_ts.forecaster.training import TrainingSummary
 from trellis_ts.models.build import build_model
 from trellis_ts.models.covariates import ModelInputs
-from trellis_ts.forecaster.training import TrainingSummary
 
 # 2: sizes chosen from the data, target_transform, date-reading options, the fit's time span.
 # 3: covariates (their roles, values and scaling), the layout as one record.

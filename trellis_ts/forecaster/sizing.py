@@ -3,8 +3,8 @@
 `TrellisConfig` leaves `prediction_length`, `context_length`, `patch_len` and `patch_stride` as
 None by default; `resolve_sizes` fills them from the frequency and the shortest series:
 
-* a frequency's usual horizon and context (`SIZES_BY_UNIT`: hourly 96 and 336, as in the
-  long-term forecasting benchmarks; monthly 12 and 48; daily 14 and 56; ...);
+* a frequency's usual horizon and context (`trellis_ts.data.frequency.SIZES_BY_UNIT`: hourly
+  96 and 336, as in the long-term forecasting benchmarks; monthly 12 and 48; daily 14 and 56);
 * shrunk for short data, so that the context, the horizon and the validation part
   (`val_fraction`) fit with about as many training windows as context steps;
 * patches of the largest power of two up to 16 that gives at least 6 patches of context, half
@@ -18,12 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from trellis_ts.forecaster.config import SIZE_FIELDS, TrellisConfig
+from trellis_ts.data.frequency import SIZES_BY_UNIT, frequency_unit
 from trellis_ts.data.splits import validation_length
-from trellis_ts.data.io.timegrid import base_unit
 from trellis_ts.errors import DataError
+from trellis_ts.forecaster.config import SIZE_FIELDS, TrellisConfig
 from trellis_ts.models.spec import ModelSpec
 
 __all__ = [
@@ -36,19 +35,6 @@ __all__ = [
     "with_patches",
 ]
 
-# base unit of the frequency -> (name, horizon, context)
-SIZES_BY_UNIT: dict[str, tuple[str, int, int]] = {
-    "s": ("secondly", 96, 336),
-    "min": ("minutely", 96, 336),
-    "h": ("hourly", 96, 336),
-    "D": ("daily", 14, 56),
-    "B": ("business-daily", 10, 40),
-    "W": ("weekly", 13, 52),
-    "M": ("monthly", 12, 48),
-    "Q": ("quarterly", 8, 32),
-    "Y": ("yearly", 6, 24),
-}
-GENERIC = ("regular", 96, 336)  # integer time steps or an unusual frequency
 PATCHTST_PATCH = (16, 8)  # the largest patches the rule picks; the benchmark runner's default
 MIN_CONTEXT = 4
 MIN_PATCHES = 6
@@ -79,27 +65,6 @@ class Sizing:
                      "patch_len": "patch length", "patch_stride": "patch stride"}  # fmt: skip
             return text + f" ({', '.join(words[n] for n in self.chosen)} sized to the data)"
         return text
-
-
-def frequency_unit(freq: str | int | None) -> tuple[str, tuple[str, int, int]]:
-    """The size table's entry for a frequency: (its name, (name, horizon, context))."""
-    if not isinstance(freq, str):
-        return GENERIC[0] if freq is None else "integer-step", GENERIC
-    try:
-        offset = pd.tseries.frequencies.to_offset(freq)
-    except ValueError:
-        return freq, GENERIC
-    unit = base_unit(offset)
-    entry = SIZES_BY_UNIT.get(unit)
-    if entry is None:  # milliseconds and finer, business hours, semi-months: a regular grid
-        return offset.freqstr, GENERIC
-    name = entry[0] if offset.n == 1 else f"{offset.n}-{_unit_word(unit)}"
-    return name, entry
-
-
-def _unit_word(unit: str) -> str:
-    return {"s": "second", "min": "minute", "h": "hourly", "D": "day", "B": "business-day",
-            "W": "week", "M": "month", "Q": "quarter", "Y": "year"}[unit]  # fmt: skip
 
 
 def patch_for_context(context_length: int) -> tuple[int, int]:
@@ -170,7 +135,7 @@ def resolve_sizes(
     hor, ctx = config.prediction_length, config.context_length
     floor = max(MIN_CONTEXT, config.patch_len or 1, config.patch_stride or 1)
     if config.model == "seasonal_naive":
-        from trellis_ts.metrics import seasonal_period
+        from trellis_ts.data.frequency import seasonal_period
 
         floor = max(floor, config.season_length or seasonal_period(freq))
     if hor is None:

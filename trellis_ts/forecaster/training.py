@@ -25,12 +25,16 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import DataLoader
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data import EpochSubsampler, SeriesSet, WindowDataset, train_val_ranges
 from trellis_ts.errors import Interrupted
-from trellis_ts.forecaster.lightning_module import BestWeights, TrellisLightningModule, WeightAverage
-from trellis_ts.models.covariates import ModelInputs
+from trellis_ts.forecaster.config import TrellisConfig
+from trellis_ts.forecaster.lightning_module import (
+    BestWeights,
+    TrellisLightningModule,
+    WeightAverage,
+)
 from trellis_ts.forecaster.sizing import with_patches
+from trellis_ts.models.covariates import ModelInputs
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
 for _name in (

@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from trellis_ts.forecaster.config import SIZE_FIELDS, TrellisConfig, model_changes
 from trellis_ts.data.io.frames import Panel
 from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.forecaster.config import SIZE_FIELDS, TrellisConfig, model_changes
 
 __all__ = ["check_model", "check_overlap", "match_series"]
 

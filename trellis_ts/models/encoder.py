@@ -9,18 +9,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trellis_ts.layers import AttentionMixer, TrellisMixer
-from trellis_ts.modules.blocks import SwiGLU
 from trellis_ts.models.covariates import (
     CovariateEncoder,
     ModelInputs,
     future_tokens,
     repeat_for_channels,
 )
+from trellis_ts.models.spec import ModelSpec
+from trellis_ts.modules.blocks import SwiGLU
 from trellis_ts.modules.fused import Dropout
 from trellis_ts.modules.heads import FlattenHead, PoolHead
 from trellis_ts.modules.patching import make_patches
 from trellis_ts.modules.revin import denormalize, normalize
-from trellis_ts.models.spec import ModelSpec
 
 
 def make_mixer(spec: ModelSpec) -> nn.Module:

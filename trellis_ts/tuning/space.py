@@ -14,9 +14,9 @@ from typing import Any
 import optuna
 import yaml
 
-from trellis_ts.forecaster.config import TrellisConfig, config_fields
 from trellis_ts.data.splits import validation_length
 from trellis_ts.errors import ConfigError
+from trellis_ts.forecaster.config import TrellisConfig, config_fields
 
 __all__ = ["SpaceFn", "as_space", "load_space", "longest_context", "space_from_mapping",
            "suggest_params"]  # fmt: skip

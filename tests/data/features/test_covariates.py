@@ -18,10 +18,10 @@ from trellis_ts.data import (
     to_panel,
 )
 from trellis_ts.data.features.future import future_frame, read_future
-from trellis_ts.forecaster.inputs import InputScaling
 from trellis_ts.data.features.scaling import location_scale
 from trellis_ts.data.windows import final_windows
 from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.forecaster.inputs import InputScaling
 
 
 def wide(n=10):

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli.test_commands import ok, run
 from trellis_ts.data import to_panel
 from trellis_ts.errors import DataError
-
-from tests.cli.test_commands import ok, run
 
 CLI = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1"]
 HOURS = pd.date_range("2024-01-01", periods=200, freq="h")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from trellis_ts.data.io.timegrid import base_unit
+from trellis_ts.data.frequency import CALENDAR_BY_UNIT, base_unit
 from trellis_ts.errors import ConfigError
 
 __all__ = ["CALENDAR_FEATURES", "calendar_features_for", "calendar_values", "check_calendar_names"]
@@ -31,17 +31,6 @@ _FEATURES: dict[str, tuple[Callable[[pd.DatetimeIndex], np.ndarray], int]] = {
 }
 CALENDAR_FEATURES = tuple(_FEATURES)
 
-# What "auto" gives, by the frequency's base unit (`base_unit`; GluonTS makes the same choice).
-_AUTO = (
-    (("s", "min"), ("minute", "hour", "dayofweek", "dayofmonth", "dayofyear")),
-    (("h", "bh"), ("hour", "dayofweek", "dayofmonth", "dayofyear")),
-    (("D", "B"), ("dayofweek", "dayofmonth", "dayofyear")),
-    (("W",), ("dayofmonth", "weekofyear")),
-    (("M", "SM"), ("month",)),
-    (("Q",), ("quarter",)),
-)
-
-
 def calendar_features_for(features: str | Sequence[str], freq: str | int | None) -> tuple[str, ...]:
     """The feature names a setting means for data at ``freq``: ``"auto"`` picks them from the
     frequency (none for integer time or yearly data), a list is checked against the data."""
@@ -55,7 +44,7 @@ def calendar_features_for(features: str | Sequence[str], freq: str | int | None)
     if features != "auto":
         return tuple(features)
     unit = base_unit(to_offset(freq))
-    for units, chosen in _AUTO:
+    for units, chosen in CALENDAR_BY_UNIT:
         if unit in units:
             return chosen
     return ()

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trellis_ts.data.io.columns import Columns, as_list, assign_columns
 from trellis_ts.data.features.covariates import ColumnRoles, Covariates, static_table
+from trellis_ts.data.io.columns import Columns, as_list, assign_columns
 from trellis_ts.data.io.dates import parse_time
 from trellis_ts.data.io.layout import FrameLayout
 from trellis_ts.data.io.timegrid import as_int, fmt_time, parse_freq, regularize

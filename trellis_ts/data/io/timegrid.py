@@ -17,7 +17,7 @@ from pandas.tseries.frequencies import to_offset
 
 from trellis_ts.errors import DataError
 
-__all__ = ["Grid", "as_int", "base_unit", "fmt_time", "future_index", "parse_freq", "regularize"]
+__all__ = ["Grid", "as_int", "fmt_time", "future_index", "parse_freq", "regularize"]
 
 
 def parse_freq(freq: Any, *, is_datetime: bool) -> pd.DateOffset | int:
@@ -41,30 +41,6 @@ def parse_freq(freq: Any, *, is_datetime: bool) -> pd.DateOffset | int:
         raise DataError(
             f"freq={freq!r} is not a pandas frequency alias; use one like 'h', 'D', '15min' or 'W-SUN'."
         ) from None
-
-
-# An offset's name (before any "-" anchor) -> the unit its steps count in, one spelling per unit:
-# pandas >= 2.2 names "ME", "h", "min", "YE"; pandas 2.1 "M", "H", "T", "A". The sizes, the
-# seasonal period and the calendar features all read the unit from here.
-_BASE_UNITS = {
-    **dict.fromkeys(("s", "S"), "s"),
-    **dict.fromkeys(("min", "T"), "min"),
-    **dict.fromkeys(("h", "H"), "h"),
-    **dict.fromkeys(("bh", "BH"), "bh"),  # business hours: 8 a day, not 24
-    **dict.fromkeys(("B", "C"), "B"),  # C: custom business days
-    **dict.fromkeys(("M", "ME", "MS", "BM", "BME", "BMS"), "M"),
-    **dict.fromkeys(("SM", "SME", "SMS"), "SM"),  # semi-monthly: 24 a year, not 12
-    **dict.fromkeys(("Q", "QE", "QS", "BQ", "BQE", "BQS"), "Q"),
-    **dict.fromkeys(("Y", "YE", "YS", "A", "AS", "BA", "BAS", "BY", "BYE", "BYS"), "Y"),
-}
-
-
-def base_unit(offset: pd.DateOffset) -> str:
-    """The unit an offset's steps count in, whatever its multiple, anchor or spelling: "s",
-    "min", "h", "bh", "D", "B", "W", "SM", "M", "Q", "Y" ("15min" -> "min", "W-MON" -> "W",
-    "BME" -> "M"); finer or unusual units as pandas names them ("ms", "cbh")."""
-    name = offset.name.split("-")[0]
-    return _BASE_UNITS.get(name, name)
 
 
 def future_index(last: Any, freq: str | int | Any, horizon: int) -> pd.Index:

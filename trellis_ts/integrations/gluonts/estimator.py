@@ -78,14 +78,16 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data.features.calendar import calendar_features_for, calendar_values
 from trellis_ts.data.features.scaling import Scaler
 from trellis_ts.errors import ConfigError, DataError
+from trellis_ts.forecaster.config import TrellisConfig
+from trellis_ts.forecaster.sizing import default_sizes
+from trellis_ts.forecaster.training import (
+    trainer_settings,  # also quiets Lightning's start-up noise
+)
 from trellis_ts.integrations.gluonts.lightning_module import TrellisGluonModule, fill_unobserved
 from trellis_ts.models.covariates import ModelInputs
-from trellis_ts.forecaster.sizing import default_sizes
-from trellis_ts.forecaster.training import trainer_settings  # also quiets Lightning's start-up noise
 
 __all__ = ["DEFAULT_QUANTILES", "TrellisEstimator", "TrellisGluonModule", "fill_unobserved"]
 

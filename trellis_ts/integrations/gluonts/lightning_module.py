@@ -9,9 +9,9 @@ import torch
 from gluonts.core.component import validated
 from torch import Tensor
 
-from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.data.features.scaling import Scaler
 from trellis_ts.errors import DataError
+from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.lightning_module import TrellisLightningModule, forecast_loss
 from trellis_ts.models.covariates import ModelInputs
 

@@ -6,9 +6,7 @@ import pytest
 from pandas.tseries.frequencies import to_offset
 
 from trellis_ts.data.features.calendar import calendar_features_for
-from trellis_ts.data.io.timegrid import base_unit
-from trellis_ts.metrics import seasonal_period
-from trellis_ts.forecaster.sizing import frequency_unit
+from trellis_ts.data.frequency import base_unit, frequency_unit, seasonal_period
 
 
 @pytest.mark.parametrize(
