@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from study import _job, run_jobs  # noqa: E402  (a sibling script)
 
-from trellis_ts.benchmark.runner import mean_std, read_results, render_table  # noqa: E402
+from trellis_ts.benchmark.results import mean_std, read_results, render_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

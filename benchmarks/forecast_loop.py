@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 python benchmarks/forecast_loop.py warm-start   # ETTh1
 
 Both use ETTh1's standard protocol (../shared/datasets/README.md; the splits of
-`trellis_ts.benchmark.runner.split_borders`): L = 336, H = 96, all 7 channels, every test window
+`trellis_ts.benchmark.protocol.split_borders`): L = 336, H = 96, all 7 channels, every test window
 (stride 1), errors and widths in the units of a standard scaler fitted on the train rows. The
 model is the attention encoder at the committed ETTh1 settings
 (`benchmarks/configs/etth1_attention_L336.json`), so each fit takes minutes on one core.
@@ -40,8 +40,9 @@ import pandas as pd
 import torch
 
 from trellis_ts import TrellisForecaster
+from trellis_ts.benchmark.protocol import split_borders
 from trellis_ts.benchmark.registry import load_dataset
-from trellis_ts.benchmark.runner import load_config, split_borders
+from trellis_ts.benchmark.runner import load_config
 from trellis_ts.data import make_demo_frame
 
 REPO = Path(__file__).resolve().parents[1]

@@ -52,8 +52,8 @@ def scaled_long_frame(data_dir: Path):
     """ETTh1's first 14,400 rows in long format, scaled by the train rows' statistics."""
     import pandas as pd
 
+    from trellis_ts.benchmark.protocol import split_borders
     from trellis_ts.benchmark.registry import load_dataset
-    from trellis_ts.benchmark.runner import split_borders
     from trellis_ts.data.features.scaling import Scaler
 
     data = load_dataset("ETTh1", data_dir)
@@ -107,7 +107,7 @@ def render(path: Path = RESULTS) -> str:
         rows.setdefault((r["peer"], r["horizon"]), []).append(r)
     lines = ["| peer | L | H | MSE | MAE | seeds | train + forecast s | peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    from trellis_ts.benchmark.runner import mean_std
+    from trellis_ts.benchmark.results import mean_std
 
     for (peer, horizon), runs in sorted(rows.items()):
         lines.append(f"| {peer} | {L} | {horizon} | {mean_std([r['mse'] for r in runs])} | "

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from trellis_ts.benchmark.runner import mean_std, read_results, render_table, row_key
+from trellis_ts.benchmark.results import mean_std, read_results, render_table, row_key
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

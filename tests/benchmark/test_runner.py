@@ -11,16 +11,15 @@ import torch
 from torch import nn
 
 from tests.conftest import ETTH1
-from trellis_ts.benchmark.registry import DATASETS, dataset_spec, file_sha256, load_dataset
-from trellis_ts.benchmark.runner import (
+from trellis_ts.benchmark.protocol import (
     evaluate_windows,
     prepare_splits,
-    render_table,
-    resolve_config,
-    run_benchmark,
     split_borders,
     split_windows,
 )
+from trellis_ts.benchmark.registry import DATASETS, dataset_spec, file_sha256, load_dataset
+from trellis_ts.benchmark.results import render_table
+from trellis_ts.benchmark.runner import resolve_config, run_benchmark
 from trellis_ts.data import Scaler
 from trellis_ts.errors import ConfigError, DataError
 

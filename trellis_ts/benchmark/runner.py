@@ -1,4 +1,5 @@
-"""The long-term-forecasting benchmark: the published protocol, run and recorded.
+"""The long-term-forecasting benchmark: the published protocol (`protocol`), run and recorded
+(`results`).
 
 Protocol (the one published LTSF numbers use; datasets/README.md has the datasets):
 
@@ -18,7 +19,6 @@ Protocol (the one published LTSF numbers use; datasets/README.md has the dataset
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -32,31 +32,29 @@ from typing import Any
 
 import numpy as np
 import yaml
-from torch import nn
 
+from trellis_ts.benchmark.protocol import (
+    FEATURES,
+    _check_windows,
+    evaluate_windows,
+    prepare_splits,
+    split_borders,
+    split_series,
+    split_windows,
+)
 from trellis_ts.benchmark.registry import LoadedDataset, load_dataset
-from trellis_ts.data.features.scaling import Scaler
-from trellis_ts.data.windows import SeriesSet, WindowDataset, model_inputs
+from trellis_ts.benchmark.results import (
+    _append_jsonl,
+    _config_id,
+    render_table,
+)
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.forecaster.config import TrellisConfig, with_season_length
 from trellis_ts.forecaster.sizing import PATCHTST_PATCH
-from trellis_ts.forecaster.training import forecast_contexts, train_model
+from trellis_ts.forecaster.training import train_model
 from trellis_ts.models.covariates import ModelInputs
 
-__all__ = [
-    "FEATURES",
-    "MODEL_CHOICES",
-    "evaluate_windows",
-    "load_config",
-    "prepare_splits",
-    "render_table",
-    "resolve_config",
-    "row_key",
-    "run_benchmark",
-    "read_results",
-    "split_borders",
-    "split_windows",
-]
+__all__ = ["MODEL_CHOICES", "load_config", "resolve_config", "run_benchmark"]
 
 MODEL_CHOICES: dict[str, dict[str, str]] = {
     "trellis": {"model": "encoder", "mixer": "trellis"},
@@ -64,107 +62,7 @@ MODEL_CHOICES: dict[str, dict[str, str]] = {
     "dlinear": {"model": "dlinear"},
     "seasonal_naive": {"model": "seasonal_naive"},
 }
-# What is forecast from what: every channel ("M"), the target alone ("S"), or the target with
-# every other channel as a past covariate ("MS").
-FEATURES = ("M", "S", "MS")
 DEFAULT_RESULTS = Path("benchmarks") / "results.jsonl"
-ETT_MONTH = 30 * 24  # hours in the protocol's 30-day month
-_NOT_IN_CONFIG_ID = ("context_length", "prediction_length", "random_state", "verbose")
-# Fields added after results were recorded: at these values they leave a run's config id as it was.
-_ID_NEUTRAL = {"target_transform": "none", "calendar_features": []}
-
-
-# ------------------------------------------------------------------------------ splits
-def split_borders(kind: str, n_rows: int, context_length: int) -> dict[str, tuple[int, int]]:
-    """Row ranges ``[start, stop)`` of "train", "val" and "test" (val/test start L rows early)."""
-    L = context_length
-    if kind in ("ett_hourly", "ett_minute"):
-        month = ETT_MONTH * (1 if kind == "ett_hourly" else 4)
-        train_end, val_end, test_end = 12 * month, 16 * month, 20 * month
-        if n_rows < test_end:
-            raise DataError(
-                f"an ETT file needs {test_end} rows for its standard split but has {n_rows}; "
-                "use the unmodified file"
-            )
-        borders = {"train": (0, train_end), "val": (train_end - L, val_end),
-                   "test": (val_end - L, test_end)}  # fmt: skip
-    elif kind == "ratio_7_1_2":
-        n_train, n_test = int(n_rows * 0.7), int(n_rows * 0.2)
-        n_val = n_rows - n_train - n_test
-        borders = {"train": (0, n_train), "val": (n_train - L, n_train + n_val),
-                   "test": (n_rows - n_test - L, n_rows)}  # fmt: skip
-    else:
-        raise ValueError(f"unknown split kind {kind!r}")
-    if borders["val"][0] < 0:
-        raise DataError(
-            f"context_length={L} is longer than the {borders['train'][1]} training rows; "
-            "use a shorter context_length"
-        )
-    return borders
-
-
-def _check_windows(borders: dict[str, tuple[int, int]], L: int, H: int) -> None:
-    for name, (start, stop) in borders.items():
-        if stop - start - L - H + 1 < 1:
-            raise DataError(
-                f"the {name} split has {stop - start} rows, fewer than context_length + horizon "
-                f"= {L + H}; use a shorter context_length or horizon"
-            )
-
-
-def prepare_splits(
-    values: np.ndarray, borders: dict[str, tuple[int, int]], names: Sequence[str] | None = None
-) -> tuple[Scaler, dict[str, np.ndarray]]:
-    """Fit the scaler on the train rows only; return it and each split's scaled rows ``[T_s, C]``."""
-    start, stop = borders["train"]
-    names = [str(c) for c in range(values.shape[1])] if names is None else names
-    scaler = Scaler.fit_rows(names, values[start:stop])
-    return scaler, {name: scaler.transform(values[a:b]) for name, (a, b) in borders.items()}
-
-
-def split_series(rows: np.ndarray, features: str = "M", target: int = -1) -> SeriesSet:
-    """A split's scaled rows ``[T, C]`` as the model's series: every channel (``"M"``), the
-    ``target`` column alone (``"S"``), or the target with the other columns as past covariates
-    (``"MS"``). The models are channel-independent, so "M" is C univariate series."""
-    rows = np.asarray(rows, dtype=np.float32)
-    if features == "M":
-        return SeriesSet(target=[np.ascontiguousarray(rows[:, c]) for c in range(rows.shape[1])])
-    target = target % rows.shape[1]
-    series = SeriesSet(target=[np.ascontiguousarray(rows[:, target])])
-    if features == "S":
-        return series
-    others = np.delete(rows, target, axis=1)
-    return SeriesSet(target=series.target, past_feat_dynamic_real=[others])
-
-
-def split_windows(
-    rows: np.ndarray, context_length: int, horizon: int, features: str = "M", target: int = -1
-) -> WindowDataset:
-    """Every window (stride 1) of every forecast channel of ``rows`` ``[T, C]``:
-    ``T - L - H + 1`` each."""
-    return WindowDataset(split_series(rows, features, target), context_length, horizon)
-
-
-def evaluate_windows(
-    model: nn.Module, windows: WindowDataset, batch_size: int = 1024, point_index: int = 0
-) -> dict[str, float]:
-    """MSE and MAE over all windows, steps and channels (float64 sums, no window dropped).
-
-    ``point_index`` picks the point forecast of a quantile model (its outputs ``[n, H, Q]``).
-    """
-    n, H = len(windows), windows.prediction_length
-    squared = absolute = 0.0
-    for start in range(0, n, batch_size):
-        batch = windows.gather(np.arange(start, min(start + batch_size, n)))
-        inputs = {k: v.numpy() for k, v in model_inputs(batch).items()}
-        pred = forecast_contexts(model, inputs, batch_size=batch_size)
-        if pred.ndim == 3:
-            pred = pred[..., point_index]
-        err = pred - batch["future_target"].numpy().astype(np.float64)
-        squared += float(np.sum(err * err))
-        absolute += float(np.sum(np.abs(err)))
-    count = max(n * H, 1)
-    return {"mse": squared / count, "mae": absolute / count, "windows": n}
 
 
 # ------------------------------------------------------------------------------ configs
@@ -392,90 +290,3 @@ def _record(data: LoadedDataset, model, config, seed, scores, summary, borders,
     }
 
 
-def _config_id(config: dict[str, Any]) -> str:
-    """Short hash of the settings that define a model (not L, H, the seed or verbosity)."""
-    kept = {k: v for k, v in config.items()
-            if k not in _NOT_IN_CONFIG_ID and _ID_NEUTRAL.get(k, object()) != v}  # fmt: skip
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def _append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-
-
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines results file (blank lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"results file {str(path)!r} does not exist; run the benchmark first")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise DataError(
-                    f"line {number} of {str(path)!r} is not JSON; remove or repair it"
-                ) from None
-    return records
-
-
-# ------------------------------------------------------------------------------ the table
-def row_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
-    """(dataset and features, model, config id, L): the runs that one table row gathers, so that
-    runs with other inputs or settings never share a row."""
-    features = record.get("features", "M")
-    name = record["dataset"] if features == "M" else f"{record['dataset']} {features}"
-    return (name, record["model"], record.get("config_id", ""), record["context_length"])
-
-
-def render_table(source: str | Path | Iterable[dict[str, Any]]) -> str:
-    """Markdown table: one row per dataset/model/config/L/H (mean ± sample std over seeds when
-    several; a seed run twice counts once, the later run) and an "avg" row over the horizons.
-    Validation-only records (a settings search, ``mse`` None) are left out."""
-    records = read_results(source) if isinstance(source, str | Path) else list(source)
-    records = [r for r in records if r.get("mse") is not None]
-    groups: dict[tuple, dict[int, dict[int, dict]]] = {}
-    for r in records:
-        groups.setdefault(row_key(r), {}).setdefault(r["horizon"], {})[r["seed"]] = r
-    lines = [
-        "| Dataset | Model | Config | L | H | MSE | MAE | Seeds | Train s | Peak RSS MB | Params |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for (name, model, config_id, L), by_h in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        lead = f"| {name} | {model} | {config_id} | {L} |"
-        for h in sorted(by_h):
-            runs = list(by_h[h].values())
-            lines.append(
-                f"{lead} {h} | {mean_std([r['mse'] for r in runs])} | "
-                f"{mean_std([r['mae'] for r in runs])} | {len(runs)} | "
-                f"{np.mean([r['train_seconds'] for r in runs]):.1f} | "
-                f"{max(r['peak_rss_mb'] for r in runs):.0f} | {runs[-1]['parameters']} |"
-            )
-        if len(by_h) > 1:
-            lines.append(f"{lead} avg | {_horizon_average(by_h)} | | | |")
-    return "\n".join(lines) + "\n"
-
-
-def _horizon_average(by_h: dict[int, dict[int, dict]]) -> str:
-    """MSE | MAE | Seeds cells of the "avg" row: with the same seeds at every horizon, the mean ±
-    std over seeds of each seed's horizon average; otherwise the mean of the horizons' means."""
-    seed_sets = [tuple(sorted(runs)) for runs in by_h.values()]
-    if len(set(seed_sets)) == 1:
-        seeds = seed_sets[0]
-        cells = [mean_std([np.mean([by_h[h][s][m] for h in by_h]) for s in seeds])
-                 for m in ("mse", "mae")]  # fmt: skip
-        return f"{cells[0]} | {cells[1]} | {len(seeds)}"
-    cells = [np.mean([np.mean([r[m] for r in runs.values()]) for runs in by_h.values()])
-             for m in ("mse", "mae")]  # fmt: skip
-    return f"{cells[0]:.4f} | {cells[1]:.4f} | mixed"
-
-
-def mean_std(values: Sequence[float], digits: int = 4) -> str:
-    """`mean ± sample std` of a table cell (the value alone for one run, empty for none)."""
-    if len(values) < 2:
-        return f"{values[0]:.{digits}f}" if len(values) else ""
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
