@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from trellis_ts.data.features.calendar import CALENDAR_FEATURES
-from trellis_ts.data.features.transforms import TARGET_TRANSFORMS
+from trellis_ts.data.features.names import CALENDAR_FEATURES, TARGET_TRANSFORMS
 from trellis_ts.errors import ConfigError, positive_int
 from trellis_ts.ops.trellis.choices import (
     BETWEEN,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
+from trellis_ts.data.features.names import CALENDAR_FEATURES
 from trellis_ts.data.frequency import CALENDAR_BY_UNIT, base_unit
 from trellis_ts.errors import ConfigError
 
@@ -29,7 +30,8 @@ _FEATURES: dict[str, tuple[Callable[[pd.DatetimeIndex], np.ndarray], int]] = {
     "month": (lambda t: t.month - 1, 11),
     "quarter": (lambda t: t.quarter - 1, 3),
 }
-CALENDAR_FEATURES = tuple(_FEATURES)
+if tuple(_FEATURES) != CALENDAR_FEATURES:  # the names are listed in names.py for the config
+    raise RuntimeError("data/features/names.py and the calendar features disagree")
 
 def calendar_features_for(features: str | Sequence[str], freq: str | int | None) -> tuple[str, ...]:
     """The feature names a setting means for data at ``freq``: ``"auto"`` picks them from the

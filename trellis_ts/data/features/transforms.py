@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from trellis_ts.data.features.names import TARGET_TRANSFORMS
 from trellis_ts.errors import DataError
 
 __all__ = ["TARGET_TRANSFORMS", "forward", "inverse"]
-
-TARGET_TRANSFORMS = ("none", "log1p", "nonnegative")
 
 
 def forward(name: str, values: np.ndarray, label: str) -> np.ndarray:
