@@ -33,6 +33,7 @@ from trellis_ts.forecaster.lightning_module import (
     TrellisLightningModule,
     WeightAverage,
 )
+from trellis_ts.forecaster.progress import progress_callbacks
 from trellis_ts.models.covariates import ModelInputs
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
@@ -91,13 +92,16 @@ def trainer_settings(config: TrellisConfig) -> dict[str, Any]:
 def make_trainer(
     config: TrellisConfig, callbacks: list, root_dir: str, **overrides: Any
 ) -> pl.Trainer:
-    """A Lightning Trainer with the config's device settings passed through."""
+    """A Lightning Trainer with the config's device settings passed through, and the progress
+    a person sees (`progress_callbacks`: a bar on a terminal, a line per epoch in a log)."""
+    bar, progress = progress_callbacks(config.verbose)
     kwargs: dict[str, Any] = trainer_settings(config) | dict(
-        callbacks=callbacks,
+        callbacks=[*callbacks, *progress],
         enable_model_summary=False,
         enable_checkpointing=False,
         default_root_dir=root_dir,
         num_sanity_val_steps=0,
+        enable_progress_bar=bar,
     )
     kwargs.update(overrides)
     return pl.Trainer(**kwargs)
