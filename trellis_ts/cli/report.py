@@ -30,8 +30,10 @@ def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: boo
         sizes = {k: getattr(config, k) for k in SIZE_FIELDS}
         record = {"command": command, **trained, "sizes": sizes,
                   "data": getattr(forecaster, "data_summary_", None)}  # fmt: skip
-        line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s; best validation "
-                f"loss {loss}.")  # fmt: skip
+        threads = summary.extra.get("threads")
+        on = "" if threads is None else f" on {threads} thread{'s' if threads > 1 else ''}"
+        line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s{on}; best "
+                f"validation loss {loss}.")  # fmt: skip
     else:
         seconds = time.perf_counter() - started
         record = {"command": command, "seconds": round(seconds, 3), "fit": trained}

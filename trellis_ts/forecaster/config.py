@@ -112,6 +112,8 @@ class TrellisConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     num_workers: int = 0
+    # Torch threads per operation; None: the idle cores, one for a small model (forecaster.threads).
+    num_threads: int | None = None
     verbose: bool = True  # progress bar and summaries
 
     def __post_init__(self) -> None:
@@ -131,6 +133,8 @@ class TrellisConfig:
         _positive_int(self, *(n for n in SIZE_FIELDS if getattr(self, n) is not None))
         _positive_int(self, "d_model", "n_heads", "n_layers", "n_slots", "chunk_size")
         _positive_int(self, "batch_size", "max_epochs", "num_nodes", "pool_queries")
+        if self.num_threads is not None:
+            _positive_int(self, "num_threads")
         _non_negative_int(self, "conv_size", "early_stopping_patience", "num_workers")
         _choice(self, "model", MODELS)
         _choice(self, "mixer", MIXERS)
@@ -280,7 +284,7 @@ WARM_START_FIELDS = frozenset({
     "dropout", "learning_rate", "weight_decay", "lr_schedule", "lr_decay", "batch_size", "max_epochs",
     "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip", "ema_decay",
     "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
-    "num_workers", "verbose", "beta_init",
+    "num_workers", "num_threads", "verbose", "beta_init",
 })  # fmt: skip
 
 
@@ -375,5 +379,6 @@ FIELD_HELP: dict[str, str] = {
     "strategy": "Lightning strategy: auto, ddp, ...",
     "num_nodes": "Machines to train on (Lightning num_nodes).",
     "num_workers": "Data-loader worker processes.",
+    "num_threads": "Torch threads per operation; none = the idle cores (by the load average), one for a small model.",
     "verbose": "Show the progress bar and summaries.",
 }

@@ -160,7 +160,7 @@ def calibrate(
     if total == 0:
         return None
     windows = select_windows(series, L, H, step=math.ceil(total / MAX_WINDOWS), ranges=val_ranges)
-    out = forecast_contexts(model, windows.inputs)
+    out = forecast_contexts(model, windows.inputs, num_threads=config.num_threads)
     kind = "residual" if out.ndim == 2 else "band"
     point = out if out.ndim == 2 else out[..., config.point_index]
     below, above = _spreads(kind, out, point, windows.contexts, np.ones(len(point)))

@@ -102,6 +102,7 @@ class TrellisForecaster(BaseEstimator):
         strategy: str = "auto",
         num_nodes: int = 1,
         num_workers: int = 0,
+        num_threads: int | None = None,
         verbose: bool = True,
     ) -> None:
         self.prediction_length = prediction_length
@@ -151,6 +152,7 @@ class TrellisForecaster(BaseEstimator):
         self.strategy = strategy
         self.num_nodes = num_nodes
         self.num_workers = num_workers
+        self.num_threads = num_threads
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
@@ -347,7 +349,7 @@ class TrellisForecaster(BaseEstimator):
         `names`. Intervals are drawn where the model works (after `target_transform`) and
         mapped back with the forecasts."""
         name = self.config_.target_transform
-        out = forecast_contexts(self.model_, inputs)
+        out = forecast_contexts(self.model_, inputs, num_threads=self.config_.num_threads)
         shape = (-1,) + (1,) * (out.ndim - 1)
         out = out * scale.reshape(shape) + mean.reshape(shape)
         point = out if out.ndim == 2 else out[..., self.config_.point_index]

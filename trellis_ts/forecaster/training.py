@@ -34,6 +34,7 @@ from trellis_ts.forecaster.lightning_module import (
     WeightAverage,
 )
 from trellis_ts.forecaster.progress import progress_callbacks
+from trellis_ts.forecaster.threads import choose_threads, torch_threads
 from trellis_ts.models.covariates import ModelInputs
 
 # Lightning's start-up banners ("GPU available: False", tips) are noise for a forecasting tool.
@@ -192,8 +193,13 @@ def train_model(
         last_file = checkpoint_dir / f"{LAST_CHECKPOINT}.ckpt"
         if resume and last_file.is_file():
             ckpt_path = str(last_file)
+    threads = choose_threads(config.num_threads, n_parameters)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="trellis-ts-") as root, _signals_raised():
+    with (
+        tempfile.TemporaryDirectory(prefix="trellis-ts-") as root,
+        _signals_raised(),
+        torch_threads(threads),
+    ):
         trainer = make_trainer(config, all_callbacks, root, **overrides)
         if ckpt_path is not None:
             # weights_only: the checkpoint holds tensors and plain values only; nothing executes.
@@ -214,7 +220,7 @@ def train_model(
         train_windows=len(train_set),
         val_windows=0 if val_loader is None else len(val_set),
         parameters=n_parameters,
-        extra={"resumed_from": ckpt_path} if ckpt_path else {},
+        extra=({"resumed_from": ckpt_path} if ckpt_path else {}) | {"threads": threads},
     )
     return model, summary
 
@@ -241,14 +247,18 @@ TOKENS_PER_BATCH = 32768  # inference batches hold about this many patch tokens 
 
 @torch.no_grad()
 def forecast_contexts(
-    model: nn.Module, contexts: np.ndarray | dict[str, np.ndarray], batch_size: int | None = None
+    model: nn.Module,
+    contexts: np.ndarray | dict[str, np.ndarray],
+    batch_size: int | None = None,
+    num_threads: int | None = None,
 ) -> np.ndarray:
     """`contexts [n, L]` (scaled) → forecasts `[n, H]`, or `[n, H, Q]` for a quantile model.
 
     `contexts` is the past targets, or a dict of the model's named inputs (``past_target
     [n, L]`` and the covariate fields, each with a leading ``[n]``). Batches are sized by
     tokens, not windows (default: about `TOKENS_PER_BATCH` patch tokens), so memory stays flat
-    as the context grows (a fixed number of windows grows with it, and is no faster).
+    as the context grows (a fixed number of windows grows with it, and is no faster). Threads:
+    `num_threads`, else `trellis_ts.forecaster.threads.choose_threads`'s.
     """
     model.eval()
     inputs = contexts if isinstance(contexts, dict) else {"past_target": contexts}
@@ -257,12 +267,14 @@ def forecast_contexts(
         tokens = getattr(model.config, "n_patches", 1) if model.config.model == "encoder" else 1
         batch_size = max(1, TOKENS_PER_BATCH // tokens)
     device = next(iter(model.parameters()), torch.empty(0)).device
+    threads = choose_threads(num_threads, sum(p.numel() for p in model.parameters()))
     out = []
-    for start in range(0, n, batch_size):
-        batch = {k: torch.as_tensor(v[start : start + batch_size], device=device,
-                                    dtype=torch.int64 if k == "feat_static_cat" else torch.float32)
-                 for k, v in inputs.items()}  # fmt: skip
-        out.append(model(**batch).cpu().numpy())  # [b, H] or [b, H, Q]
+    with torch_threads(threads):
+        for start in range(0, n, batch_size):
+            batch = {k: torch.as_tensor(v[start : start + batch_size], device=device,
+                                        dtype=torch.int64 if k == "feat_static_cat" else torch.float32)
+                     for k, v in inputs.items()}  # fmt: skip
+            out.append(model(**batch).cpu().numpy())  # [b, H] or [b, H, Q]
     if not out:
         return np.zeros((0, model.config.prediction_length), dtype=np.float32)
     return np.concatenate(out).astype(np.float64)
