@@ -2,7 +2,7 @@
 
 `tests/fixtures/saved_models/<version>/` holds a tiny model written by that version's
 `TrellisForecaster.save` (`model/`), the data it was fitted on (`data.csv`) and the forecast that
-version made (`forecast.csv`): v0.1.0 (format 1, separate projections) and the last format-3
+version made (`expected.csv`): v0.1.0 (format 1, separate projections) and the last format-3
 model before the package's layout moved to sub-packages (0.2.0).
 """
 
@@ -29,7 +29,7 @@ def test_an_earlier_saved_model_loads_and_forecasts_as_it_did(version):
     tol = TOLERANCE[version]
     folder = FIXTURES / version
     model = TrellisForecaster.load(folder / "model")
-    then = pd.read_csv(folder / "forecast.csv")
+    then = pd.read_csv(folder / "expected.csv")
     now = model.predict()
     assert list(now.columns) == list(then.columns)
     assert (now["date"].astype(str).str[:19] == then["date"].astype(str).str[:19]).all()

@@ -61,12 +61,37 @@ INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
 DEMO_STEPS = 1200
 
 
-def input_option(help: str, *decls: str) -> Any:
-    return typer.Option(*decls, help=help, rich_help_panel=INPUT)
+# What `--help` shows; the rest is under `--help-all`, so that a command's help fits a screen.
+COMMON_MODEL_OPTIONS = ("prediction_length", "context_length", "freq", "model", "mixer", "loss",
+                        "quantiles", "max_epochs", "random_state")  # fmt: skip
+MORE = ("More options (covariates, date formats, separators, model sizes, training, devices): "
+        "--help-all.")  # fmt: skip
 
 
-def output_option(help: str, *decls: str) -> Any:
-    return typer.Option(*decls, help=help, rich_help_panel=OUTPUT)
+def input_option(help: str, *decls: str, advanced: bool = False) -> Any:
+    return typer.Option(*decls, help=help, rich_help_panel=INPUT, hidden=advanced)
+
+
+def output_option(help: str, *decls: str, advanced: bool = False) -> Any:
+    return typer.Option(*decls, help=help, rich_help_panel=OUTPUT, hidden=advanced)
+
+
+def _help_all(ctx: typer.Context, value: bool) -> None:
+    """`--help-all`: the command's help with every option, the advanced ones too."""
+    if not value or ctx.resilient_parsing:
+        return
+    for param in ctx.command.params:
+        param.hidden = False
+    ctx.command.help = (ctx.command.help or "").replace(MORE, "").rstrip()
+    typer.echo(ctx.get_help())
+    raise typer.Exit()
+
+
+HelpAll = Annotated[
+    bool,
+    typer.Option("--help-all", callback=_help_all, is_eager=True, expose_value=False,
+                 help="Show every option, the advanced ones too."),
+]  # fmt: skip
 
 
 CsvArg = Annotated[
@@ -84,39 +109,40 @@ Target = Annotated[
         "y in a long file)."),
 ]  # fmt: skip
 IdCol = Annotated[str | None, input_option("Series id column of a long file (default: unique_id).")]
-Sep = Annotated[str | None, input_option("Column separator (default: detected).")]
+Sep = Annotated[str | None, input_option("Column separator (default: detected).", advanced=True)]
 PastCovariates = Annotated[
     str | None,
     input_option("Comma list of columns known up to the forecast origin only: inputs, never "
-                 "forecast (e.g. load,temp)."),
+                 "forecast (e.g. load,temp).", advanced=True),
 ]  # fmt: skip
 FutureCovariates = Annotated[
     str | None,
     input_option("Comma list of columns known over the horizon too (e.g. promo,temp_fc); "
-                 "forecasts then need --future."),
+                 "forecasts then need --future.", advanced=True),
 ]  # fmt: skip
 StaticCovariates = Annotated[
     str | None,
     input_option("Comma list of columns with one value per series (e.g. region); text is a "
-                 "category."),
+                 "category.", advanced=True),
 ]  # fmt: skip
 Future = Annotated[
     Path | None,
     input_option("CSV with the time column (and id column) and every future covariate for the "
-                 "steps after each series' end (`trellis-ts future-frame` writes it to fill)."),
+                 "steps after each series' end (`trellis-ts future-frame` writes it to fill).",
+                 advanced=True),
 ]  # fmt: skip
 DayFirst = Annotated[
     bool | None,
     input_option("Read dates like 01/02/2020 as day/month (--dayfirst) or month/day "
                  "(--monthfirst); default: from the values (a day above 12), else an error.",
-                 "--dayfirst/--monthfirst"),
+                 "--dayfirst/--monthfirst", advanced=True),
 ]  # fmt: skip
 DateFormat = Annotated[
     str | None,
     input_option("How to read the time column: a strptime format such as %d.%m.%Y or %b-%y, "
-                 "or excel / unix / unix_ms for integer dates (default: detected)."),
+                 "or excel / unix / unix_ms for integer dates (default: detected).", advanced=True),
 ]  # fmt: skip
-Decimal = Annotated[str, input_option("Decimal mark of the numbers, e.g. ','.")]
+Decimal = Annotated[str, input_option("Decimal mark of the numbers, e.g. ','.", advanced=True)]
 ModelDir = Annotated[
     Path, typer.Option(help="Directory of a model saved by `trellis-ts fit`.", show_default=False)
 ]
@@ -130,7 +156,7 @@ Plot = Annotated[
 QuantilesOut = Annotated[
     str | None,
     output_option("Quantile columns to write, e.g. 0.1,0.9 (models fitted with --loss quantile; "
-         "default: every trained level)."),
+         "default: every trained level).", advanced=True),
 ]  # fmt: skip
 Level = Annotated[
     list[int] | None,
@@ -138,8 +164,12 @@ Level = Annotated[
                   "(columns <column>_lo80, <column>_hi80, ...; any model).", "--level"),
 ]  # fmt: skip
 Quiet = Annotated[bool, output_option("No progress bar and no summary.", "--quiet", "-q")]
-Force = Annotated[bool, output_option("Allow an output to replace the input file.", "--force")]
-Json = Annotated[bool, output_option("Print the summary as one JSON object on stdout.", "--json")]
+Force = Annotated[
+    bool, output_option("Allow an output to replace the input file.", "--force", advanced=True)
+]
+Json = Annotated[
+    bool, output_option("Print the summary as one JSON object on stdout.", "--json", advanced=True)
+]
 
 
 # ------------------------------------------------------------------ shared machinery
@@ -212,7 +242,7 @@ def extend_command(func: Callable, name: str, params: list[inspect.Parameter], b
 
     @functools.wraps(func)
     def command(**kwargs: Any) -> Any:
-        given = {n: kwargs.pop(n) for n in names}
+        given = {n: kwargs.pop(n, None) for n in names}  # (an option not exposed is absent)
         return func(**kwargs, **{name: build(given)})
 
     command.__signature__ = signature.replace(parameters=params + kept if first else kept + params)
@@ -304,7 +334,18 @@ def data_options(
         params += [_param("past_covariates", PastCovariates),
                    _param("future_covariates", FutureCovariates),
                    _param("static_covariates", StaticCovariates)]  # fmt: skip
-    return lambda func: extend_command(func, "data", params, lambda v: DataSource(**v), first=True)
+    params.append(_param("help_all", HelpAll, False))
+
+    def build(values: dict) -> DataSource:
+        values.pop("help_all", None)
+        return DataSource(**values)
+
+    def decorate(func: Callable) -> Callable:
+        command = extend_command(func, "data", params, build, first=True)
+        command.__doc__ = f"{(func.__doc__ or '').rstrip()}\n\n{MORE}"
+        return command
+
+    return decorate
 
 
 def prepare(data: DataSource, settings: dict, columns: dict | None = None):
@@ -357,6 +398,7 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
         help=f"{FIELD_HELP.get(field.name, '')} Default: {shown.lower()}.".lstrip(),
         show_default=False,
         rich_help_panel=MODEL,
+        hidden=field.name not in COMMON_MODEL_OPTIONS,
         metavar="<int|none>" if _optional(kind, int) else "<float|none>" if _optional(kind, float)
         else metavar,
     )  # fmt: skip
