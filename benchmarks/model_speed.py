@@ -30,9 +30,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import peak_rss_mb, rss_mb
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).parent))
-from op_speed import peak_rss_mb, rss_mb  # noqa: E402  (a sibling script)
 
 HERE = Path(__file__).parent
 MIXERS = ("trellis", "attention")
