@@ -13,13 +13,12 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from common import Bench, make_config
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).parent))
-from model_speed import Bench, make_config  # noqa: E402  (a sibling script)
 
 
 def main() -> None:

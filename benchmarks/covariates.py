@@ -34,15 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from study import _job, run_jobs  # noqa: E402  (a sibling script)
+from common import job, run_jobs
 
-from trellis_ts.benchmark.results import mean_std, read_results, render_table  # noqa: E402
+from trellis_ts.benchmark.results import mean_std, read_results, render_table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -212,7 +210,7 @@ def normalise_table() -> str:
 def ltsf_jobs(models: list[str]) -> list[dict[str, Any]]:
     # Dataset by dataset, seed by seed: each finished seed gives every model's S/MS pair.
     settings = {m: json.loads((CONFIGS / f"etth1_{m}_L336.json").read_text()) for m in models}
-    return [_job(dataset, model, settings[model], 336, h, seed, LTSF, features=features)
+    return [job(dataset, model, settings[model], 336, h, seed, LTSF, features=features)
             for dataset in ("ETTh1", "Weather") for seed in SEEDS for model in models
             for h in (96, 720) for features in ("S", "MS")]  # fmt: skip
 

@@ -27,59 +27,14 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from common import Bench, make_config, peak_rss_mb, rss_mb
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).parent))
-from op_speed import peak_rss_mb, rss_mb  # noqa: E402  (a sibling script)
 
 HERE = Path(__file__).parent
 MIXERS = ("trellis", "attention")
-
-
-def make_config(mixer: str, length: int, overrides: dict):
-    from trellis_ts.forecaster.config import TrellisConfig
-
-    base = dict(context_length=length, prediction_length=96, patch_len=16, patch_stride=8)
-    return TrellisConfig(**(base | overrides | {"mixer": mixer, "model": "encoder"}))
-
-
-class Bench:
-    """One mixer's model, optimiser and inputs, with a timed training step and inference pass."""
-
-    def __init__(self, config, batch: int, windows: int, seed: int = 0) -> None:
-        import torch
-
-        from trellis_ts.forecaster.sizing import model_spec
-        from trellis_ts.models import build_model
-
-        torch.manual_seed(seed)
-        self.config = config
-        self.model = build_model(model_spec(config))
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=1e-4)
-        gen = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(batch, config.context_length, 1, generator=gen)
-        self.y = torch.randn(batch, config.prediction_length, 1, generator=gen)
-        self.contexts = torch.randn(windows, config.context_length, generator=gen).numpy()
-        self.parameters = sum(p.numel() for p in self.model.parameters())
-
-    def train_step(self) -> tuple[float, float]:
-        import torch.nn.functional as F
-
-        cpu, wall = time.process_time(), time.perf_counter()
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(self.model(self.x), self.y).backward()
-        self.optimizer.step()
-        return time.process_time() - cpu, time.perf_counter() - wall
-
-    def inference(self) -> tuple[float, float]:
-        from trellis_ts.forecaster.training import forecast_contexts
-
-        cpu, wall = time.process_time(), time.perf_counter()
-        forecast_contexts(self.model, self.contexts)
-        return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def inference_windows(length: int) -> int:

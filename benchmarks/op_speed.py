@@ -14,27 +14,7 @@ import subprocess
 import sys
 import time
 
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def rss_mb() -> float:
-    """The process's resident memory now, in MB (shared with the other benchmark scripts)."""
-    return _status_mb("VmRSS")
-
-
-def peak_rss_mb() -> float:
-    """The process's peak resident memory, in MB.
-
-    `VmHWM`, not `ru_maxrss`: Linux carries `ru_maxrss` across `exec`, so a subprocess started by
-    a large parent would report the parent's size as its own peak.
-    """
-    return _status_mb("VmHWM")
+from common import peak_rss_mb, rss_mb
 
 
 def measure(form: str, length: int, batch: int, heads: int, dim: int, slots: int, repeats: int):

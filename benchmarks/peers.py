@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import peak_rss_mb
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).parent))
-from op_speed import peak_rss_mb  # noqa: E402  (a sibling script)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "peers.jsonl"

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from op_speed import rss_mb  # noqa: E402  (a sibling script: benchmarks/ is on sys.path)
+from common import rss_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -25,17 +25,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from common import canonical, job, run_jobs, run_key, settings_key
 
 from trellis_ts.benchmark.results import mean_std, read_results, render_table, row_key
 
@@ -69,8 +64,8 @@ ENCODER_BUDGET: dict[str, dict[str, Any]] = {"ETTh1": {"windows_per_epoch": 1638
 # model's chosen settings this many more epochs, on validation, at these lookbacks (seed 0).
 LONGER_BUDGET: dict[str, dict[str, Any]] = {"Weather": {"max_epochs": 36}}
 LONGER_BUDGET_LOOKBACKS = (96, 336)
-# Weather's validation split holds ~100k windows: early stopping reads every 4th of them.
-VAL_STRIDE = {"Weather": 4}
+# Weather's validation split holds ~100k windows: early stopping reads every 4th of them
+# (common.VAL_STRIDE, which the runner applies to every run it launches).
 # The long lookback of each model is chosen among these (on validation), per dataset.
 LONG_LOOKBACKS = {"ETTh1": (336, 512, 720), "Weather": (336, 720)}
 SEARCH_LOOKBACK = 336  # where the recipe and settings search runs
@@ -147,133 +142,6 @@ LONG_H_CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
-# ------------------------------------------------------------------------------ running
-def _canonical(config: dict[str, Any]) -> str:
-    """A run's settings without the runner's own fields and without fields at their default, so
-    that a setting added to TrellisConfig later (at a default that keeps the old behaviour)
-    leaves earlier records recognisable."""
-    from trellis_ts.forecaster.config import TrellisConfig
-
-    defaults = TrellisConfig().to_dict()
-    own = ("context_length", "prediction_length", "random_state", "verbose")
-    kept = {k: v for k, v in config.items() if k not in own and defaults.get(k, object()) != v}
-    return json.dumps(kept, sort_keys=True, default=str)
-
-
-def _settings_key(model: str, settings: dict[str, Any]) -> str:
-    from trellis_ts.benchmark.runner import resolve_config
-
-    return _canonical(resolve_config(model, settings).to_dict())
-
-
-def _job(dataset, model, settings, L, H, seed, results, validation_only=False,
-         features="M") -> dict[str, Any]:  # fmt: skip
-    return {"dataset": dataset, "model": model, "settings": settings, "L": L, "H": H,
-            "seed": seed, "results": results, "validation_only": validation_only,
-            "features": features}  # fmt: skip
-
-
-def _key(job_or_record: dict[str, Any]) -> tuple:
-    r = job_or_record
-    features = r.get("features", "M")
-    if "settings" in r:
-        return (r["dataset"], features, r["model"], _settings_key(r["model"], r["settings"]),
-                r["L"], r["H"], r["seed"])  # fmt: skip
-    return (r["dataset"], features, r["model"], _canonical(r["config"]), r["context_length"],
-            r["horizon"], r["seed"])  # fmt: skip
-
-
-def _launch(job: dict[str, Any], data_dir: Path) -> int:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump(job["settings"], fh)
-    command = [sys.executable, "-m", "trellis_ts", "benchmark", job["dataset"],
-               "--data-dir", str(data_dir), "--context-length", str(job["L"]),
-               "--horizons", str(job["H"]), "--model", job["model"], "--config", fh.name,
-               "--seeds", str(job["seed"]), "--results", str(job["results"]), "--quiet",
-               "--features", job["features"]]  # fmt: skip
-    if job["validation_only"]:
-        command.append("--validation-only")
-    command += ["--val-stride", str(VAL_STRIDE.get(job["dataset"], 1))]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    label = (f"{job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
-             f"seed={job['seed']} {job['settings']}")  # fmt: skip
-    print(f"start  {label}", flush=True)
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
-    os.unlink(fh.name)
-    print(f"{'done  ' if done.returncode == 0 else f'FAILED ({done.returncode})'} {label}",
-          flush=True)  # fmt: skip
-    if done.returncode:
-        print(done.stderr[-2000:], file=sys.stderr, flush=True)
-    return done.returncode
-
-
-def run_jobs(jobs: list[dict[str, Any]], data_dir: Path, n_jobs: int, dry_run: bool) -> None:
-    """Run the jobs not yet in their results file, ``n_jobs`` processes at a time."""
-    done = set()
-    for results in {job["results"] for job in jobs}:
-        if results.is_file():
-            done |= {(results, *_key(r)) for r in read_results(results)}
-    todo, seen = [], set()
-    for job in jobs:
-        key = (job["results"], *_key(job))
-        if key not in done and key not in seen:
-            seen.add(key)
-            todo.append(job)
-    print(f"{len(jobs)} runs asked, {len(todo)} not yet recorded")
-    if dry_run:
-        for job in todo:
-            print(f"would run {job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
-                  f"seed={job['seed']} -> {job['results'].name}: {job['settings']}")  # fmt: skip
-        return
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        codes = list(pool.map(lambda job: _claimed_launch(job, data_dir), todo))
-    if any(codes):
-        raise SystemExit(f"{sum(1 for c in codes if c)} run(s) failed; see the messages above")
-
-
-def _claimed_launch(job: dict[str, Any], data_dir: Path) -> int:
-    """Launch `job` unless another process holds it or has recorded it since this one started:
-    several processes (on one machine, or sharing the results folder) can then run one phase.
-
-    A claim is a file named by the run's key beside the results file, created atomically and
-    holding the claimer's host and pid; a claim whose process is gone (on this host) is taken over.
-    """
-    key = (job["results"], *_key(job))
-    if job["results"].is_file() and key in {(job["results"], *_key(r))
-                                            for r in read_results(job["results"])}:  # fmt: skip
-        return 0
-    claims = job["results"].with_suffix(".claims")
-    claims.mkdir(exist_ok=True)
-    claim = claims / (hashlib.sha1(repr(key).encode()).hexdigest()[:16] + ".claim")
-    mine = f"{socket.gethostname()} {os.getpid()}"
-    try:
-        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        host, _, pid = claim.read_text().partition(" ")
-        if host != socket.gethostname() or _alive(int(pid or 0)):
-            print(f"skip   (claimed by {host} {pid}) {job['dataset']} {job['model']} "
-                  f"L={job['L']} H={job['H']} seed={job['seed']}", flush=True)  # fmt: skip
-            return 0
-        claim.write_text(mine)  # its process died: take the run over
-    else:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(mine)
-    try:
-        return _launch(job, data_dir)
-    finally:
-        claim.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
-
-
 # ------------------------------------------------------------------------------ phases
 def budget(dataset: str, model: str) -> dict[str, Any]:
     """The training budget every candidate of `model` gets on `dataset`."""
@@ -282,7 +150,7 @@ def budget(dataset: str, model: str) -> dict[str, Any]:
 
 
 def _grid_jobs(grids: dict[str, list[dict[str, Any]]], datasets, seeds) -> list[dict[str, Any]]:
-    return [_job(dataset, model, budget(dataset, model) | candidate, L, H, seed, SEARCH_FILE, True)
+    return [job(dataset, model, budget(dataset, model) | candidate, L, H, seed, SEARCH_FILE, True)
             for dataset in datasets for model, grid in grids.items() for candidate in grid
             for L in (SEARCH_LOOKBACK,) for H in SEARCH_HORIZONS for seed in seeds]  # fmt: skip
 
@@ -315,8 +183,8 @@ def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: in
                and r["context_length"] == L]  # fmt: skip
     rows = []
     for candidate in grid:
-        key = _settings_key(model, budget(dataset, model) | candidate)
-        latest = {(r["horizon"], r["seed"]): r for r in records if _canonical(r["config"]) == key}
+        key = settings_key(model, budget(dataset, model) | candidate)
+        latest = {(r["horizon"], r["seed"]): r for r in records if canonical(r["config"]) == key}
         if not latest:
             continue
         by_h: dict[int, list[float]] = {}
@@ -396,13 +264,13 @@ def lookback_jobs(datasets) -> list[dict[str, Any]]:
     """Each model's chosen settings at every lookback, on validation: the scaling with L and
     the choice of each model's long lookback (Weather: the long lookbacks only). A run the
     search already made (the chosen candidate itself, seed 0) is not asked again."""
-    recorded = {_key(r) for r in lookback_records()}
-    jobs = [_job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
+    recorded = {run_key(r) for r in lookback_records()}
+    jobs = [job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
             for dataset in datasets for model in MODELS
             for L in sorted({96, *LONG_LOOKBACKS[dataset]} if dataset == "ETTh1"
                             else LONG_LOOKBACKS[dataset])[::-1]
             for H in SEARCH_HORIZONS]  # fmt: skip
-    return [job for job in jobs if _key(job) not in recorded]
+    return [job for job in jobs if run_key(job) not in recorded]
 
 
 def lookback_records() -> list[dict[str, Any]]:
@@ -418,12 +286,12 @@ def _chosen_runs(path: Path, mark: str, keep) -> list[dict[str, Any]]:
     as its own instead of making the same run again."""
     if not path.is_file():
         return []
-    chosen_keys = {(dataset, model): _settings_key(model, chosen(dataset, model))
+    chosen_keys = {(dataset, model): settings_key(model, chosen(dataset, model))
                    for dataset in DATASETS for model in MODELS
                    if config_path(dataset, model).is_file()}  # fmt: skip
     return [r | {mark: True} for r in read_results(path)
             if r["horizon"] in SEARCH_HORIZONS and keep(r)
-            and _canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
+            and canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
 
 
 def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], int]:
@@ -435,11 +303,11 @@ def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], 
     best = {}
     for dataset in datasets:
         for model in MODELS:
-            key = _settings_key(model, chosen(dataset, model))
+            key = settings_key(model, chosen(dataset, model))
             losses = {}
             for L in LONG_LOOKBACKS[dataset]:
                 runs = [r["best_val_loss"] for r in records if r["dataset"] == dataset
-                        and r["model"] == model and _canonical(r["config"]) == key
+                        and r["model"] == model and canonical(r["config"]) == key
                         and r["context_length"] == L]  # fmt: skip
                 if len(runs) == len(SEARCH_HORIZONS):
                     losses[L] = statistics.mean(runs)
@@ -491,7 +359,7 @@ def final_jobs(datasets, long_lookback=None, lookbacks=None, seeds=(0, 1, 2)):
     part-way leaves rows that compare the models on the same seeds."""
     long = {} if lookbacks else best_lookbacks(datasets, long_lookback)
     order = lookbacks or ("long", 96)
-    return [_job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
+    return [job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
             for dataset in datasets for which in order for seed in seeds for model in MODELS
             for L in [long[(dataset, model)] if which == "long" else which]
             for H in HORIZONS[::-1]]  # fmt: skip
@@ -504,11 +372,11 @@ def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str
         raise SystemExit(f"ablations run at one lookback; --lookbacks gave {lookbacks}")
     base = chosen("ETTh1", "trellis")
     L = (lookbacks or [best_lookbacks(["ETTh1"], long_lookback)[("ETTh1", "trellis")]])[0]
-    recorded = {_key(r) for r in _reference_runs(L)}
-    jobs = [_job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
+    recorded = {run_key(r) for r in _reference_runs(L)}
+    jobs = [job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
             for change in ABLATIONS.values() for H in SEARCH_HORIZONS
             for seed in (0, 1, 2)]  # fmt: skip
-    return [job for job in jobs if _key(job) not in recorded]
+    return [job for job in jobs if run_key(job) not in recorded]
 
 
 def _reference_runs(L: int) -> list[dict[str, Any]]:
@@ -550,8 +418,8 @@ def ablation_table() -> str:
              + f" | validation loss (H={horizons}) | best epochs (H={horizons}) | s / epoch |",
              "|---|" + "---:|" * (len(SEARCH_HORIZONS) + 3)]  # fmt: skip
     for name, change in ABLATIONS.items():
-        key = _settings_key("trellis", base | change)
-        runs = [r for r in records if _canonical(r["config"]) == key]
+        key = settings_key("trellis", base | change)
+        runs = [r for r in records if canonical(r["config"]) == key]
         if not runs:
             continue
         by_h = {H: [r for r in runs if r["horizon"] == H] for H in SEARCH_HORIZONS}
@@ -573,8 +441,8 @@ def ablation_table() -> str:
 def longer_budget_jobs(datasets) -> list[dict[str, Any]]:
     """Each model's chosen settings with LONGER_BUDGET's epochs, on validation (seed 0); the
     shorter budget's runs are the final table's (their validation loss is recorded there)."""
-    return [_job(dataset, model, chosen(dataset, model) | LONGER_BUDGET[dataset], L, H, 0,
-                 BUDGET_FILE, True)
+    return [job(dataset, model, chosen(dataset, model) | LONGER_BUDGET[dataset], L, H, 0,
+                BUDGET_FILE, True)
             for dataset in datasets if dataset in LONGER_BUDGET
             for L in LONGER_BUDGET_LOOKBACKS for model in MODELS
             for H in SEARCH_HORIZONS]  # fmt: skip
@@ -615,8 +483,8 @@ def horizon_jobs(datasets) -> list[dict[str, Any]]:
     if "ETTh1" not in datasets:
         return []
     L = best_lookbacks(["ETTh1"])[("ETTh1", "trellis")]
-    return [_job("ETTh1", "trellis", chosen("ETTh1", "trellis") | change, L, LONG_H, seed,
-                 HORIZON_FILE, True)
+    return [job("ETTh1", "trellis", chosen("ETTh1", "trellis") | change, L, LONG_H, seed,
+                HORIZON_FILE, True)
             for seed in (0, 1, 2) for change in LONG_H_CHANGES.values()]  # fmt: skip
 
 
@@ -635,8 +503,8 @@ def horizon_table() -> str:
                      final))  # fmt: skip
     base = chosen("ETTh1", "trellis")
     for name, change in LONG_H_CHANGES.items():
-        key = _settings_key("trellis", base | change)
-        rows.append((name, [r for r in own if _canonical(r["config"]) == key]))
+        key = settings_key("trellis", base | change)
+        rows.append((name, [r for r in own if canonical(r["config"]) == key]))
     lines = [f"| Trellis at L = {L}, H = {LONG_H} | validation loss (mean ± std) | seeds "
              "| epochs (best) | s / epoch |", "|---|---:|---:|---|---:|"]  # fmt: skip
     stats = {}

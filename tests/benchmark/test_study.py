@@ -3,7 +3,6 @@ without running any model (it reads the committed search records)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,10 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def study(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("study", REPO / "benchmarks" / "study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def study(tmp_path, monkeypatch, load_script):
+    module = load_script("study")
     if not module.SEARCH_FILE.is_file():
         pytest.skip(f"{module.SEARCH_FILE} is not in this checkout")
     committed = sorted(module.CONFIGS.glob("etth1_*.json"))  # ETTh1's choices, adopted below
@@ -89,8 +86,8 @@ def test_ablations_take_the_reference_row_from_the_final_table(study, monkeypatc
         pytest.skip("the final table's ETTh1 Trellis runs at L = 336 are not in this checkout")
     jobs = study.ablation_jobs(["ETTh1"], lookbacks=[336])
     assert len(jobs) == (len(study.ABLATIONS) - 1) * len(study.SEARCH_HORIZONS) * 3
-    base = study._settings_key("trellis", study.chosen("ETTh1", "trellis"))
-    assert all(study._settings_key("trellis", job["settings"]) != base for job in jobs)
+    base = study.settings_key("trellis", study.chosen("ETTh1", "trellis"))
+    assert all(study.settings_key("trellis", job["settings"]) != base for job in jobs)
     # One variant's runs recorded (a copy of the reference's with another setting and MSE).
     variant = study.ABLATIONS["no forget gate"]
     lines = [json.dumps({k: v for k, v in r.items() if k != "final"}
@@ -159,11 +156,11 @@ def test_the_horizon_phase_adopts_a_change_only_beyond_twice_the_seed_spread(stu
                for job in jobs)  # fmt: skip
     assert study.horizon_jobs(["Weather"]) == []
     L = jobs[0]["L"]
-    key = study._settings_key("trellis", study.chosen("ETTh1", "trellis"))
+    key = study.settings_key("trellis", study.chosen("ETTh1", "trellis"))
     final = [r for r in study.read_results(study.HEADLINE) if r["dataset"] == "ETTh1"
              and r["model"] == "trellis" and r["context_length"] == L
              and r["horizon"] == study.LONG_H and r["seed"] in (0, 1, 2)
-             and study._canonical(r["config"]) == key]  # fmt: skip
+             and study.canonical(r["config"]) == key]  # fmt: skip
     if len(final) != 3:
         pytest.skip("the final table's ETTh1 Trellis runs at H = 720 are not in this checkout")
     losses = [r["best_val_loss"] for r in final]
