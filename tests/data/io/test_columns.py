@@ -122,3 +122,32 @@ def test_repeated_timestamps_without_an_id_column_suggest_one():
     df = pd.DataFrame({"date": np.repeat(HOURS[:5], 2), "v": np.arange(10.0)})
     with pytest.raises(DataError, match="duplicate timestamp .* pass id_col= naming the series"):
         to_panel(df)
+
+
+# ------------------------------------------------------------------------------ row numbers
+
+
+@pytest.mark.parametrize("name,first", [("rownames", 1), ("", 1), ("Unnamed: 0", 0)])
+def test_row_numbers_of_r_and_spreadsheet_exports_are_an_index_not_a_series(name, first):
+    # A weekly R export was forecast as two series, 'rownames' and the value.
+    df = pd.DataFrame({name: np.arange(first, first + 30), "date": pd.date_range(
+        "2020-01-06", periods=30, freq="W-MON"), "value": np.arange(30.0)})  # fmt: skip
+    with pytest.warns(UserWarning, match=f"column '{name}' holds the row numbers") as caught:
+        panel = to_panel(df)
+    assert panel.names == ("value",) and panel.freq == "W-MON"
+    assert len(caught) == 1  # the note only: no 'columns not used' advice for it
+    # In a long file too: the row numbers run over the whole file.
+    frame = long().rename_axis(name).reset_index()
+    frame[name] += first
+    with pytest.warns(UserWarning, match="holds the row numbers"):
+        assert to_panel(frame).names == ("s0", "s1", "s2")
+
+
+def test_numbered_columns_that_are_not_row_numbers_stay():
+    # Named otherwise, not starting at 0 or 1, or with a step other than 1: values, as before.
+    df = pd.DataFrame({"date": HOURS[:20], "count": np.arange(1, 21), "": np.arange(3, 23)})
+    panel = to_panel(df)
+    assert panel.names == ("count", "")
+    assert to_panel(df, target=["count", ""]).names == ("count", "")
+    df[""] = np.arange(1, 21)
+    assert to_panel(df, target=["count", ""]).names == ("count", "")  # named: taken

@@ -10,7 +10,9 @@ given and from what the columns hold:
 
 Anything ambiguous is one error listing the columns and the options that settle it; every
 column left unused is named in one warning line; integer columns that look like dates (Excel
-serials, epoch seconds) are never taken as values to forecast. Covariate columns
+serials, epoch seconds) are never taken as values to forecast. A row-number column written by R
+(`rownames`) or a spreadsheet (an empty header, `Unnamed: 0`) is an index, never a series: it is
+left out with a note. Covariate columns
 (`trellis_ts.data.features.covariates`) are inputs the caller has placed already: they take no other
 role here and are not "unused".
 """
@@ -58,7 +60,11 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
                    covariates: tuple = ()) -> Columns:  # fmt: skip
     """Settle the layout and the role of every column but the ``covariates`` (see the module
     docstring)."""
-    df = _Visible(df, covariates) if covariates else df
+    named = {c for c in (time_col, id_col) if c is not None} | set(as_list(target or []))
+    row_numbers = [c for c in df.columns if c not in named and c not in set(covariates)
+                   and _is_row_numbers(df[c], c)]  # fmt: skip
+    hidden = tuple(covariates) + tuple(row_numbers)
+    df = _Visible(df, hidden) if hidden else df
     for role, col in (("id_col", id_col), ("time_col", time_col)):
         if (
             col is not None
@@ -80,6 +86,15 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
     else:
         cols = _wide(df, time_col, target, date_format)
     _warn_unused(cols.unused)
+    if row_numbers:
+        listed = ("column " if len(row_numbers) == 1 else "columns ") + ", ".join(
+            repr(c) for c in row_numbers)  # fmt: skip
+        warnings.warn(
+            f"{listed} holds the row numbers of an R or spreadsheet export (1, 2, 3, ... "
+            "or 0, 1, 2, ...), an index and not a series; it is left out.",
+            UserWarning,
+            stacklevel=3,
+        )
     return cols
 
 
@@ -195,7 +210,7 @@ def _wide(df, time_col, target, date_format) -> Columns:
         for c in df.columns:
             if c == tcol:
                 continue
-            if not _numeric_like(df[c]) or _is_saved_row_index(df[c], c):
+            if not _numeric_like(df[c]):
                 unused[c] = _why_unused(df[c], c, "target")
                 continue
             dates = integer_dates(df[c])
@@ -339,18 +354,22 @@ def looks_like_time(col: pd.Series | pd.Index, name: Any) -> bool:
     return bool(parsed.notna().mean() >= 0.5)
 
 
-def _is_saved_row_index(col: pd.Series, name: Any) -> bool:
-    """pandas names a header-less first column "Unnamed: 0"; 0..n-1 in it is df.to_csv()'s index."""
-    return (
-        str(name).startswith("Unnamed:")
-        and pd.api.types.is_integer_dtype(col.dtype)
-        and bool((col.to_numpy() == np.arange(len(col))).all())
-    )
+# Names row numbers get: R's `rownames` (Rdatasets, as.data.frame), an empty header (R's
+# write.csv, spreadsheets) that pandas reads as "Unnamed: 0", readr's "...1".
+_ROW_NUMBER_NAME = re.compile(r"(?i)^\s*(rownames|unnamed: \d+|\.\.\.\d+)?\s*$")
+
+
+def _is_row_numbers(col: pd.Series, name: Any) -> bool:
+    """A column named like saved row numbers that holds 0..n-1 or 1..n, strictly by 1."""
+    if not isinstance(name, str) or not _ROW_NUMBER_NAME.match(name):
+        return False
+    if not pd.api.types.is_integer_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return False
+    v = col.to_numpy()
+    return len(v) > 0 and v[0] in (0, 1) and bool((np.diff(v) == 1).all())
 
 
 def _why_unused(col: pd.Series, name: Any, option: str) -> str:
-    if _is_saved_row_index(col, name):
-        return "a row index saved to CSV"
     if pd.api.types.is_bool_dtype(col.dtype):
         return "true/false"
     if looks_like_time(col, name):
