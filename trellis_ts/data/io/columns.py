@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trellis_ts.data.io.dates import DATE_FORMATS, integer_dates
+from trellis_ts.data.io.dates import DATE_FORMATS, PERIOD_LABEL, integer_dates
 from trellis_ts.errors import DataError
 
 __all__ = ["Columns", "assign_columns"]
@@ -343,7 +343,7 @@ def looks_like_time(col: pd.Series | pd.Index, name: Any) -> bool:
     text = sample.astype(str)
     if not text.str.contains(r"\d").mean() >= 0.5:
         return False  # weekday names, labels: no digits, no dates
-    if text.str.match(_DATE_SHAPE).mean() >= 0.5:
+    if text.str.match(_DATE_SHAPE).mean() >= 0.5 or text.str.match(PERIOD_LABEL).mean() >= 0.5:
         return True
     try:
         with warnings.catch_warnings():

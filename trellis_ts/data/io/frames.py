@@ -27,7 +27,7 @@ import pandas as pd
 
 from trellis_ts.data.features.covariates import ColumnRoles, Covariates, static_table
 from trellis_ts.data.io.columns import Columns, as_list, assign_columns
-from trellis_ts.data.io.dates import parse_time
+from trellis_ts.data.io.dates import parse_time, period_label_format
 from trellis_ts.data.io.layout import FrameLayout
 from trellis_ts.data.io.timegrid import as_int, fmt_time, parse_freq, regularize
 from trellis_ts.errors import DataError
@@ -176,8 +176,13 @@ def to_panel(
     label = f"time column {cols.time_col!r}" if cols.time_col is not None else "the index"
     times = parse_time(cols.time_raw, label, dayfirst=dayfirst, date_format=cols.date_format)
     if cols.layout == "long":
-        return _long_panel(df, cols, roles, times, freq, missing, fill_gaps)
-    return _wide_panel(df, cols, roles, times, freq, missing, fill_gaps)
+        panel = _long_panel(df, cols, roles, times, freq, missing, fill_gaps)
+    else:
+        panel = _wide_panel(df, cols, roles, times, freq, missing, fill_gaps)
+    style = period_label_format(cols.time_raw) if cols.date_format is None else None
+    if style is None:
+        return panel
+    return dataclasses.replace(panel, layout=dataclasses.replace(panel.layout, time_format=style))
 
 
 def _role_label(roles: ColumnRoles, name: Any) -> str:
