@@ -246,7 +246,11 @@ def _series_rows(history: Panel, forecast: pd.DataFrame, i: int) -> pd.DataFrame
     """The rows of series `i` in a forecast frame (all rows of a wide one)."""
     if history.layout.format == "wide":
         return forecast
-    return forecast[forecast[history.layout.id_col] == history.ids[i]]
+    from trellis_ts.data.io.frames import series_keys
+
+    keys = series_keys(forecast, history.layout.id_col)
+    return forecast[np.asarray(keys == history.ids[i]) if not isinstance(keys, pd.MultiIndex)
+                    else np.asarray(keys.isin([history.ids[i]]))]  # fmt: skip
 
 
 def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: list[float]):

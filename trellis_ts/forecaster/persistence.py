@@ -274,9 +274,14 @@ def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Pa
         names=tuple(h["names"]),
         freq=h["freq"],
         layout=layout,
-        ids=None if h["ids"] is None else tuple(h["ids"]),
+        ids=None if h["ids"] is None else tuple(_id(i) for i in h["ids"]),
         covariates=covariates,
     )
+
+
+def _id(value: Any) -> Any:
+    """A saved series id: the tuple of a series named by several id columns (a JSON list)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _read_v3(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:

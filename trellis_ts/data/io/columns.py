@@ -4,8 +4,10 @@
 given and from what the columns hold:
 
 * long when ``id_col`` is given, when there is a ``unique_id`` column, or when the time column
-  repeats its timestamps and exactly one text column can name the series; then the time column
-  is ``ds`` or the one that looks like time, and the target ``y`` or the only numeric column;
+  repeats its timestamps and text columns name the series: one, or several that together key
+  them (a tourism panel's `Region,State,Purpose`: ``id_col`` is then that tuple, see `_key_of`);
+  the time column is ``ds`` or the one that looks like time, the target ``y`` or the only
+  numeric column;
 * wide otherwise: one time column (or the index), every numeric column a target by default.
 
 Anything ambiguous is one error listing the columns and the options that settle it; every
@@ -44,7 +46,8 @@ _SAMPLE = 50  # values inspected to guess what a text column holds (cheap on hug
 
 @dataclass
 class Columns:
-    """The roles of a frame's columns. ``time_col`` None: time is the index."""
+    """The roles of a frame's columns. ``time_col`` None: time is the index. ``id_col`` is a
+    column, or a tuple of columns that together name the series."""
 
     layout: str
     time_raw: Any
@@ -60,21 +63,24 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
                    covariates: tuple = ()) -> Columns:  # fmt: skip
     """Settle the layout and the role of every column but the ``covariates`` (see the module
     docstring)."""
-    named = {c for c in (time_col, id_col) if c is not None} | set(as_list(target or []))
+    id_col = _id_option(id_col)
+    named = {c for c in (time_col, *as_list(id_col or [])) if c is not None}
+    named |= set(as_list(target or []))
     row_numbers = [c for c in df.columns if c not in named and c not in set(covariates)
                    and _is_row_numbers(df[c], c)]  # fmt: skip
     hidden = tuple(covariates) + tuple(row_numbers)
     df = _Visible(df, hidden) if hidden else df
     for role, col in (("id_col", id_col), ("time_col", time_col)):
-        if (
-            col is not None
-            and col not in df.columns
-            and not (role == "time_col" and df.index.name is not None and df.index.name == col)
-        ):
-            raise DataError(
-                f"{role}={col!r} is not a column; available columns: {list(df.columns)} "
-                "(call df.reset_index() first if it is the index)."
-            )
+        for part in col if isinstance(col, tuple) else (col,):
+            if (
+                part is not None
+                and part not in df.columns
+                and not (role == "time_col" and df.index.name is not None and df.index.name == part)
+            ):
+                raise DataError(
+                    f"{role}={part!r} is not a column; available columns: {list(df.columns)} "
+                    "(call df.reset_index() first if it is the index)."
+                )
     if id_col is None and "unique_id" in df.columns:
         id_col = "unique_id"
     if id_col is None and time_col is None and "ds" in df.columns:
@@ -123,6 +129,9 @@ def _detect_id(df, time_col, target, date_format) -> Any:
     ids = [c for c in df.columns if c != times[0] and _id_like(df[c])]
     if len(ids) == 1:
         return ids[0]
+    key = _key_of(df, times[0], ids) if len(ids) > 1 else None
+    if key is not None:
+        return key[0] if len(key) == 1 else key
     if len(ids) > 1:
         numeric = [c for c in df.columns if c not in ids and c != times[0]
                    and pd.api.types.is_numeric_dtype(df[c].dtype)]  # fmt: skip
@@ -130,10 +139,53 @@ def _detect_id(df, time_col, target, date_format) -> Any:
             f" and target= naming the value column (one of {numeric})")  # fmt: skip
         raise DataError(
             f"time column {times[0]!r} repeats its timestamps, as in a long file with several "
-            f"series, and several columns could name the series ({ids}); pass id_col= naming "
-            f"one{target_hint} (or time_col= if {times[0]!r} is not the time)."
+            f"series, and several columns could name the series ({ids}) but together they "
+            f"still repeat a timestamp; pass id_col= naming the column, or the list of columns, "
+            f"that name the series{target_hint} (or time_col= if {times[0]!r} is not the time)."
         )
     return None
+
+
+def _key_of(df, time_col, candidates: list) -> tuple | None:
+    """The text columns that together name the series of a long frame, or None.
+
+    Together the ``candidates`` must give each (series, time) pair one row. A candidate that
+    varies within the series the others name (a weekday label) is not part of the key; one that
+    is constant within them (State beside Region) is kept, as tsibble keys keep it.
+    """
+    codes = {c: pd.factorize(df[c], use_na_sentinel=False)[0] for c in candidates}
+    time = pd.factorize(df[time_col], use_na_sentinel=False)[0]
+
+    def groups(cols: list) -> np.ndarray:
+        return (
+            pd.DataFrame({c: codes[c] for c in cols}).groupby(cols, sort=False).ngroup().to_numpy()
+        )
+
+    def unique_times(cols: list) -> bool:
+        return not pd.DataFrame({"g": groups(cols), "t": time}).duplicated().any()
+
+    key = list(candidates)
+    if not unique_times(key):
+        return None
+    for c in candidates:
+        rest = [k for k in key if k != c]
+        if not rest or not unique_times(rest):
+            continue  # c is needed to tell the series apart
+        within = pd.DataFrame({"g": groups(rest), "c": codes[c]}).groupby("g")["c"].nunique()
+        if (within > 1).any():
+            key = rest  # c varies within a series: a label of the rows, not of the series
+    return tuple(key)
+
+
+def _id_option(id_col: Any) -> Any:
+    """``id_col`` as given: a column, or a tuple of several (a one-column list is that column)."""
+    if isinstance(id_col, (list, tuple)):
+        if not id_col:
+            raise DataError("id_col=[] names no column; pass the series id column(s).")
+        if len(set(id_col)) < len(id_col):
+            raise DataError(f"id_col={list(id_col)!r} lists a column twice; list each once.")
+        return id_col[0] if len(id_col) == 1 else tuple(id_col)
+    return id_col
 
 
 def _id_like(col: pd.Series) -> bool:
@@ -150,10 +202,11 @@ def _long(df, time_col, id_col, target, date_format) -> Columns:
             f"time_col={time_col!r} is not a column; available columns: {list(df.columns)} "
             "(call df.reset_index() first if it is the index)."
         )
-    if time_col is None and "ds" in df.columns and id_col != "ds":
+    keys = id_col if isinstance(id_col, tuple) else (id_col,)
+    if time_col is None and "ds" in df.columns and "ds" not in keys:
         time_col = "ds"  # NeuralForecast's name
     if time_col is None:
-        found = [c for c in df.columns if c != id_col and looks_like_time(df[c], c)]
+        found = [c for c in df.columns if c not in keys and looks_like_time(df[c], c)]
         if len(found) != 1:
             what = (
                 "no column looks like time"
@@ -172,9 +225,9 @@ def _long(df, time_col, id_col, target, date_format) -> Columns:
                 "pass a single column name."
             )
         target = target[0]
-    rest = [c for c in df.columns if c not in (id_col, time_col)]
+    rest = [c for c in df.columns if c not in (*keys, time_col)]
     if target is None:
-        if "y" in df.columns and "y" not in (id_col, time_col):
+        if "y" in df.columns and "y" not in (*keys, time_col):
             target = "y"
         else:
             numeric = [c for c in rest if _numeric_like(df[c])]
@@ -191,9 +244,10 @@ def _long(df, time_col, id_col, target, date_format) -> Columns:
         raise DataError(
             f"target={target!r} is not a column; available columns: {list(df.columns)}."
         )
-    if len({id_col, time_col, target}) < 3:
+    if len({*keys, time_col, target}) < len(keys) + 2:
         raise DataError(
-            f"id_col={id_col!r}, time_col={time_col!r} and target={target!r} must be 3 different columns."
+            f"id_col={id_col!r}, time_col={time_col!r} and target={target!r} must be different "
+            "columns."
         )
     unused = {c: _why_unused(df[c], c, "target") for c in rest if c != target}
     return Columns("long", df[time_col], time_col, id_col, [target], unused, date_format)
