@@ -100,3 +100,19 @@ def test_cli_evaluate_says_the_score_is_in_sample(tmp_path):
     result = ok("evaluate", data, "--model-dir", model_dir, "--n-windows", "2")
     warning = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
     assert len(warning) == 1 and "the score is in-sample" in warning[0]  # before: no word
+
+
+def test_date_axis_offset_names_the_dates_shown():
+    # 26-30 April, the last tick 1 May: matplotlib's offset said "2023-May" beside April's days.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    times = pd.date_range("2023-04-26", "2023-04-30 23:00", freq="h")
+    panel = to_panel(pd.DataFrame({"date": times[:-3], "y": np.arange(len(times) - 3.0)}))
+    fc = pd.DataFrame({"date": times[-3:], "y": [1.0, 2.0, 3.0]})
+    fig = forecast_figure(panel, fc, context_length=len(times))
+    FigureCanvasAgg(fig).draw()
+    axis = fig.axes[0].xaxis
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:5] == ["26", "27", "28", "29",
+                                                                         "30"]  # fmt: skip
+    assert axis.get_offset_text().get_text() == "2023-Apr"
+
