@@ -116,3 +116,18 @@ def test_date_axis_offset_names_the_dates_shown():
                                                                          "30"]  # fmt: skip
     assert axis.get_offset_text().get_text() == "2023-Apr"
 
+
+def test_smape_is_in_percent_and_windows_are_counted_per_series(tmp_path):
+    from trellis_ts.cli_report import window_count
+    from trellis_ts.metrics import point_metrics
+
+    assert point_metrics(np.array([1.0, 1.0]), np.array([3.0, 1.0]), 1.0)["smape"] == 50.0
+    assert window_count(pd.Series([3, 3, 3])) == "3 windows x 3 series"  # it said "9 windows"
+    assert window_count(pd.Series([1])) == "1 window"
+    assert window_count(pd.Series([2, 3])) == "5 windows over 2 series (2-3 each)"
+    data = write_wide(tmp_path / "d.csv")
+    ok("fit", data, "--model-dir", tmp_path / "m", "--d-model", "16", "--n-layers", "1",
+       "--n-slots", "8", "--max-epochs", "1", "--context-length", "48",
+       "--prediction-length", "12", "-q")  # fmt: skip
+    table = ok("evaluate", data, "--model-dir", tmp_path / "m", "--n-windows", "3", "-q").stdout
+    assert "Rolling-window metrics (3 windows x 3 series)" in table and "smape %" in table

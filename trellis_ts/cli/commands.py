@@ -388,7 +388,8 @@ def evaluate(
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE).
+    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE in
+    percent, 0-200).
 
     Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
     """

@@ -447,7 +447,7 @@ class TrellisForecaster(BaseEstimator):
         Windows end at the last time step and go back by `step` (default `prediction_length`);
         `n_windows` limits them per series (default: all that fit). Covariates take their
         recorded values inside each window (the future covariates' too). One row per series and
-        window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
+        window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE (percent, 0-200) in the data's units
         (+ wQL and coverage of the outermost quantile band for a quantile model; + `coverage80`
         and `width80` per interval level with `level=[80, ...]`).
 
