@@ -53,7 +53,26 @@ def test_every_unused_column_is_named_in_one_warning(tmp_path):
                 "-o", tmp_path / "fc.csv")  # fmt: skip
     warnings = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
     assert warnings == ["warning: " + message.replace("target=", "--target").replace(
-        "time_col=", "--time-col").replace("id_col=", "--id-col")]  # fmt: skip
+        "past_covariates=", "--past-covariates")]  # fmt: skip
+
+
+def test_unused_column_advice_fits_the_options_given():
+    # It asked for target= and time_col= even when both were given.
+    df = pd.DataFrame({"date": HOURS, "load": 1.0, "temp": 2.0, "note": "x"})
+    with pytest.warns(UserWarning) as caught:
+        to_panel(df, time_col="date", target="load")
+    message = str(caught[0].message)
+    assert "time_col=" not in message and "pass target=" not in message
+    assert message.endswith("to use one, add it to target= to forecast it, or pass it as a "
+                            "covariate (past_covariates=, ...) to use it as an input.")  # fmt: skip
+    with pytest.warns(UserWarning, match="'note' .text.; pass target= to choose the columns"):
+        to_panel(df)  # target not given: the option that chooses
+    frame = long(time_name="ds", value_name="y", stamp=HOURS.astype(str))  # 'ds' is the time
+    with pytest.warns(UserWarning, match="'stamp' .a second time column.; pass target= and "
+                      "time_col= to choose"):  # fmt: skip
+        to_panel(frame)
+    with pytest.warns(UserWarning, match="'note' .text.; to use one as an input, pass it as a cov"):
+        to_panel(long(note="x"), id_col="unique_id", target="value")
 
 
 def test_default_targets_are_all_numeric_columns_and_text_is_named():

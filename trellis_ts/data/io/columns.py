@@ -64,6 +64,7 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
     """Settle the layout and the role of every column but the ``covariates`` (see the module
     docstring)."""
     id_col = _id_option(id_col)
+    given = {"target": target, "time_col": time_col, "id_col": id_col}  # for the advice
     named = {c for c in (time_col, *as_list(id_col or [])) if c is not None}
     named |= set(as_list(target or []))
     row_numbers = [c for c in df.columns if c not in named and c not in set(covariates)
@@ -91,7 +92,7 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
         cols = _long(df, time_col, id_col, target, date_format)
     else:
         cols = _wide(df, time_col, target, date_format)
-    _warn_unused(cols.unused)
+    _warn_unused(cols, given)
     if row_numbers:
         listed = ("column " if len(row_numbers) == 1 else "columns ") + ", ".join(
             repr(c) for c in row_numbers)  # fmt: skip
@@ -436,16 +437,27 @@ def _why_unused(col: pd.Series, name: Any, option: str) -> str:
     return "text"
 
 
-def _warn_unused(unused: dict) -> None:
+def _warn_unused(cols: Columns, given: dict) -> None:
+    """One warning naming the unused columns, with advice on the options not given yet: which
+    ones settle the choice, or how to use a column once every option was given."""
+    unused = cols.unused
     if not unused:
         return
     listed = ", ".join(f"{c!r} ({why})" for c, why in unused.items())
-    warnings.warn(
-        f"columns not used: {listed}; pass target= (and time_col=, id_col=) to choose the "
-        "columns explicitly.",
-        UserWarning,
-        stacklevel=4,
-    )
+    why = set(unused.values())
+    options = [f"{name}=" for name, wanted in (
+        ("target", True),
+        ("time_col", "a second time column" in why),
+        ("id_col", cols.layout == "long" and "text" in why),
+    ) if wanted and given[name] is None]  # fmt: skip
+    if options:
+        advice = f"pass {' and '.join(options)} to choose the columns explicitly"
+    elif cols.layout == "wide":
+        advice = ("to use one, add it to target= to forecast it, or pass it as a covariate "
+                  "(past_covariates=, ...) to use it as an input")  # fmt: skip
+    else:
+        advice = "to use one as an input, pass it as a covariate (past_covariates=, ...)"
+    warnings.warn(f"columns not used: {listed}; {advice}.", UserWarning, stacklevel=4)
 
 
 def as_list(target: Any) -> list:
