@@ -118,7 +118,7 @@ def test_date_axis_offset_names_the_dates_shown():
 
 
 def test_smape_is_in_percent_and_windows_are_counted_per_series(tmp_path):
-    from trellis_ts.cli_report import window_count
+    from trellis_ts.cli.report import window_count
     from trellis_ts.metrics import point_metrics
 
     assert point_metrics(np.array([1.0, 1.0]), np.array([3.0, 1.0]), 1.0)["smape"] == 50.0
