@@ -172,3 +172,12 @@ def test_only_targets_never_negative_are_clamped():
     long.loc[5, "Count"] = -1  # one negative value: the long target is not a count
     f = TrellisForecaster(**HOURLY).fit(long)
     assert f.scaling_.nonnegative == () and "clamped" not in f.data_summary_
+
+
+def test_a_model_saved_before_target_transform_keeps_its_forecasts_unclamped():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "saved_models" / "v0.1.0"
+    loaded = TrellisForecaster.load(folder / "model")  # its config has no target_transform
+    assert loaded.config_.target_transform == "none" and loaded.scaling_.nonnegative == ()
+    assert loaded.predict()["b"].min() < 0  # as that version forecast it

@@ -220,7 +220,9 @@ def load_state(path: str | os.PathLike) -> FittedState:
             f"this trellis-ts ({__version__}) reads format {FORMAT_VERSION} and older: upgrade trellis-ts"
         )
     try:
-        config = TrellisConfig.from_dict(meta["config"])
+        # Saved before target_transform existed: forecasts were never clamped, i.e. "none" (the
+        # default is now "auto").
+        config = TrellisConfig.from_dict({"target_transform": "none", **meta["config"]})
     except (ConfigError, KeyError, TypeError) as exc:
         raise ModelFileError(
             f"{meta_file} holds an invalid configuration ({exc}); re-save the model"
