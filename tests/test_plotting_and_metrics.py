@@ -100,3 +100,34 @@ def test_cli_evaluate_says_the_score_is_in_sample(tmp_path):
     result = ok("evaluate", data, "--model-dir", model_dir, "--n-windows", "2")
     warning = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
     assert len(warning) == 1 and "the score is in-sample" in warning[0]  # before: no word
+
+
+def test_date_axis_offset_names_the_dates_shown():
+    # 26-30 April, the last tick 1 May: matplotlib's offset said "2023-May" beside April's days.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    times = pd.date_range("2023-04-26", "2023-04-30 23:00", freq="h")
+    panel = to_panel(pd.DataFrame({"date": times[:-3], "y": np.arange(len(times) - 3.0)}))
+    fc = pd.DataFrame({"date": times[-3:], "y": [1.0, 2.0, 3.0]})
+    fig = forecast_figure(panel, fc, context_length=len(times))
+    FigureCanvasAgg(fig).draw()
+    axis = fig.axes[0].xaxis
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:5] == ["26", "27", "28", "29",
+                                                                         "30"]  # fmt: skip
+    assert axis.get_offset_text().get_text() == "2023-Apr"
+
+
+def test_smape_is_in_percent_and_windows_are_counted_per_series(tmp_path):
+    from trellis_ts.cli.report import window_count
+    from trellis_ts.metrics import point_metrics
+
+    assert point_metrics(np.array([1.0, 1.0]), np.array([3.0, 1.0]), 1.0)["smape"] == 50.0
+    assert window_count(pd.Series([3, 3, 3])) == "3 windows x 3 series"  # it said "9 windows"
+    assert window_count(pd.Series([1])) == "1 window"
+    assert window_count(pd.Series([2, 3])) == "5 windows over 2 series (2-3 each)"
+    data = write_wide(tmp_path / "d.csv")
+    ok("fit", data, "--model-dir", tmp_path / "m", "--d-model", "16", "--n-layers", "1",
+       "--n-slots", "8", "--max-epochs", "1", "--context-length", "48",
+       "--prediction-length", "12", "-q")  # fmt: skip
+    table = ok("evaluate", data, "--model-dir", tmp_path / "m", "--n-windows", "3", "-q").stdout
+    assert "Rolling-window metrics (3 windows x 3 series)" in table and "smape %" in table

@@ -18,7 +18,8 @@ def naive_scale(history: np.ndarray, season: int) -> float:
 
 
 def point_metrics(y: np.ndarray, pred: np.ndarray, scale: float) -> dict[str, float]:
-    """MSE, MAE, MASE (MAE over `scale`), sMAPE (in [0, 2], 0 where both are 0)."""
+    """MSE, MAE, MASE (MAE over `scale`), sMAPE in percent (0 to 200, M4's scale; 0 where
+    both are 0)."""
     err = pred - y
     denom = np.abs(y) + np.abs(pred)
     ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
@@ -27,7 +28,7 @@ def point_metrics(y: np.ndarray, pred: np.ndarray, scale: float) -> dict[str, fl
         "mse": float(np.mean(err**2)),
         "mae": mae,
         "mase": mae / scale if scale > 0 else float("nan"),
-        "smape": float(np.mean(ratio)),
+        "smape": 100 * float(np.mean(ratio)),
     }
 
 

@@ -206,13 +206,42 @@ def _finish(fig, axes, shown: int, history: Panel, title: str):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=max(len(labels), 1), fontsize=8)
     if isinstance(history.index[0], pd.DatetimeIndex):
-        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+        from matplotlib.dates import AutoDateLocator
 
         for ax in axes[:shown]:
             locator = AutoDateLocator(minticks=3, maxticks=7)
             ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+            ax.xaxis.set_major_formatter(_date_formatter(locator))
     return fig
+
+
+def _date_formatter(locator):
+    """matplotlib's concise date labels, with the offset (the year and month beside the axis)
+    taken from the first tick shown rather than the last: days 26-30 April followed by a
+    "May" tick read "2023-Apr", where matplotlib wrote "2023-May"."""
+    from matplotlib.dates import ConciseDateFormatter, num2date
+
+    class FirstTickOffset(ConciseDateFormatter):
+        offset = ""
+
+        def format_ticks(self, values):
+            labels = super().format_ticks(values)
+            self.offset = super().get_offset()
+            if self.offset and len(values):
+                low, high = (
+                    sorted(self.axis.get_view_interval()) if self.axis else (-np.inf, np.inf)
+                )
+                shown = [v for v in values if low <= v <= high] or list(values)
+                last, first = num2date(values[-1]), num2date(shown[0])
+                fmt = next((f for f in self.offset_formats if f and last.strftime(f) == self.offset),
+                           None)  # fmt: skip
+                self.offset = first.strftime(fmt) if fmt else self.offset
+            return labels
+
+        def get_offset(self):
+            return self.offset
+
+    return FirstTickOffset(locator)
 
 
 def _shade_intervals(ax, times, rows: pd.DataFrame, label, levels, *, legend: bool = True) -> None:
@@ -246,7 +275,11 @@ def _series_rows(history: Panel, forecast: pd.DataFrame, i: int) -> pd.DataFrame
     """The rows of series `i` in a forecast frame (all rows of a wide one)."""
     if history.layout.format == "wide":
         return forecast
-    return forecast[forecast[history.layout.id_col] == history.ids[i]]
+    from trellis_ts.data.io.frames import series_keys
+
+    keys = series_keys(forecast, history.layout.id_col)
+    return forecast[np.asarray(keys == history.ids[i]) if not isinstance(keys, pd.MultiIndex)
+                    else np.asarray(keys.isin([history.ids[i]]))]  # fmt: skip
 
 
 def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: list[float]):

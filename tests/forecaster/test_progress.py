@@ -6,11 +6,10 @@ from __future__ import annotations
 import io
 import re
 
+from tests.conftest import TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import make_demo_frame
 from trellis_ts.forecaster.progress import EpochBar, EpochLines, progress_callbacks
-
-from tests.conftest import TINY
 
 
 class Terminal(io.StringIO):
@@ -29,7 +28,7 @@ def test_a_terminal_gets_the_bar_a_log_gets_lines_and_quiet_gets_nothing():
 def test_a_fit_logs_one_line_per_epoch_from_one_with_the_validation_loss(capsys):
     params = TINY | {"max_epochs": 2, "verbose": True, "early_stopping_patience": 5}
     TrellisForecaster(**params).fit(make_demo_frame(n_steps=200, n_channels=1))
-    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("epoch ")]
-    assert [l.split(",")[0] for l in lines] == ["epoch 1/2", "epoch 2/2"]
-    assert all(re.search(r"val loss [0-9.e+-]+", l) for l in lines)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(",")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all(re.search(r"val loss [0-9.e+-]+", line) for line in lines)
     assert lines[0].endswith("(best)")

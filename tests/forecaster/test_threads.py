@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.conftest import TINY
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import make_demo_frame
 from trellis_ts.errors import ConfigError
 from trellis_ts.forecaster import threads
-
-from tests.conftest import TINY
 
 
 @pytest.fixture

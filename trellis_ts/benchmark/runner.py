@@ -111,7 +111,8 @@ def resolve_config(
                 f"{wanted!r}; choose the model with --model, not in the config"
             )
     values |= MODEL_CHOICES[model]
-    if values.get("target_transform", "none") != "none":
+    values.setdefault("target_transform", "none")  # the protocol's; keeps the config ids
+    if values["target_transform"] != "none":
         raise ConfigError(
             f"target_transform={values['target_transform']!r}: the benchmark protocol scores the "
             "standardised series as they are; leave target_transform at 'none'"

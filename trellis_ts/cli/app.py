@@ -108,7 +108,11 @@ Target = Annotated[
     input_option("Column(s) to forecast: repeat it or give a comma list (default: all numeric columns; "
         "y in a long file)."),
 ]  # fmt: skip
-IdCol = Annotated[str | None, input_option("Series id column of a long file (default: unique_id).")]
+IdCol = Annotated[
+    str | None,
+    input_option("Series id column of a long file, or a comma list of the columns that together "
+                 "name the series, e.g. Region,State,Purpose (default: detected)."),
+]  # fmt: skip
 Sep = Annotated[str | None, input_option("Column separator (default: detected).", advanced=True)]
 PastCovariates = Annotated[
     str | None,
@@ -305,7 +309,8 @@ class DataSource:
     @property
     def columns(self) -> dict:
         """The column options that were given (a saved model's own fill in the rest)."""
-        given = {"time_col": self.time_col, "id_col": self.id_col,
+        ids = _comma_list(self.id_col)
+        given = {"time_col": self.time_col, "id_col": (ids[0] if len(ids) == 1 else ids) or None,
                  "target": _comma_list(self.target) or None,
                  "dayfirst": self.dayfirst, "date_format": self.date_format}  # fmt: skip
         for role in ("past_covariates", "future_covariates", "static_covariates"):

@@ -79,11 +79,31 @@ def _model_and_data(model_dir: Path, data: DataSource, level, *, required: bool 
     return load_model(model_dir, data.columns), df
 
 
+def labelled(frame, layout, columns=None):
+    """``frame`` with its timestamps written as the input's week, quarter or month labels
+    (`1998 Q1`) when its time was written so: the time column or index, else ``columns``."""
+    import pandas as pd
+
+    from trellis_ts.data.io.dates import format_times
+
+    if layout.time_format is None:
+        return frame
+    frame = frame.copy()
+    if columns is None and layout.time_in_index:
+        frame.index = format_times(frame.index, layout.time_format)
+        return frame
+    for column in columns or [layout.time_col]:
+        frame[column] = format_times(pd.DatetimeIndex(frame[column]), layout.time_format)
+    return frame
+
+
 def csv_writer(frame, forecaster, data: DataSource):
     """Writes ``frame`` (in the model's layout) as CSV to a path or stream: the input's separator
-    and decimal mark, and a time index as a first column named like it (or "step")."""
+    and decimal mark, timestamps in the input's label style (`labelled`), and a time index as a
+    first column named like it (or "step")."""
     layout = forecaster.history_.layout
     label = (frame.index.name or "step") if layout.time_in_index else None
+    frame = labelled(frame, layout)
 
     def to_csv(target) -> None:
         frame.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=layout.time_in_index,
@@ -368,7 +388,8 @@ def evaluate(
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE).
+    """Score a saved model on rolling windows at the end of the data (MSE, MAE, MASE, sMAPE in
+    percent, 0-200).
 
     Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
     """
@@ -390,7 +411,7 @@ def evaluate(
             stage(output, lambda p: table.to_csv(p, **write))
             outputs["metrics"] = str(output)
         if forecasts is not None:
-            rows = result.forecasts()
+            rows = labelled(result.forecasts(), result.panel.layout, ["cutoff", "timestamp"])
             stage(forecasts, lambda p: rows.to_csv(p, **write))
             outputs["forecasts"] = str(forecasts)
         if plot is not None:

@@ -11,7 +11,7 @@ import typer
 
 from trellis_ts.forecaster.config import SIZE_FIELDS
 
-__all__ = ["print_metrics", "report"]
+__all__ = ["print_metrics", "report", "window_count"]
 
 
 def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: bool,
@@ -66,9 +66,10 @@ def print_metrics(table, scores: list[str], metrics: dict, max_rows: int = 20) -
 
     per_series = table.groupby("series", sort=False)[scores].mean()
     counts = table.groupby("series", sort=False).size()
-    view = Table(title=f"Rolling-window metrics ({metrics['n_windows']} windows)")
+    view = Table(title=f"Rolling-window metrics ({window_count(counts)})")
     for name in ["series", "windows", *scores]:
-        view.add_column(name, justify="left" if name == "series" else "right")
+        header = "smape %" if name == "smape" else name  # percent, 0-200
+        view.add_column(header, justify="left" if name == "series" else "right")
     for name, row in per_series.head(max_rows).iterrows():
         view.add_row(str(name), str(counts[name]), *(f"{row[c]:.4g}" for c in scores))
     if len(per_series) > max_rows:
@@ -77,3 +78,18 @@ def print_metrics(table, scores: list[str], metrics: dict, max_rows: int = 20) -
     view.add_row("all", str(metrics["n_windows"]), *(f"{metrics[c]:.4g}" for c in scores),
                  style="bold")  # fmt: skip
     Console(soft_wrap=True).print(view)
+
+
+def window_count(counts) -> str:
+    """The windows scored, per series: "3 windows x 3 series", "1 window", or "7 windows over
+    3 series (2-3 each)" when the series have different numbers of them."""
+    if not len(counts):
+        return "no windows"
+    total, n_series = int(counts.sum()), len(counts)
+    low, high = int(counts.min()), int(counts.max())
+    each = f"{high} window{'s' if high != 1 else ''}"
+    if n_series == 1:
+        return each
+    if low == high:
+        return f"{each} x {n_series} series"
+    return f"{total} windows over {n_series} series ({low}-{high} each)"

@@ -92,7 +92,8 @@ class Backtest:
     bounds: dict[int, tuple[np.ndarray, np.ndarray]]
 
     def metrics(self) -> pd.DataFrame:
-        """One row per series and window: series, cutoff, MSE, MAE, MASE, sMAPE (+ wQL and the
+        """One row per series and window: series, cutoff, MSE, MAE, MASE, sMAPE in percent
+        (0-200) (+ wQL and the
         outer quantile band's coverage for a quantile model; + coverage and mean width of
         each interval level, `coverage80`, `width80`, ...)."""
         panel, w = self.panel, self.windows

@@ -99,9 +99,10 @@ class TrellisConfig:
 
     # Data policy.
     missing: str = "error"  # NaN/inf in targets: error, interpolate, ffill
-    # "none"; "log1p" (train on log(1 + y), forecasts never below 0); "nonnegative" (forecasts
-    # clamped at 0). The last two need targets >= 0: counts, sales, sizes, sunspots.
-    target_transform: str = "none"
+    # "auto" (forecasts of a target never negative in the fit data clamped at 0, the others as
+    # they are); "none" (as they are); "log1p" (train on log(1 + y), forecasts never below 0);
+    # "nonnegative" (forecasts clamped at 0). The last two need targets >= 0: counts, sizes.
+    target_transform: str = "auto"
     fill_gaps: bool = (
         False  # reindex irregular time steps to the frequency (then `missing` applies)
     )
@@ -371,8 +372,9 @@ FIELD_HELP: dict[str, str] = {
     "ema_decay": "Keep an exponential moving average of the weights (this decay per step, e.g. 0.99) and validate, early-stop and forecast with it; none turns it off.",
     "random_state": "Seed that makes training repeatable (none = not seeded).",
     "missing": "What to do with NaN/inf targets: error, interpolate or ffill.",
-    "target_transform": "none, log1p (train on log(1+y)) or nonnegative (clamp at 0): forecasts of "
-    "counts and sizes never go below zero.",
+    "target_transform": "auto (forecasts of targets never negative in the fit data are clamped at "
+    "0), none (never clamped), log1p (train on log(1+y)) or nonnegative (clamp at 0; both refuse "
+    "negative data).",
     "fill_gaps": "Reindex irregular time steps to the frequency (the missing policy fills them).",
     "accelerator": "Lightning accelerator: auto, cpu, gpu, mps, ...",
     "devices": "Lightning devices: auto, a count such as 2, or a list such as 0,1.",

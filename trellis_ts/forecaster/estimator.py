@@ -95,7 +95,7 @@ class TrellisForecaster(BaseEstimator):
         ema_decay: float | None = None,
         random_state: int | None = 0,
         missing: str = "error",
-        target_transform: str = "none",
+        target_transform: str = "auto",
         fill_gaps: bool = False,
         accelerator: str = "auto",
         devices: Any = "auto",
@@ -240,7 +240,7 @@ class TrellisForecaster(BaseEstimator):
             )
         series = scaling.series_set(panel)
         names = list(panel.names)
-        self.data_summary_ = f"{panel.describe()}; {sizing.line()}"
+        self.data_summary_ = f"{panel.describe()}; {sizing.line()}{_clamp_words(scaling, panel)}"
         if config.verbose:
             print(self.data_summary_, file=sys.stderr, flush=True)
         _, val_ranges = train_val_ranges(
@@ -264,6 +264,9 @@ class TrellisForecaster(BaseEstimator):
         )
         if warm_start:
             summary.extra["warm_start"] = True
+        if config.target_transform == "auto":  # which forecasts are clamped at 0, by series
+            clamped = scaling.clamped(names, panel.layout)
+            summary.extra["clamped_at_zero"] = [n for n, c in zip(names, clamped, strict=True) if c]
         self.calibration_: Calibration | None = calibrate(
             model, config, series, names, val_ranges, first_target
         )
@@ -347,7 +350,8 @@ class TrellisForecaster(BaseEstimator):
         values): `(output, point, bounds)`, the output `[n, H]` or `[n, H, Q]`, the point
         forecast `[n, H]` and `{level: (low, high)}` for the interval `levels` of series
         `names`. Intervals are drawn where the model works (after `target_transform`) and
-        mapped back with the forecasts."""
+        mapped back with the forecasts; all three are clamped at 0 for the series whose target
+        `target_transform="auto"` found never negative."""
         name = self.config_.target_transform
         out = forecast_contexts(self.model_, inputs, num_threads=self.config_.num_threads)
         shape = (-1,) + (1,) * (out.ndim - 1)
@@ -357,9 +361,15 @@ class TrellisForecaster(BaseEstimator):
         if levels:
             seen = transforms.forward(name, contexts, "the history")
             bounds = calibration.intervals(out, point, seen, scale, names, levels)
-        back = {lvl: (transforms.inverse(name, lo), transforms.inverse(name, hi))
-                for lvl, (lo, hi) in bounds.items()}  # fmt: skip
-        return transforms.inverse(name, out), transforms.inverse(name, point), back
+        # target_transform="auto": the rows of targets never negative in the fit data
+        rows = (np.zeros(len(out), dtype=bool) if names is None
+                else self.scaling_.clamped(names, self.history_.layout))  # fmt: skip
+
+        def back(values: np.ndarray) -> np.ndarray:
+            return transforms.clamp(transforms.inverse(name, values), rows)
+
+        bounds = {lvl: (back(lo), back(hi)) for lvl, (lo, hi) in bounds.items()}
+        return back(out), back(point), bounds
 
     def predict(
         self,
@@ -439,7 +449,7 @@ class TrellisForecaster(BaseEstimator):
         Windows end at the last time step and go back by `step` (default `prediction_length`);
         `n_windows` limits them per series (default: all that fit). Covariates take their
         recorded values inside each window (the future covariates' too). One row per series and
-        window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE in the data's units
+        window: its cutoff (last context timestamp) and MSE, MAE, MASE, sMAPE (percent, 0-200) in the data's units
         (+ wQL and coverage of the outermost quantile band for a quantile model; + `coverage80`
         and `width80` per interval level with `level=[80, ...]`).
 
@@ -503,3 +513,20 @@ class TrellisForecaster(BaseEstimator):
         self.calibration_ = state.calibration
         self.data_summary_ = state.data_summary
         self.fit_span_ = state.fit_span
+
+
+def _clamp_words(scaling: InputScaling, panel: Panel) -> str:
+    """The summary line's clause on forecasts clamped at 0 by target_transform="auto"."""
+    if not scaling.nonnegative:
+        return ""
+    clamped = scaling.clamped(list(panel.names), panel.layout)
+    if clamped.all():
+        which = "forecasts"
+    else:
+        shown = [n for n, c in zip(panel.names, clamped, strict=True) if c]
+        which = "forecasts of " + ", ".join(repr(n) for n in shown[:4]) + (
+            ", ..." if len(shown) > 4 else "")  # fmt: skip
+    return (
+        f"; {which} clamped at 0 (never negative in the data; target_transform='none' keeps "
+        "them as they are)"
+    )

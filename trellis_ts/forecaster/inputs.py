@@ -46,6 +46,9 @@ class InputScaling:
     categories: dict[str, tuple]
     calendar: tuple[str, ...] = ()
     transform: str = "none"  # the config's target_transform: what the model sees of the targets
+    # target_transform="auto": the targets never negative in the fit data (wide: the series'
+    # names; long: the target column's), whose forecasts are clamped at 0 (`clamped`).
+    nonnegative: tuple[str, ...] = ()
 
     @classmethod
     def fit(
@@ -67,7 +70,25 @@ class InputScaling:
             categories=categories,
             calendar=tuple(calendar),
             transform=transform,
+            nonnegative=cls._nonnegative(panel) if transform == "auto" else (),
         )
+
+    @staticmethod
+    def _nonnegative(panel: Panel) -> tuple[str, ...]:
+        """The targets with no negative value: every series' (long: the one target column's)."""
+        never = [str(n) for n, v in zip(panel.names, panel.values, strict=True) if v.min() >= 0]
+        if panel.layout.format == "long":
+            return (str(panel.layout.target_col),) if len(never) == panel.n_series else ()
+        return tuple(never)
+
+    def clamped(self, names: Sequence[str], layout) -> np.ndarray:
+        """bool ``[n]``: whether forecasts of the series ``names`` (of a frame of ``layout``) are
+        clamped at 0 because their target was never negative in the fit data."""
+        if not self.nonnegative:
+            return np.zeros(len(names), dtype=bool)
+        if layout.format == "long":
+            return np.full(len(names), str(layout.target_col) in self.nonnegative)
+        return np.isin(np.asarray(names, dtype=object), list(self.nonnegative))
 
     @staticmethod
     def _seen(transform: str, panel: Panel) -> list[np.ndarray]:
@@ -164,7 +185,8 @@ class InputScaling:
         return {"target": self.target.to_dict(), "dynamic": self.dynamic.to_dict(),
                 "static": self.static.to_dict(),
                 "categories": {k: list(v) for k, v in self.categories.items()},
-                "calendar": list(self.calendar), "transform": self.transform}  # fmt: skip
+                "calendar": list(self.calendar), "transform": self.transform,
+                "nonnegative": list(self.nonnegative)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> InputScaling:
@@ -175,6 +197,7 @@ class InputScaling:
             categories={k: tuple(v) for k, v in values["categories"].items()},
             calendar=tuple(values["calendar"]),
             transform=values.get("transform", "none"),
+            nonnegative=tuple(values.get("nonnegative", ())),
         )
 
     @classmethod

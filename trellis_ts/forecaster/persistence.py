@@ -220,7 +220,9 @@ def load_state(path: str | os.PathLike) -> FittedState:
             f"this trellis-ts ({__version__}) reads format {FORMAT_VERSION} and older: upgrade trellis-ts"
         )
     try:
-        config = TrellisConfig.from_dict(meta["config"])
+        # Saved before target_transform existed: forecasts were never clamped, i.e. "none" (the
+        # default is now "auto").
+        config = TrellisConfig.from_dict({"target_transform": "none", **meta["config"]})
     except (ConfigError, KeyError, TypeError) as exc:
         raise ModelFileError(
             f"{meta_file} holds an invalid configuration ({exc}); re-save the model"
@@ -274,9 +276,14 @@ def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Pa
         names=tuple(h["names"]),
         freq=h["freq"],
         layout=layout,
-        ids=None if h["ids"] is None else tuple(h["ids"]),
+        ids=None if h["ids"] is None else tuple(_id(i) for i in h["ids"]),
         covariates=covariates,
     )
+
+
+def _id(value: Any) -> Any:
+    """A saved series id: the tuple of a series named by several id columns (a JSON list)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _read_v3(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:

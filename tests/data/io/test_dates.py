@@ -172,3 +172,71 @@ def test_a_year_column_is_integer_time(tmp_path):
     assert list(read_csv(csv).columns) == ["Year", "Sunspots"]
     result = ok("forecast", csv, *CLI)
     assert pd.read_csv(StringIO(result.stdout))["Year"].iloc[0] == 2000
+
+
+# ------------------------------------------------------------------------------ week, quarter labels
+
+
+WEEKS = pd.date_range("1991-02-04", periods=60, freq="W-MON")
+QUARTERS = pd.date_range("1998-01-01", periods=40, freq="QS")
+
+
+@pytest.mark.parametrize(
+    "times,labels,freq",
+    [
+        (WEEKS, [d.strftime("%G W%V") for d in WEEKS], "W-MON"),  # tsibble yearweek
+        (WEEKS, [d.strftime("%G-W%V") for d in WEEKS], "W-MON"),
+        (QUARTERS, QUARTERS.to_period("Q").strftime("%Y Q%q"), "QS-OCT"),  # tsibble yearquarter
+        (QUARTERS, QUARTERS.to_period("Q").strftime("%YQ%q"), "QS-OCT"),
+        (QUARTERS, QUARTERS.to_period("Q").strftime("%Y-Q%q"), "QS-OCT"),
+        (MONTHS, MONTHS.strftime("%Y %b"), "MS"),  # tsibble yearmonth
+    ],
+)
+def test_week_quarter_and_month_labels_read_with_their_frequency(times, labels, freq):
+    # '1991 W06' and '1998 Q1' could not be read before (an integer grid took their place).
+    df = pd.DataFrame({"Period": list(labels), "y": np.arange(len(times), dtype=float)})
+    panel = to_panel(df)
+    assert panel.layout.time_col == "Period" and panel.freq == freq
+    assert panel.index[0].equals(pd.DatetimeIndex(times)), panel.index[0][:3]
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        (["2021 W52", "2021 W53"], "'2021 W53', not an ISO week"),  # 2021 has 52 ISO weeks
+        (["1998 Q4", "1998 Q5"], "'1998 Q5', not a quarter 1 to 4"),
+        (["1998 Q1", "1998 W02"], "mixes quarter labels such as '1998 Q1' with '1998 W02'"),
+    ],
+)
+def test_bad_period_labels_are_named(values, message):
+    df = pd.DataFrame({"date": values * 3, "y": 1.0, "id": np.repeat(["a", "b", "c"], 2)})
+    with pytest.raises(DataError, match=message):
+        to_panel(df, time_col="date", id_col="id")
+
+
+def test_cli_writes_forecast_timestamps_back_as_the_input_labels(tmp_path):
+    path = tmp_path / "weekly.csv"
+    labels = [d.strftime("%G W%V") for d in WEEKS]  # ends 1992 W13
+    pd.DataFrame({"rownames": np.arange(1, 61), "Week": labels,
+                  "Value": 100 + np.sin(np.arange(60) / 4)}).to_csv(path, index=False)  # fmt: skip
+    out = tmp_path / "fc.csv"
+    ok("forecast", path, "--prediction-length", "3", "--context-length", "12", *CLI, "-o", out)
+    fc = pd.read_csv(out)
+    assert list(fc.columns) == ["Week", "Value"]  # rownames left out
+    assert list(fc["Week"]) == ["1992 W14", "1992 W15", "1992 W16"]
+    path = tmp_path / "quarterly.csv"
+    pd.DataFrame({"Quarter": QUARTERS.to_period("Q").strftime("%Y Q%q"),
+                  "Trips": 50 + np.arange(40.0) % 4}).to_csv(path, index=False)  # fmt: skip
+    model = tmp_path / "m"
+    ok("fit", path, "--model-dir", model, "--prediction-length", "2", "--context-length", "8",
+       *CLI)  # fmt: skip
+    result = ok("predict", "--model-dir", model)
+    assert [r.split(",")[0] for r in result.stdout.splitlines()] == [
+        "Quarter",
+        "2008 Q1",
+        "2008 Q2",
+    ]
+    ok("evaluate", path, "--model-dir", model, "--n-windows", "1", "--forecasts",
+       tmp_path / "bt.csv", "-q")  # fmt: skip
+    rows = pd.read_csv(tmp_path / "bt.csv")
+    assert list(rows["timestamp"]) == ["2007 Q3", "2007 Q4"] and rows["cutoff"][0] == "2007 Q2"

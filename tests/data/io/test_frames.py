@@ -71,7 +71,7 @@ def test_integer_time_column_and_saved_row_index(tmp_path):
     assert list(out.columns) == ["step", "v"] and list(out["step"]) == [8, 10]
     path = tmp_path / "saved.csv"
     wide(4).to_csv(path)  # writes the RangeIndex as an unnamed first column
-    with pytest.warns(UserWarning, match="'Unnamed: 0' .a row index saved to CSV"):
+    with pytest.warns(UserWarning, match="'Unnamed: 0' holds the row numbers"):
         assert to_panel(read_csv(path)).names == ("a", "b")
 
 

@@ -65,7 +65,8 @@ def calendar_values(times: pd.Index, features: Sequence[str]) -> np.ndarray:
 def check_calendar_names(layout, calendar: Sequence[str]) -> None:
     """A calendar feature is a column of the future frame: its name must not be the time, id or
     a future covariate column's (`layout` is the data's `FrameLayout`)."""
-    taken = {layout.time_col, layout.id_col, *layout.future_covariates}
+    ids = layout.id_col if isinstance(layout.id_col, tuple) else (layout.id_col,)
+    taken = {layout.time_col, *ids, *layout.future_covariates}
     clash = [c for c in calendar if c in taken]
     if clash:
         raise ConfigError(

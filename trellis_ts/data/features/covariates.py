@@ -88,8 +88,9 @@ class ColumnRoles:
                     f"{role} covariate {name!r} is not a column; available columns: "
                     f"{list(df.columns)}."
                 )
-            for other, what in ((time_col, "the time column"), (id_col, "the id column")):
-                if other is not None and name == other:
+            ids = id_col if isinstance(id_col, (list, tuple)) else (id_col,)
+            for others, what in (((time_col,), "the time column"), (ids, "the id column")):
+                if any(other is not None and name == other for other in others):
                     raise DataError(
                         f"{role} covariate {name!r} is {what}; drop it from {_ARGUMENT[role]}=."
                     )

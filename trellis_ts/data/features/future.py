@@ -14,9 +14,9 @@ import pandas as pd
 
 from trellis_ts.data.features.calendar import calendar_values
 from trellis_ts.data.io.dates import parse_time
-from trellis_ts.data.io.frames import Panel, to_float
+from trellis_ts.data.io.frames import Panel, id_columns, series_keys, to_float
 from trellis_ts.data.io.timegrid import future_index
-from trellis_ts.data.io.writing import with_time
+from trellis_ts.data.io.writing import id_frame, with_time
 from trellis_ts.errors import DataError
 
 __all__ = ["future_frame", "read_future"]
@@ -39,7 +39,7 @@ def future_frame(panel: Panel, horizon: int, calendar: tuple[str, ...] = ()) -> 
     if layout.format == "wide":
         _, times, columns = blocks[0]
         return with_time(columns, times, layout)
-    frames = [pd.DataFrame({layout.id_col: [panel.ids[i]] * horizon, layout.time_col: times,
+    frames = [pd.DataFrame({**id_frame(layout, [panel.ids[i]], horizon), layout.time_col: times,
                             **columns}) for i, times, columns in blocks]  # fmt: skip
     return pd.concat(frames, ignore_index=True)
 
@@ -76,10 +76,11 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
                        for c in names], axis=1)  # fmt: skip
     if layout.format == "wide":
         return [_horizon_rows(times, values, panel, 0, "", horizon)]
-    if layout.id_col not in future.columns:
-        raise DataError(f"future has no id column {layout.id_col!r}; give each row its series' id.")
+    lacking = [c for c in id_columns(layout.id_col) if c not in future.columns]
+    if lacking:
+        raise DataError(f"future has no id column {lacking[0]!r}; give each row its series' id.")
     firsts = panel.covariates.first_members()
-    rows_of = _rows_of(future[layout.id_col], [panel.ids[i] for i in firsts])
+    rows_of = _rows_of(series_keys(future, layout.id_col), [panel.ids[i] for i in firsts])
     out = []
     for first, rows in zip(firsts, rows_of, strict=True):
         where = f" (series {panel.names[first]!r})"
@@ -92,7 +93,7 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
     return out
 
 
-def _rows_of(ids: pd.Series, wanted: list) -> list[np.ndarray]:
+def _rows_of(ids: pd.Series | pd.MultiIndex, wanted: list) -> list[np.ndarray]:
     """The positions of the rows of each id in ``wanted``, ascending (empty for an id with none):
     one pass over the rows, not one per id, which a long frame of many series needs."""
     codes, uniques = pd.factorize(ids, sort=False)  # a missing id is -1 and matches none

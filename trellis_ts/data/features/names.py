@@ -6,4 +6,4 @@ here; `calendar` and `transforms` implement them)."""
 CALENDAR_FEATURES = ("minute", "hour", "dayofweek", "dayofmonth", "dayofyear", "weekofyear",
                      "month", "quarter")  # fmt: skip
 # Target transforms (`transforms.forward` / `transforms.inverse`).
-TARGET_TRANSFORMS = ("none", "log1p", "nonnegative")
+TARGET_TRANSFORMS = ("auto", "none", "log1p", "nonnegative")

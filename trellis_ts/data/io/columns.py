@@ -4,13 +4,17 @@
 given and from what the columns hold:
 
 * long when ``id_col`` is given, when there is a ``unique_id`` column, or when the time column
-  repeats its timestamps and exactly one text column can name the series; then the time column
-  is ``ds`` or the one that looks like time, and the target ``y`` or the only numeric column;
+  repeats its timestamps and text columns name the series: one, or several that together key
+  them (a tourism panel's `Region,State,Purpose`: ``id_col`` is then that tuple, see `_key_of`);
+  the time column is ``ds`` or the one that looks like time, the target ``y`` or the only
+  numeric column;
 * wide otherwise: one time column (or the index), every numeric column a target by default.
 
 Anything ambiguous is one error listing the columns and the options that settle it; every
 column left unused is named in one warning line; integer columns that look like dates (Excel
-serials, epoch seconds) are never taken as values to forecast. Covariate columns
+serials, epoch seconds) are never taken as values to forecast. A row-number column written by R
+(`rownames`) or a spreadsheet (an empty header, `Unnamed: 0`) is an index, never a series: it is
+left out with a note. Covariate columns
 (`trellis_ts.data.features.covariates`) are inputs the caller has placed already: they take no other
 role here and are not "unused".
 """
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trellis_ts.data.io.dates import DATE_FORMATS, integer_dates
+from trellis_ts.data.io.dates import DATE_FORMATS, PERIOD_LABEL, integer_dates
 from trellis_ts.errors import DataError
 
 __all__ = ["Columns", "assign_columns"]
@@ -42,7 +46,8 @@ _SAMPLE = 50  # values inspected to guess what a text column holds (cheap on hug
 
 @dataclass
 class Columns:
-    """The roles of a frame's columns. ``time_col`` None: time is the index."""
+    """The roles of a frame's columns. ``time_col`` None: time is the index. ``id_col`` is a
+    column, or a tuple of columns that together name the series."""
 
     layout: str
     time_raw: Any
@@ -58,17 +63,25 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
                    covariates: tuple = ()) -> Columns:  # fmt: skip
     """Settle the layout and the role of every column but the ``covariates`` (see the module
     docstring)."""
-    df = _Visible(df, covariates) if covariates else df
+    id_col = _id_option(id_col)
+    given = {"target": target, "time_col": time_col, "id_col": id_col}  # for the advice
+    named = {c for c in (time_col, *as_list(id_col or [])) if c is not None}
+    named |= set(as_list(target or []))
+    row_numbers = [c for c in df.columns if c not in named and c not in set(covariates)
+                   and _is_row_numbers(df[c], c)]  # fmt: skip
+    hidden = tuple(covariates) + tuple(row_numbers)
+    df = _Visible(df, hidden) if hidden else df
     for role, col in (("id_col", id_col), ("time_col", time_col)):
-        if (
-            col is not None
-            and col not in df.columns
-            and not (role == "time_col" and df.index.name is not None and df.index.name == col)
-        ):
-            raise DataError(
-                f"{role}={col!r} is not a column; available columns: {list(df.columns)} "
-                "(call df.reset_index() first if it is the index)."
-            )
+        for part in col if isinstance(col, tuple) else (col,):
+            if (
+                part is not None
+                and part not in df.columns
+                and not (role == "time_col" and df.index.name is not None and df.index.name == part)
+            ):
+                raise DataError(
+                    f"{role}={part!r} is not a column; available columns: {list(df.columns)} "
+                    "(call df.reset_index() first if it is the index)."
+                )
     if id_col is None and "unique_id" in df.columns:
         id_col = "unique_id"
     if id_col is None and time_col is None and "ds" in df.columns:
@@ -79,7 +92,16 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
         cols = _long(df, time_col, id_col, target, date_format)
     else:
         cols = _wide(df, time_col, target, date_format)
-    _warn_unused(cols.unused)
+    _warn_unused(cols, given)
+    if row_numbers:
+        listed = ("column " if len(row_numbers) == 1 else "columns ") + ", ".join(
+            repr(c) for c in row_numbers)  # fmt: skip
+        warnings.warn(
+            f"{listed} holds the row numbers of an R or spreadsheet export (1, 2, 3, ... "
+            "or 0, 1, 2, ...), an index and not a series; it is left out.",
+            UserWarning,
+            stacklevel=3,
+        )
     return cols
 
 
@@ -108,6 +130,9 @@ def _detect_id(df, time_col, target, date_format) -> Any:
     ids = [c for c in df.columns if c != times[0] and _id_like(df[c])]
     if len(ids) == 1:
         return ids[0]
+    key = _key_of(df, times[0], ids) if len(ids) > 1 else None
+    if key is not None:
+        return key[0] if len(key) == 1 else key
     if len(ids) > 1:
         numeric = [c for c in df.columns if c not in ids and c != times[0]
                    and pd.api.types.is_numeric_dtype(df[c].dtype)]  # fmt: skip
@@ -115,10 +140,53 @@ def _detect_id(df, time_col, target, date_format) -> Any:
             f" and target= naming the value column (one of {numeric})")  # fmt: skip
         raise DataError(
             f"time column {times[0]!r} repeats its timestamps, as in a long file with several "
-            f"series, and several columns could name the series ({ids}); pass id_col= naming "
-            f"one{target_hint} (or time_col= if {times[0]!r} is not the time)."
+            f"series, and several columns could name the series ({ids}) but together they "
+            f"still repeat a timestamp; pass id_col= naming the column, or the list of columns, "
+            f"that name the series{target_hint} (or time_col= if {times[0]!r} is not the time)."
         )
     return None
+
+
+def _key_of(df, time_col, candidates: list) -> tuple | None:
+    """The text columns that together name the series of a long frame, or None.
+
+    Together the ``candidates`` must give each (series, time) pair one row. A candidate that
+    varies within the series the others name (a weekday label) is not part of the key; one that
+    is constant within them (State beside Region) is kept, as tsibble keys keep it.
+    """
+    codes = {c: pd.factorize(df[c], use_na_sentinel=False)[0] for c in candidates}
+    time = pd.factorize(df[time_col], use_na_sentinel=False)[0]
+
+    def groups(cols: list) -> np.ndarray:
+        return (
+            pd.DataFrame({c: codes[c] for c in cols}).groupby(cols, sort=False).ngroup().to_numpy()
+        )
+
+    def unique_times(cols: list) -> bool:
+        return not pd.DataFrame({"g": groups(cols), "t": time}).duplicated().any()
+
+    key = list(candidates)
+    if not unique_times(key):
+        return None
+    for c in candidates:
+        rest = [k for k in key if k != c]
+        if not rest or not unique_times(rest):
+            continue  # c is needed to tell the series apart
+        within = pd.DataFrame({"g": groups(rest), "c": codes[c]}).groupby("g")["c"].nunique()
+        if (within > 1).any():
+            key = rest  # c varies within a series: a label of the rows, not of the series
+    return tuple(key)
+
+
+def _id_option(id_col: Any) -> Any:
+    """``id_col`` as given: a column, or a tuple of several (a one-column list is that column)."""
+    if isinstance(id_col, (list, tuple)):
+        if not id_col:
+            raise DataError("id_col=[] names no column; pass the series id column(s).")
+        if len(set(id_col)) < len(id_col):
+            raise DataError(f"id_col={list(id_col)!r} lists a column twice; list each once.")
+        return id_col[0] if len(id_col) == 1 else tuple(id_col)
+    return id_col
 
 
 def _id_like(col: pd.Series) -> bool:
@@ -135,10 +203,11 @@ def _long(df, time_col, id_col, target, date_format) -> Columns:
             f"time_col={time_col!r} is not a column; available columns: {list(df.columns)} "
             "(call df.reset_index() first if it is the index)."
         )
-    if time_col is None and "ds" in df.columns and id_col != "ds":
+    keys = id_col if isinstance(id_col, tuple) else (id_col,)
+    if time_col is None and "ds" in df.columns and "ds" not in keys:
         time_col = "ds"  # NeuralForecast's name
     if time_col is None:
-        found = [c for c in df.columns if c != id_col and looks_like_time(df[c], c)]
+        found = [c for c in df.columns if c not in keys and looks_like_time(df[c], c)]
         if len(found) != 1:
             what = (
                 "no column looks like time"
@@ -157,9 +226,9 @@ def _long(df, time_col, id_col, target, date_format) -> Columns:
                 "pass a single column name."
             )
         target = target[0]
-    rest = [c for c in df.columns if c not in (id_col, time_col)]
+    rest = [c for c in df.columns if c not in (*keys, time_col)]
     if target is None:
-        if "y" in df.columns and "y" not in (id_col, time_col):
+        if "y" in df.columns and "y" not in (*keys, time_col):
             target = "y"
         else:
             numeric = [c for c in rest if _numeric_like(df[c])]
@@ -176,9 +245,10 @@ def _long(df, time_col, id_col, target, date_format) -> Columns:
         raise DataError(
             f"target={target!r} is not a column; available columns: {list(df.columns)}."
         )
-    if len({id_col, time_col, target}) < 3:
+    if len({*keys, time_col, target}) < len(keys) + 2:
         raise DataError(
-            f"id_col={id_col!r}, time_col={time_col!r} and target={target!r} must be 3 different columns."
+            f"id_col={id_col!r}, time_col={time_col!r} and target={target!r} must be different "
+            "columns."
         )
     unused = {c: _why_unused(df[c], c, "target") for c in rest if c != target}
     return Columns("long", df[time_col], time_col, id_col, [target], unused, date_format)
@@ -195,7 +265,7 @@ def _wide(df, time_col, target, date_format) -> Columns:
         for c in df.columns:
             if c == tcol:
                 continue
-            if not _numeric_like(df[c]) or _is_saved_row_index(df[c], c):
+            if not _numeric_like(df[c]):
                 unused[c] = _why_unused(df[c], c, "target")
                 continue
             dates = integer_dates(df[c])
@@ -328,7 +398,7 @@ def looks_like_time(col: pd.Series | pd.Index, name: Any) -> bool:
     text = sample.astype(str)
     if not text.str.contains(r"\d").mean() >= 0.5:
         return False  # weekday names, labels: no digits, no dates
-    if text.str.match(_DATE_SHAPE).mean() >= 0.5:
+    if text.str.match(_DATE_SHAPE).mean() >= 0.5 or text.str.match(PERIOD_LABEL).mean() >= 0.5:
         return True
     try:
         with warnings.catch_warnings():
@@ -339,18 +409,22 @@ def looks_like_time(col: pd.Series | pd.Index, name: Any) -> bool:
     return bool(parsed.notna().mean() >= 0.5)
 
 
-def _is_saved_row_index(col: pd.Series, name: Any) -> bool:
-    """pandas names a header-less first column "Unnamed: 0"; 0..n-1 in it is df.to_csv()'s index."""
-    return (
-        str(name).startswith("Unnamed:")
-        and pd.api.types.is_integer_dtype(col.dtype)
-        and bool((col.to_numpy() == np.arange(len(col))).all())
-    )
+# Names row numbers get: R's `rownames` (Rdatasets, as.data.frame), an empty header (R's
+# write.csv, spreadsheets) that pandas reads as "Unnamed: 0", readr's "...1".
+_ROW_NUMBER_NAME = re.compile(r"(?i)^\s*(rownames|unnamed: \d+|\.\.\.\d+)?\s*$")
+
+
+def _is_row_numbers(col: pd.Series, name: Any) -> bool:
+    """A column named like saved row numbers that holds 0..n-1 or 1..n, strictly by 1."""
+    if not isinstance(name, str) or not _ROW_NUMBER_NAME.match(name):
+        return False
+    if not pd.api.types.is_integer_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return False
+    v = col.to_numpy()
+    return len(v) > 0 and v[0] in (0, 1) and bool((np.diff(v) == 1).all())
 
 
 def _why_unused(col: pd.Series, name: Any, option: str) -> str:
-    if _is_saved_row_index(col, name):
-        return "a row index saved to CSV"
     if pd.api.types.is_bool_dtype(col.dtype):
         return "true/false"
     if looks_like_time(col, name):
@@ -363,16 +437,27 @@ def _why_unused(col: pd.Series, name: Any, option: str) -> str:
     return "text"
 
 
-def _warn_unused(unused: dict) -> None:
+def _warn_unused(cols: Columns, given: dict) -> None:
+    """One warning naming the unused columns, with advice on the options not given yet: which
+    ones settle the choice, or how to use a column once every option was given."""
+    unused = cols.unused
     if not unused:
         return
     listed = ", ".join(f"{c!r} ({why})" for c, why in unused.items())
-    warnings.warn(
-        f"columns not used: {listed}; pass target= (and time_col=, id_col=) to choose the "
-        "columns explicitly.",
-        UserWarning,
-        stacklevel=4,
-    )
+    why = set(unused.values())
+    options = [f"{name}=" for name, wanted in (
+        ("target", True),
+        ("time_col", "a second time column" in why),
+        ("id_col", cols.layout == "long" and "text" in why),
+    ) if wanted and given[name] is None]  # fmt: skip
+    if options:
+        advice = f"pass {' and '.join(options)} to choose the columns explicitly"
+    elif cols.layout == "wide":
+        advice = ("to use one, add it to target= to forecast it, or pass it as a covariate "
+                  "(past_covariates=, ...) to use it as an input")  # fmt: skip
+    else:
+        advice = "to use one as an input, pass it as a covariate (past_covariates=, ...)"
+    warnings.warn(f"columns not used: {listed}; {advice}.", UserWarning, stacklevel=4)
 
 
 def as_list(target: Any) -> list:

@@ -7,6 +7,10 @@
   to read them (pandas would put `49` in 2049).
 * ``date_format`` is a strptime format (`%d.%m.%Y`), or `excel` (serial day numbers, the 1900
   date system), `unix` (epoch seconds) or `unix_ms` (epoch milliseconds) for integer columns.
+* Week and quarter labels (`1991 W06`, an ISO week, tsibble's `yearweek`; `1998 Q1`, `1998Q1`,
+  `1998-Q1`) are read as the Monday of the week and the first day of the quarter;
+  `period_label_format` names their style (and `1994 Jan`'s, tsibble's `yearmonth`) so that
+  `format_times` writes results back in it.
 * `integer_dates` tells integer columns that look like dates (Excel serials, epoch seconds,
   `20240131`, years) so that they are never forecast as if they were values.
 """
@@ -21,7 +25,14 @@ import pandas as pd
 
 from trellis_ts.errors import DataError
 
-__all__ = ["DATE_FORMATS", "integer_dates", "parse_time"]
+__all__ = [
+    "DATE_FORMATS",
+    "PERIOD_LABEL",
+    "format_times",
+    "integer_dates",
+    "parse_time",
+    "period_label_format",
+]
 
 # Integer encodings of dates: date_format value -> (what to say, pd.to_datetime arguments)
 DATE_FORMATS = {
@@ -35,6 +46,9 @@ _MONTH_NAME = re.compile(
 )
 _SHORT_DATE = re.compile(r"^\s*\d{1,2}[/.\-]\d{1,2}\s*$")  # 1-01, 12/49: no four-digit year
 _SAMPLE = 200
+# `1991 W06`, `1991-W06`, `1991W06` (ISO weeks); `1998 Q1`, `1998Q1`, `1998-Q1` (quarters).
+PERIOD_LABEL = re.compile(r"(?i)^\s*(\d{4})(\s*|-)(W|Q)(\d{1,2})\s*$")
+_YEAR_MONTH = re.compile(r"^\s*\d{4}([\s\-]?)[A-Z][a-z]{2}\s*$")  # 1994 Jan (tsibble yearmonth)
 
 
 def parse_time(
@@ -66,6 +80,8 @@ def parse_time(
         )
     text = values.astype(str)
     first = text[0].strip()
+    if PERIOD_LABEL.match(first):
+        return _period_labels(text, label)
     if _NUMERIC_DATE.match(first):
         return _day_month(text, label, dayfirst)
     _refuse_short_years(text, label)
@@ -97,6 +113,57 @@ def _infer(values: pd.Index, label: str) -> pd.DatetimeIndex:
         f"{label} has a value that is not a timestamp: {bad!r}; fix or remove it "
         "(or pass time_col= if this is not the time column)."
     )
+
+
+def _period_labels(text: pd.Index, label: str) -> pd.DatetimeIndex:
+    """ISO weeks (`1991 W06`) as their Monday, quarters (`1998 Q1`) as their first day."""
+    unique = pd.Series(pd.unique(np.asarray(text, dtype=object)))
+    parts = unique.str.extract(PERIOD_LABEL)
+    kind = parts[2].str.upper()
+    first = kind.iloc[0]
+    bad = parts[0].isna() | (kind != first)
+    if bad.any():
+        raise DataError(
+            f"{label} mixes {'week' if first == 'W' else 'quarter'} labels such as "
+            f"{unique.iloc[0].strip()!r} with {unique[bad].iloc[0]!r}; write every value one way."
+        )
+    year, number = parts[0].astype(int).to_numpy(), parts[3].astype(int).to_numpy()
+    if first == "Q":
+        wrong = (number < 1) | (number > 4)
+        days = pd.to_datetime({"year": year, "month": 3 * number.clip(1, 4) - 2, "day": 1})
+    else:  # ISO week 1 holds 4 January; its Monday starts week 1
+        jan4 = pd.to_datetime({"year": year, "month": 1, "day": 4})
+        days = jan4 - pd.to_timedelta(jan4.dt.weekday, "D") + pd.to_timedelta(7 * (number - 1), "D")
+        wrong = (number < 1) | (days.dt.isocalendar().week.to_numpy() != number)
+    if wrong.any():
+        what = "a quarter 1 to 4" if first == "Q" else "an ISO week 1 to 52 (53 in long years)"
+        raise DataError(f"{label} has {unique[wrong].iloc[0]!r}, not {what}; fix the value.")
+    lookup = pd.Series(days.to_numpy(), index=unique.to_numpy())
+    return pd.DatetimeIndex(lookup[np.asarray(text, dtype=object)].to_numpy()).as_unit("ns")
+
+
+def period_label_format(raw: pd.Series | pd.Index) -> str | None:
+    """The style of week, quarter or year-month labels (`%G W%V`, `%Y Q%q`, `%Y %b`) for
+    `format_times`, from the first value; None for other time values."""
+    if not (raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)) or not len(raw):
+        return None
+    first = str(raw[0] if isinstance(raw, pd.Index) else raw.iloc[0]).strip()
+    match = PERIOD_LABEL.match(first)
+    if match:
+        return f"{'%G' if match.group(3).upper() == 'W' else '%Y'}{match.group(2)}" + (
+            f"{match.group(3)}%V" if match.group(3).upper() == "W" else f"{match.group(3)}%q"
+        )
+    match = _YEAR_MONTH.match(first)
+    return f"%Y{match.group(1)}%b" if match else None
+
+
+def format_times(times: pd.Index, fmt: str | None) -> pd.Index:
+    """Timestamps as labels in `period_label_format`'s style (as they are for None)."""
+    if fmt is None or not isinstance(times, pd.DatetimeIndex):
+        return times
+    if "%q" in fmt:  # quarters: only Period knows %q
+        return pd.Index(times.to_period("Q").strftime(fmt), name=times.name)
+    return pd.Index(times.strftime(fmt), name=times.name)
 
 
 def _day_month(text: pd.Index, label: str, dayfirst: bool | None) -> pd.DatetimeIndex:

@@ -27,12 +27,20 @@ import pandas as pd
 
 from trellis_ts.data.features.covariates import ColumnRoles, Covariates, static_table
 from trellis_ts.data.io.columns import Columns, as_list, assign_columns
-from trellis_ts.data.io.dates import parse_time
+from trellis_ts.data.io.dates import parse_time, period_label_format
 from trellis_ts.data.io.layout import FrameLayout
 from trellis_ts.data.io.timegrid import as_int, fmt_time, parse_freq, regularize
 from trellis_ts.errors import DataError
 
-__all__ = ["Panel", "panel_from_arrays", "to_float", "to_panel"]
+__all__ = [
+    "Panel",
+    "id_columns",
+    "id_name",
+    "panel_from_arrays",
+    "series_keys",
+    "to_float",
+    "to_panel",
+]
 
 _MISSING_POLICIES = ("error", "interpolate", "ffill")
 _TARGET_FIX = "fix it, or choose other columns with target="
@@ -80,7 +88,9 @@ class Panel:
         layout = self.layout
         time = f"time {layout.time_col!r}" if layout.time_col is not None else "time in the index"
         if layout.format == "long":
-            text = (f"long data: {self.n_series:,} series in {layout.id_col!r}, {time}, "
+            ids = (f"keyed by {', '.join(repr(c) for c in layout.id_col)}"
+                   if isinstance(layout.id_col, tuple) else f"in {layout.id_col!r}")  # fmt: skip
+            text = (f"long data: {self.n_series:,} series {ids}, {time}, "
                     f"target {layout.target_col!r}")  # fmt: skip
         else:
             names = ", ".join(repr(n) for n in self.names[:4]) + (
@@ -176,8 +186,13 @@ def to_panel(
     label = f"time column {cols.time_col!r}" if cols.time_col is not None else "the index"
     times = parse_time(cols.time_raw, label, dayfirst=dayfirst, date_format=cols.date_format)
     if cols.layout == "long":
-        return _long_panel(df, cols, roles, times, freq, missing, fill_gaps)
-    return _wide_panel(df, cols, roles, times, freq, missing, fill_gaps)
+        panel = _long_panel(df, cols, roles, times, freq, missing, fill_gaps)
+    else:
+        panel = _wide_panel(df, cols, roles, times, freq, missing, fill_gaps)
+    style = period_label_format(cols.time_raw) if cols.date_format is None else None
+    if style is None:
+        return panel
+    return dataclasses.replace(panel, layout=dataclasses.replace(panel.layout, time_format=style))
 
 
 def _role_label(roles: ColumnRoles, name: Any) -> str:
@@ -244,14 +259,16 @@ def _wide_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fil
 
 def _long_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fill_gaps) -> Panel:
     id_col, time_col, target = cols.id_col, cols.time_col, cols.targets[0]
-    codes, uniques = pd.factorize(df[id_col], sort=False)  # ids in order of first appearance
-    if (codes < 0).any():
-        raise DataError(
-            f"column {id_col!r} has an empty id at row {int(np.argmax(codes < 0))}; "
-            "drop or fill those rows."
-        )
+    for col in id_columns(id_col):
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            raise DataError(
+                f"column {col!r} has an empty id at row {int(np.argmax(empty))}; "
+                "drop or fill those rows."
+            )
+    codes, uniques = pd.factorize(series_keys(df, id_col), sort=False)  # first appearance order
     ids = tuple(uniques.tolist())
-    names = tuple(str(u) for u in ids)
+    names = tuple(id_name(u) for u in ids)
     if len(set(names)) < len(names):
         raise DataError(f"ids in column {id_col!r} collide when written as text; make them unique.")
     label = f"time column {time_col!r}"
@@ -319,6 +336,23 @@ def _long_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fil
     )
     return Panel(values=tuple(parts), index=tuple(grid.indexes), names=names, freq=grid.freq,
                  layout=layout, ids=ids, covariates=covariates)  # fmt: skip
+
+
+def id_columns(id_col: Any) -> tuple:
+    """The columns that name the series: ``id_col``, or each of a tuple of them."""
+    return id_col if isinstance(id_col, tuple) else (id_col,)
+
+
+def series_keys(df: pd.DataFrame, id_col: Any) -> pd.Series | pd.MultiIndex:
+    """Each row's series: the id column, or the rows of several as a MultiIndex (of tuples)."""
+    if isinstance(id_col, tuple):
+        return pd.MultiIndex.from_arrays([df[c] for c in id_col], names=list(id_col))
+    return df[id_col]
+
+
+def id_name(key: Any) -> str:
+    """A series' name: its id as text; the values of several id columns joined by '|'."""
+    return "|".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
 
 
 def _argsort_codes(codes: np.ndarray, n_series: int) -> np.ndarray:

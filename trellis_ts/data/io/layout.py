@@ -25,7 +25,10 @@ class FrameLayout:
       from a numpy array), so results are written back under exactly those labels;
     * the covariate columns by role: known up to the forecast origin (``past_covariates``),
       known over the horizon too (``future_covariates``), constant per series
-      (``static_covariates``).
+      (``static_covariates``);
+    * ``time_format``: the style of week, quarter or year-month labels the time was written in
+      (`1991 W06` is ``%G W%V``, `1998 Q1` ``%Y Q%q``), for writing timestamps back in it; None
+      for other time values (`trellis_ts.data.io.dates.format_times`).
     """
 
     format: str
@@ -37,6 +40,7 @@ class FrameLayout:
     past_covariates: tuple = ()
     future_covariates: tuple = ()
     static_covariates: tuple = ()
+    time_format: str | None = None
 
     @property
     def time_in_index(self) -> bool:

@@ -12,7 +12,7 @@ from trellis_ts.data.io.layout import FrameLayout
 from trellis_ts.data.io.timegrid import future_index
 from trellis_ts.errors import DataError
 
-__all__ = ["to_frame", "with_time"]
+__all__ = ["id_frame", "to_frame", "with_time"]
 
 
 def to_frame(
@@ -50,13 +50,19 @@ def to_frame(
             data.update({f"{c}_{suffix}": arr[i] for i, c in enumerate(labels)})
         return with_time(data, first, layout)
     times = index[0].append(list(index[1:])) if panel.n_series > 1 else index[0]
-    data = {
-        layout.id_col: pd.Index(list(panel.ids)).repeat(horizon),
-        layout.time_col: times,
-        layout.target_col: vals.ravel(),
-    }
+    data = id_frame(layout, panel.ids, horizon)
+    data |= {layout.time_col: times, layout.target_col: vals.ravel()}
     data.update({f"{layout.target_col}_{s}": arr.ravel() for s, arr in extras.items()})
     return pd.DataFrame(data)
+
+
+def id_frame(layout: FrameLayout, ids, repeat) -> dict:
+    """The id column(s) of a long frame for series ``ids`` (tuples of values when the series
+    are named by several columns), each id repeated ``repeat`` times (an int or one per id)."""
+    if not isinstance(layout.id_col, tuple):
+        return {layout.id_col: pd.Index(list(ids)).repeat(repeat)}
+    return {col: pd.Index([key[k] for key in ids]).repeat(repeat)
+            for k, col in enumerate(layout.id_col)}  # fmt: skip
 
 
 def with_time(columns: dict, times: pd.Index, layout: FrameLayout) -> pd.DataFrame:

@@ -182,7 +182,8 @@ class TrellisEstimator(PyTorchLightningEstimator):
         validation_sampler: InstanceSampler | None = None,
         **config: Any,
     ) -> None:
-        fields = {"loss": "quantile", "quantiles": DEFAULT_QUANTILES, **config}
+        fields = {"loss": "quantile", "quantiles": DEFAULT_QUANTILES, "target_transform": "none",
+                  **config}  # fmt: skip
         fields |= {"prediction_length": prediction_length, "freq": freq}
         if context_length is not None:
             fields["context_length"] = context_length
