@@ -107,7 +107,8 @@ def canonical(config: dict[str, Any]) -> str:
     leaves earlier records recognisable."""
     from trellis_ts.forecaster.config import TrellisConfig
 
-    defaults = TrellisConfig().to_dict()
+    # "none" was target_transform's default when these records were made; the runner keeps it.
+    defaults = TrellisConfig().to_dict() | {"target_transform": "none"}
     own = ("context_length", "prediction_length", "random_state", "verbose")
     kept = {k: v for k, v in config.items() if k not in own and defaults.get(k, object()) != v}
     return json.dumps(kept, sort_keys=True, default=str)
