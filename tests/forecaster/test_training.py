@@ -83,7 +83,7 @@ def test_weight_average_is_what_validation_and_the_fitted_model_see(tiny):
 
 
 def test_ema_decay_is_checked_and_parsed_from_the_command_line():
-    from trellis_ts.cli.app import _parse_field
+    from trellis_ts.cli.options import _parse_field
     from trellis_ts.errors import ConfigError
 
     with pytest.raises(ConfigError, match="ema_decay"):

@@ -20,8 +20,9 @@ from typing import Annotated, Any
 
 import typer
 
-from trellis_ts.cli.app import (
-    DataSource,
+from trellis_ts.cli.app import app, stopped_by_signals, user_errors
+from trellis_ts.cli.inputs import DataSource, prepare
+from trellis_ts.cli.options import (
     Force,
     Future,
     Json,
@@ -31,16 +32,12 @@ from trellis_ts.cli.app import (
     Plot,
     QuantilesOut,
     Quiet,
-    app,
     check_model_dir,
     check_quantiles,
     data_options,
     float_list,
     model_options,
     output_option,
-    prepare,
-    stopped_by_signals,
-    user_errors,
 )
 from trellis_ts.cli.outputs import check_outputs, staged_outputs
 from trellis_ts.cli.report import print_metrics, report

@@ -15,17 +15,18 @@ from typing import Annotated
 import typer
 
 from trellis_ts.cli.app import (
-    DataSource,
-    Json,
-    Quiet,
     app,
-    check_model_dir,
     cli_words,
-    data_options,
-    model_options,
-    prepare,
     stopped_by_signals,
     user_errors,
+)
+from trellis_ts.cli.inputs import DataSource, prepare
+from trellis_ts.cli.options import (
+    Json,
+    Quiet,
+    check_model_dir,
+    data_options,
+    model_options,
 )
 from trellis_ts.cli.outputs import staged_outputs
 from trellis_ts.errors import TrainingError
