@@ -101,7 +101,8 @@ def test_cli_states_the_sizes_in_one_line(tmp_path):
     result = ok("forecast", data, *CLI_SMALL, "-o", tmp_path / "fc.csv")
     line = [x for x in result.stderr.splitlines() if "context 48" in x]
     assert line == ["wide data: time 'Month', forecasting 'y'; monthly, 144 rows: context 48, "
-                    "horizon 12, patches 8/4 (sized to the data)"]  # fmt: skip
+                    "horizon 12, patches 8/4 (sized to the data); forecasts clamped at 0 (never "
+                    "negative in the data; target_transform='none' keeps them as they are)"]  # fmt: skip
     assert len(pd.read_csv(tmp_path / "fc.csv")) == 12
 
 
