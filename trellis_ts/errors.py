@@ -27,6 +27,11 @@ class ModelFileError(TrellisUserError):
     """A model directory is missing, corrupted, or from an incompatible format version."""
 
 
+class OutputError(TrellisUserError):
+    """A file or directory could not be written (a full disk, no permission); nothing partial
+    was left in its place."""
+
+
 class TrainingError(TrellisUserError):
     """Training could not produce a usable model with these settings (e.g. the loss diverged)."""
 

@@ -100,3 +100,51 @@ def test_saving_a_model_through_a_symlink_keeps_the_link(tmp_path):
     f.save(link)  # replacing the model behind the link
     assert link.is_symlink() and (real / "model.json").is_file()
     pd.testing.assert_frame_equal(TrellisForecaster.load(link).predict(), f.predict())
+
+
+# ------------------------------------------------------------------ issue 32: planted links, model files
+
+
+def test_a_link_planted_at_the_staging_name_is_never_followed(tmp_path):
+    data = write_wide(tmp_path / "data.csv")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    # The old staging name was predictable: .{name}.{pid}.tmp{suffix}, opened without O_EXCL.
+    (shared / f".fc.csv.{os.getpid()}.tmp.csv").symlink_to(victim)
+    ok("forecast", data, *TINY, "-o", shared / "fc.csv")
+    assert victim.read_text() == "precious\n"  # before: overwritten by the forecast
+    assert not (shared / "fc.csv").is_symlink()  # before: a link to the victim
+    assert pd.read_csv(shared / "fc.csv").columns[0] == "date"
+    assert stat.S_IMODE((shared / "fc.csv").stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_outputs_never_replace_a_file_of_the_model_directory(tmp_path):
+    data = write_wide(tmp_path / "data.csv")
+    model = tmp_path / "m5"
+    ok("fit", data, "--model-dir", model, *TINY)
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    alias = tmp_path / "alias.json"
+    os.link(model / "model.json", alias)  # a hard link is the same file too
+    for args in (["predict", data, "--model-dir", model, "-o", model / "model.json"],
+                 ["predict", data, "--model-dir", model, "-o", alias, "--force"],
+                 ["predict", data, "--model-dir", model, "--plot", model / "p.png"],
+                 ["evaluate", data, "--model-dir", model, "--forecasts", model / "weights.safetensors"],
+                 ["future-frame", data, "--model-dir", model, "-o", model / "f.csv"],
+                 ["forecast", data, *TINY, "--model-dir", model, "-o", model / "model.json"]):  # fmt: skip
+        result = run(*args)
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip()
+        assert "\n" not in line and "inside the model directory" in line and "outside it" in line
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    future = tmp_path / "future.csv"
+    future.write_text("date\n")
+    result = run("predict", data, "--model-dir", model, "--future", future, "-o", future)
+    assert result.exit_code == 2 and "is the input file" in result.stderr

@@ -110,11 +110,14 @@ def csv_writer(frame, forecaster, data: DataSource):
 
 
 def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_out,
-                   level=None, history_df=None, future=None) -> dict:  # fmt: skip
+                   level=None, history_df=None, future=None,
+                   before_commit: Callable[[], None] | None = None) -> dict:  # fmt: skip
     """Predict from `df` (None: the end of the fit data) and the --future file, write -o/--plot
     or print the CSV.
 
-    The plot shows `history_df` (default `df`, else the stored context). Returns the outputs.
+    The plot shows `history_df` (default `df`, else the stored context). `before_commit` runs
+    once the outputs are written but before they replace anything (forecast saves its model
+    there: if that fails, no output is left either). Returns the outputs.
     """
     config = forecaster.config_
     levels = float_list("--quantiles-out", quantiles_out) if quantiles_out else None
@@ -135,6 +138,8 @@ def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_
             fig = plot_forecast(forecaster, fc, df if history_df is None else history_df)
             stage(plot, lambda p: save_figure(fig, p, plot.suffix.lower()[1:]))
             outputs["plot"] = str(plot)
+        if before_commit is not None:
+            before_commit()
     if output is None:
         to_csv(sys.stdout)
     return outputs
@@ -202,7 +207,8 @@ def forecast(
     Sizes not given (--prediction-length, --context-length, --patch-len, --patch-stride) are
     chosen from the data's frequency and length, and said in one line before training.
     """
-    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
+    check_outputs(inputs=(data.csv, future), force=force, model_dir=model_dir, output=output,
+                  plot=plot)  # fmt: skip
     check_interval_levels(level, settings)
     if model_dir is not None:
         check_model_dir(model_dir)
@@ -219,11 +225,11 @@ def forecast(
 
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
+    save = None if model_dir is None else (lambda: forecaster.save(model_dir))
     outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
                              quantiles_out=quantiles_out, level=level, history_df=panel,
-                             future=future)  # fmt: skip
+                             future=future, before_commit=save)  # fmt: skip
     if model_dir is not None:
-        forecaster.save(model_dir)
         outputs["model_dir"] = str(model_dir)
     report("forecast", forecaster, outputs, quiet=quiet, as_json=as_json)
 
@@ -313,7 +319,8 @@ def predict(
 ) -> None:
     """Forecast with a saved model from the end of the data (column options: the model's)."""
     started = time.perf_counter()
-    check_outputs(inputs=(data.csv,), force=force, output=output, plot=plot)
+    check_outputs(inputs=(data.csv, future), force=force, model_dir=model_dir, output=output,
+                  plot=plot)  # fmt: skip
     check_interval_levels(level)
     check_model_dir(model_dir, existing=True)
     forecaster, df = _model_and_data(model_dir, data, level, required=False)
@@ -339,7 +346,7 @@ def future_frame(
     """Write the frame that --future needs: the timestamps (and ids) of the steps after the data's
     end, the calendar columns filled and one empty column per future covariate to fill."""
     started = time.perf_counter()
-    check_outputs(inputs=(data.csv,), force=force, output=output)
+    check_outputs(inputs=(data.csv,), force=force, model_dir=model_dir, output=output)
     check_model_dir(model_dir, existing=True)
     forecaster, df = _model_and_data(model_dir, data, None, required=False)
     frame = forecaster.make_future_frame(df)
@@ -391,7 +398,8 @@ def evaluate(
     Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
     """
     started = time.perf_counter()
-    check_outputs(inputs=(data.csv,), force=force, output=output, forecasts=forecasts, plot=plot)
+    check_outputs(inputs=(data.csv,), force=force, model_dir=model_dir, output=output,
+                  forecasts=forecasts, plot=plot)  # fmt: skip
     check_interval_levels(level)
     check_model_dir(model_dir, existing=True)
     forecaster, df = _model_and_data(model_dir, data, level)
