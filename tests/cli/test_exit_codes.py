@@ -173,3 +173,74 @@ def test_help_and_version_load_neither_pandas_nor_torch(flag, tmp_path):
     done = subprocess.run([sys.executable, "-c", probe, flag], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+# ------------------------------------------------------------------ issue 32: the checkpoint folder
+
+
+def _one_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_fit_never_deletes_a_checkpoint_folder_it_did_not_write(tmp_path):
+    from .test_cli import TINY as CLI_TINY
+
+    data = write_wide(tmp_path / "d.csv")
+    folder = tmp_path / "results.checkpoints"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("notes\n")
+    line = _one_line(run("fit", data, "--model-dir", tmp_path / "results", *CLI_TINY))
+    assert "holds files trellis-ts did not write (notes.txt)" in line  # before: exit 0, rmtree
+    assert (folder / "notes.txt").read_text() == "notes\n"
+    assert not (tmp_path / "results").exists()
+    ok("fit", data, "--model-dir", tmp_path / "m", *CLI_TINY)
+    line = _one_line(run("fit", data, "--model-dir", tmp_path / "results", "--warm-start",
+                         "--max-epochs", "1", "--quiet"))  # fmt: skip
+    assert "notes.txt" in line
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "m.checkpoints").symlink_to(elsewhere, target_is_directory=True)
+    line = _one_line(run("fit", data, "--model-dir", tmp_path / "m", "--warm-start",
+                         "--max-epochs", "1", "--quiet"))  # fmt: skip
+    assert "is a symbolic link" in line
+    assert list(elsewhere.iterdir()) == []  # before: a last.ckpt was left there
+    (tmp_path / "m.checkpoints").unlink()
+    ok("fit", data, "--model-dir", tmp_path / "m", "--warm-start", "--max-epochs", "1", "--quiet")
+    assert not (tmp_path / "m.checkpoints").exists()  # its own folder is removed after the save
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_whole_checkpoint(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    import lightning.pytorch as pl
+    import torch
+
+    from .test_cli import TINY as CLI_TINY
+
+    data = write_wide(tmp_path / "d.csv")
+    original = pl.Trainer.save_checkpoint
+    calls = []
+
+    def disk_fills_up(self, filepath, *args, **kwargs):
+        calls.append(filepath)
+        if len(calls) == 1:
+            return original(self, filepath, *args, **kwargs)
+        with open(filepath, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pl.Trainer, "save_checkpoint", disk_fills_up)
+    tiny = CLI_TINY[:-3]  # without --max-epochs 1
+    assert CLI_TINY[-3:] == ["--max-epochs", "1", "--quiet"]
+    line = _one_line(run("fit", data, "--model-dir", tmp_path / "m", *tiny, "--max-epochs", "3",
+                         "--early-stopping-patience", "9", "--quiet"))  # fmt: skip
+    assert "No space left on device" in line and "--resume" in line
+    folder = tmp_path / "m.checkpoints"
+    assert [p.name for p in folder.iterdir()] == ["last.ckpt"]  # no staging file left
+    assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 0  # whole, not torn
+    assert not (tmp_path / "m").exists()

@@ -269,14 +269,14 @@ def fit(
     SIGINT or SIGTERM stops it with status 130 or 143; the last finished epoch stays in
     <model-dir>.checkpoints for --resume.
     """
-    import shutil
-
+    from trellis_ts.checkpoints import check_checkpoint_dir, remove_checkpoints
     from trellis_ts.errors import ConfigError
 
     check_model_dir(model_dir)
     if rescale and not warm_start:
         raise ConfigError("--rescale only applies with --warm-start; add --warm-start or drop it")
     checkpoints = model_dir.with_name(model_dir.name + ".checkpoints")
+    check_checkpoint_dir(checkpoints)  # removed after the save: it must hold only our files
     if warm_start:
         if not (model_dir / "model.json").is_file():
             raise ConfigError(
@@ -297,7 +297,7 @@ def fit(
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes it
         return
     forecaster.save(model_dir)  # a new directory swapped in whole: never half old, half new
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    remove_checkpoints(checkpoints)  # only the files fit wrote, never anyone else's
     outputs = {"model_dir": str(model_dir)}
     report("fit", forecaster, outputs, quiet=quiet, as_json=as_json)
 

@@ -8,8 +8,11 @@ trained model over many context windows in batches.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import signal
+import uuid
 import tempfile
 import time
 import warnings
@@ -26,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from trellis_ts.data import EpochSubsampler, SeriesSet, WindowDataset, train_val_ranges
-from trellis_ts.errors import Interrupted
+from trellis_ts.errors import Interrupted, OutputError
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.lightning_module import (
     BestWeights,
@@ -52,7 +55,31 @@ warnings.filterwarnings(
 )
 
 
-LAST_CHECKPOINT = "last"
+LAST_CHECKPOINT = "last"  # last.ckpt (trellis_ts.checkpoints names the folder's files)
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` writing to a temporary file beside the checkpoint, renamed over it when
+    complete: a full disk or a kill mid-write never leaves a truncated last.ckpt (the previous
+    epoch's stays whole); a failed write (ENOSPC) is an `OutputError`."""
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        final = Path(filepath)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            super()._save_checkpoint(trainer, str(tmp))
+            if trainer.is_global_zero:
+                os.replace(tmp, final)
+        except OSError as exc:
+            kept = " (the previous epoch's is kept)" if final.is_file() else ""
+            what = exc.strerror or os.strerror(exc.errno or errno.EIO)
+            raise OutputError(
+                f"cannot write the checkpoint {final} ({what}){kept}; free some space, then "
+                "rerun the same command with --resume"
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._last_checkpoint_saved = str(final)
 
 
 @dataclass
@@ -187,8 +214,8 @@ def train_model(
     ckpt_path = None
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
-        all_callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename=LAST_CHECKPOINT,
-                                             monitor=None, save_top_k=1, enable_version_counter=False))  # fmt: skip
+        all_callbacks.append(AtomicCheckpoint(dirpath=checkpoint_dir, filename=LAST_CHECKPOINT,
+                                              monitor=None, save_top_k=1, enable_version_counter=False))  # fmt: skip
         overrides["enable_checkpointing"] = True
         last_file = checkpoint_dir / f"{LAST_CHECKPOINT}.ckpt"
         if resume and last_file.is_file():
