@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
+import time
 
 import lightning.pytorch as pl
 import numpy as np
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import REPO, TINY
 from trellis_ts import TrellisForecaster
-from trellis_ts.errors import ModelFileError, TrainingError, TrellisUserError
+from trellis_ts.errors import ModelFileError, OutputError, TrainingError, TrellisUserError
 from trellis_ts.forecaster.persistence import CONFIG_FILE, WEIGHTS_FILE
 
 
@@ -171,3 +173,141 @@ def test_random_finite_frames_forecast_finite_or_raise_user_errors(n, channels, 
         return
     assert np.isfinite(fc.drop(columns="date").to_numpy()).all()
     assert len(fc) == 6
+
+
+# ------------------------------------------------------------------ issue 32: loading and saving
+
+
+def test_a_load_always_sees_one_whole_model_while_another_process_saves(saved_model, tmp_path):
+    """A writer process swaps two different models (sizes and values) into one path for about
+    two seconds while this process loads it in a loop: every load is one of the two, whole."""
+    from trellis_ts.forecaster.persistence import load_state
+
+    other = tmp_path / "other"
+    TrellisForecaster(**{**TINY, "d_model": 8}).fit(frame(seed=1)).save(other)
+    first = {}
+    for label, src in (("A", saved_model), ("B", other)):
+        copy = copy_model(src, tmp_path / label)
+        meta = json.loads((copy / CONFIG_FILE).read_text())
+        meta["data_summary"] = label  # in the JSON; the history values are in the weights
+        (copy / CONFIG_FILE).write_text(json.dumps(meta))
+        first[label] = float(load_state(copy).history.values[0][0])
+    assert first["A"] != first["B"]
+    target = tmp_path / "shared"
+    copy_model(tmp_path / "A", target)
+    # A forked writer: a second process without a second start-up of torch.
+    ready, done = multiprocessing.get_context("fork").Queue(), None
+    writer = multiprocessing.get_context("fork").Process(
+        target=_swap_models, args=(tmp_path / "A", tmp_path / "B", target, ready)
+    )
+    writer.start()
+    assert ready.get(timeout=60) == "ready"
+    loads, seen, deadline = 0, set(), time.monotonic() + 60
+    while writer.is_alive() and time.monotonic() < deadline:
+        state = load_state(target)  # before: 'does not match', a RuntimeError, or a silent mix
+        label = state.data_summary
+        assert float(state.history.values[0][0]) == first[label]
+        assert state.config.d_model == (16 if label == "A" else 8)
+        loads, seen = loads + 1, seen | {label}
+    done = ready.get(timeout=60)
+    writer.join(timeout=60)
+    assert writer.exitcode == 0 and done > 10 and loads > 10 and seen == {"A", "B"}, (done, loads)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def _swap_models(a, b, target, queue, seconds=2.0):
+    """The writer of the test above: save A and B alternately to `target` for `seconds`."""
+    from trellis_ts.forecaster.persistence import load_state, save_state
+
+    states = [load_state(a), load_state(b)]
+    queue.put("ready")
+    saves, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        save_state(states[saves % 2], target)
+        saves += 1
+    queue.put(saves)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("d_model", 8192), ("n_layers", 100_000), ("n_layers", 10**9)]
+)
+def test_an_edited_size_in_model_json_is_refused_before_allocating(saved_model, tmp_path, field,
+                                                                     value):  # fmt: skip
+    edited = copy_model(saved_model, tmp_path / "edited")
+    meta = json.loads((edited / CONFIG_FILE).read_text())
+    meta["config"][field] = value
+    if field == "d_model":
+        meta["config"]["n_heads"] = 2
+    (edited / CONFIG_FILE).write_text(json.dumps(meta))
+    started = time.perf_counter()
+    with pytest.raises(ModelFileError, match="does not match its configuration") as info:
+        TrellisForecaster.load(edited)  # before: 6-7.5 GB and 33 s, or "can't allocate"
+    assert time.perf_counter() - started < 2.0
+    assert "re-save the model" in str(info.value)
+
+
+def test_bad_values_in_model_json_are_one_line_errors(saved_model, tmp_path):
+    from tests.cli.test_commands import run
+
+    cases = {
+        "quantiles": lambda m: m["config"].__setitem__("quantiles", "0.5"),
+        "nested": lambda m: None,  # written below
+        "history": lambda m: m["history"].pop("layout"),
+    }  # fmt: skip
+    data = tmp_path / "d.csv"
+    frame().to_csv(data, index=False)
+    for name, edit in cases.items():
+        model = copy_model(saved_model, tmp_path / name)
+        meta = json.loads((model / CONFIG_FILE).read_text())
+        edit(meta)
+        text = json.dumps(meta)
+        if name == "nested":  # too deep for json.loads: a RecursionError before
+            text = text[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        (model / CONFIG_FILE).write_text(text)
+        with pytest.raises(ModelFileError, match="re-save the model"):
+            TrellisForecaster.load(model)
+        result = run("predict", data, "--model-dir", model)
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip()
+        assert "\n" not in line and line.startswith("error: ") and "--" not in line, line
+
+
+def test_a_save_keeps_permissions_sweeps_killed_saves_and_fails_in_one_line(saved_model, tmp_path,
+                                                                            monkeypatch):  # fmt: skip
+    import errno
+    import stat
+
+    import trellis_ts.forecaster.persistence as persistence
+
+    model = TrellisForecaster.load(saved_model)
+    target = tmp_path / "m"
+    model.save(target)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~mask  # before: 0o700
+    assert stat.S_IMODE((target / CONFIG_FILE).stat().st_mode) == 0o666 & ~mask
+    target.chmod(0o750)
+    (target / WEIGHTS_FILE).chmod(0o640)
+    # A save killed midway leaves its staging folder, named after a process that is gone.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    stale = tmp_path / f".m.trellis-save-{dead}-abc123"
+    copy_model(saved_model, stale)
+    foreign = tmp_path / ".m.notes"
+    foreign.mkdir()
+    model.save(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750  # before: reset to 0o700
+    assert stat.S_IMODE((target / WEIGHTS_FILE).stat().st_mode) == 0o640
+    assert not stale.exists() and foreign.is_dir()  # only the toolkit's own, dead, staging
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        with open(filename, "wb") as fh:
+            fh.write(b"\0" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(persistence, "save_file", full_disk)
+    before = (target / WEIGHTS_FILE).read_bytes()
+    with pytest.raises(OutputError, match="No space left on device"):
+        model.save(target)
+    assert (target / WEIGHTS_FILE).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.notes", "m"]

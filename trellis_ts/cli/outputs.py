@@ -80,9 +80,14 @@ def check_outputs(*, inputs: tuple[Path | None, ...] = (), force: bool = False,
             raise ConfigError(
                 f"{flag} {path}: directory {real.parent} does not exist; create it first"
             )
-        if model_real is not None and not _direct(real) and (
-            _inside(real, model_real) or _inside(Path(os.path.abspath(path)), model_real)
-            or any(_same(real, f) for f in _model_files(model_real))
+        if (
+            model_real is not None
+            and not _direct(real)
+            and (
+                _inside(real, model_real)
+                or _inside(Path(os.path.abspath(path)), model_real)
+                or any(_same(real, f) for f in _model_files(model_real))
+            )
         ):
             raise ConfigError(
                 f"{flag} {path} is inside the model directory {model_dir}: writing it would damage "

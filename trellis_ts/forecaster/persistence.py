@@ -12,17 +12,30 @@ written to a temporary directory beside the target and swapped into place in one
 where the system allows it (Linux's `renameat2(RENAME_EXCHANGE)`), else by two renames: a crash
 never leaves a half-written model, and updating a model in place (a warm start) never leaves a
 mix of old and new files. Directories of formats 1 and 2 (before covariates) still load.
+
+* A replaced directory's permissions (of the folder and of each file) carry over to the new one;
+  a new one gets the usual ones (0o777/0o666 less the umask), not mkdtemp's 0o700.
+* Staging folders are named `.<name>.trellis-save-<pid>-<random>`; a save sweeps those of
+  processes that no longer run (a kill during a save), and nothing else.
+* `load_state` opens the directory once and reads both files through that handle, so it always
+  sees one whole save even while another process replaces the directory; it checks every size
+  of model.json against the weights file's header (which holds every tensor's shape) before
+  building the network, so an edited number costs nothing but a one-line error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +45,8 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save_file
 from torch import nn
 
 from trellis_ts._version import __version__
@@ -40,7 +54,7 @@ from trellis_ts.data.features.covariates import Covariates
 from trellis_ts.data.features.scaling import Scaler
 from trellis_ts.data.io.frames import Panel
 from trellis_ts.data.io.layout import FrameLayout
-from trellis_ts.errors import ConfigError, ModelFileError
+from trellis_ts.errors import ModelFileError, OutputError
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.conformal import Calibration
 from trellis_ts.forecaster.inputs import InputScaling
@@ -134,14 +148,71 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
             "static": {str(c): cov.static[c].tolist() for c in cov.static.columns},
         },
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_STAGING}-{os.getpid()}-",
+                                        dir=target.parent))  # fmt: skip
+    except OSError as exc:
+        raise OutputError(_cannot_save(target, exc)) from None
     try:
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+        _set_permissions(staging, target)
         _move_into_place(staging, target)
+    except (OSError, SafetensorError) as exc:
+        raise OutputError(_cannot_save(target, exc)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # after a swap it holds the old model
+
+
+_STAGING = "trellis-save"  # .<name>.trellis-save-<pid>-<random>: a save in progress (or killed)
+_STAGED = re.compile(r"^\.(?P<name>.+)\.trellis-(?:save|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+
+
+def _cannot_save(target: Path, exc: Exception) -> str:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+    if "StorageFull" in why or "No space left" in why:
+        why = os.strerror(errno.ENOSPC)
+    return (f"cannot save the model to {target} ({why}); free some space or check the folder's "
+            "permissions, then run again (any model already there is unchanged)")  # fmt: skip
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: running
+        return True
+    return True
+
+
+def _sweep_stale(target: Path) -> None:
+    """Remove the staging folders of `target` left by saves whose process no longer runs."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            m = _STAGED.match(entry.name)
+            if (m and m["name"] == target.name and entry.is_dir(follow_symlinks=False)
+                    and int(m["pid"]) != os.getpid() and not _running(int(m["pid"]))):  # fmt: skip
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _set_permissions(staging: Path, target: Path) -> None:
+    """The permissions of the directory being replaced (folder and files), else the defaults."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    old = target if target.is_dir() else None
+    os.chmod(staging, stat.S_IMODE(old.stat().st_mode) if old else 0o777 & ~mask)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        before = None if old is None else old / name
+        mode = stat.S_IMODE(before.stat().st_mode) if before and before.is_file() else None
+        os.chmod(staging / name, 0o666 & ~mask if mode is None else mode)
+        fd = os.open(staging / name, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # whole on disk before it is renamed into place
+        finally:
+            os.close(fd)
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -182,7 +253,7 @@ def _move_into_place(staging: Path, target: Path) -> None:
                     raise
         if _exchange(staging, target):
             return
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+        old = target.with_name(f".{target.name}.trellis-old-{os.getpid()}-{uuid.uuid4().hex[:12]}")
         try:
             target.rename(old)
         except FileNotFoundError:
@@ -201,19 +272,130 @@ def _tensor(values: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
 
 
+def _read_files(source: Path) -> tuple[bytes, bytes]:
+    """The bytes of model.json and of the weights, from one and the same save.
+
+    Both are read through one handle of the directory: a save never changes a directory, it
+    swaps in a new one, so the two files always come from one save. When the directory is
+    swapped out and removed between the two reads, the new one is read from the start.
+    """
+    missing = ModelFileError(
+        f"{source} is not a trellis-ts model directory (it needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
+        "pass a directory written by save() or `trellis-ts fit --model-dir`"
+    )
+    if os.open not in os.supports_dir_fd:  # no directory handles here: read by name
+        try:
+            return (source / CONFIG_FILE).read_bytes(), (source / WEIGHTS_FILE).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise missing from None
+    for attempt in range(50):
+        try:
+            folder = os.open(source, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except (FileNotFoundError, NotADirectoryError):
+            if attempt < 5 and not source.is_symlink():  # between two renames of another save
+                time.sleep(0.01)
+                continue
+            raise missing from None
+        try:
+            return _read_at(folder, CONFIG_FILE), _read_at(folder, WEIGHTS_FILE)
+        except (FileNotFoundError, IsADirectoryError):
+            try:
+                swapped = not os.path.samestat(os.fstat(folder), os.stat(source))
+            except OSError:
+                swapped = True
+            if not swapped:
+                raise missing from None
+        finally:
+            os.close(folder)
+    raise ModelFileError(
+        f"{source} kept changing while it was read (another process is saving it); try again"
+    )
+
+
+def _read_at(folder: int, name: str) -> bytes:
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=folder)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(name)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+_MAX_HEADER = 100 << 20  # safetensors' own limit on the header
+
+
+def _header(data: bytes, weights_file: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape, from the safetensors header (nothing allocated, nothing built)."""
+    bad = ModelFileError(
+        f"{weights_file} is truncated or corrupted (no valid header); re-save the model"
+    )
+    if len(data) < 8:
+        raise bad
+    size = int.from_bytes(data[:8], "little")
+    if size > min(_MAX_HEADER, len(data) - 8):
+        raise bad
+    try:
+        header = json.loads(data[8 : 8 + size])
+        shapes = {k: tuple(int(n) for n in v["shape"]) for k, v in header.items()
+                  if k != "__metadata__"}  # fmt: skip
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        raise bad from None
+    if any(n < 0 for shape in shapes.values() for n in shape):
+        raise bad
+    return shapes
+
+
+def _check_sizes(config: TrellisConfig, inputs: ModelInputs, shapes: dict, weights_file: Path,
+                 meta_file: Path) -> None:  # fmt: skip
+    """ModelFileError unless the network model.json describes has exactly the tensors of the
+    weights file. Sane bounds first (a layer or a category table is at least one tensor), then
+    the network is built on the "meta" device, which allocates no memory, and compared."""
+    model_shapes = {
+        k.removeprefix("model."): v for k, v in shapes.items() if k.startswith("model.")
+    }
+    n_tensors = len(model_shapes)
+    if config.model == "encoder" and config.n_layers > n_tensors:
+        raise ModelFileError(
+            f"{weights_file} does not match its configuration ({meta_file.name} asks for "
+            f"{config.n_layers} layers, the weights hold {n_tensors} tensors in all); re-save the model"
+        )
+    if len(inputs.feat_static_cat) > n_tensors or any(c > 1 << 31 for c in inputs.feat_static_cat):
+        raise ModelFileError(
+            f"{meta_file} is corrupted (implausible static categories for the weights); re-save the model"
+        )
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(model_spec(config), inputs)
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
+        raise ModelFileError(
+            f"{meta_file} describes no buildable model ({str(exc).splitlines()[0]}); re-save the model"
+        ) from None
+    for name in sorted(set(expected) | set(model_shapes)):
+        want, have = expected.get(name), model_shapes.get(name)
+        if want != have:
+            detail = (f"tensor {name} is missing from the weights" if have is None
+                      else f"the weights hold a tensor {name} the configuration has no place for"
+                      if want is None else
+                      f"tensor {name} is {list(have)} in the weights but {list(want)} by "
+                      f"{meta_file.name}")  # fmt: skip
+            raise ModelFileError(
+                f"{weights_file} does not match its configuration ({detail}); re-save the model"
+            )
+
+
 def load_state(path: str | os.PathLike) -> FittedState:
     source = Path(path)
     meta_file, weights_file = source / CONFIG_FILE, source / WEIGHTS_FILE
-    if not source.is_dir() or not meta_file.is_file() or not weights_file.is_file():
-        raise ModelFileError(
-            f"{source} is not a trellis-ts model directory (it needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
-            "pass a directory written by save() or `trellis-ts fit --model-dir`"
-        )
+    meta_bytes, weights_bytes = _read_files(source)
     try:
-        meta = json.loads(meta_file.read_text())
+        meta = json.loads(meta_bytes)
         version = int(meta["format_version"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"{meta_file} is corrupted ({exc}); re-save the model") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else _why(exc)
+        raise ModelFileError(f"{meta_file} is corrupted ({why}); re-save the model") from None
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{source} was saved in model format {version} by trellis-ts {meta.get('library_version')}; "
@@ -223,20 +405,24 @@ def load_state(path: str | os.PathLike) -> FittedState:
         # Saved before target_transform existed: forecasts were never clamped, i.e. "none" (the
         # default is now "auto").
         config = TrellisConfig.from_dict({"target_transform": "none", **meta["config"]})
-    except (ConfigError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise ModelFileError(
-            f"{meta_file} holds an invalid configuration ({exc}); re-save the model"
+            f"{meta_file} holds an invalid configuration ({_why(exc)}); re-save the model"
         ) from None
     try:
-        tensors = load_file(str(weights_file))
+        inputs = ModelInputs(**meta["inputs"]) if version >= 3 else ModelInputs()
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelFileError(
+            f"{meta_file} is incomplete ({_why(exc)}); re-save the model"
+        ) from None
+    shapes = _header(weights_bytes, weights_file)
+    _check_sizes(config, inputs, shapes, weights_file, meta_file)
+    try:
+        tensors = load_tensors(weights_bytes)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(
             f"{weights_file} is truncated or corrupted ({exc}); re-save the model"
         ) from None
-    try:
-        inputs = ModelInputs(**meta["inputs"]) if version >= 3 else ModelInputs()
-    except (KeyError, TypeError) as exc:
-        raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
     model = build_model(model_spec(config), inputs)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
@@ -260,12 +446,22 @@ def load_state(path: str | os.PathLike) -> FittedState:
         fit_span = None if span is None else {
             "names": span["names"], "first": [_unjson(t) for t in span["first"]],
             "last": [_unjson(t) for t in span["last"]]}  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{meta_file} is incomplete ({exc!r}); re-save the model") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ModelFileError(
+            f"{meta_file} is incomplete ({_why(exc)}); re-save the model"
+        ) from None
     return FittedState(config=config, inputs=inputs, model=model.eval(), columns=columns,
                        scaling=scaling, history=history, summary=summary,
                        calibration=calibration, fit_span=fit_span,
                        data_summary=meta.get("data_summary"))  # fmt: skip
+
+
+def _why(exc: Exception) -> str:
+    """What is wrong, in words: a missing entry by its name, else the error's first line."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"it lacks the entry {exc.args[0]!r}"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _history(h: dict, tensors: dict, layout: FrameLayout, covariates=None) -> Panel:

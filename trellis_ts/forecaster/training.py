@@ -12,9 +12,9 @@ import errno
 import logging
 import os
 import signal
-import uuid
 import tempfile
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
