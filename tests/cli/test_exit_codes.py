@@ -244,3 +244,40 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_whole_ch
     assert [p.name for p in folder.iterdir()] == ["last.ckpt"]  # no staging file left
     assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 0  # whole, not torn
     assert not (tmp_path / "m").exists()
+
+
+def test_resume_from_a_checkpoint_that_cannot_continue_is_one_line(tmp_path):
+    import torch
+
+    from trellis_ts import TrellisForecaster
+
+    from .test_cli import TINY as CLI_TINY
+
+    data = write_wide(tmp_path / "d.csv")
+    kept = tmp_path / "kept"
+    params = dict(context_length=24, prediction_length=6, patch_len=8, patch_stride=4, d_model=16,
+                  n_layers=1, n_slots=8, max_epochs=3, early_stopping_patience=9, verbose=False)  # fmt: skip
+    TrellisForecaster(**params).fit(pd.read_csv(data), checkpoint_dir=kept)
+    good = (kept / "last.ckpt").read_bytes()
+    marker = tmp_path / "pwned"
+
+    class Planted:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"epoch": 1, "state_dict": Planted()}, tmp_path / "planted.ckpt")
+    tiny = CLI_TINY[:-3] + ["--quiet"]  # without --max-epochs 1
+    cases = [
+        (good, ["--max-epochs", "1"], "beyond --max-epochs 1; resume with --max-epochs 2 or more"),
+        (good, ["--max-epochs", "5", "--d-model", "32"], "written by a fit with other model options"),
+        (good[: len(good) // 2], ["--max-epochs", "5"], "truncated or not a checkpoint"),
+        ((tmp_path / "planted.ckpt").read_bytes(), ["--max-epochs", "5"], "not a checkpoint"),
+    ]  # fmt: skip
+    for i, (content, extra, expected) in enumerate(cases):
+        model_dir = tmp_path / f"m{i}"
+        (tmp_path / f"m{i}.checkpoints").mkdir()
+        (tmp_path / f"m{i}.checkpoints" / "last.ckpt").write_bytes(content)
+        line = _one_line(run("fit", data, "--model-dir", model_dir, *tiny, *extra, "--resume"))
+        assert expected in line, line  # before: MisconfigurationException, RuntimeError, OSError
+        assert not model_dir.exists()
+    assert not marker.exists()

@@ -148,3 +148,38 @@ def test_outputs_never_replace_a_file_of_the_model_directory(tmp_path):
     future.write_text("date\n")
     result = run("predict", data, "--model-dir", model, "--future", future, "-o", future)
     assert result.exit_code == 2 and "is the input file" in result.stderr
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_output(tmp_path, monkeypatch):
+    import errno
+
+    import trellis_ts.persistence as persistence
+
+    data = write_wide(tmp_path / "data.csv")
+    out, model = tmp_path / "fc.csv", tmp_path / "m"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:  # the model cannot be saved: -o must not be left
+        patch.setattr(persistence, "save_file", full_disk)
+        result = run("forecast", data, *TINY, "-o", out, "--model-dir", model)
+    assert result.exit_code == 2, result.output  # before: a traceback, exit 1, -o written
+    line = result.stderr.strip()
+    assert "\n" not in line and "cannot save the model to" in line and "No space left" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
+    ok("fit", data, *TINY, "--model-dir", model)
+    real_to_csv = pd.DataFrame.to_csv
+
+    def to_csv_fills_the_disk(self, path=None, *args, **kwargs):
+        real_to_csv(self.head(1), path, *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv_fills_the_disk)
+    result = run("predict", data, "--model-dir", model, "-o", out)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"error: cannot write {out} (No space left on device); free some space or check the "
+        "folder's permissions, then run the command again (nothing was written)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "m"]

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from trellis_ts.data import EpochSubsampler, SeriesSet, WindowDataset, train_val_ranges
-from trellis_ts.errors import Interrupted, OutputError
+from trellis_ts.errors import ConfigError, Interrupted, ModelFileError, OutputError
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.lightning_module import (
     BestWeights,
@@ -219,6 +219,7 @@ def train_model(
         overrides["enable_checkpointing"] = True
         last_file = checkpoint_dir / f"{LAST_CHECKPOINT}.ckpt"
         if resume and last_file.is_file():
+            check_resumable(last_file, module, config)
             ckpt_path = str(last_file)
     threads = choose_threads(config.num_threads, n_parameters)
     started = time.perf_counter()
@@ -250,6 +251,44 @@ def train_model(
         extra=({"resumed_from": ckpt_path} if ckpt_path else {}) | {"threads": threads},
     )
     return model, summary
+
+
+def check_resumable(path: Path, module: pl.LightningModule, config: TrellisConfig) -> None:
+    """Refuse, in one line, a checkpoint that Lightning would fail on with a traceback: not a
+    checkpoint (truncated, or a planted pickle: weights_only loads no code), written by a fit
+    with other model options (tensor shapes), or past `max_epochs`."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an untrusted file: any failure to parse it
+        ckpt, why = (
+            None,
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}",
+        )
+    else:
+        why = "no model state in it"
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not isinstance(ckpt.get("epoch"), int):
+        raise ModelFileError(
+            f"{path} is truncated or not a checkpoint written by trellis-ts ({why}); remove it, "
+            "or fit without resuming to start over"
+        )
+    current = module.state_dict()
+    for name in sorted(set(current) | set(state)):
+        mine, saved = current.get(name), state.get(name)
+        if mine is None or not isinstance(saved, torch.Tensor) or mine.shape != saved.shape:
+            detail = (f"tensor {name.removeprefix('model.')} is "
+                      f"{'absent' if not isinstance(saved, torch.Tensor) else list(saved.shape)} "
+                      f"there, {'absent' if mine is None else list(mine.shape)} now")  # fmt: skip
+            raise ConfigError(
+                f"the checkpoint {path} was written by a fit with other model options ({detail}); "
+                "resume with the interrupted fit's options, or fit without resuming to start over"
+            )
+    if ckpt["epoch"] > config.max_epochs:
+        raise ConfigError(
+            f"the checkpoint {path} is at epoch {ckpt['epoch']}, beyond max_epochs={config.max_epochs}; "
+            f"resume with max_epochs={ckpt['epoch']} or more (the interrupted fit's), or fit without "
+            "resuming to start over"
+        )
 
 
 @contextlib.contextmanager
