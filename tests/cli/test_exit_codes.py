@@ -144,21 +144,53 @@ except SystemExit as exc:
     "args",
     [["forecast", "missing.csv"], ["forecast", "{bad}"], ["forecast", "--demo", "--mixer", "lstm"],
      ["forecast", "{short}"], ["fit", "{bad}", "--model-dir", "m"], ["tune", "{short}",
-     "--model-dir", "m"], ["predict", "--model-dir", "nowhere"], ["--help"]],
+     "--model-dir", "m"], ["predict", "--model-dir", "nowhere"], ["--help"],
+     ["forecast", "{negative}", "--target-transform", "log1p"], ["forecast", "{dup}"],
+     ["fit", "{nul}", "--model-dir", "m"]],
 )  # fmt: skip
 def test_bad_files_and_options_answer_before_torch_loads(args, tmp_path):
+    write_issue_32_files(tmp_path)
     bad = tmp_path / "bad.csv"
     bad.write_text("Month,y\n01/01/1949,1\n01/02/1949,2\n01/03/1949,3\n")
     short = tmp_path / "short.csv"
     pd.DataFrame({"date": pd.date_range("2024", periods=8, freq="h"), "v": np.arange(8)}).to_csv(
         short, index=False
     )
-    argv = [a.format(bad=bad, short=short) for a in args]
+    argv = [a.format(bad=bad, short=short, negative="negative.csv", dup="dup.csv", nul="nul.csv")
+            for a in args]  # fmt: skip
     done = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     status = done.stdout.strip().splitlines()[-1]
     expected = "0" if args == ["--help"] else "2"
     assert status == f"status {expected} False False", done.stdout + done.stderr
+
+
+def write_issue_32_files(folder):
+    """A duplicated header, a file of NULs (no text), negative values for log1p."""
+    (folder / "dup.csv").write_text("date,a,a\n2024-01-01,1,2\n2024-01-02,3,4\n")
+    with open(folder / "nul.csv", "wb") as fh:
+        fh.truncate(64 << 20)  # 64 MB of NULs (sparse): refused from its first bytes
+    frame = make_demo_frame(300, 2)
+    frame.loc[100, "load_2"] = -1.0
+    frame.to_csv(folder / "negative.csv", index=False)
+
+
+def test_duplicated_names_binary_files_and_negatives_for_log1p_are_one_clear_line(tmp_path):
+    write_issue_32_files(tmp_path)
+    line = _one_line(run("forecast", tmp_path / "dup.csv"))
+    assert "names more than one column 'a'" in line  # before: silently renamed a.1
+    started = time.perf_counter()
+    line = _one_line(run("fit", tmp_path / "nul.csv", "--model-dir", tmp_path / "m"))
+    assert "is not a text file (it holds NUL bytes from offset 0)" in line  # before: "--freq"
+    assert time.perf_counter() - started < 2
+    line = _one_line(run("forecast", tmp_path / "negative.csv", "--target-transform", "log1p"))
+    assert "series 'load_2' has a negative value (-1)" in line and "--target-transform none" in line
+    from trellis_ts.cli_options import cli_words
+
+    assert cli_words("incomplete (it lacks the entry 'time_col')") == (
+        "incomplete (it lacks the entry 'time_col')"  # before: '--time-col'
+    )
+    assert cli_words("pass time_col='x'") == "pass --time-col x"
 
 
 @pytest.mark.parametrize("flag", ["--help", "--version"])

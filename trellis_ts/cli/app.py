@@ -78,8 +78,9 @@ SHORT_FLAGS = {"calendar_features": "--calendar"}
 _FLAGS = {f.name: (f"--{f.name.replace('_', '-')}", f"--no-{f.name.replace('_', '-')}")
           for f in config_fields() if f.type in ("bool", bool)} | {
           "dayfirst": ("--dayfirst", "--monthfirst")}  # fmt: skip
+# Not a name in quotes or after a dot: that is a key or a value ('time_col', history.time_col).
 _SETTING = re.compile(
-    r"\b(" + "|".join(sorted(_API_NAMES, key=len, reverse=True)) + r")"
+    r"(?<!['\".])\b(" + "|".join(sorted(_API_NAMES, key=len, reverse=True)) + r")"
     r"(?:=(?!=)('[^']*'|\"[^\"]*\"|[^\s,;)]+)?)?"
 )
 

@@ -93,4 +93,9 @@ def prepare(data: DataSource, settings: dict, columns: dict | None = None):
     panel = to_panel(df, **(data.columns if columns is None else columns), freq=config.freq,
                      missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
     resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
+    if config.target_transform in ("log1p", "nonnegative"):  # negatives: said before torch loads
+        from trellis_ts.data.features.transforms import forward
+
+        for name, values in zip(panel.names, panel.values, strict=True):
+            forward(config.target_transform, values, f"series {name!r}")
     return panel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +34,11 @@ def read_csv(path: str | Path, *, sep: str | None = None, decimal: str = ".") ->
         raise DataError(
             f"cannot read CSV file {str(p)!r} ({exc}); check its permissions."
         ) from None
+    if "\x00" in sample:  # a binary file: refused now, not after reading gigabytes of it
+        raise DataError(
+            f"{str(p)!r} is not a text file (it holds NUL bytes from offset "
+            f"{sample.index(chr(0))}); pass a CSV file (or re-save it as UTF-8 CSV)."
+        )
     if not sample.strip():
         raise DataError(f"CSV file {str(p)!r} is empty; write a header line and data rows.")
     if sep is None:
@@ -42,6 +48,7 @@ def read_csv(path: str | Path, *, sep: str | None = None, decimal: str = ".") ->
             f"sep={sep!r} and decimal={decimal!r} are the same character; pass another sep, "
             "e.g. sep=';'."
         )
+    _refuse_duplicate_names(sample, sep, p)
     try:
         df = pd.read_csv(p, sep=sep, decimal=decimal, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
@@ -54,6 +61,21 @@ def read_csv(path: str | Path, *, sep: str | None = None, decimal: str = ".") ->
     if len(df) == 0:
         raise DataError(f"CSV file {str(p)!r} has a header but no data rows; add data rows.")
     return df
+
+
+def _refuse_duplicate_names(sample: str, sep: str, path: Path) -> None:
+    """pandas would rename a repeated header name `a` to `a.1`: refuse it, naming the names."""
+    try:
+        header = next(csv.reader(io.StringIO(sample), delimiter=sep))
+    except (csv.Error, StopIteration):
+        return  # pandas says what is wrong with the header
+    names = [h.strip() for h in header]
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"CSV file {str(path)!r} names more than one column {', '.join(map(repr, repeated))}; "
+            "give each column its own name in the header line."
+        )
 
 
 def _sniff_sep(sample: str, decimal: str, *, truncated: bool) -> str:
