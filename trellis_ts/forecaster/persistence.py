@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import datetime
 import errno
 import json
 import os
@@ -65,22 +66,34 @@ from trellis_ts.models.covariates import ModelInputs
 
 # 2: sizes chosen from the data, target_transform, date-reading options, the fit's time span.
 # 3: covariates (their roles, values and scaling), the layout as one record.
-FORMAT_VERSION = 3
+# 4: timestamps of a named time zone ({"timestamp": ..., "tz": "Europe/Paris"}); written only by
+#    models whose times have one (others stay format 3, which older versions read).
+FORMAT_VERSION = 4
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
+
+
+def _zone(tz: Any) -> str | None:
+    """The name of a named time zone (Europe/Paris); None for none, UTC or a fixed offset."""
+    if tz is None or isinstance(tz, datetime.timezone):
+        return None
+    name = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    return None if name in (None, "UTC") else str(name)
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, pd.Timestamp):
-        return {"timestamp": value.isoformat()}
+        zone = _zone(value.tz)
+        return {"timestamp": value.isoformat()} | ({"tz": zone} if zone else {})
     return value
 
 
 def _unjson(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"timestamp"}:
-        return pd.Timestamp(value["timestamp"])
+    if isinstance(value, dict) and set(value) in ({"timestamp"}, {"timestamp", "tz"}):
+        stamp = pd.Timestamp(value["timestamp"])
+        return stamp.tz_convert(value["tz"]) if "tz" in value else stamp
     return value
 
 
@@ -126,8 +139,9 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
                 tensors[f"history.{kind}.{g}"] = _tensor(values)
     if state.calibration is not None:
         tensors["conformal.thresholds"] = _tensor(state.calibration.thresholds)
+    zoned = any(_zone(getattr(ix, "tz", None)) for ix in history.index)
     meta = {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if zoned else 3,
         "library_version": __version__,
         "config": state.config.to_dict(),
         "inputs": state.inputs.to_dict(),

@@ -11,7 +11,7 @@ import pytest
 from tests.cli.test_commands import ok, run
 from trellis_ts import TrellisForecaster
 from trellis_ts.data import read_csv, to_panel
-from trellis_ts.data.io.dates import integer_dates
+from trellis_ts.data.io.dates import integer_dates, parse_time
 from trellis_ts.errors import DataError
 
 SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1,
@@ -240,3 +240,62 @@ def test_cli_writes_forecast_timestamps_back_as_the_input_labels(tmp_path):
        tmp_path / "bt.csv", "-q")  # fmt: skip
     rows = pd.read_csv(tmp_path / "bt.csv")
     assert list(rows["timestamp"]) == ["2007 Q3", "2007 Q4"] and rows["cutoff"][0] == "2007 Q2"
+
+
+# ------------------------------------------------------------------ issue 32: time zones and DST
+
+PARIS_SPRING = pd.date_range("2024-03-29", periods=120, freq="h", tz="Europe/Paris")  # 31 March
+
+
+def _local_text(times: pd.DatetimeIndex) -> list[str]:
+    """ISO text with each value's own offset, as a logger in local time writes it."""
+    return [t.isoformat() for t in times]
+
+
+def test_offsets_that_change_across_dst_are_read_as_utc_instants():
+    text = pd.Index(["2024-03-31T01:00:00+01:00", "2024-03-31T03:00:00+02:00",
+                     "2024-03-31T04:00:00+02:00"])  # fmt: skip
+    expected = pd.DatetimeIndex(["2024-03-31 00:00", "2024-03-31 01:00", "2024-03-31 02:00"],
+                                tz="UTC")  # fmt: skip
+    assert parse_time(text, "date").equals(expected)  # before: "pass date_format="
+    # before: a traceback ("Tz-aware datetime.datetime cannot be converted ...")
+    assert parse_time(text, "date", date_format="%Y-%m-%dT%H:%M:%S%z").equals(expected)
+    one_offset = parse_time(pd.Index(["2024-01-01T00:00:00+05:30", "2024-01-01T01:00:00+05:30"]),
+                            "date")  # fmt: skip
+    assert str(one_offset[0]) == "2024-01-01 00:00:00+05:30"  # one offset: kept as written
+
+
+def test_local_time_across_dst_forecasts_through_the_cli_in_utc(tmp_path):
+    from tests.cli.test_commands import TINY
+
+    values = np.sin(np.arange(len(PARIS_SPRING)) * 2 * np.pi / 24)
+    data = tmp_path / "local.csv"
+    pd.DataFrame({"date": _local_text(PARIS_SPRING), "load": values}).to_csv(data, index=False)
+    out = tmp_path / "fc.csv"
+    ok("forecast", data, *TINY, "-o", out)
+    dates = pd.to_datetime(pd.read_csv(out)["date"])
+    last = PARIS_SPRING[-1].tz_convert("UTC")
+    assert list(dates) == list(pd.date_range(last, periods=7, freq="h")[1:])
+    ok("forecast", data, *TINY, "--date-format", "%Y-%m-%dT%H:%M:%S%z", "-o", out)
+
+
+def test_a_named_zone_keeps_its_local_days_and_survives_save_and_load(tmp_path):
+    from trellis_ts import TrellisForecaster
+
+    from tests.conftest import TINY
+
+    days = pd.date_range("2024-01-01", periods=90, freq="D", tz="Europe/Paris")  # to 30 March
+    df = pd.DataFrame({"date": days, "a": np.sin(np.arange(90) * 2 * np.pi / 7)})
+    params = {**TINY, "context_length": 24, "prediction_length": 6, "patch_len": 8}
+    fitted = TrellisForecaster(**params).fit(df)  # before: "not on the 'D' grid" past 31 March
+    dates = fitted.predict()["date"]
+    assert [str(t) for t in dates[:3]] == ["2024-03-31 00:00:00+01:00",
+                                          "2024-04-01 00:00:00+02:00",
+                                          "2024-04-02 00:00:00+02:00"]  # fmt: skip
+    fitted.save(tmp_path / "m")
+    loaded = TrellisForecaster.load(tmp_path / "m")
+    assert str(loaded.history_.index[0].tz) == "Europe/Paris"  # before: a fixed +01:00
+    assert loaded.predict()["date"].equals(dates)
+    hours = pd.DataFrame({"date": PARIS_SPRING, "a": np.arange(len(PARIS_SPRING)) % 24 * 1.0})
+    fc = TrellisForecaster(**{**params, "prediction_length": 6}).fit(hours).predict()
+    assert (np.diff(fc["date"].map(pd.Timestamp.timestamp)) == 3600).all()

@@ -13,6 +13,11 @@
   `format_times` writes results back in it.
 * `integer_dates` tells integer columns that look like dates (Excel serials, epoch seconds,
   `20240131`, years) so that they are never forecast as if they were values.
+* Time zones: datetimes of a named zone (a frame's `Europe/Paris` column) keep their zone, and
+  daily or longer steps count in its local days across DST changes. Text with one UTC offset
+  for all values keeps that offset; text whose offsets differ (local time across a DST change:
+  `...01:00:00+01:00`, `...03:00:00+02:00`) is read as instants and converted to UTC, so the
+  forecast is written in UTC (`+00:00`). Both with or without ``date_format`` (`%z`).
 """
 
 from __future__ import annotations
@@ -103,6 +108,10 @@ def _infer(values: pd.Index, label: str) -> pd.DatetimeIndex:
                 return out.as_unit("ns")
             if best is None or out.isna().sum() < best.isna().sum():
                 best = out
+    if best is None or best.isna().any():
+        mixed = _mixed_offsets(values)
+        if mixed is not None:
+            return mixed
     if best is None:
         raise DataError(
             f"{label} could not be parsed as timestamps (e.g. {values[0]!r}); use one format "
@@ -164,6 +173,21 @@ def format_times(times: pd.Index, fmt: str | None) -> pd.Index:
     if "%q" in fmt:  # quarters: only Period knows %q
         return pd.Index(times.to_period("Q").strftime(fmt), name=times.name)
     return pd.Index(times.strftime(fmt), name=times.name)
+
+
+def _mixed_offsets(values: pd.Index, date_format: str | None = None) -> pd.DatetimeIndex | None:
+    """Text with differing UTC offsets (local time across a DST change) as UTC instants; None
+    when the values do not all parse so (then the caller says what is wrong)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fmt in [date_format] if date_format else [None, "ISO8601"]:
+            try:
+                out = pd.to_datetime(values, errors="coerce", format=fmt, utc=True)
+            except (ValueError, TypeError, OverflowError):
+                continue
+            if isinstance(out, pd.DatetimeIndex) and not out.isna().any():
+                return out.as_unit("ns")
+    return None
 
 
 def _day_month(text: pd.Index, label: str, dayfirst: bool | None) -> pd.DatetimeIndex:
@@ -248,7 +272,17 @@ def _with_format(values: pd.Index, label: str, date_format: str) -> pd.DatetimeI
             warnings.simplefilter("ignore")
             out = pd.to_datetime(text, format=date_format, errors="coerce")
     except (ValueError, TypeError) as exc:
-        raise DataError(f"date_format={date_format!r} is not a valid format ({exc}).") from None
+        mixed = _mixed_offsets(text, date_format) if "Tz-aware" in str(exc) else None
+        if mixed is None:
+            raise DataError(f"date_format={date_format!r} is not a valid format ({exc}).") from None
+        out = mixed
+    if not isinstance(out, pd.DatetimeIndex):  # differing offsets: an object Index
+        out = _mixed_offsets(text, date_format)
+        if out is None:
+            raise DataError(
+                f"{label} could not be read with date_format={date_format!r}; check the format "
+                "(strptime codes such as %Y-%m-%d %H:%M:%S%z)."
+            )
     if out.isna().any():
         bad = values[int(np.argmax(np.asarray(out.isna())))]
         raise DataError(

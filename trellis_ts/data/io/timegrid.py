@@ -54,7 +54,19 @@ def future_index(last: Any, freq: str | int | Any, horizon: int) -> pd.Index:
     if isinstance(last, (int, np.integer)):
         raise DataError(f"last={last!r} is an integer but freq={freq!r} is a calendar frequency.")
     off = parse_freq(freq, is_datetime=True)
-    return pd.date_range(start=pd.Timestamp(last) + off, periods=horizon, freq=off)
+    last = pd.Timestamp(last)
+    if last.tz is not None and _days(off):  # local days of the zone, across DST changes
+        local = pd.date_range(start=last.tz_localize(None) + off, periods=horizon, freq=off)
+        return local.tz_localize(last.tz, ambiguous="NaT", nonexistent="shift_forward")
+    return pd.date_range(start=last + off, periods=horizon, freq=off)
+
+
+_DAY = 86_400 * 10**9
+
+
+def _days(step: Any) -> bool:
+    """A fixed step of whole days: counted in local days when the times have a zone."""
+    return isinstance(step, pd.offsets.Tick) and step.nanos % _DAY == 0
 
 
 def as_int(times: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
@@ -95,6 +107,9 @@ def regularize(
         step = _infer_step(times, t, codes, starts, counts)
     tick = step if not is_dt else (step.nanos if isinstance(step, pd.offsets.Tick) else None)
     alias = step.freqstr if is_dt else step
+    wall = is_dt and times.tz is not None and _days(step)
+    if wall:  # daily steps in a zone: local days (23 or 25 hours across a DST change)
+        t = times.tz_localize(None).asi8
     if tick is not None:  # fixed step: pure integer arithmetic
         rel = t - t[starts][codes]
         off_grid = np.flatnonzero(rel % tick)
@@ -134,7 +149,10 @@ def regularize(
         new_t = t[starts][new_codes] + (np.arange(total) - new_starts[new_codes]) * tick
         if is_dt:
             new_t = pd.DatetimeIndex(new_t.view("M8[ns]"))
-            new_t = new_t.tz_localize("UTC").tz_convert(times.tz) if times.tz else new_t
+            if wall:
+                new_t = new_t.tz_localize(times.tz, ambiguous="NaT", nonexistent="shift_forward")
+            elif times.tz:
+                new_t = new_t.tz_localize("UTC").tz_convert(times.tz)
         indexes = [_cut(new_t, lo, n) for lo, n in zip(new_starts, full, strict=True)]
     else:
         indexes = [
