@@ -313,3 +313,16 @@ def test_resume_from_a_checkpoint_that_cannot_continue_is_one_line(tmp_path):
         assert expected in line, line  # before: MisconfigurationException, RuntimeError, OSError
         assert not model_dir.exists()
     assert not marker.exists()
+
+
+def test_warm_start_on_negative_values_for_log1p_answers_before_torch_loads(tmp_path):
+    from .test_cli import TINY as CLI_TINY
+
+    write_issue_32_files(tmp_path)
+    positive = write_wide(tmp_path / "positive.csv", n=300)
+    ok("fit", positive, "--model-dir", tmp_path / "m", *CLI_TINY, "--target-transform", "log1p")
+    done = subprocess.run([sys.executable, "-c", PROBE, "fit", "negative.csv", "--model-dir", "m",
+                           "--warm-start"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "status 2 False False", done.stdout + done.stderr
+    assert "series 'load_2' has a negative value (-1)" in done.stderr  # before: after torch, 6 s

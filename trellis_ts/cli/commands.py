@@ -172,6 +172,22 @@ def check_interval_levels(level, settings: dict | None = None) -> None:
         )
 
 
+def _saved_fit(model_dir: Path) -> tuple[dict, dict] | None:
+    """The settings and column options of a saved model, from its model.json alone (no torch);
+    None when that file cannot be read so (loading the model then says why)."""
+    import json
+
+    from trellis_ts.config import TrellisConfig
+
+    try:
+        meta = json.loads((model_dir / "model.json").read_text())
+        params = TrellisConfig.from_dict(meta["config"]).params()
+        columns = {k: v for k, v in dict(meta["columns"]).items() if v is not None}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+    return params, columns
+
+
 def _kept_by_fit(model_dir: Path, checkpoints: Path) -> Callable[[], str]:
     def kept() -> str:
         if (checkpoints / "last.ckpt").is_file():
@@ -283,9 +299,13 @@ def fit(
                 f"--warm-start continues the model in --model-dir, but {model_dir} holds none; "
                 "fit it first without --warm-start"
             )
+        saved = _saved_fit(model_dir)
+        if saved is not None:  # the data's checks (log1p's negatives) before torch loads
+            panel = prepare(data, saved[0] | settings, {**saved[1], **data.columns})
         forecaster = load_model(model_dir, {})
         forecaster.set_params(**(settings | {"verbose": not quiet}))
-        panel = prepare(data, forecaster.get_params(), {**forecaster.columns_, **data.columns})
+        if saved is None:
+            panel = prepare(data, forecaster.get_params(), {**forecaster.columns_, **data.columns})
     else:
         panel = prepare(data, settings)
         forecaster = new_forecaster(settings, quiet=quiet)
