@@ -302,6 +302,8 @@ def _read_files(source: Path) -> tuple[bytes, bytes]:
             return (source / CONFIG_FILE).read_bytes(), (source / WEIGHTS_FILE).read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise missing from None
+        except OSError as exc:
+            raise ModelFileError(_unreadable(source, exc)) from None
     for attempt in range(50):
         try:
             folder = os.open(source, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -310,6 +312,8 @@ def _read_files(source: Path) -> tuple[bytes, bytes]:
                 time.sleep(0.01)
                 continue
             raise missing from None
+        except OSError as exc:
+            raise ModelFileError(_unreadable(source, exc)) from None
         try:
             return _read_at(folder, CONFIG_FILE), _read_at(folder, WEIGHTS_FILE)
         except (FileNotFoundError, IsADirectoryError):
@@ -319,6 +323,8 @@ def _read_files(source: Path) -> tuple[bytes, bytes]:
                 swapped = True
             if not swapped:
                 raise missing from None
+        except OSError as exc:
+            raise ModelFileError(_unreadable(source, exc)) from None
         finally:
             os.close(folder)
     raise ModelFileError(
@@ -326,8 +332,12 @@ def _read_files(source: Path) -> tuple[bytes, bytes]:
     )
 
 
+def _unreadable(source: Path, exc: OSError) -> str:
+    return f"cannot read the model in {source} ({exc.strerror or exc}); check its permissions"
+
+
 def _read_at(folder: int, name: str) -> bytes:
-    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=folder)
+    fd = os.open(name, os.O_RDONLY, dir_fd=folder)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise IsADirectoryError(name)

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import os
+import pickle
 import signal
 import tempfile
 import time
@@ -259,11 +260,10 @@ def check_resumable(path: Path, module: pl.LightningModule, config: TrellisConfi
     with other model options (tensor shapes), or past `max_epochs`."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # objects weights_only refuses to build: nothing was run
+        ckpt, why = None, "it holds objects other than tensors and plain values; none was built"
     except Exception as exc:  # noqa: BLE001 - an untrusted file: any failure to parse it
-        ckpt, why = (
-            None,
-            f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}",
-        )
+        ckpt, why = None, f"unreadable: {type(exc).__name__}"
     else:
         why = "no model state in it"
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
