@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 
 import trellis_ts
-from trellis_ts.errors import TrellisUserError
+from trellis_ts.errors import ModelFileError, TrellisUserError
 from trellis_ts.forecaster.config import config_fields
 
 app = typer.Typer(
@@ -63,7 +63,10 @@ def user_errors(func: Callable) -> Callable:
             try:
                 return func(*args, **kwargs)
             except TrellisUserError as exc:
-                typer.echo(f"error: {cli_words(' '.join(str(exc).split()))}", err=True)
+                text = " ".join(str(exc).split())
+                # A model file's contents are quoted as written, not as command-line options.
+                typer.echo(f"error: {text if isinstance(exc, ModelFileError) else cli_words(text)}",
+                           err=True)  # fmt: skip
                 raise typer.Exit(2) from None
 
     return run

@@ -118,7 +118,15 @@ class TrellisConfig:
     verbose: bool = True  # progress bar and summaries
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
+        try:  # text such as "0.5" would be read character by character
+            if isinstance(self.quantiles, str | bytes):
+                raise TypeError
+            qs = tuple(float(q) for q in self.quantiles)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"quantiles={self.quantiles!r} is not a list of numbers; pass e.g. (0.1, 0.5, 0.9)"
+            ) from None
+        object.__setattr__(self, "quantiles", qs)
         features = self.calendar_features
         if features is None:
             features = ()

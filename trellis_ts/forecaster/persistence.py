@@ -55,7 +55,7 @@ from trellis_ts.data.features.covariates import Covariates
 from trellis_ts.data.features.scaling import Scaler
 from trellis_ts.data.io.frames import Panel
 from trellis_ts.data.io.layout import FrameLayout
-from trellis_ts.errors import ModelFileError, OutputError
+from trellis_ts.errors import ModelFileError, OutputError, TrellisUserError
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.conformal import Calibration
 from trellis_ts.forecaster.inputs import InputScaling
@@ -484,6 +484,8 @@ def _why(exc: Exception) -> str:
     """What is wrong, in words: a missing entry by its name, else the error's first line."""
     if isinstance(exc, KeyError) and exc.args:
         return f"it lacks the entry {exc.args[0]!r}"
+    if isinstance(exc, TrellisUserError):
+        return str(exc)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
