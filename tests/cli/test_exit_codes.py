@@ -185,7 +185,7 @@ def test_duplicated_names_binary_files_and_negatives_for_log1p_are_one_clear_lin
     assert time.perf_counter() - started < 2
     line = _one_line(run("forecast", tmp_path / "negative.csv", "--target-transform", "log1p"))
     assert "series 'load_2' has a negative value (-1)" in line and "--target-transform none" in line
-    from trellis_ts.cli_options import cli_words
+    from trellis_ts.cli.app import cli_words
 
     assert cli_words("incomplete (it lacks the entry 'time_col')") == (
         "incomplete (it lacks the entry 'time_col')"  # before: '--time-col'
@@ -218,7 +218,7 @@ def _one_line(result) -> str:
 
 
 def test_fit_never_deletes_a_checkpoint_folder_it_did_not_write(tmp_path):
-    from .test_cli import TINY as CLI_TINY
+    from tests.cli.test_commands import TINY as CLI_TINY
 
     data = write_wide(tmp_path / "d.csv")
     folder = tmp_path / "results.checkpoints"
@@ -252,7 +252,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_whole_ch
     import lightning.pytorch as pl
     import torch
 
-    from .test_cli import TINY as CLI_TINY
+    from tests.cli.test_commands import TINY as CLI_TINY
 
     data = write_wide(tmp_path / "d.csv")
     original = pl.Trainer.save_checkpoint
@@ -281,9 +281,8 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_whole_ch
 def test_resume_from_a_checkpoint_that_cannot_continue_is_one_line(tmp_path):
     import torch
 
+    from tests.cli.test_commands import TINY as CLI_TINY
     from trellis_ts import TrellisForecaster
-
-    from .test_cli import TINY as CLI_TINY
 
     data = write_wide(tmp_path / "d.csv")
     kept = tmp_path / "kept"
@@ -316,7 +315,7 @@ def test_resume_from_a_checkpoint_that_cannot_continue_is_one_line(tmp_path):
 
 
 def test_warm_start_on_negative_values_for_log1p_answers_before_torch_loads(tmp_path):
-    from .test_cli import TINY as CLI_TINY
+    from tests.cli.test_commands import TINY as CLI_TINY
 
     write_issue_32_files(tmp_path)
     positive = write_wide(tmp_path / "positive.csv", n=300)

@@ -153,7 +153,7 @@ def test_outputs_never_replace_a_file_of_the_model_directory(tmp_path):
 def test_a_full_disk_is_one_line_and_leaves_no_output(tmp_path, monkeypatch):
     import errno
 
-    import trellis_ts.persistence as persistence
+    import trellis_ts.forecaster.persistence as persistence
 
     data = write_wide(tmp_path / "data.csv")
     out, model = tmp_path / "fc.csv", tmp_path / "m"

@@ -177,7 +177,7 @@ def _saved_fit(model_dir: Path) -> tuple[dict, dict] | None:
     None when that file cannot be read so (loading the model then says why)."""
     import json
 
-    from trellis_ts.config import TrellisConfig
+    from trellis_ts.forecaster.config import TrellisConfig
 
     try:
         meta = json.loads((model_dir / "model.json").read_text())
@@ -285,8 +285,8 @@ def fit(
     SIGINT or SIGTERM stops it with status 130 or 143; the last finished epoch stays in
     <model-dir>.checkpoints for --resume.
     """
-    from trellis_ts.checkpoints import check_checkpoint_dir, remove_checkpoints
     from trellis_ts.errors import ConfigError
+    from trellis_ts.forecaster.checkpoints import check_checkpoint_dir, remove_checkpoints
 
     check_model_dir(model_dir)
     if rescale and not warm_start:

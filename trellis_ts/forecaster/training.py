@@ -56,7 +56,7 @@ warnings.filterwarnings(
 )
 
 
-LAST_CHECKPOINT = "last"  # last.ckpt (trellis_ts.checkpoints names the folder's files)
+LAST_CHECKPOINT = "last"  # last.ckpt (trellis_ts.forecaster.checkpoints names the folder's files)
 
 
 class AtomicCheckpoint(ModelCheckpoint):

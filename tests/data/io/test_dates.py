@@ -280,9 +280,8 @@ def test_local_time_across_dst_forecasts_through_the_cli_in_utc(tmp_path):
 
 
 def test_a_named_zone_keeps_its_local_days_and_survives_save_and_load(tmp_path):
-    from trellis_ts import TrellisForecaster
-
     from tests.conftest import TINY
+    from trellis_ts import TrellisForecaster
 
     days = pd.date_range("2024-01-01", periods=90, freq="D", tz="Europe/Paris")  # to 30 March
     df = pd.DataFrame({"date": days, "a": np.sin(np.arange(90) * 2 * np.pi / 7)})
