@@ -405,9 +405,19 @@ def _check_sizes(config: TrellisConfig, inputs: ModelInputs, shapes: dict, weigh
     except RuntimeError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else "other tensors"
+        sizes = _SIZE_MISMATCH.match(detail)
+        if sizes:  # torch's wording, in the file's terms
+            detail = (f"tensor {sizes['name']} is [{sizes['have']}] in the weights but "
+                      f"[{sizes['want']}] by {meta_file.name}")  # fmt: skip
         raise ModelFileError(
             f"{weights_file} does not match its configuration ({detail}); re-save the model"
         ) from None
+
+
+_SIZE_MISMATCH = re.compile(
+    r"size mismatch for (?P<name>\S+): copying a param with shape torch\.Size\(\[(?P<have>[^\]]*)\]\)"
+    r".*current model is torch\.Size\(\[(?P<want>[^\]]*)\]\)"
+)
 
 
 def load_state(path: str | os.PathLike) -> FittedState:
