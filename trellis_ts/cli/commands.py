@@ -181,7 +181,8 @@ def _saved_fit(model_dir: Path) -> tuple[dict, dict] | None:
 
     try:
         meta = json.loads((model_dir / "model.json").read_text())
-        params = TrellisConfig.from_dict(meta["config"]).params()
+        # As load_state reads it: saved before target_transform existed means "none".
+        params = TrellisConfig.from_dict({"target_transform": "none", **meta["config"]}).params()
         columns = {k: v for k, v in dict(meta["columns"]).items() if v is not None}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
