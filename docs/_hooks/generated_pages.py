@@ -49,7 +49,9 @@ def _notebook_page(path: Path) -> str:
 
 def on_files(files, config):
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        files.append(File.generated(config, f"notebooks/{path.stem}.md", content=_notebook_page(path)))
+        files.append(
+            File.generated(config, f"notebooks/{path.stem}.md", content=_notebook_page(path))
+        )
         files.append(File.generated(config, f"notebooks/{path.name}", content=path.read_bytes()))
     return files
 
@@ -81,7 +83,9 @@ def _cli_help(commands: list[str]) -> dict[str, str]:
     if done.returncode != 0:
         raise RuntimeError(f"`trellis-ts COMMAND --help` failed:\n{done.stderr}")
     texts = json.loads(done.stdout)
-    return {c: "\n".join(line.rstrip() for line in t.strip("\n").splitlines()) for c, t in texts.items()}
+    return {
+        c: "\n".join(line.rstrip() for line in t.strip("\n").splitlines()) for c, t in texts.items()
+    }
 
 
 def on_page_markdown(markdown, page, config, files):
