@@ -21,7 +21,10 @@ from trellis_ts.ops.trellis.choices import (
     PHIS,
 )
 
-MODELS = ("encoder", "dlinear", "seasonal_naive")
+# "auto" chooses among candidates on validation windows (trellis_ts.forecaster.auto); "ets" and
+# "theta" are statsforecast's AutoETS and AutoTheta, run through the same machinery.
+MODELS = ("encoder", "dlinear", "seasonal_naive", "auto", "ets", "theta")
+AUTO_MODELS = ("auto", "ets", "theta")
 MIXERS = ("trellis", "attention")
 HEADS = ("flatten", "pool")
 LOSSES = ("mse", "mae", "huber", "quantile")
@@ -45,8 +48,10 @@ class TrellisConfig:
     context_length: int | None = None
     freq: str | None = None  # pandas alias such as "h"; None infers it from the data
 
-    # Which forecaster: "encoder" (the patch encoder below, its mixer set by `mixer`), or a
-    # baseline: "dlinear" (trend/seasonal linear), "seasonal_naive" (repeat the last season).
+    # Which forecaster: "encoder" (the patch encoder below, its mixer set by `mixer`), a
+    # baseline: "dlinear" (trend/seasonal linear), "seasonal_naive" (repeat the last season),
+    # statsforecast's "ets" or "theta", or "auto" (the best on validation windows, or a weighted
+    # ensemble of them; the command line's default, docs/guide/auto.md).
     model: str = "encoder"
     season_length: int | None = None  # seasonal_naive's period; None derives it from the frequency
     # Future-known inputs computed from the timestamps: names from CALENDAR_FEATURES, "auto"
@@ -89,7 +94,11 @@ class TrellisConfig:
     lr_schedule: str = "cosine"  # cosine (with warm-up), exponential or constant
     lr_decay: float = 0.5  # the exponential schedule's factor per epoch
     batch_size: int = 128
-    max_epochs: int = 20
+    # None: sized to the data (at least DEFAULT_MAX_EPOCHS, more on small data to reach
+    # `min_steps`); a number is the limit (`forecaster.sizing.training_budget`).
+    max_epochs: int | None = None
+    # At least this many optimiser steps (early stopping waits for them; within max_epochs).
+    min_steps: int = 500
     early_stopping_patience: int = 3
     val_fraction: float = 0.2  # the end of each series held out for early stopping
     windows_per_epoch: int | None = None  # draw at most this many training windows per epoch
@@ -141,10 +150,12 @@ class TrellisConfig:
     def validate(self) -> None:
         _positive_int(self, *(n for n in SIZE_FIELDS if getattr(self, n) is not None))
         _positive_int(self, "d_model", "n_heads", "n_layers", "n_slots", "chunk_size")
-        _positive_int(self, "batch_size", "max_epochs", "num_nodes", "pool_queries")
+        _positive_int(self, "batch_size", "num_nodes", "pool_queries")
+        if self.max_epochs is not None:
+            _positive_int(self, "max_epochs")
         if self.num_threads is not None:
             _positive_int(self, "num_threads")
-        _non_negative_int(self, "conv_size", "early_stopping_patience", "num_workers")
+        _non_negative_int(self, "conv_size", "early_stopping_patience", "num_workers", "min_steps")
         _choice(self, "model", MODELS)
         _choice(self, "mixer", MIXERS)
         _choice(self, "head", HEADS)
@@ -204,7 +215,7 @@ class TrellisConfig:
                     f"calendar_features={list(self.calendar_features)} must be distinct names from "
                     f"{', '.join(CALENDAR_FEATURES)}, or 'auto' (chosen by the frequency)"
                 )
-        if self.loss == "quantile" and self.model != "encoder":
+        if self.loss == "quantile" and self.model != "encoder":  # auto included: a point forecast
             raise ConfigError(
                 f"loss='quantile' needs model='encoder' (the {self.model} baseline gives point "
                 "forecasts only); use model='encoder' or a point loss such as mse"
@@ -290,7 +301,7 @@ def with_season_length(config: TrellisConfig, freq: str | int | None) -> Trellis
 # What a warm start may change: how training runs, not what the model is. Every other field
 # (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
 WARM_START_FIELDS = frozenset({
-    "dropout", "learning_rate", "weight_decay", "lr_schedule", "lr_decay", "batch_size", "max_epochs",
+    "dropout", "learning_rate", "weight_decay", "lr_schedule", "lr_decay", "batch_size", "max_epochs", "min_steps",
     "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip", "ema_decay",
     "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
     "num_workers", "num_threads", "verbose", "beta_init",
@@ -342,7 +353,9 @@ FIELD_HELP: dict[str, str] = {
     "prediction_length": "Steps to forecast (the horizon); none = sized to the data's frequency and length.",
     "context_length": "Past steps the model sees to make one forecast; none = sized to the data.",
     "freq": "Pandas frequency alias such as h or D, or an integer step; inferred from the data when unset.",
-    "model": "Forecaster: encoder (the patch encoder; see --mixer), dlinear or seasonal_naive (baselines).",
+    "model": "Forecaster: auto (chosen on validation windows among the baselines, statsforecast's "
+    "AutoETS/AutoTheta and the encoders, or their weighted ensemble), encoder (the patch encoder; "
+    "see --mixer), dlinear or seasonal_naive (baselines), ets or theta (statsforecast).",
     "season_length": "Period repeated by seasonal_naive; derived from the frequency when unset.",
     "calendar_features": "Calendar inputs computed from the timestamps, known over the horizon: auto "
     f"(chosen by the frequency), none, or a comma list of {', '.join(CALENDAR_FEATURES)}.",
@@ -372,7 +385,8 @@ FIELD_HELP: dict[str, str] = {
     "lr_schedule": "Learning-rate schedule: cosine (with warm-up), exponential (times lr_decay every epoch, after warm-up) or constant.",
     "lr_decay": "Factor the exponential schedule multiplies the learning rate by every epoch, in (0, 1].",
     "batch_size": "Training windows per batch.",
-    "max_epochs": "Upper limit on training epochs (early stopping may end sooner).",
+    "max_epochs": "Upper limit on training epochs (early stopping may end sooner); none = at least 20, more on small data to reach --min-steps.",
+    "min_steps": "At least this many optimiser steps: small data trains for more epochs, and early stopping cannot end training before.",
     "early_stopping_patience": "Epochs without validation improvement before training stops.",
     "val_fraction": "Fraction at the end of each series held out for early stopping.",
     "windows_per_epoch": "Draw at most this many training windows per epoch (none = all).",

@@ -87,7 +87,8 @@ class TrellisForecaster(BaseEstimator):
         lr_schedule: str = "cosine",
         lr_decay: float = 0.5,
         batch_size: int = 128,
-        max_epochs: int = 20,
+        max_epochs: int | None = None,
+        min_steps: int = 500,
         early_stopping_patience: int = 3,
         val_fraction: float = 0.2,
         windows_per_epoch: int | None = None,
@@ -138,6 +139,7 @@ class TrellisForecaster(BaseEstimator):
         self.lr_decay = lr_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.min_steps = min_steps
         self.early_stopping_patience = early_stopping_patience
         self.val_fraction = val_fraction
         self.windows_per_epoch = windows_per_epoch

@@ -86,7 +86,7 @@ class TrellisLightningModule(pl.LightningModule):
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = max(1, min(100, total // 20))
-        per_epoch = max(total // max(config.max_epochs, 1), 1)
+        per_epoch = max(total // max(config.max_epochs or self.trainer.max_epochs or 1, 1), 1)
 
         def factor(step: int) -> float:
             if step < warmup:

@@ -38,6 +38,7 @@ from trellis_ts.forecaster.lightning_module import (
     WeightAverage,
 )
 from trellis_ts.forecaster.progress import progress_callbacks
+from trellis_ts.forecaster.sizing import DEFAULT_MAX_EPOCHS, training_budget
 from trellis_ts.forecaster.threads import choose_threads, torch_threads
 from trellis_ts.models.covariates import ModelInputs
 
@@ -107,7 +108,7 @@ def trainer_settings(config: TrellisConfig) -> dict[str, Any]:
     The one mapping from `TrellisConfig` to Lightning, shared with the GluonTS estimator.
     """
     return dict(
-        max_epochs=config.max_epochs,
+        max_epochs=config.max_epochs or DEFAULT_MAX_EPOCHS,
         accelerator=config.accelerator,
         devices=config.devices,
         strategy=config.strategy,
@@ -179,6 +180,9 @@ def train_model(
         train_set = WindowDataset(series, L, H)
         val_set = WindowDataset(val_series, L, H, stride=val_stride)
     seed = config.random_state if config.random_state is not None else 0
+    budget = training_budget(config, len(train_set))
+    # The module and the Trainer see the budget (the schedules spread over its epochs).
+    config = config.replace(batch_size=budget.batch_size, max_epochs=budget.max_epochs)
     if config.windows_per_epoch is not None:
         sampler = EpochSubsampler(len(train_set), config.windows_per_epoch, seed=seed)
         train_loader = DataLoader(train_set, config.batch_size, sampler=sampler,
@@ -229,7 +233,8 @@ def train_model(
         _signals_raised(),
         torch_threads(threads),
     ):
-        trainer = make_trainer(config, all_callbacks, root, **overrides)
+        trainer = make_trainer(config, all_callbacks, root, min_epochs=budget.min_epochs,
+                               **overrides)  # fmt: skip
         if ckpt_path is not None:
             # weights_only: the checkpoint holds tensors and plain values only; nothing executes.
             trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
@@ -249,7 +254,8 @@ def train_model(
         train_windows=len(train_set),
         val_windows=0 if val_loader is None else len(val_set),
         parameters=n_parameters,
-        extra=({"resumed_from": ckpt_path} if ckpt_path else {}) | {"threads": threads},
+        extra={"batch_size": budget.batch_size, "min_epochs": budget.min_epochs}
+        | ({"resumed_from": ckpt_path} if ckpt_path else {}) | {"threads": threads},
     )
     return model, summary
 
