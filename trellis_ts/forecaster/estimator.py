@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 import warnings
 from typing import Any
 
@@ -26,6 +27,14 @@ from trellis_ts.data.splits import train_val_ranges
 from trellis_ts.data.windows import final_windows
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.forecaster import warm_start as warm
+from trellis_ts.forecaster.auto import (
+    AutoModel,
+    auto_backtest,
+    auto_bounds,
+    fit_auto,
+    is_auto_dir,
+    placeholder_config,
+)
 from trellis_ts.forecaster.backtest import (
     Backtest,
     aggregate_metrics,
@@ -33,12 +42,16 @@ from trellis_ts.forecaster.backtest import (
     quantile_columns,
     run_backtest,
 )
-from trellis_ts.forecaster.config import TrellisConfig, with_season_length
+from trellis_ts.forecaster.config import AUTO_MODELS, TrellisConfig, with_season_length
 from trellis_ts.forecaster.conformal import Calibration, calibrate, require_calibration
 from trellis_ts.forecaster.inputs import InputScaling
 from trellis_ts.forecaster.persistence import FittedState, load_state, save_state
-from trellis_ts.forecaster.sizing import resolve_sizes
+from trellis_ts.forecaster.persistence import _move_into_place as move_into_place
+from trellis_ts.forecaster.sizing import model_spec, resolve_sizes
+from trellis_ts.forecaster.statistical import STATS_MAX_LENGTH
 from trellis_ts.forecaster.training import TrainingSummary, forecast_contexts, train_model
+from trellis_ts.models.build import build_model
+from trellis_ts.models.covariates import ModelInputs
 
 __all__ = ["TrellisForecaster", "aggregate_metrics"]
 
@@ -211,6 +224,11 @@ class TrellisForecaster(BaseEstimator):
                          ("future_covariates", future_covariates),
                          ("static_covariates", static_covariates))
         }  # fmt: skip
+        if warm_start and config.model in AUTO_MODELS:
+            raise ConfigError(
+                f"warm_start=True continues one network, and model={config.model!r} is not one; "
+                "refit it, or warm-start a model fitted with model='encoder' or 'dlinear'"
+            )
         if warm_start:
             if not hasattr(self, "model_"):
                 raise ConfigError(
@@ -235,6 +253,8 @@ class TrellisForecaster(BaseEstimator):
             if warm_start:  # new scales, but the fitted categories (the model's embeddings)
                 scaling = dataclasses.replace(scaling, categories=self.scaling_.categories)
         inputs = scaling.inputs(panel.layout)
+        if config.model in AUTO_MODELS:
+            return self._fit_auto(config, panel, sizing, scaling, columns)
         if inputs.any and config.model == "seasonal_naive":
             raise ConfigError(
                 "model='seasonal_naive' reads no covariates or calendar features; drop them, or "
@@ -283,6 +303,29 @@ class TrellisForecaster(BaseEstimator):
         self.fit_span_ = {"names": names, "first": [ix[0] for ix in panel.index],
                           "last": [ix[-1] for ix in panel.index]}  # fmt: skip
         self.summary_: TrainingSummary = summary
+        return self
+
+    def _fit_auto(self, config, panel, sizing, scaling, columns) -> TrellisForecaster:
+        """`fit` for model="auto" (and "ets", "theta"): `trellis_ts.forecaster.auto`."""
+        self.data_summary_ = f"{panel.describe()}; {sizing.line()}"
+        if config.verbose:
+            print(self.data_summary_, file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        self.auto_, self.calibration_, facts = fit_auto(
+            config, panel, lambda c: type(self)(**c.params()))
+        self.config_, self.columns_, self.scaling_ = config, columns, scaling
+        self.inputs_ = ModelInputs()
+        self.model_ = build_model(model_spec(placeholder_config(config)))
+        self.history_ = panel.tail(min(int(panel.lengths().min()),
+                                       STATS_MAX_LENGTH + self.auto_.choice.holdout))
+        self.freq_ = panel.freq
+        self.fit_span_ = {"names": list(panel.names), "first": [ix[0] for ix in panel.index],
+                          "last": [ix[-1] for ix in panel.index]}  # fmt: skip
+        self.summary_ = TrainingSummary(
+            epochs=facts.pop("epochs"), best_epoch=None, best_val_loss=None, last_train_loss=None,
+            seconds=time.perf_counter() - started, train_windows=facts.pop("train_windows"),
+            val_windows=facts.pop("val_windows"), parameters=facts.pop("parameters"),
+            extra={"auto": self.auto_.choice.to_dict()} | facts)  # fmt: skip
         return self
 
     def _panel(self, df: pd.DataFrame, config: TrellisConfig, columns: dict | None = None) -> Panel:
@@ -411,11 +454,15 @@ class TrellisForecaster(BaseEstimator):
             )
         if self.scaling_.calendar and ahead is None:
             ahead = [np.zeros((H, 0))] * len(panel.covariates.future)
-        series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
         contexts = np.stack([v[-config.context_length :] for v in panel.values])
-        out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
-                                            contexts, mean, scale, list(panel.names), levels,
-                                            calibration)  # fmt: skip
+        if getattr(self, "auto_", None) is not None:
+            out = point = self.auto_.forecast(panel, ahead)
+            bounds = auto_bounds(point, contexts, list(panel.names), levels, calibration)
+        else:
+            series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
+            out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
+                                                contexts, mean, scale, list(panel.names),
+                                                levels, calibration)  # fmt: skip
         if not np.isfinite(out).all():
             raise DataError("the forecast is not finite; check the history for extreme values")
         extra = {f"q{q:g}": out[..., i] for q, i in wanted}
@@ -470,6 +517,9 @@ class TrellisForecaster(BaseEstimator):
         self._check_fitted()
         levels = check_levels(level)
         calibration = self.calibration_for(levels)
+        if getattr(self, "auto_", None) is not None:
+            return auto_backtest(self.auto_, self._history(df), calibration, levels,
+                                 getattr(self, "fit_span_", None), n_windows, step)  # fmt: skip
         return run_backtest(self._history(df), config=self.config_, scaling=self.scaling_,
                             forecast=self._forecast, calibration=calibration, levels=levels,
                             fit_span=getattr(self, "fit_span_", None), n_windows=n_windows,
@@ -485,14 +535,22 @@ class TrellisForecaster(BaseEstimator):
     def save(self, path) -> None:
         """Write the fitted model to a directory: weights (safetensors) + JSON, no pickle."""
         self._check_fitted()
+        if getattr(self, "auto_", None) is not None:
+            state = dataclasses.replace(self._fitted_state(),
+                                        config=placeholder_config(self.config_))
+            self.auto_.save(path, state, save_state, move_into_place)
+            return
         save_state(self._fitted_state(), path)
 
     @classmethod
     def load(cls, path) -> TrellisForecaster:
         """Load a directory written by `save` (raises ModelFileError if it is not a usable model)."""
         state = load_state(path)
-        forecaster = cls(**state.config.params())
+        auto = AutoModel.load(path, cls.load) if is_auto_dir(path) else None
+        forecaster = cls(**(state.config if auto is None else auto.config).params())
         forecaster._restore(state)
+        if auto is not None:
+            forecaster.config_, forecaster.auto_ = auto.config, auto
         return forecaster
 
     def _fitted_state(self) -> FittedState:
