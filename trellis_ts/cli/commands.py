@@ -43,6 +43,14 @@ from trellis_ts.cli.outputs import check_outputs, staged_outputs
 from trellis_ts.cli.report import print_metrics, report
 
 
+def with_auto(settings: dict) -> dict:
+    """The command line's default model: "auto" (an encoder when quantiles are asked for: the
+    auto model gives point forecasts, with conformal intervals)."""
+    if "model" in settings:
+        return settings
+    return settings | {"model": "encoder" if settings.get("loss") == "quantile" else "auto"}
+
+
 def new_forecaster(settings: dict, *, quiet: bool):
     """An unfitted forecaster (its settings were checked by `prepare`)."""
     from trellis_ts import TrellisForecaster
@@ -224,6 +232,7 @@ def forecast(
     Sizes not given (--prediction-length, --context-length, --patch-len, --patch-stride) are
     chosen from the data's frequency and length, and said in one line before training.
     """
+    settings = with_auto(settings)
     check_outputs(inputs=(data.csv, future), force=force, model_dir=model_dir, output=output,
                   plot=plot)  # fmt: skip
     check_interval_levels(level, settings)
@@ -308,6 +317,7 @@ def fit(
         if saved is None:
             panel = prepare(data, forecaster.get_params(), {**forecaster.columns_, **data.columns})
     else:
+        settings = with_auto(settings)
         panel = prepare(data, settings)
         forecaster = new_forecaster(settings, quiet=quiet)
     with stopped_by_signals(_kept_by_fit(model_dir, checkpoints)):

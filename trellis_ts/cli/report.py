@@ -26,6 +26,9 @@ def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: boo
                "seconds": round(summary.seconds, 3)}  # fmt: skip
     loss = "n/a (no validation split)" if summary.best_val_loss is None else (
         f"{summary.best_val_loss:.4g}")  # fmt: skip
+    chosen = summary.extra.get("auto", {}).get("chosen")
+    if chosen:  # model="auto": what it chose and each candidate's validation score
+        trained["auto"] = summary.extra["auto"]
     if command in ("forecast", "fit"):
         sizes = {k: getattr(config, k) for k in SIZE_FIELDS}
         record = {"command": command, **trained, "sizes": sizes,
@@ -34,6 +37,8 @@ def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: boo
         on = "" if threads is None else f" on {threads} thread{'s' if threads > 1 else ''}"
         line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s{on}; best "
                 f"validation loss {loss}.")  # fmt: skip
+        if chosen:
+            line = f"{chosen[0].upper()}{chosen[1:]}. Fitted in {summary.seconds:.1f} s."
     else:
         seconds = time.perf_counter() - started
         record = {"command": command, "seconds": round(seconds, 3), "fit": trained}
@@ -42,6 +47,8 @@ def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: boo
         )
         line = (f"{verb} in {seconds:.1f} s with a model trained for {summary.epochs} epoch(s) "
                 f"(best validation loss {loss}).")  # fmt: skip
+        if chosen:
+            line = f"{verb} in {seconds:.1f} s with the model that {chosen}."
     if as_json:
         typer.echo(json.dumps(_finite({**record, "outputs": outputs, **extra}), default=str))
     elif not quiet:

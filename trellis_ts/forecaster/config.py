@@ -97,7 +97,8 @@ class TrellisConfig:
     # None: sized to the data (at least DEFAULT_MAX_EPOCHS, more on small data to reach
     # `min_steps`); a number is the limit (`forecaster.sizing.training_budget`).
     max_epochs: int | None = None
-    # At least this many optimiser steps (early stopping waits for them; within max_epochs).
+    # Room for at least this many optimiser steps (max_epochs=None grows to allow them); early
+    # stopping waits for a quarter of them and at least 5 epochs.
     min_steps: int = 500
     early_stopping_patience: int = 3
     val_fraction: float = 0.2  # the end of each series held out for early stopping
@@ -386,7 +387,7 @@ FIELD_HELP: dict[str, str] = {
     "lr_decay": "Factor the exponential schedule multiplies the learning rate by every epoch, in (0, 1].",
     "batch_size": "Training windows per batch.",
     "max_epochs": "Upper limit on training epochs (early stopping may end sooner); none = at least 20, more on small data to reach --min-steps.",
-    "min_steps": "At least this many optimiser steps: small data trains for more epochs, and early stopping cannot end training before.",
+    "min_steps": "Optimiser steps small data may train for (with --max-epochs none, epochs grow to allow them); early stopping waits for a quarter of them and at least 5 epochs.",
     "early_stopping_patience": "Epochs without validation improvement before training stops.",
     "val_fraction": "Fraction at the end of each series held out for early stopping.",
     "windows_per_epoch": "Draw at most this many training windows per epoch (none = all).",

@@ -551,6 +551,7 @@ class TrellisForecaster(BaseEstimator):
         forecaster._restore(state)
         if auto is not None:
             forecaster.config_, forecaster.auto_ = auto.config, auto
+            forecaster.summary_.extra["auto"] = auto.choice.to_dict()
         return forecaster
 
     def _fitted_state(self) -> FittedState:

@@ -172,6 +172,7 @@ def resolve_sizes(
 DEFAULT_MAX_EPOCHS = 20  # max_epochs=None: at least this many epochs may run
 MIN_STEPS_PER_EPOCH = 8  # small data: batches shrink (to MIN_BATCH) so an epoch has this many steps
 MIN_BATCH = 16
+MIN_PASSES = 5  # early stopping cannot end training before this many epochs
 
 
 @dataclass(frozen=True)
@@ -190,12 +191,18 @@ def training_budget(config: TrellisConfig, windows: int) -> Budget:
 
     On a 293-row monthly file 20 epochs were 40 steps and DLinear's MASE was 4.7 (0.53 after 200
     epochs). Here the batch shrinks, down to MIN_BATCH, until an epoch has MIN_STEPS_PER_EPOCH
-    steps; the epochs grow until there are `min_steps` steps, and early stopping waits for them.
+    steps; the epochs may grow until there are `min_steps` steps, and early stopping waits for
+    a quarter of them, and at least MIN_PASSES epochs (the attention encoder had stopped after
+    4 epochs with patience 3).
     """
     per_epoch = max(1, min(windows, config.windows_per_epoch or windows))
     batch = min(config.batch_size, max(MIN_BATCH, -(-per_epoch // MIN_STEPS_PER_EPOCH)))
     steps = -(-per_epoch // batch)
-    min_epochs = min(-(-config.min_steps // steps), 10_000) if config.min_steps else 1
+    wanted = min(-(-config.min_steps // steps), 10_000)  # epochs for min_steps steps
+    # Early stopping may end training after a quarter of them (at least MIN_PASSES epochs):
+    # a network that overfits small data stops early, one still improving runs on.
+    min_epochs = max(MIN_PASSES, -(-wanted // 4)) if config.min_steps else 1
     if config.max_epochs is not None:
         return Budget(batch, min(min_epochs, config.max_epochs), config.max_epochs)
-    return Budget(batch, min_epochs, max(DEFAULT_MAX_EPOCHS, min_epochs))
+    max_epochs = max(DEFAULT_MAX_EPOCHS, wanted)
+    return Budget(batch, min(min_epochs, max_epochs), max_epochs)
