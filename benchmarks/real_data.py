@@ -255,8 +255,10 @@ def main(datasets: list[str], methods: list[str]) -> None:
                     result = stats_method(name, method, full, H, K)
                 else:
                     result = trellis_method(name, method, full, train, H, K, folder)
+                commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True).stdout.strip()  # fmt: skip
                 row = {"dataset": name, "kind": DATASETS[name], "method": method, "horizon": H,
-                       **result}  # fmt: skip
+                       **result, "commit": commit}  # fmt: skip
                 with RESULTS.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
