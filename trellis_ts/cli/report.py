@@ -37,8 +37,9 @@ def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: boo
         on = "" if threads is None else f" on {threads} thread{'s' if threads > 1 else ''}"
         line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s{on}; best "
                 f"validation loss {loss}.")  # fmt: skip
-        if chosen:
-            line = f"{chosen[0].upper()}{chosen[1:]}. Fitted in {summary.seconds:.1f} s."
+        if chosen:  # the fit printed the choice (its candidates and their scores) already
+            line = (f"Fitted the candidates in {summary.seconds:.1f} s; "
+                    f"{chosen.split(' (')[0]}.")  # fmt: skip
     else:
         seconds = time.perf_counter() - started
         record = {"command": command, "seconds": round(seconds, 3), "fit": trained}

@@ -54,13 +54,14 @@ def statistical_forecasts(
     horizon: int,
     season: int,
     *,
-    budget_seconds: float = STATS_BUDGET_SECONDS,
+    budget_seconds: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Forecasts `[n, horizon]` of windows `(series_of[i], start_of[i])` (the history is
     `values[s][:start]`, in the data's units), with parameters estimated on
     `values[s][:fit_end[s]]`, and the number of series where the model failed (the seasonal
     naive stands in there). Raises `Skipped` when the estimation is projected to exceed
     `budget_seconds`."""
+    budget_seconds = STATS_BUDGET_SECONDS if budget_seconds is None else budget_seconds
     series_of = np.asarray(series_of, dtype=np.int64)
     out = np.zeros((len(series_of), horizon))
     used = np.unique(series_of)
