@@ -19,10 +19,11 @@ The forecast is Caruana's greedy ensemble selection (AutoGluon's): `ENSEMBLE_ROU
 add (with replacement) the candidate that most lowers the validation MASE of the average so
 far; the weights are how often each was picked. It is never worse than the best single
 candidate on validation (the first pick is the best single one). The same windows calibrate
-the conformal intervals of the ensemble's forecast. The fitted candidates forecast from the
-end of the data as they are (no refit: the networks' weights and the statistical models'
-parameters are those that were scored), so a saved model needs only their weights; the
-statistical models estimate again from the saved history at predict time (same numbers).
+the conformal intervals of the ensemble's forecast. The networks forecast from the end of the
+data with the weights that were scored (a refit would double the training time), so a saved
+model holds their weights; the statistical models estimate again on all the history at
+predict time (cheap: the saved history, the last `STATS_MAX_LENGTH` steps, gives the same
+numbers after a load).
 """
 
 from __future__ import annotations
@@ -194,10 +195,10 @@ class AutoModel:
                 series, mean, scale = sub.scaling_.series_set_with_stats(panel, future=ahead)
                 contexts = np.stack([v[-L:] for v in panel.values])
                 _, point, _ = sub._forecast(final_windows(series, L, H), contexts, mean, scale)
-            else:
-                fit_end = np.maximum(lengths - self.choice.holdout, np.minimum(lengths, 2))
+            else:  # estimated again on all the history: cheap, and never skipped here
                 point, _ = statistical_forecasts(name, panel.values, np.arange(panel.n_series),
-                                                 lengths, fit_end, H, self.choice.season)  # fmt: skip
+                                                 lengths, lengths, H, self.choice.season,
+                                                 budget_seconds=math.inf)  # fmt: skip
             total += weight * point
         if self.config.target_transform != "none":  # counts and sizes: never below zero
             total = np.maximum(total, 0.0)
