@@ -6,8 +6,8 @@ The candidates: the seasonal naive, statsforecast's AutoETS and AutoTheta
 when the shortest series has at least `ATTENTION_MIN_LENGTH` steps. `model="ets"` or `"theta"`
 is the same machinery with one candidate.
 
-Validation (rolling origin): the last `holdout` steps of every series, `K` horizons (K = a
-fifth of the shortest series over the horizon, between 1 and `MAX_HORIZONS`). The candidates'
+Validation (rolling origin): the last `holdout` steps of every series (a fifth of the
+shortest series, at least one horizon and at most `MAX_HORIZONS`). The candidates'
 parameters never see them: the networks are fitted on the series without them (with their own
 early stopping inside that part), the statistical models estimate on the same part. Windows
 start every `step` steps inside the holdout (an eighth of the horizon), each forecast from the
@@ -112,8 +112,8 @@ def plan(config: TrellisConfig, panel: Panel) -> tuple[list[str], int, int, list
     """The candidates, the holdout, the step between validation windows, and notes."""
     H, L = config.prediction_length, config.context_length
     shortest = int(panel.lengths().min())
-    horizons = min(MAX_HORIZONS, max(1, math.floor(VAL_SHARE * shortest / H)))
-    holdout, step = horizons * H, max(1, H // 8)
+    holdout = min(MAX_HORIZONS * H, max(H, round(VAL_SHARE * shortest)))
+    step = max(1, H // 8)
     if shortest - holdout < L + H:  # too short to hold out: validate on one horizon
         holdout = H
     notes = []
