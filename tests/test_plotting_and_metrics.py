@@ -60,7 +60,7 @@ def test_cli_plot_of_staggered_series(tmp_path, monkeypatch):
     data = tmp_path / "long.csv"
     staggered().to_csv(data, index=False)
     png = tmp_path / "fc.png"
-    ok("forecast", data, "--context-length", "24", "--prediction-length", "6", "--max-epochs",
+    ok("forecast", data, "--context-length", "24", "--prediction-length", "6", "--model", "encoder", "--max-epochs",
        "1", "--d-model", "16", "--n-layers", "1", "-q", "-o", tmp_path / "fc.csv", "--plot", png)  # fmt: skip
     assert png.stat().st_size > 10_000 and len(set(_ranges(figures[0]))) == 3
 
@@ -94,7 +94,7 @@ def test_cli_evaluate_says_the_score_is_in_sample(tmp_path):
     data = write_wide(tmp_path / "train.csv")
     model_dir = tmp_path / "m"
     tiny = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
-            "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--max-epochs", "1",
+            "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--max-epochs", "1", "--model", "encoder",
             "--quiet"]  # fmt: skip
     ok("fit", data, "--model-dir", model_dir, *tiny)
     result = ok("evaluate", data, "--model-dir", model_dir, "--n-windows", "2")

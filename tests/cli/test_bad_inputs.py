@@ -21,7 +21,7 @@ from trellis_ts.errors import TrellisUserError
 PARAMS = {**TINY, "context_length": 24, "prediction_length": 6, "patch_len": 8, "patch_stride": 4}
 CLI_PARAMS = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
               "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-              "--chunk-size", "4", "--max-epochs", "1", "--quiet"]  # fmt: skip
+              "--chunk-size", "4", "--max-epochs", "1", "--model", "encoder", "--quiet"]  # fmt: skip
 
 
 def good(n=120, freq="h", scale=1.0, seed=0):

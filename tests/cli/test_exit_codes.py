@@ -38,7 +38,7 @@ def test_a_signal_stops_fit_with_its_status_and_keeps_the_checkpoint(signum, sta
     make_demo_frame(600, 2).to_csv(data, index=False)
     model_dir = tmp_path / "m"
     checkpoint = tmp_path / "m.checkpoints" / "last.ckpt"
-    proc = _cli("fit", data, "--model-dir", model_dir, "--max-epochs", "500",
+    proc = _cli("fit", data, "--model-dir", model_dir, "--max-epochs", "500", "--model", "encoder",
                 "--early-stopping-patience", "500", "--context-length", "48", *SMALL)  # fmt: skip
     _wait_for(checkpoint, proc)
     proc.send_signal(signum)
@@ -50,7 +50,7 @@ def test_a_signal_stops_fit_with_its_status_and_keeps_the_checkpoint(signum, sta
         f"kept in {checkpoint.parent}: rerun the same command with --resume to continue"
     )
     assert not model_dir.exists() and checkpoint.is_file()
-    ok("fit", data, "--model-dir", model_dir, "--max-epochs", "2", "--context-length", "48",
+    ok("fit", data, "--model-dir", model_dir, "--max-epochs", "2", "--model", "encoder", "--context-length", "48",
        *SMALL, "--resume")  # fmt: skip
     assert (model_dir / "model.json").is_file()
 

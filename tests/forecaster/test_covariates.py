@@ -20,7 +20,7 @@ L, H = 24, 6
 PARAMS = {**TINY, "context_length": L, "prediction_length": H, "patch_len": 8, "patch_stride": 4}
 CLI_PARAMS = ["--context-length", str(L), "--prediction-length", str(H), "--patch-len", "8",
               "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-              "--max-epochs", "1", "--quiet"]  # fmt: skip
+              "--max-epochs", "1", "--model", "encoder", "--quiet"]  # fmt: skip
 
 
 def wide(n=150, seed=0):

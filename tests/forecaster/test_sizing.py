@@ -17,7 +17,7 @@ from trellis_ts.forecaster.sizing import default_sizes, resolve_sizes
 
 SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1,
              verbose=False)  # fmt: skip
-CLI_SMALL = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1"]
+CLI_SMALL = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1", "--model", "encoder"]
 
 
 def monthly(n=144) -> pd.DataFrame:

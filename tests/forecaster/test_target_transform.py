@@ -72,7 +72,7 @@ def test_inverse_maps_back_and_clamps():
 def test_command_line_option(tmp_path):
     data = tmp_path / "sunspots.csv"
     sunspots().to_csv(data, index=False)
-    args = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "2",
+    args = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "2", "--model", "encoder",
             "--prediction-length", "24", "--loss", "quantile", "-q"]  # fmt: skip
     result = ok("forecast", data, *args, "--target-transform", "nonnegative")
     fc = pd.read_csv(StringIO(result.stdout))

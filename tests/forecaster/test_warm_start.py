@@ -98,7 +98,7 @@ def test_validation_part_inside_the_trained_data_warns():
 runner = CliRunner()
 CLI_TINY = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
             "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-            "--max-epochs", "1", "--quiet"]  # fmt: skip
+            "--max-epochs", "1", "--model", "encoder", "--quiet"]  # fmt: skip
 
 
 def digest(directory: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ from trellis_ts.data import to_panel
 from trellis_ts.data.io.writing import to_frame
 from trellis_ts.errors import DataError
 
-CLI = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1"]
+CLI = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1", "--model", "encoder"]
 HOURS = pd.date_range("2024-01-01", periods=200, freq="h")
 
 

@@ -16,7 +16,7 @@ from trellis_ts.errors import DataError
 
 SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1,
              verbose=False)  # fmt: skip
-CLI = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1", "-q"]
+CLI = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1", "--model", "encoder", "-q"]
 MONTHS = pd.date_range("1949-01-01", periods=144, freq="MS")
 DAYS = pd.date_range("1981-01-01", periods=400, freq="D")
 
