@@ -109,3 +109,22 @@ def test_warm_start_of_an_auto_model_is_refused(fitted):
 
     with pytest.raises(ConfigError, match="warm_start"):
         fitted.fit(monthly(), warm_start=True)
+
+
+def test_evaluate_shows_the_baselines_beside_the_model(fitted, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from trellis_ts.cli import commands
+
+    fitted.save(tmp_path / "m")
+    data = tmp_path / "data.csv"
+    monthly(150).to_csv(data, index=False)
+    args = ["evaluate", str(data), "--model-dir", str(tmp_path / "m"), "--n-windows", "2",
+            "--baselines", "--json", "-q"]  # fmt: skip
+    result = CliRunner().invoke(commands.app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(record["baselines"]) == {"seasonal_naive", "ets", "theta"}
+    assert all(np.isfinite(v) for v in record["baselines"].values())

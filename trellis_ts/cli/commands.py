@@ -405,6 +405,11 @@ def evaluate(
         int | None, typer.Option(help="Steps between windows (default: the prediction length).")
     ] = None,
     level: Level = None,
+    baselines: Annotated[
+        bool,
+        typer.Option(help="Also score the seasonal naive, AutoETS and AutoTheta on the same "
+                     "windows (each estimated before a series' first window)."),
+    ] = False,  # fmt: skip
     output: Annotated[
         Path | None,
         output_option("Write the metrics of every window to this CSV file.", "--output", "-o"),
@@ -456,7 +461,19 @@ def evaluate(
             fig = backtest_figure(result.panel, result.forecasts())
             stage(plot, lambda p: save_figure(fig, p, plot.suffix.lower()[1:]))
             outputs["plot"] = str(plot)
+    extra = {}
+    if baselines:
+        from trellis_ts.forecaster.statistical import STATISTICAL, baseline_scores
+        from trellis_ts.metrics import seasonal_period
+
+        w = result.windows
+        extra["baselines"] = baseline_scores(result.panel, w.series, w.start,
+                                             forecaster.config_.prediction_length,
+                                             seasonal_period(result.panel.freq))  # fmt: skip
     if not as_json:
         print_metrics(table, scores, metrics)
+        for name, mase in extra.get("baselines", {}).items():
+            typer.echo(f"{STATISTICAL[name]}: MASE {mase:.4g} on the same windows "
+                       f"(this model: {metrics['mase']:.4g})")  # fmt: skip
     report("evaluate", forecaster, outputs, quiet=quiet, as_json=as_json, started=started,
-           metrics=metrics)  # fmt: skip
+           metrics=metrics, **extra)  # fmt: skip

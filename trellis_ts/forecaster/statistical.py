@@ -11,12 +11,13 @@ numbers. They read no covariates.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["STATS_MAX_LENGTH", "STATISTICAL", "Skipped", "statistical_forecasts"]
+__all__ = ["STATISTICAL", "STATS_MAX_LENGTH", "Skipped", "baseline_scores", "statistical_forecasts"]
 
 # The statistical candidates and their names in summaries.
 STATISTICAL = {"seasonal_naive": "SeasonalNaive", "ets": "AutoETS", "theta": "AutoTheta"}
@@ -96,3 +97,26 @@ def statistical_forecasts(
                 f"{projected:.0f} s (budget {budget_seconds:.0f} s)"
             )
     return out, failed
+
+
+def baseline_scores(panel, series_of: np.ndarray, start_of: np.ndarray, horizon: int,
+                    season: int, names=tuple(STATISTICAL)) -> dict[str, float]:  # fmt: skip
+    """Mean MASE of the statistical baselines `names` on the windows `(series_of, start_of)` of
+    `panel` (as `evaluate` scores a model: each window's MAE over the seasonal naive scale of
+    the history before it), each estimated once before a series' first window."""
+    from trellis_ts.metrics import naive_scale
+
+    series_of, start_of = np.asarray(series_of), np.asarray(start_of)
+    fit_end = [int(start_of[series_of == s].min(initial=len(v))) for s, v in enumerate(panel.values)]
+    targets = np.stack([panel.values[s][t : t + horizon] for s, t in zip(series_of, start_of, strict=True)])
+    scales = np.array([naive_scale(panel.values[s][:t], season)
+                       for s, t in zip(series_of, start_of, strict=True)])  # fmt: skip
+    out = {}
+    for name in names:
+        try:
+            pred, _ = statistical_forecasts(name, panel.values, series_of, start_of, fit_end,
+                                            horizon, season, budget_seconds=math.inf)  # fmt: skip
+        except Skipped:
+            continue
+        out[name] = float(np.nanmean(np.abs(pred - targets).mean(axis=1) / scales))
+    return out
