@@ -183,6 +183,8 @@ def trellis_method(name, method, full, train, H, K, folder) -> dict:
            "fit_cpu_s": round(fit_cpu, 1), "fit_wall_s": round(wall, 1),
            "epochs": record["fit"]["epochs"]}  # fmt: skip
     meta = json.loads((model_dir / "model.json").read_text())
+    if "nested" in meta["summary"]:  # validation only: ensemble vs best single
+        out["nested"] = meta["summary"]["nested"]
     out["horizon"] = meta["config"]["prediction_length"]
     auto = record["fit"].get("auto")
     if auto:

@@ -265,6 +265,24 @@ def greedy_ensemble(forecasts: dict[str, np.ndarray], targets: np.ndarray, weigh
     return {n: picked.count(n) / len(picked) for n in names if n in picked}
 
 
+def nested_check(forecasts, targets, weights, scales, windows, lengths, holdout) -> dict:
+    """Validation only: choose on the earlier half of the validation windows, score on the
+    later half, the greedy ensemble and the best single candidate (what decides between them,
+    measured over many files by benchmarks/real_data.py)."""
+    H = targets.shape[1]
+    later = windows.start > lengths[windows.series] - holdout + (holdout - H) / 2
+    if later.all() or not later.any():
+        return {}
+    early_w, late_w = np.where(later, 0.0, weights), np.where(later, weights, 0.0)
+    early_w, late_w = early_w / early_w.sum(), late_w / late_w.sum()
+    early = {n: _scores(f, targets, early_w, scales) for n, f in forecasts.items()}
+    best = min(early, key=lambda n: (early[n], ORDER.index(n)))
+    chosen = greedy_ensemble(forecasts, targets, early_w, scales)
+    combined = sum(w * forecasts[n] for n, w in chosen.items())
+    return {"best": best, "best_later": _scores(forecasts[best], targets, late_w, scales),
+            "ensemble_later": _scores(combined, targets, late_w, scales)}  # fmt: skip
+
+
 def fit_auto(config: TrellisConfig, panel: Panel, make_forecaster: Callable[[TrellisConfig], Any],
              ) -> tuple[AutoModel, Calibration | None, dict[str, Any]]:  # fmt: skip
     """Fit the candidates on `panel` (sized `config`), choose, calibrate: the model, its
@@ -328,7 +346,9 @@ def fit_auto(config: TrellisConfig, panel: Panel, make_forecaster: Callable[[Tre
     calibration = Calibration.from_scores("residual", residual, windows.series,
                                           list(panel.names), {})  # fmt: skip
     facts |= {"seconds_by_candidate": {n: round(s, 3) for n, s in seconds.items()},
-              "val_windows": len(targets)}  # fmt: skip
+              "val_windows": len(targets),
+              "nested": nested_check(forecasts, targets, weights, scales, windows, lengths,
+                                     holdout)}  # fmt: skip
     return model, calibration, facts
 
 
