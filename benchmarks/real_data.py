@@ -70,6 +70,8 @@ METHODS = {
     "dlinear_seed2": ["--model", "dlinear", "--random-state", "2"],
     "encoder_seed1": ["--model", "encoder", "--random-state", "1"],
     "encoder_seed2": ["--model", "encoder", "--random-state", "2"],
+    "default_seed1": ["--random-state", "1"],
+    "default_seed2": ["--random-state", "2"],
 }
 LONG = {"taylor", "elecdemand", "etth1_ot"}  # the attention encoder runs on these only
 SEEDS = {"ausbeer", "a10", "hyndsight"}  # the seed runs run on these only
@@ -169,8 +171,9 @@ def trellis_method(name, method, full, train, H, K, folder) -> dict:
     started = time.perf_counter()
     fit, fit_cpu = run_cli(["fit", str(train), "--model-dir", str(model_dir), "--quiet",
                             "--prediction-length", str(H), *METHODS[method]]
-                           if method != "default" else
-                           ["fit", str(train), "--model-dir", str(model_dir), "--quiet"])  # fmt: skip
+                           if not method.startswith("default") else
+                           ["fit", str(train), "--model-dir", str(model_dir), "--quiet",
+                            *METHODS[method]])  # fmt: skip
     wall = time.perf_counter() - started
     if fit.returncode:
         return {"error": fit.stderr.strip().splitlines()[-1:], "fit_cpu_s": round(fit_cpu, 1)}
