@@ -128,3 +128,16 @@ def test_evaluate_shows_the_baselines_beside_the_model(fitted, tmp_path):
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(record["baselines"]) == {"seasonal_naive", "ets", "theta"}
     assert all(np.isfinite(v) for v in record["baselines"].values())
+
+
+def test_covariates_reach_the_networks_and_the_statistical_models_say_they_ignore_them():
+    df = monthly(noise=0.5)
+    df["promo"] = (np.arange(len(df)) % 5 == 0).astype(float)
+    df["sales"] += 3 * df["promo"]
+    f = TrellisForecaster(model="auto", **SMALL).fit(df, future_covariates=["promo"])
+    assert "the statistical candidates ignore the covariates" in f.auto_.choice.notes
+    future = f.make_future_frame()
+    future["promo"] = 1.0
+    forecast = f.predict(future=future, level=[50])
+    assert len(forecast) == f.config_.prediction_length
+    assert np.isfinite(forecast[["sales", "sales_lo50", "sales_hi50"]].to_numpy()).all()
