@@ -194,7 +194,10 @@ def trellis_method(name, method, full, train, H, K, folder) -> dict:
         out["chosen"] = auto["chosen"]
         out["weights"] = auto["weights"]
         out["validation"] = auto["scores"]
-        out |= best_single(model_dir, full, K, auto)
+        try:  # in this process: a failure here must not lose the run above
+            out |= best_single(model_dir, full, K, auto)
+        except Exception as exc:  # noqa: BLE001
+            out["best_single_error"] = repr(exc)[:200]
     return out
 
 
