@@ -56,8 +56,17 @@ from trellis_ts.forecaster.statistical import (
 )
 from trellis_ts.metrics import naive_scale
 
-__all__ = ["AUTO_FILE", "AutoChoice", "AutoModel", "auto_backtest", "auto_bounds", "fit_auto",
-           "is_auto_dir", "placeholder_config", "plan"]
+__all__ = [
+    "AUTO_FILE",
+    "AutoChoice",
+    "AutoModel",
+    "auto_backtest",
+    "auto_bounds",
+    "fit_auto",
+    "is_auto_dir",
+    "placeholder_config",
+    "plan",
+]
 
 NEURAL = {"dlinear": {"model": "dlinear"},
           "encoder": {"model": "encoder", "mixer": "trellis"},
@@ -129,8 +138,11 @@ def plan(config: TrellisConfig, panel: Panel) -> tuple[list[str], int, int, list
     if shortest > STATS_MAX_LENGTH:
         notes.append(f"AutoETS/AutoTheta estimated on the last {STATS_MAX_LENGTH:,} steps")
     layout = panel.layout
-    if layout.past_covariates or layout.future_covariates or layout.static_covariates or (
-        config.calendar_features
+    if (
+        layout.past_covariates
+        or layout.future_covariates
+        or layout.static_covariates
+        or (config.calendar_features)
     ):
         notes.append("the statistical candidates ignore the covariates")
     return names, holdout, step, notes
@@ -235,7 +247,9 @@ class AutoModel:
             choice = AutoChoice.from_dict(meta["choice"])
             names = list(meta["networks"])
         except (ValueError, KeyError, TypeError, TrellisUserError) as exc:
-            raise ModelFileError(f"{path / AUTO_FILE} is corrupted ({exc}); re-save the model") from None
+            raise ModelFileError(
+                f"{path / AUTO_FILE} is corrupted ({exc}); re-save the model"
+            ) from None
         networks = {n: load_network(Path(path) / "candidates" / n) for n in names}
         return cls(config, choice, networks)
 

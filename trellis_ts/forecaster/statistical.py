@@ -108,8 +108,12 @@ def baseline_scores(panel, series_of: np.ndarray, start_of: np.ndarray, horizon:
     from trellis_ts.metrics import naive_scale
 
     series_of, start_of = np.asarray(series_of), np.asarray(start_of)
-    fit_end = [int(start_of[series_of == s].min(initial=len(v))) for s, v in enumerate(panel.values)]
-    targets = np.stack([panel.values[s][t : t + horizon] for s, t in zip(series_of, start_of, strict=True)])
+    fit_end = [
+        int(start_of[series_of == s].min(initial=len(v))) for s, v in enumerate(panel.values)
+    ]
+    targets = np.stack(
+        [panel.values[s][t : t + horizon] for s, t in zip(series_of, start_of, strict=True)]
+    )
     scales = np.array([naive_scale(panel.values[s][:t], season)
                        for s, t in zip(series_of, start_of, strict=True)])  # fmt: skip
     out = {}
