@@ -149,7 +149,9 @@ def split(name: str, path: Path, folder: Path) -> tuple[Path, int, int]:
         H = fitted
     drop = TEST_HORIZONS * H
     if panel.layout.format == "long":
-        train = df.groupby("unique_id", sort=False, group_keys=False).apply(lambda g: g.iloc[:-drop])
+        train = df.groupby("unique_id", sort=False, group_keys=False).apply(
+            lambda g: g.iloc[:-drop]
+        )
     else:
         train = df.iloc[:-drop]
     out = folder / f"{name}_train.csv"
@@ -310,8 +312,14 @@ def table() -> str:
     for d in order:
         sub = frame[frame.dataset == d].set_index("method")
         weights = sub["weights"].get("default") if "weights" in sub else None
-        text = ", ".join(f"{k} {v:.2f}" for k, v in weights.items()) if isinstance(weights, dict) else ""
-        vals = " | ".join("" if pd.isna(mase.loc[d].get(c)) else f"{mase.loc[d][c]:.3f}" for c in cols)
+        text = (
+            ", ".join(f"{k} {v:.2f}" for k, v in weights.items())
+            if isinstance(weights, dict)
+            else ""
+        )
+        vals = " | ".join(
+            "" if pd.isna(mase.loc[d].get(c)) else f"{mase.loc[d][c]:.3f}" for c in cols
+        )
         out.append(f"| {d} | {DATASETS[d]} | {int(sub['horizon'].iloc[0])} | {vals} | {text} |")
     both = mase.dropna(subset=[c for c in ("default", "seasonal_naive", "theta") if c in mase])
     if len(both) and {"default", "seasonal_naive", "theta"} <= set(mase.columns):
