@@ -352,6 +352,11 @@ def table() -> str:
             test_best = r["mase"] if pd.isna(test_best) else test_best
             out.append(f"| {r['dataset']} | {n['best']} | {n['best_later']:.3f} | "
                        f"{n['ensemble_later']:.3f} | {test_best:.3f} | {r['mase']:.3f} |")  # fmt: skip
+    other = frame[~frame.method.isin(list(METHODS))]
+    if len(other):
+        out += ["", "Other runs (superseded settings, kept for the record):", ""]
+        out += [f"- {r['dataset']} {r['method']} (commit {r.get('commit')}): MASE {r['mase']:.3f}; "
+                f"{r.get('chosen', '')}" for _, r in other.iterrows()]  # fmt: skip
     return "\n".join(out)
 
 
