@@ -141,3 +141,12 @@ def test_covariates_reach_the_networks_and_the_statistical_models_say_they_ignor
     forecast = f.predict(future=future, level=[50])
     assert len(forecast) == f.config_.prediction_length
     assert np.isfinite(forecast[["sales", "sales_lo50", "sales_hi50"]].to_numpy()).all()
+
+
+def test_forecasts_of_a_series_never_negative_stay_at_or_above_zero():
+    # A count falling to zero: AutoTheta's trend goes below it, the forecast is floored at 0.
+    y = np.maximum(0.0, np.linspace(60, 0, 96) + np.tile([0.0, 2.0, 0.0, 1.0], 24))
+    df = pd.DataFrame({"t": pd.date_range("2015-01-01", periods=96, freq="MS"), "n": y})
+    f = TrellisForecaster(model="theta", **SMALL).fit(df)
+    forecast = f.predict(level=[50])
+    assert (forecast[["n", "n_lo50", "n_hi50"]].to_numpy() >= 0).all()

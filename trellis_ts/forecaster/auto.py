@@ -212,8 +212,6 @@ class AutoModel:
                                                  lengths, lengths, H, self.choice.season,
                                                  budget_seconds=math.inf)  # fmt: skip
             total += weight * point
-        if self.config.target_transform != "none":  # counts and sizes: never below zero
-            total = np.maximum(total, 0.0)
         return total
 
     def combine(self, forecasts: dict[str, np.ndarray]) -> np.ndarray:
@@ -372,15 +370,25 @@ def is_auto_dir(path) -> bool:
 
 
 def auto_bounds(point: np.ndarray, contexts: np.ndarray, names, levels,
-                calibration: Calibration | None) -> dict:  # fmt: skip
-    """Conformal intervals `{level: (low, high)}` around the auto forecasts `point [n, H]`."""
-    if not levels:
-        return {}
-    return calibration.intervals(point, point, contexts, _spread(contexts), names, levels)
+                calibration: Calibration | None,
+                clamped: np.ndarray | None = None) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """The auto forecasts `point [n, H]` and their conformal intervals `{level: (low, high)}`,
+    floored at 0 in the rows `clamped` (series never negative in the fit data)."""
+    bounds = {}
+    if levels:
+        bounds = calibration.intervals(point, point, contexts, _spread(contexts), names, levels)
+    if clamped is None or not clamped.any():
+        return point, bounds
+    rows = clamped[:, None]
+
+    def floor(values: np.ndarray) -> np.ndarray:
+        return np.where(rows, np.maximum(values, 0.0), values)
+
+    return floor(point), {lvl: (floor(lo), floor(hi)) for lvl, (lo, hi) in bounds.items()}
 
 
 def auto_backtest(model: AutoModel, panel: Panel, calibration, levels, fit_span, n_windows,
-                  step):  # fmt: skip
+                  step, clamped: np.ndarray):  # fmt: skip
     """`TrellisForecaster.rolling_forecasts` of an auto model: the same windows as
     `run_backtest`, the networks forecasting each from its context, the statistical candidates
     estimating once before each series' first window and running on from there."""
@@ -396,7 +404,7 @@ def auto_backtest(model: AutoModel, panel: Panel, calibration, levels, fit_span,
     windows, forecasts = model.window_forecasts(panel, list(model.choice.weights), step=step,
                                                 n_windows=n_windows)  # fmt: skip
     warn_in_sample(fit_span, panel, windows.series, windows.start, H)
-    point = model.combine(forecasts)
     names = [panel.names[s] for s in windows.series]
-    bounds = auto_bounds(point, windows.contexts, names, levels, calibration)
+    point, bounds = auto_bounds(model.combine(forecasts), windows.contexts, names, levels,
+                                calibration, clamped[windows.series])  # fmt: skip
     return Backtest(panel, windows, point, point, None, bounds)

@@ -328,6 +328,13 @@ class TrellisForecaster(BaseEstimator):
             extra={"auto": self.auto_.choice.to_dict()} | facts)  # fmt: skip
         return self
 
+    def _clamped_rows(self, panel: Panel) -> np.ndarray:
+        """bool `[n_series]`: the auto model's forecasts floored at 0 (target_transform "auto"
+        for series never negative in the fit data; log1p and nonnegative for all)."""
+        if self.config_.target_transform in ("log1p", "nonnegative"):
+            return np.ones(panel.n_series, dtype=bool)
+        return self.scaling_.clamped(list(panel.names), self.history_.layout)
+
     def _panel(self, df: pd.DataFrame, config: TrellisConfig, columns: dict | None = None) -> Panel:
         if not isinstance(df, pd.DataFrame):
             raise DataError(
@@ -456,8 +463,10 @@ class TrellisForecaster(BaseEstimator):
             ahead = [np.zeros((H, 0))] * len(panel.covariates.future)
         contexts = np.stack([v[-config.context_length :] for v in panel.values])
         if getattr(self, "auto_", None) is not None:
-            out = point = self.auto_.forecast(panel, ahead)
-            bounds = auto_bounds(point, contexts, list(panel.names), levels, calibration)
+            clamped = self._clamped_rows(panel)
+            point, bounds = auto_bounds(self.auto_.forecast(panel, ahead), contexts,
+                                        list(panel.names), levels, calibration, clamped)  # fmt: skip
+            out = point
         else:
             series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
             out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
@@ -518,8 +527,10 @@ class TrellisForecaster(BaseEstimator):
         levels = check_levels(level)
         calibration = self.calibration_for(levels)
         if getattr(self, "auto_", None) is not None:
-            return auto_backtest(self.auto_, self._history(df), calibration, levels,
-                                 getattr(self, "fit_span_", None), n_windows, step)  # fmt: skip
+            panel = self._history(df)
+            return auto_backtest(self.auto_, panel, calibration, levels,
+                                 getattr(self, "fit_span_", None), n_windows, step,
+                                 self._clamped_rows(panel))  # fmt: skip
         return run_backtest(self._history(df), config=self.config_, scaling=self.scaling_,
                             forecast=self._forecast, calibration=calibration, levels=levels,
                             fit_span=getattr(self, "fit_span_", None), n_windows=n_windows,
