@@ -24,9 +24,9 @@ from trellis_ts.forecaster.config import FIELD_HELP, config_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 H = 6
-TINY = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
-        "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-        "--max-epochs", "1", "--model", "encoder", "--quiet"]  # fmt: skip
+TINY = ["--model", "encoder", "--context-length", "24", "--prediction-length", "6", "--patch-len",
+        "8", "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
+        "--max-epochs", "1", "--quiet"]  # fmt: skip
 runner = CliRunner()
 
 

@@ -191,12 +191,15 @@ def training_budget(config: TrellisConfig, windows: int) -> Budget:
 
     On a 293-row monthly file 20 epochs were 40 steps and DLinear's MASE was 4.7 (0.53 after 200
     epochs). Here the batch shrinks, down to MIN_BATCH, until an epoch has MIN_STEPS_PER_EPOCH
-    steps; the epochs may grow until there are `min_steps` steps, and early stopping waits for
-    a quarter of them, and at least MIN_PASSES epochs (the attention encoder had stopped after
-    4 epochs with patience 3).
+    steps (unless `windows_per_epoch` sizes the epochs, or `min_steps` is 0); the epochs may
+    grow until there are `min_steps` steps, and early stopping waits for a quarter of them, and
+    at least MIN_PASSES epochs (the attention encoder had stopped after 4 epochs with
+    patience 3).
     """
     per_epoch = max(1, min(windows, config.windows_per_epoch or windows))
-    batch = min(config.batch_size, max(MIN_BATCH, -(-per_epoch // MIN_STEPS_PER_EPOCH)))
+    batch = config.batch_size  # as given when epochs are sized by hand or the budget is off
+    if config.min_steps and config.windows_per_epoch is None:
+        batch = min(batch, max(MIN_BATCH, -(-per_epoch // MIN_STEPS_PER_EPOCH)))
     steps = -(-per_epoch // batch)
     wanted = min(-(-config.min_steps // steps), 10_000)  # epochs for min_steps steps
     # Early stopping may end training after a quarter of them (at least MIN_PASSES epochs):
