@@ -121,12 +121,21 @@ def settings_key(model: str, settings: dict[str, Any]) -> str:
     return canonical(resolve_config(model, settings).to_dict())
 
 
-def job(dataset, model, settings, L, H, seed, results, validation_only=False,
-        features="M") -> dict[str, Any]:  # fmt: skip
+def job(
+    dataset, model, settings, L, H, seed, results, validation_only=False, features="M"
+) -> dict[str, Any]:
     """One `trellis-ts benchmark` run, appended to the JSON-lines file `results`."""
-    return {"dataset": dataset, "model": model, "settings": settings, "L": L, "H": H,
-            "seed": seed, "results": results, "validation_only": validation_only,
-            "features": features}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "model": model,
+        "settings": settings,
+        "L": L,
+        "H": H,
+        "seed": seed,
+        "results": results,
+        "validation_only": validation_only,
+        "features": features,
+    }
 
 
 def run_key(job_or_record: dict[str, Any]) -> tuple:
@@ -134,31 +143,67 @@ def run_key(job_or_record: dict[str, Any]) -> tuple:
     r = job_or_record
     features = r.get("features", "M")
     if "settings" in r:
-        return (r["dataset"], features, r["model"], settings_key(r["model"], r["settings"]),
-                r["L"], r["H"], r["seed"])  # fmt: skip
-    return (r["dataset"], features, r["model"], canonical(r["config"]), r["context_length"],
-            r["horizon"], r["seed"])  # fmt: skip
+        return (
+            r["dataset"],
+            features,
+            r["model"],
+            settings_key(r["model"], r["settings"]),
+            r["L"],
+            r["H"],
+            r["seed"],
+        )
+    return (
+        r["dataset"],
+        features,
+        r["model"],
+        canonical(r["config"]),
+        r["context_length"],
+        r["horizon"],
+        r["seed"],
+    )
 
 
 def _launch(job: dict[str, Any], data_dir: Path) -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(job["settings"], fh)
-    command = [sys.executable, "-m", "trellis_ts", "benchmark", job["dataset"],
-               "--data-dir", str(data_dir), "--context-length", str(job["L"]),
-               "--horizons", str(job["H"]), "--model", job["model"], "--config", fh.name,
-               "--seeds", str(job["seed"]), "--results", str(job["results"]), "--quiet",
-               "--features", job["features"]]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "trellis_ts",
+        "benchmark",
+        job["dataset"],
+        "--data-dir",
+        str(data_dir),
+        "--context-length",
+        str(job["L"]),
+        "--horizons",
+        str(job["H"]),
+        "--model",
+        job["model"],
+        "--config",
+        fh.name,
+        "--seeds",
+        str(job["seed"]),
+        "--results",
+        str(job["results"]),
+        "--quiet",
+        "--features",
+        job["features"],
+    ]
     if job["validation_only"]:
         command.append("--validation-only")
     command += ["--val-stride", str(VAL_STRIDE.get(job["dataset"], 1))]
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    label = (f"{job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
-             f"seed={job['seed']} {job['settings']}")  # fmt: skip
+    label = (
+        f"{job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
+        f"seed={job['seed']} {job['settings']}"
+    )
     print(f"start  {label}", flush=True)
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
     os.unlink(fh.name)
-    print(f"{'done  ' if done.returncode == 0 else f'FAILED ({done.returncode})'} {label}",
-          flush=True)  # fmt: skip
+    print(
+        f"{'done  ' if done.returncode == 0 else f'FAILED ({done.returncode})'} {label}", flush=True
+    )
     if done.returncode:
         print(done.stderr[-2000:], file=sys.stderr, flush=True)
     return done.returncode
@@ -181,8 +226,10 @@ def run_jobs(jobs: list[dict[str, Any]], data_dir: Path, n_jobs: int, dry_run: b
     print(f"{len(jobs)} runs asked, {len(todo)} not yet recorded")
     if dry_run:
         for job in todo:
-            print(f"would run {job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
-                  f"seed={job['seed']} -> {job['results'].name}: {job['settings']}")  # fmt: skip
+            print(
+                f"would run {job['dataset']} {job['features']} {job['model']} L={job['L']} H={job['H']} "
+                f"seed={job['seed']} -> {job['results'].name}: {job['settings']}"
+            )
         return
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
         codes = list(pool.map(lambda job: _claimed_launch(job, data_dir), todo))
@@ -200,8 +247,9 @@ def _claimed_launch(job: dict[str, Any], data_dir: Path) -> int:
     from trellis_ts.benchmark.results import read_results
 
     key = (job["results"], *run_key(job))
-    if job["results"].is_file() and key in {(job["results"], *run_key(r))
-                                            for r in read_results(job["results"])}:  # fmt: skip
+    if job["results"].is_file() and key in {
+        (job["results"], *run_key(r)) for r in read_results(job["results"])
+    }:
         return 0
     claims = job["results"].with_suffix(".claims")
     claims.mkdir(exist_ok=True)
@@ -212,8 +260,11 @@ def _claimed_launch(job: dict[str, Any], data_dir: Path) -> int:
     except FileExistsError:
         host, _, pid = claim.read_text().partition(" ")
         if host != socket.gethostname() or _alive(int(pid or 0)):
-            print(f"skip   (claimed by {host} {pid}) {job['dataset']} {job['model']} "
-                  f"L={job['L']} H={job['H']} seed={job['seed']}", flush=True)  # fmt: skip
+            print(
+                f"skip   (claimed by {host} {pid}) {job['dataset']} {job['model']} "
+                f"L={job['L']} H={job['H']} seed={job['seed']}",
+                flush=True,
+            )
             return 0
         claim.write_text(mine)  # its process died: take the run over
     else:

@@ -56,9 +56,22 @@ ARMS = {
     "future": {"future_covariates": ["promo"]},
 }
 L, H, TRAIN_DAYS = 56, 14, 600
-ENCODER = dict(prediction_length=H, context_length=L, patch_len=7, patch_stride=7, d_model=32,
-               n_heads=4, n_layers=2, n_slots=16, max_epochs=30, early_stopping_patience=4,
-               batch_size=64, learning_rate=1e-3, dropout=0.1, verbose=False)  # fmt: skip
+ENCODER = dict(
+    prediction_length=H,
+    context_length=L,
+    patch_len=7,
+    patch_stride=7,
+    d_model=32,
+    n_heads=4,
+    n_layers=2,
+    n_slots=16,
+    max_epochs=30,
+    early_stopping_patience=4,
+    batch_size=64,
+    learning_rate=1e-3,
+    dropout=0.1,
+    verbose=False,
+)
 MODELS = {
     "trellis": ENCODER | {"mixer": "trellis"},
     "attention": ENCODER | {"mixer": "attention"},
@@ -100,12 +113,20 @@ def synthetic(
                 forecaster.fit(train, **columns)
                 seconds = time.perf_counter() - started
                 scores = forecaster.evaluate(test, step=1)
-                record = {"model": model, "arm": arm, "seed": seed, "variant": variant,
-                          "mse": scores["mse"], "mae": scores["mae"],
-                          "windows": scores["n_windows"], "epochs": forecaster.summary_.epochs,
-                          "best_epoch": forecaster.summary_.best_epoch,
-                          "parameters": forecaster.summary_.parameters,
-                          "train_seconds": round(seconds, 1), "settings": MODELS[model]}  # fmt: skip
+                record = {
+                    "model": model,
+                    "arm": arm,
+                    "seed": seed,
+                    "variant": variant,
+                    "mse": scores["mse"],
+                    "mae": scores["mae"],
+                    "windows": scores["n_windows"],
+                    "epochs": forecaster.summary_.epochs,
+                    "best_epoch": forecaster.summary_.best_epoch,
+                    "parameters": forecaster.summary_.parameters,
+                    "train_seconds": round(seconds, 1),
+                    "settings": MODELS[model],
+                }
                 print(json.dumps({k: v for k, v in record.items() if k != "settings"}), flush=True)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("a") as fh:
@@ -129,8 +150,9 @@ def design(models: list[str]) -> None:
         def __init__(self, config, inputs: ModelInputs) -> None:
             super().__init__()
             self.config, self.inputs = config, inputs
-            context = ModelInputs(past_feat_dynamic_real=inputs.past_feat_dynamic_real
-                                  + inputs.feat_dynamic_real)  # fmt: skip
+            context = ModelInputs(
+                past_feat_dynamic_real=inputs.past_feat_dynamic_real + inputs.feat_dynamic_real
+            )
             self.encoder = TrellisModel(config, context)
             self.future = nn.Linear(H * inputs.feat_dynamic_real, H)
 
@@ -163,8 +185,10 @@ def normalise(data_dir: Path) -> None:
     def per_window(self, tokens, past_feat_dynamic_real=None, feat_dynamic_real=None, **static):
         L = past_feat_dynamic_real.shape[1] if past_feat_dynamic_real is not None else None
         out = {}
-        for name, value in (("past_feat_dynamic_real", past_feat_dynamic_real),
-                            ("feat_dynamic_real", feat_dynamic_real)):  # fmt: skip
+        for name, value in (
+            ("past_feat_dynamic_real", past_feat_dynamic_real),
+            ("feat_dynamic_real", feat_dynamic_real),
+        ):
             if value is None:
                 continue
             context = value[:, : L or value.shape[1] - self.prediction_length]
@@ -183,9 +207,19 @@ def normalise(data_dir: Path) -> None:
             for seed in SEEDS:
                 if (variant, h, seed) in done:
                     continue
-                (record,) = run_benchmark("ETTh1", data_dir, 336, [h], model="attention",
-                                          config=settings, seeds=[seed], results_path=None,
-                                          score_test=False, features="MS", verbose=False)  # fmt: skip
+                (record,) = run_benchmark(
+                    "ETTh1",
+                    data_dir,
+                    336,
+                    [h],
+                    model="attention",
+                    config=settings,
+                    seeds=[seed],
+                    results_path=None,
+                    score_test=False,
+                    features="MS",
+                    verbose=False,
+                )
                 record["variant"] = variant
                 print(variant, h, seed, record["best_val_loss"], flush=True)
                 with NORMALISE.open("a") as fh:
@@ -195,37 +229,64 @@ def normalise(data_dir: Path) -> None:
 
 def normalise_table() -> str:
     records = read_results(NORMALISE)
-    lines = ["| covariates scaled by | H | validation loss (mean ± std, 3 seeds) | per seed |",
-             "|---|---:|---:|---|"]  # fmt: skip
+    lines = [
+        "| covariates scaled by | H | validation loss (mean ± std, 3 seeds) | per seed |",
+        "|---|---:|---:|---|",
+    ]
     for variant in ("train rows", "per window"):
         for h in (96, 720):
-            losses = [r["best_val_loss"] for r in sorted(records, key=lambda r: r["seed"])
-                      if r["variant"] == variant and r["horizon"] == h]  # fmt: skip
+            losses = [
+                r["best_val_loss"]
+                for r in sorted(records, key=lambda r: r["seed"])
+                if r["variant"] == variant and r["horizon"] == h
+            ]
             if losses:
-                lines.append(f"| {variant} | {h} | {mean_std(losses)} | "
-                             f"{', '.join(f'{v:.4f}' for v in losses)} |")  # fmt: skip
+                lines.append(
+                    f"| {variant} | {h} | {mean_std(losses)} | "
+                    f"{', '.join(f'{v:.4f}' for v in losses)} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def ltsf_jobs(models: list[str]) -> list[dict[str, Any]]:
     # Dataset by dataset, seed by seed: each finished seed gives every model's S/MS pair.
     settings = {m: json.loads((CONFIGS / f"etth1_{m}_L336.json").read_text()) for m in models}
-    return [job(dataset, model, settings[model], 336, h, seed, LTSF, features=features)
-            for dataset in ("ETTh1", "Weather") for seed in SEEDS for model in models
-            for h in (96, 720) for features in ("S", "MS")]  # fmt: skip
+    return [
+        job(dataset, model, settings[model], 336, h, seed, LTSF, features=features)
+        for dataset in ("ETTh1", "Weather")
+        for seed in SEEDS
+        for model in models
+        for h in (96, 720)
+        for features in ("S", "MS")
+    ]
 
 
 # ------------------------------------------------------------------------------ tables
 def synthetic_table() -> str:
     records = read_results(SYNTHETIC) + (read_results(DESIGN) if DESIGN.is_file() else [])
-    lines = ["| model | promotions given | test MSE (mean ± std, 3 seeds) | MAE | per seed | "
-             "MSE without / with | epochs | params |", "|---|---|---:|---:|---|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| model | promotions given | test MSE (mean ± std, 3 seeds) | MAE | per seed | "
+        "MSE without / with | epochs | params |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
+    ]
     for model in MODELS:
         base = {r["seed"]: r["mse"] for r in records if r["model"] == model and r["arm"] == "none"}
-        for variant, arm in (("tokens", "none"), ("tokens", "past"), ("tokens", "future"),
-                             ("head", "future")):  # fmt: skip
-            runs = sorted((r for r in records if r["model"] == model and r["arm"] == arm
-                           and r.get("variant", "tokens") == variant), key=lambda r: r["seed"])  # fmt: skip
+        for variant, arm in (
+            ("tokens", "none"),
+            ("tokens", "past"),
+            ("tokens", "future"),
+            ("head", "future"),
+        ):
+            runs = sorted(
+                (
+                    r
+                    for r in records
+                    if r["model"] == model
+                    and r["arm"] == arm
+                    and r.get("variant", "tokens") == variant
+                ),
+                key=lambda r: r["seed"],
+            )
             if not runs:
                 continue
             label = {
@@ -249,20 +310,33 @@ def synthetic_table() -> str:
 
 def ltsf_table() -> str:
     records = [r for r in read_results(LTSF) if r.get("mse") is not None]
-    lines = ["| dataset | model | H | S: OT alone | MS: + other channels as past covariates | "
-             "MS - S | MS better on seeds |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| dataset | model | H | S: OT alone | MS: + other channels as past covariates | "
+        "MS - S | MS better on seeds |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     keys = sorted({(r["dataset"], r["model"], r["horizon"]) for r in records})
     for dataset, model, h in keys:
-        by = {f: {r["seed"]: r["mse"] for r in records if (r["dataset"], r["model"], r["horizon"],
-                                                           r["features"]) == (dataset, model, h, f)}
-              for f in ("S", "MS")}  # fmt: skip
+        by = {
+            f: {
+                r["seed"]: r["mse"]
+                for r in records
+                if (r["dataset"], r["model"], r["horizon"], r["features"]) == (dataset, model, h, f)
+            }
+            for f in ("S", "MS")
+        }
         seeds = sorted(set(by["S"]) & set(by["MS"]))
-        diff = (statistics.mean(by["MS"][s] for s in seeds) - statistics.mean(by["S"][s] for s in seeds)
-                if seeds else float("nan"))  # fmt: skip
+        diff = (
+            statistics.mean(by["MS"][s] for s in seeds) - statistics.mean(by["S"][s] for s in seeds)
+            if seeds
+            else float("nan")
+        )
         better = sum(by["MS"][s] < by["S"][s] for s in seeds)
-        lines.append(f"| {dataset} | {model} | {h} | {mean_std(list(by['S'].values()), 5)} | "
-                     f"{mean_std(list(by['MS'].values()), 5)} | {diff:+.5f} | "
-                     f"{better} of {len(seeds)} |")  # fmt: skip
+        lines.append(
+            f"| {dataset} | {model} | {h} | {mean_std(list(by['S'].values()), 5)} | "
+            f"{mean_std(list(by['MS'].values()), 5)} | {diff:+.5f} | "
+            f"{better} of {len(seeds)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -277,8 +351,9 @@ def write_tables() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phases", nargs="+",
-                        choices=["synthetic", "design", "normalise", "ltsf", "tables"])  # fmt: skip
+    parser.add_argument(
+        "phases", nargs="+", choices=["synthetic", "design", "normalise", "ltsf", "tables"]
+    )
     parser.add_argument("--models", nargs="*", default=["trellis", "attention", "dlinear"])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--jobs", type=int, default=1, help="ltsf runs at a time (one core each)")

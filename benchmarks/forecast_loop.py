@@ -53,8 +53,12 @@ LEVELS = [80, 95]
 
 
 def settings(**extra) -> dict:
-    values = load_config(CONFIG) | {"mixer": "attention", "context_length": L,
-                                    "prediction_length": H, "verbose": False}  # fmt: skip
+    values = load_config(CONFIG) | {
+        "mixer": "attention",
+        "context_length": L,
+        "prediction_length": H,
+        "verbose": False,
+    }
     return values | extra
 
 
@@ -88,14 +92,20 @@ def append(name: str, record: dict, render) -> None:
 
 
 def machine() -> dict:
-    return {"machine": platform.node(), "torch_threads": torch.get_num_threads(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+    return {
+        "machine": platform.node(),
+        "torch_threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 # ------------------------------------------------------------------------------ coverage
 def coverage(args) -> None:
-    sets = {"ETTh1": lambda: etth1(args.data_dir), "demo": lambda: demo(5000),
-            "demo-year": lambda: demo(8760)}  # fmt: skip
+    sets = {
+        "ETTh1": lambda: etth1(args.data_dir),
+        "demo": lambda: demo(5000),
+        "demo-year": lambda: demo(8760),
+    }
     for dataset in args.datasets:
         frame, borders = sets[dataset]()
         fit_rows = frame.iloc[: borders["val"][1]]
@@ -104,22 +114,33 @@ def coverage(args) -> None:
         std = train_std(frame, borders).to_numpy()
         for loss in args.losses:
             extra = {"loss": loss, "quantiles": (0.1, 0.5, 0.9)} if loss == "quantile" else {}
-            params = settings(val_fraction=val_rows / len(fit_rows), random_state=args.seed,
-                              **extra)  # fmt: skip
+            params = settings(
+                val_fraction=val_rows / len(fit_rows), random_state=args.seed, **extra
+            )
             started = time.perf_counter()
             model = TrellisForecaster(**params).fit(fit_rows)
             fit_seconds = time.perf_counter() - started
             calibration = model.calibration_
-            pooled = dataclasses.replace(calibration, thresholds=calibration.thresholds[:1],
-                                         groups=[], counts=calibration.counts[:1])  # fmt: skip
+            pooled = dataclasses.replace(
+                calibration,
+                thresholds=calibration.thresholds[:1],
+                groups=[],
+                counts=calibration.counts[:1],
+            )
             for label, cal in (("per series", calibration), ("pooled", pooled)):
                 model.calibration_ = cal
                 result = model.rolling_forecasts(test, step=1, level=LEVELS)
-                record = {"dataset": dataset, "loss": loss, "calibration": label,
-                          "seed": args.seed, "test_windows": int(len(result.windows.series)),
-                          "calibration_windows": calibration.counts[0],
-                          "fit_seconds": round(fit_seconds, 1),
-                          "epochs": model.summary_.epochs, **machine()}  # fmt: skip
+                record = {
+                    "dataset": dataset,
+                    "loss": loss,
+                    "calibration": label,
+                    "seed": args.seed,
+                    "test_windows": int(len(result.windows.series)),
+                    "calibration_windows": calibration.counts[0],
+                    "fit_seconds": round(fit_seconds, 1),
+                    "epochs": model.summary_.epochs,
+                    **machine(),
+                }
                 scale = std[result.windows.series][:, None]
                 truth = result.windows.targets
                 record["mse"] = float(np.mean(((result.point - truth) / scale) ** 2))
@@ -147,8 +168,11 @@ def render_coverage(records: list[dict]) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in records:
-        band = (f"{100 * r['band_coverage']:.1f}% / {r['band_width']:.2f}"
-                if "band_coverage" in r else "")  # fmt: skip
+        band = (
+            f"{100 * r['band_coverage']:.1f}% / {r['band_width']:.2f}"
+            if "band_coverage" in r
+            else ""
+        )
         model = "point (MSE)" if r["loss"] == "mse" else "quantile 0.1/0.5/0.9"
         lines.append(
             f"| {r['dataset']} | {model} | {r['calibration']} | {100 * r['coverage80']:.1f}% | "
@@ -178,21 +202,35 @@ def warm_start(args) -> None:
         started = time.perf_counter()
         model = fit()
         seconds = time.perf_counter() - started
-        record = {"run": label, "rows": rows, "seed": args.seed, "seconds": round(seconds, 1),
-                  "epochs": model.summary_.epochs, "best_val_loss": model.summary_.best_val_loss,
-                  **score(model), **machine()}  # fmt: skip
+        record = {
+            "run": label,
+            "rows": rows,
+            "seed": args.seed,
+            "seconds": round(seconds, 1),
+            "epochs": model.summary_.epochs,
+            "best_val_loss": model.summary_.best_val_loss,
+            **score(model),
+            **machine(),
+        }
         append("warm_start", record, render_warm_start)
         return model
 
     params = settings(random_state=args.seed)
     n_first = len(first)
-    base = timed("scratch on the first 70%", f"[0, {n_first})",
-                 lambda: TrellisForecaster(**params).fit(first))  # fmt: skip
+    base = timed(
+        "scratch on the first 70%",
+        f"[0, {n_first})",
+        lambda: TrellisForecaster(**params).fit(first),
+    )
     base.set_params(max_epochs=args.warm_epochs)
-    timed(f"warm start, {args.warm_epochs} epochs", f"[0, {train_end})",
-          lambda: base.fit(everything, warm_start=True))  # fmt: skip
-    timed("scratch on all", f"[0, {train_end})",
-          lambda: TrellisForecaster(**params).fit(everything))  # fmt: skip
+    timed(
+        f"warm start, {args.warm_epochs} epochs",
+        f"[0, {train_end})",
+        lambda: base.fit(everything, warm_start=True),
+    )
+    timed(
+        "scratch on all", f"[0, {train_end})", lambda: TrellisForecaster(**params).fit(everything)
+    )
 
 
 def render_warm_start(records: list[dict]) -> str:

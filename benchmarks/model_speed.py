@@ -45,8 +45,10 @@ def inference_windows(length: int) -> int:
 def time_pair(length: int, batch: int, repeats: int, overrides: dict, mode: str) -> dict:
     """Interleaved timing of both mixers at one setting; medians over `repeats`."""
     windows = inference_windows(length)
-    benches = {m: Bench(make_config(m, length, overrides.get(m, overrides.get("*", {}))),
-                        batch, windows) for m in MIXERS}  # fmt: skip
+    benches = {
+        m: Bench(make_config(m, length, overrides.get(m, overrides.get("*", {}))), batch, windows)
+        for m in MIXERS
+    }
     run = {m: (b.train_step if mode == "train" else b.inference) for m, b in benches.items()}
     for fn in run.values():  # warm-up (allocator, lazy init)
         fn()
@@ -55,8 +57,13 @@ def time_pair(length: int, batch: int, repeats: int, overrides: dict, mode: str)
         order = MIXERS if r % 2 == 0 else MIXERS[::-1]
         for m in order:
             times[m].append(run[m]())
-    row = {"L": length, "mode": mode, "batch": batch if mode == "train" else None,
-           "tokens": benches["trellis"].config.n_patches, "repeats": repeats}  # fmt: skip
+    row = {
+        "L": length,
+        "mode": mode,
+        "batch": batch if mode == "train" else None,
+        "tokens": benches["trellis"].config.n_patches,
+        "repeats": repeats,
+    }
     for m in MIXERS:
         med = statistics.median(cpu for cpu, _ in times[m])
         row[f"{m}_s"] = med
@@ -78,10 +85,12 @@ def peak_memory(mixer: str, length: int, batch: int, mode: str, overrides: dict)
 
 
 def memory_in_subprocess(mixer: str, length: int, batch: int, mode: str, overrides: dict) -> float:
-    spec = json.dumps({"mixer": mixer, "L": length, "batch": batch, "mode": mode,
-                       "overrides": overrides})  # fmt: skip
-    out = subprocess.run([sys.executable, __file__, "--memory-one", spec], check=True,
-                         capture_output=True, text=True).stdout  # fmt: skip
+    spec = json.dumps(
+        {"mixer": mixer, "L": length, "batch": batch, "mode": mode, "overrides": overrides}
+    )
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-one", spec], check=True, capture_output=True, text=True
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -131,15 +140,24 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--config", help="JSON of TrellisConfig fields for both mixers")
-    parser.add_argument("--committed", action="store_true",
-                        help="each mixer with its committed ETTh1 L=336 config (lengths: 336)")  # fmt: skip
+    parser.add_argument(
+        "--committed",
+        action="store_true",
+        help="each mixer with its committed ETTh1 L=336 config (lengths: 336)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--no-inference", action="store_true")
-    parser.add_argument("--out", help="writes <out>.json and <out>.md (default: results/"
-                        "model_speed, or results/model_speed_committed with --committed)")  # fmt: skip
-    parser.add_argument("--trellis", type=json.loads, default={},
-                        help='JSON of fields for the Trellis side only, on top (e.g. '
-                             '\'{"chunk_size": 64}\')')  # fmt: skip
+    parser.add_argument(
+        "--out",
+        help="writes <out>.json and <out>.md (default: results/"
+        "model_speed, or results/model_speed_committed with --committed)",
+    )
+    parser.add_argument(
+        "--trellis",
+        type=json.loads,
+        default={},
+        help="JSON of fields for the Trellis side only, on top (e.g. '{\"chunk_size\": 64}')",
+    )
     parser.add_argument("--memory-one", help=argparse.SUPPRESS)
     args = parser.parse_args()
 

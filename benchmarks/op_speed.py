@@ -68,10 +68,12 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--naive-max-length", type=int, default=1024,
+        "--naive-max-length",
+        type=int,
+        default=1024,
         help="skip the naive loop above this T (it keeps every token's state for backward: "
         "at T=4096 it ran for over 10 minutes and 7 GB here)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one measurement
     args = parser.parse_args()

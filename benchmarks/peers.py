@@ -36,16 +36,33 @@ VAL_ROWS = TEST_ROWS = 4 * 30 * 24  # ETTh1's four-month validation and test per
 # The paper's ETTh1 sizes for PatchTST (as the attention encoder's recipe search starts from);
 # NeuralForecast's defaults otherwise, trained on MSE (its default loss is MAE). Both early-stop
 # on the validation rows, checked every 100 steps of 1,024 windows.
-TRAINING = {"max_steps": 2000, "val_check_steps": 100, "early_stop_patience_steps": 5,
-            "scaler_type": "identity", "enable_progress_bar": False, "logger": False,
-            "enable_model_summary": False, "accelerator": "cpu"}  # fmt: skip
+TRAINING = {
+    "max_steps": 2000,
+    "val_check_steps": 100,
+    "early_stop_patience_steps": 5,
+    "scaler_type": "identity",
+    "enable_progress_bar": False,
+    "logger": False,
+    "enable_model_summary": False,
+    "accelerator": "cpu",
+}
 MODELS = {
-    "PatchTST": {"encoder_layers": 3, "n_heads": 4, "hidden_size": 16, "linear_hidden_size": 128,
-                 "dropout": 0.3, "fc_dropout": 0.3, "head_dropout": 0.0, "patch_len": 16,
-                 "stride": 8, "revin": True, "revin_subtract_last": False,
-                 "learning_rate": 1e-4},
+    "PatchTST": {
+        "encoder_layers": 3,
+        "n_heads": 4,
+        "hidden_size": 16,
+        "linear_hidden_size": 128,
+        "dropout": 0.3,
+        "fc_dropout": 0.3,
+        "head_dropout": 0.0,
+        "patch_len": 16,
+        "stride": 8,
+        "revin": True,
+        "revin_subtract_last": False,
+        "learning_rate": 1e-4,
+    },
     "DLinear": {"moving_avg_window": 25, "learning_rate": 1e-3},
-}  # fmt: skip
+}
 
 
 def scaled_long_frame(data_dir: Path):
@@ -61,8 +78,10 @@ def scaled_long_frame(data_dir: Path):
     end = borders["test"][1]
     scaler = Scaler.fit_rows(data.channels, data.values[slice(*borders["train"])])
     values = scaler.transform(data.values[:end])
-    frames = [pd.DataFrame({"unique_id": name, "ds": data.time[:end], "y": values[:, c]})
-              for c, name in enumerate(data.channels)]  # fmt: skip
+    frames = [
+        pd.DataFrame({"unique_id": name, "ds": data.time[:end], "y": values[:, c]})
+        for c, name in enumerate(data.channels)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -77,8 +96,15 @@ def run_one(model_name: str, horizon: int, seed: int, data_dir: Path) -> dict:
     from neuralforecast.losses.pytorch import MSE
 
     model_class = getattr(models, model_name)
-    model = model_class(h=horizon, input_size=L, random_seed=seed, loss=MSE(), valid_loss=MSE(),
-                        **MODELS[model_name], **TRAINING)  # fmt: skip
+    model = model_class(
+        h=horizon,
+        input_size=L,
+        random_seed=seed,
+        loss=MSE(),
+        valid_loss=MSE(),
+        **MODELS[model_name],
+        **TRAINING,
+    )
     started = time.perf_counter()
     forecasts = NeuralForecast(models=[model], freq="h").cross_validation(
         df=frame, val_size=VAL_ROWS, test_size=TEST_ROWS, n_windows=None, step_size=1
@@ -87,15 +113,24 @@ def run_one(model_name: str, horizon: int, seed: int, data_dir: Path) -> dict:
     error = forecasts[model_name].to_numpy() - forecasts["y"].to_numpy()
     windows = forecasts.groupby("unique_id")["cutoff"].nunique()
     return {
-        "dataset": "ETTh1", "peer": f"neuralforecast.{model_name}", "context_length": L,
-        "horizon": horizon, "seed": seed, "mse": float(np.mean(error**2)),
-        "mae": float(np.mean(np.abs(error))), "test_windows_per_channel": int(windows.min()),
-        "scored_rows": len(forecasts), "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-        "settings": MODELS[model_name] | TRAINING, "neuralforecast": nf_version,
-        "torch": torch.__version__, "python": platform.python_version(),
+        "dataset": "ETTh1",
+        "peer": f"neuralforecast.{model_name}",
+        "context_length": L,
+        "horizon": horizon,
+        "seed": seed,
+        "mse": float(np.mean(error**2)),
+        "mae": float(np.mean(np.abs(error))),
+        "test_windows_per_channel": int(windows.min()),
+        "scored_rows": len(forecasts),
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "settings": MODELS[model_name] | TRAINING,
+        "neuralforecast": nf_version,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }  # fmt: skip
+    }
 
 
 def render(path: Path = RESULTS) -> str:
@@ -105,15 +140,19 @@ def render(path: Path = RESULTS) -> str:
     for line in path.read_text().splitlines():
         r = json.loads(line)
         rows.setdefault((r["peer"], r["horizon"]), []).append(r)
-    lines = ["| peer | L | H | MSE | MAE | seeds | train + forecast s | peak RSS MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| peer | L | H | MSE | MAE | seeds | train + forecast s | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     from trellis_ts.benchmark.results import mean_std
 
     for (peer, horizon), runs in sorted(rows.items()):
-        lines.append(f"| {peer} | {L} | {horizon} | {mean_std([r['mse'] for r in runs])} | "
-                     f"{statistics.mean(r['mae'] for r in runs):.4f} | {len(runs)} | "
-                     f"{statistics.mean(r['seconds'] for r in runs):.0f} | "
-                     f"{max(r['peak_rss_mb'] for r in runs):,.0f} |")  # fmt: skip
+        lines.append(
+            f"| {peer} | {L} | {horizon} | {mean_std([r['mse'] for r in runs])} | "
+            f"{statistics.mean(r['mae'] for r in runs):.4f} | {len(runs)} | "
+            f"{statistics.mean(r['seconds'] for r in runs):.0f} | "
+            f"{max(r['peak_rss_mb'] for r in runs):,.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -131,17 +170,28 @@ def main() -> None:
         return
     done = set()
     if RESULTS.is_file():
-        done = {(r["peer"], r["horizon"], r["seed"])
-                for r in map(json.loads, RESULTS.read_text().splitlines())}  # fmt: skip
+        done = {
+            (r["peer"], r["horizon"], r["seed"])
+            for r in map(json.loads, RESULTS.read_text().splitlines())
+        }
     for name in args.models:
         for horizon in args.horizons:
             for seed in args.seeds:
                 if (f"neuralforecast.{name}", horizon, seed) in done:
                     continue
                 print(f"start {name} H={horizon} seed={seed}", flush=True)
-                out = subprocess.run([sys.executable, __file__, "--one", f"{name}:{horizon}:{seed}",
-                                      "--data-dir", str(args.data_dir)], capture_output=True,
-                                     text=True)  # fmt: skip
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        f"{name}:{horizon}:{seed}",
+                        "--data-dir",
+                        str(args.data_dir),
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 if out.returncode:
                     print(out.stderr[-3000:], file=sys.stderr)
                     raise SystemExit(f"{name} H={horizon} seed={seed} failed")

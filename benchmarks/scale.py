@@ -83,11 +83,21 @@ def long_context(
         n_steps=L + horizon + 4 * steps * batch // channels, n_channels=channels
     )
     forecaster = TrellisForecaster(
-        context_length=L, prediction_length=horizon, patch_len=16, patch_stride=8,
-        mixer=mixer, head="pool", chunk_size=chunk_size, batch_size=batch, max_epochs=1,
-        windows_per_epoch=steps * batch, val_fraction=0.0, accelerator="cpu", devices=1,
+        context_length=L,
+        prediction_length=horizon,
+        patch_len=16,
+        patch_stride=8,
+        mixer=mixer,
+        head="pool",
+        chunk_size=chunk_size,
+        batch_size=batch,
+        max_epochs=1,
+        windows_per_epoch=steps * batch,
+        val_fraction=0.0,
+        accelerator="cpu",
+        devices=1,
         verbose=False,
-    )  # fmt: skip
+    )
     timer = _timer()
     base, load = rss_mb(), _load()
     started = time.perf_counter()
@@ -98,14 +108,24 @@ def long_context(
     predict_seconds = time.perf_counter() - started
     assert np.isfinite(forecast.drop(columns="date").to_numpy()).all()
     return {
-        "mixer": mixer, "L": L, "tokens": forecaster.config_.n_patches, "batch": batch,
-        "chunk_size": chunk_size if mixer == "trellis" else "-", "steps": len(timer.steps),
-        "s_per_step": statistics.median(timer.steps[1:]), "s_first_step": timer.steps[0],
-        "s_per_epoch": timer.epochs[0], "fit_s": fit_seconds, "predict_s": predict_seconds,
-        "parameters": forecaster.summary_.parameters, "rss_before_mb": base,
-        "peak_rss_mb": _peak_mb(), "peak_extra_mb": _peak_mb() - base,
-        "load_before": load, "load_after": _load(),
-    }  # fmt: skip
+        "mixer": mixer,
+        "L": L,
+        "tokens": forecaster.config_.n_patches,
+        "batch": batch,
+        "chunk_size": chunk_size if mixer == "trellis" else "-",
+        "steps": len(timer.steps),
+        "s_per_step": statistics.median(timer.steps[1:]),
+        "s_first_step": timer.steps[0],
+        "s_per_epoch": timer.epochs[0],
+        "fit_s": fit_seconds,
+        "predict_s": predict_seconds,
+        "parameters": forecaster.summary_.parameters,
+        "rss_before_mb": base,
+        "peak_rss_mb": _peak_mb(),
+        "peak_extra_mb": _peak_mb() - base,
+        "load_before": load,
+        "load_after": _load(),
+    }
 
 
 def many_series_frame(n_series: int, n_steps: int):
@@ -117,15 +137,25 @@ def many_series_frame(n_series: int, n_steps: int):
 
     values = make_demo_series(n_steps, n_series, seed=0)  # [T, N]
     ids = np.array([f"series_{i:05d}" for i in range(n_series)], dtype=object)
-    return pd.DataFrame({
-        "unique_id": np.repeat(ids, n_steps),
-        "ds": np.tile(pd.date_range("2020-01-01", periods=n_steps, freq="h").values, n_series),
-        "y": values.T.ravel(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat(ids, n_steps),
+            "ds": np.tile(pd.date_range("2020-01-01", periods=n_steps, freq="h").values, n_series),
+            "y": values.T.ravel(),
+        }
+    )
 
 
-def many_series(n_series: int, n_steps: int, windows_per_epoch: int, epochs: int, L: int,
-                horizon: int, batch: int, val_fraction: float) -> dict:  # fmt: skip
+def many_series(
+    n_series: int,
+    n_steps: int,
+    windows_per_epoch: int,
+    epochs: int,
+    L: int,
+    horizon: int,
+    batch: int,
+    val_fraction: float,
+) -> dict:
     """Fit a small model on a long frame with `windows_per_epoch` subsampling, then predict."""
     import numpy as np
 
@@ -136,11 +166,23 @@ def many_series(n_series: int, n_steps: int, windows_per_epoch: int, epochs: int
     frame_rss_mb = rss_mb() - before_frame
     frame_mb = frame.memory_usage(deep=True).sum() / 2**20  # counts shared id strings per row
     forecaster = TrellisForecaster(
-        context_length=L, prediction_length=horizon, patch_len=16, patch_stride=8, d_model=32,
-        n_heads=4, n_layers=1, n_slots=16, head="pool", batch_size=batch, max_epochs=epochs,
-        windows_per_epoch=windows_per_epoch, val_fraction=val_fraction, accelerator="cpu",
-        devices=1, verbose=False,
-    )  # fmt: skip
+        context_length=L,
+        prediction_length=horizon,
+        patch_len=16,
+        patch_stride=8,
+        d_model=32,
+        n_heads=4,
+        n_layers=1,
+        n_slots=16,
+        head="pool",
+        batch_size=batch,
+        max_epochs=epochs,
+        windows_per_epoch=windows_per_epoch,
+        val_fraction=val_fraction,
+        accelerator="cpu",
+        devices=1,
+        verbose=False,
+    )
     timer = _timer()
     base, load = rss_mb(), _load()
     started = time.perf_counter()
@@ -155,17 +197,31 @@ def many_series(n_series: int, n_steps: int, windows_per_epoch: int, epochs: int
     summary = forecaster.summary_
     val_s = statistics.mean(timer.validations or [0.0])  # Lightning validates inside the epoch
     return {
-        "series": n_series, "steps": n_steps, "rows": len(frame), "frame_mb": frame_mb,
+        "series": n_series,
+        "steps": n_steps,
+        "rows": len(frame),
+        "frame_mb": frame_mb,
         "frame_rss_mb": frame_rss_mb,
-        "L": L, "H": horizon, "epochs": summary.epochs, "windows_per_epoch": windows_per_epoch,
-        "batch": batch, "train_windows": summary.train_windows, "val_windows": summary.val_windows,
+        "L": L,
+        "H": horizon,
+        "epochs": summary.epochs,
+        "windows_per_epoch": windows_per_epoch,
+        "batch": batch,
+        "train_windows": summary.train_windows,
+        "val_windows": summary.val_windows,
         "copied_windows_mb": summary.train_windows * (L + horizon) * 4 / 2**20,
-        "fit_s": fit_seconds, "train_epoch_s": statistics.mean(timer.epochs) - val_s,
-        "val_s": val_s, "predict_s": predict_seconds,
-        "parameters": summary.parameters, "rss_before_mb": base, "peak_rss_fit_mb": peak_fit,
-        "peak_rss_mb": _peak_mb(), "peak_extra_mb": _peak_mb() - base,
-        "load_before": load, "load_after": _load(),
-    }  # fmt: skip
+        "fit_s": fit_seconds,
+        "train_epoch_s": statistics.mean(timer.epochs) - val_s,
+        "val_s": val_s,
+        "predict_s": predict_seconds,
+        "parameters": summary.parameters,
+        "rss_before_mb": base,
+        "peak_rss_fit_mb": peak_fit,
+        "peak_rss_mb": _peak_mb(),
+        "peak_extra_mb": _peak_mb() - base,
+        "load_before": load,
+        "load_after": _load(),
+    }
 
 
 def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dict:
@@ -183,10 +239,18 @@ def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dic
     values = (values - values.mean(0)) / values.std(0)
     data = WindowDataset(list(values.T), L, horizon)
     contexts = data.gather(range(windows))["past_target"].numpy()  # [windows, L]
-    config = TrellisConfig(context_length=L, prediction_length=horizon, patch_len=16,
-                           patch_stride=8, mixer=mixer, head="pool")  # fmt: skip
+    config = TrellisConfig(
+        context_length=L,
+        prediction_length=horizon,
+        patch_len=16,
+        patch_stride=8,
+        mixer=mixer,
+        head="pool",
+    )
     pl.seed_everything(0, verbose=False)
-    model = build_model(model_spec(config)).eval()  # untrained: the speed does not depend on the weights
+    model = build_model(
+        model_spec(config)
+    ).eval()  # untrained: the speed does not depend on the weights
     forecast_contexts(model, contexts[:batch], batch_size=batch)  # warm-up
     base, load = rss_mb(), _load()
     started = time.perf_counter()
@@ -194,11 +258,19 @@ def inference(mixer: str, L: int, windows: int, batch: int, horizon: int) -> dic
     seconds = time.perf_counter() - started
     assert out.shape == (windows, horizon)
     return {
-        "mixer": mixer, "L": L, "tokens": config.n_patches, "windows": windows, "batch": batch,
-        "seconds": seconds, "windows_per_s": windows / seconds, "rss_before_mb": base,
-        "peak_rss_mb": _peak_mb(), "peak_extra_mb": _peak_mb() - base,
-        "load_before": load, "load_after": _load(),
-    }  # fmt: skip
+        "mixer": mixer,
+        "L": L,
+        "tokens": config.n_patches,
+        "windows": windows,
+        "batch": batch,
+        "seconds": seconds,
+        "windows_per_s": windows / seconds,
+        "rss_before_mb": base,
+        "peak_rss_mb": _peak_mb(),
+        "peak_extra_mb": _peak_mb() - base,
+        "load_before": load,
+        "load_after": _load(),
+    }
 
 
 MEASURES = {"long-context": long_context, "many-series": many_series, "inference": inference}
@@ -213,8 +285,10 @@ def _fmt(value, digits: int = 2) -> str:
 
 def _table(header: list[tuple[str, str, int]], rows: list[dict]) -> list[str]:
     """Markdown rows from `(title, key, digits)` columns; failed rows show their reason."""
-    lines = ["| " + " | ".join(t for t, _, _ in header) + " |",
-             "|" + "|".join("---:" for _ in header) + "|"]  # fmt: skip
+    lines = [
+        "| " + " | ".join(t for t, _, _ in header) + " |",
+        "|" + "|".join("---:" for _ in header) + "|",
+    ]
     for row in rows:
         cells = [_fmt(row[k], d) if k in row else "" for _, k, d in header]
         if "error" in row:  # the reason goes in the first column it has no value for
@@ -225,40 +299,88 @@ def _table(header: list[tuple[str, str, int]], rows: list[dict]) -> list[str]:
 
 LOAD = [("load before", "load_before", 2), ("load after", "load_after", 2)]
 TABLES = {
-    "long-context": [("L", "L", 0), ("tokens", "tokens", 0), ("mixer", "mixer", 0),
-                     ("batch", "batch", 0), ("chunk", "chunk_size", 0),
-                     ("s / step", "s_per_step", 3), ("s / epoch", "s_per_epoch", 1),
-                     ("fit s", "fit_s", 1), ("predict s", "predict_s", 2),
-                     ("peak RSS MB", "peak_rss_mb", 0), ("peak extra MB", "peak_extra_mb", 0),
-                     ("params", "parameters", 0), *LOAD],
-    "many-series": [("series", "series", 0), ("steps", "steps", 0), ("rows", "rows", 0),
-                    ("frame MB (deep)", "frame_mb", 0), ("frame RSS MB", "frame_rss_mb", 0),
-                    ("train windows", "train_windows", 0),
-                    ("val windows", "val_windows", 0), ("epochs", "epochs", 0),
-                    ("fit s", "fit_s", 1), ("train s / epoch", "train_epoch_s", 1),
-                    ("validation s / epoch", "val_s", 1), ("predict s", "predict_s", 2),
-                    ("peak RSS MB", "peak_rss_mb", 0), ("peak extra MB", "peak_extra_mb", 0),
-                    ("copied windows would be MB", "copied_windows_mb", 0), *LOAD],
-    "inference": [("L", "L", 0), ("tokens", "tokens", 0), ("mixer", "mixer", 0),
-                  ("windows", "windows", 0), ("batch", "batch", 0), ("s", "seconds", 2),
-                  ("windows / s", "windows_per_s", 0), ("peak extra MB", "peak_extra_mb", 0),
-                  *LOAD],
-}  # fmt: skip
+    "long-context": [
+        ("L", "L", 0),
+        ("tokens", "tokens", 0),
+        ("mixer", "mixer", 0),
+        ("batch", "batch", 0),
+        ("chunk", "chunk_size", 0),
+        ("s / step", "s_per_step", 3),
+        ("s / epoch", "s_per_epoch", 1),
+        ("fit s", "fit_s", 1),
+        ("predict s", "predict_s", 2),
+        ("peak RSS MB", "peak_rss_mb", 0),
+        ("peak extra MB", "peak_extra_mb", 0),
+        ("params", "parameters", 0),
+        *LOAD,
+    ],
+    "many-series": [
+        ("series", "series", 0),
+        ("steps", "steps", 0),
+        ("rows", "rows", 0),
+        ("frame MB (deep)", "frame_mb", 0),
+        ("frame RSS MB", "frame_rss_mb", 0),
+        ("train windows", "train_windows", 0),
+        ("val windows", "val_windows", 0),
+        ("epochs", "epochs", 0),
+        ("fit s", "fit_s", 1),
+        ("train s / epoch", "train_epoch_s", 1),
+        ("validation s / epoch", "val_s", 1),
+        ("predict s", "predict_s", 2),
+        ("peak RSS MB", "peak_rss_mb", 0),
+        ("peak extra MB", "peak_extra_mb", 0),
+        ("copied windows would be MB", "copied_windows_mb", 0),
+        *LOAD,
+    ],
+    "inference": [
+        ("L", "L", 0),
+        ("tokens", "tokens", 0),
+        ("mixer", "mixer", 0),
+        ("windows", "windows", 0),
+        ("batch", "batch", 0),
+        ("s", "seconds", 2),
+        ("windows / s", "windows_per_s", 0),
+        ("peak extra MB", "peak_extra_mb", 0),
+        *LOAD,
+    ],
+}
 
 
 # ---------------------------------------------------------------------------- driver
 def _jobs(args) -> list[dict]:
     if args.command == "long-context":
-        return [dict(mixer=m, L=L, batch=args.batch_size, steps=args.steps,
-                     channels=args.channels, horizon=args.horizon, chunk_size=args.chunk_size)
-                for L in args.lengths for m in args.mixers]  # fmt: skip
+        return [
+            dict(
+                mixer=m,
+                L=L,
+                batch=args.batch_size,
+                steps=args.steps,
+                channels=args.channels,
+                horizon=args.horizon,
+                chunk_size=args.chunk_size,
+            )
+            for L in args.lengths
+            for m in args.mixers
+        ]
     if args.command == "many-series":
-        return [dict(n_series=args.series, n_steps=args.steps, L=args.context_length,
-                     windows_per_epoch=args.windows_per_epoch, epochs=args.epochs,
-                     horizon=args.horizon, batch=args.batch_size, val_fraction=vf)
-                for vf in args.val_fractions]  # fmt: skip
-    return [dict(mixer=m, L=L, windows=args.windows, batch=args.batch_size, horizon=args.horizon)
-            for L in args.lengths for m in args.mixers]  # fmt: skip
+        return [
+            dict(
+                n_series=args.series,
+                n_steps=args.steps,
+                L=args.context_length,
+                windows_per_epoch=args.windows_per_epoch,
+                epochs=args.epochs,
+                horizon=args.horizon,
+                batch=args.batch_size,
+                val_fraction=vf,
+            )
+            for vf in args.val_fractions
+        ]
+    return [
+        dict(mixer=m, L=L, windows=args.windows, batch=args.batch_size, horizon=args.horizon)
+        for L in args.lengths
+        for m in args.mixers
+    ]
 
 
 def _run_one(command: str, job: dict, timeout: float) -> dict:
@@ -320,13 +442,20 @@ def main() -> None:
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     meta = {
         "command": " ".join(["python", "benchmarks/scale.py", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpus": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "1 (default)"),
-        "python": platform.python_version(), "torch": torch.__version__,
-    }  # fmt: skip
-    text = "\n".join([f"`{meta['command']}` ({meta['date']}, {meta['cpus']} CPUs, "
-                      f"OMP_NUM_THREADS={meta['omp_num_threads']}, torch {meta['torch']})", "",
-                      *_table(TABLES[args.command], rows)])  # fmt: skip
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    text = "\n".join(
+        [
+            f"`{meta['command']}` ({meta['date']}, {meta['cpus']} CPUs, "
+            f"OMP_NUM_THREADS={meta['omp_num_threads']}, torch {meta['torch']})",
+            "",
+            *_table(TABLES[args.command], rows),
+        ]
+    )
     print(text)
     if not args.no_write:
         stem = args.name or "scale_" + args.command.replace("-", "_")

@@ -95,9 +95,9 @@ ATTENTION_GRID: list[dict[str, Any]] = [
     ENCODER_SMALL | {"batch_size": 256, "learning_rate": 1e-3},
     ENCODER_SMALL | {"batch_size": 256, "learning_rate": 3e-4},
     ENCODER_SMALL | {"batch_size": 256, "learning_rate": 1e-3, "linear_path": True},
-    ENCODER_SMALL | {"batch_size": 256, "learning_rate": 1e-3, "linear_path": True,
-                     "ema_decay": 0.99},
-]  # fmt: skip
+    ENCODER_SMALL
+    | {"batch_size": 256, "learning_rate": 1e-3, "linear_path": True, "ema_decay": 0.99},
+]
 RECIPE: dict[str, list[dict[str, Any]]] = {"dlinear": DLINEAR_GRID, "attention": ATTENTION_GRID}
 # The Trellis encoder, with the linear path beside it: the exact phi=identity form (no bound
 # on gamma) at two sizes, with the averaged weights, and the paper's stale silu form.
@@ -112,9 +112,19 @@ TRELLIS_GRID: list[dict[str, Any]] = [
     TRELLIS_SMALL,
     TRELLIS_SMALL | {"ema_decay": 0.99},
     TRELLIS_SMALL | {"phi": "silu", "chunk_size": 16},  # the paper's stale-gradient form
-    PATCH | {"d_model": 32, "n_layers": 2, "n_heads": 2, "n_slots": 32, "ffn_mult": 4.0,
-             "dropout": 0.2, "batch_size": 256, "learning_rate": 5e-4, "linear_path": True},
-]  # fmt: skip
+    PATCH
+    | {
+        "d_model": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "n_slots": 32,
+        "ffn_mult": 4.0,
+        "dropout": 0.2,
+        "batch_size": 256,
+        "learning_rate": 5e-4,
+        "linear_path": True,
+    },
+]
 SEARCH: dict[str, list[dict[str, Any]]] = {"trellis": TRELLIS_GRID}
 
 # One choice of the chosen Trellis settings changed at a time (the first row is the reference).
@@ -150,15 +160,22 @@ def budget(dataset: str, model: str) -> dict[str, Any]:
 
 
 def _grid_jobs(grids: dict[str, list[dict[str, Any]]], datasets, seeds) -> list[dict[str, Any]]:
-    return [job(dataset, model, budget(dataset, model) | candidate, L, H, seed, SEARCH_FILE, True)
-            for dataset in datasets for model, grid in grids.items() for candidate in grid
-            for L in (SEARCH_LOOKBACK,) for H in SEARCH_HORIZONS for seed in seeds]  # fmt: skip
+    return [
+        job(dataset, model, budget(dataset, model) | candidate, L, H, seed, SEARCH_FILE, True)
+        for dataset in datasets
+        for model, grid in grids.items()
+        for candidate in grid
+        for L in (SEARCH_LOOKBACK,)
+        for H in SEARCH_HORIZONS
+        for seed in seeds
+    ]
 
 
 def recipe_jobs(datasets) -> list[dict[str, Any]]:
     # DLinear is cheap: three seeds show each recipe's spread; the encoders run seed 0.
-    return (_grid_jobs({"dlinear": DLINEAR_GRID}, datasets, seeds=(0, 1, 2))
-            + _grid_jobs({"attention": ATTENTION_GRID}, datasets, seeds=(0,)))  # fmt: skip
+    return _grid_jobs({"dlinear": DLINEAR_GRID}, datasets, seeds=(0, 1, 2)) + _grid_jobs(
+        {"attention": ATTENTION_GRID}, datasets, seeds=(0,)
+    )
 
 
 def search_jobs(datasets) -> list[dict[str, Any]]:
@@ -178,9 +195,11 @@ def candidate_scores(dataset: str, model: str, grid: list[dict[str, Any]], L: in
     """Per candidate with runs: (mean validation loss over the searched horizons and seeds, the
     largest seed spread of a horizon, the candidate, its runs, {horizon: mean}, complete), where
     `complete` says every searched horizon has a run. A run recorded twice counts once."""
-    records = [r for r in _validation_results(SEARCH_FILE, "a search file must not")
-               if r["dataset"] == dataset and r["model"] == model
-               and r["context_length"] == L]  # fmt: skip
+    records = [
+        r
+        for r in _validation_results(SEARCH_FILE, "a search file must not")
+        if r["dataset"] == dataset and r["model"] == model and r["context_length"] == L
+    ]
     rows = []
     for candidate in grid:
         key = settings_key(model, budget(dataset, model) | candidate)
@@ -221,14 +240,17 @@ def select(datasets) -> None:
                 _write_chosen(dataset, model, budget(dataset, model) | best[2])
             for mean, spread, candidate, runs, per_h, complete in rows:
                 text = ", ".join(f"{k}={v}" for k, v in candidate.items())
-                cells = " | ".join(f"{per_h[h]:.4f}" if h in per_h else "not run"
-                                   for h in SEARCH_HORIZONS)  # fmt: skip
+                cells = " | ".join(
+                    f"{per_h[h]:.4f}" if h in per_h else "not run" for h in SEARCH_HORIZONS
+                )
                 epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs[:6])
                 mark = "**yes**" if best is not None and candidate is best[2] else ""
-                lines.append(f"| {dataset} | {model} | {text} | {cells} | "
-                             f"{f'{mean:.4f}' if complete else '-'} | "
-                             f"{'-' if spread is None else f'{spread:.4f}'} | "
-                             f"{epochs} | {mark or ('' if done else 'grid incomplete')} |")  # fmt: skip
+                lines.append(
+                    f"| {dataset} | {model} | {text} | {cells} | "
+                    f"{f'{mean:.4f}' if complete else '-'} | "
+                    f"{'-' if spread is None else f'{spread:.4f}'} | "
+                    f"{epochs} | {mark or ('' if done else 'grid incomplete')} |"
+                )
         if dataset in datasets and not searched:
             _adopt(dataset, "ETTh1")
     (RESULTS / "study_search.md").write_text("\n".join(lines) + "\n")
@@ -265,11 +287,15 @@ def lookback_jobs(datasets) -> list[dict[str, Any]]:
     the choice of each model's long lookback (Weather: the long lookbacks only). A run the
     search already made (the chosen candidate itself, seed 0) is not asked again."""
     recorded = {run_key(r) for r in lookback_records()}
-    jobs = [job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
-            for dataset in datasets for model in MODELS
-            for L in sorted({96, *LONG_LOOKBACKS[dataset]} if dataset == "ETTh1"
-                            else LONG_LOOKBACKS[dataset])[::-1]
-            for H in SEARCH_HORIZONS]  # fmt: skip
+    jobs = [
+        job(dataset, model, chosen(dataset, model), L, H, 0, LOOKBACK_FILE, True)
+        for dataset in datasets
+        for model in MODELS
+        for L in sorted(
+            {96, *LONG_LOOKBACKS[dataset]} if dataset == "ETTh1" else LONG_LOOKBACKS[dataset]
+        )[::-1]
+        for H in SEARCH_HORIZONS
+    ]
     return [job for job in jobs if run_key(job) not in recorded]
 
 
@@ -286,12 +312,19 @@ def _chosen_runs(path: Path, mark: str, keep) -> list[dict[str, Any]]:
     as its own instead of making the same run again."""
     if not path.is_file():
         return []
-    chosen_keys = {(dataset, model): settings_key(model, chosen(dataset, model))
-                   for dataset in DATASETS for model in MODELS
-                   if config_path(dataset, model).is_file()}  # fmt: skip
-    return [r | {mark: True} for r in read_results(path)
-            if r["horizon"] in SEARCH_HORIZONS and keep(r)
-            and canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))]  # fmt: skip
+    chosen_keys = {
+        (dataset, model): settings_key(model, chosen(dataset, model))
+        for dataset in DATASETS
+        for model in MODELS
+        if config_path(dataset, model).is_file()
+    }
+    return [
+        r | {mark: True}
+        for r in read_results(path)
+        if r["horizon"] in SEARCH_HORIZONS
+        and keep(r)
+        and canonical(r["config"]) == chosen_keys.get((r["dataset"], r["model"]))
+    ]
 
 
 def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], int]:
@@ -306,14 +339,21 @@ def best_lookbacks(datasets, fixed: int | None = None) -> dict[tuple[str, str], 
             key = settings_key(model, chosen(dataset, model))
             losses = {}
             for L in LONG_LOOKBACKS[dataset]:
-                runs = [r["best_val_loss"] for r in records if r["dataset"] == dataset
-                        and r["model"] == model and canonical(r["config"]) == key
-                        and r["context_length"] == L]  # fmt: skip
+                runs = [
+                    r["best_val_loss"]
+                    for r in records
+                    if r["dataset"] == dataset
+                    and r["model"] == model
+                    and canonical(r["config"]) == key
+                    and r["context_length"] == L
+                ]
                 if len(runs) == len(SEARCH_HORIZONS):
                     losses[L] = statistics.mean(runs)
             if len(losses) < len(LONG_LOOKBACKS[dataset]):
-                raise SystemExit(f"{dataset} {model}: the lookback runs are not all recorded in "
-                                 f"{LOOKBACK_FILE}; run the lookback phase first")  # fmt: skip
+                raise SystemExit(
+                    f"{dataset} {model}: the lookback runs are not all recorded in "
+                    f"{LOOKBACK_FILE}; run the lookback phase first"
+                )
             best[(dataset, model)] = min(losses, key=losses.get)
     return best
 
@@ -323,8 +363,10 @@ def lookback_table() -> str:
     the long lookback chosen once all are recorded) and the epochs run (best) per horizon."""
     records = lookback_records()
     heads = " | ".join(f"val loss H={H}" for H in SEARCH_HORIZONS)
-    lines = [f"| dataset | model | L | tokens | {heads} | mean | epochs (best) | s / epoch |",
-             "|---|---|---:|---:|" + "---:|" * (len(SEARCH_HORIZONS) + 1) + "---|---:|"]  # fmt: skip
+    lines = [
+        f"| dataset | model | L | tokens | {heads} | mean | epochs (best) | s / epoch |",
+        "|---|---|---:|---:|" + "---:|" * (len(SEARCH_HORIZONS) + 1) + "---|---:|",
+    ]
     keys = sorted({(r["dataset"], r["model"], r["context_length"]) for r in records})
     choice = {}  # (dataset, model) → its chosen long lookback, once all are recorded
     for dataset in sorted({key[0] for key in keys}):
@@ -332,8 +374,11 @@ def lookback_table() -> str:
         with contextlib.suppress(SystemExit):
             choice |= best_lookbacks([dataset])
     for dataset, model, L in keys:
-        runs = {r["horizon"]: r for r in records if (r["dataset"], r["model"], r["context_length"])
-                == (dataset, model, L)}  # fmt: skip
+        runs = {
+            r["horizon"]: r
+            for r in records
+            if (r["dataset"], r["model"], r["context_length"]) == (dataset, model, L)
+        }
         c = next(iter(runs.values()))["config"]
         tokens = (L - c["patch_len"]) // c["patch_stride"] + 2 if model != "dlinear" else "-"
         cells = [f"{runs[H]['best_val_loss']:.4f}" if H in runs else "" for H in SEARCH_HORIZONS]
@@ -342,13 +387,17 @@ def lookback_table() -> str:
             mean = f"{statistics.mean(r['best_val_loss'] for r in runs.values()):.4f}"
             if choice.get((dataset, model)) == L:
                 mean = f"**{mean}**"
-        epochs = ", ".join(f"{runs[H]['epochs']} ({runs[H]['best_epoch']})"
-                           for H in SEARCH_HORIZONS if H in runs)  # fmt: skip
+        epochs = ", ".join(
+            f"{runs[H]['epochs']} ({runs[H]['best_epoch']})" for H in SEARCH_HORIZONS if H in runs
+        )
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs.values())
         # The searched runs shared the machine differently: their time is marked, not compared.
         searched = " (search)" if any(r.get("searched") for r in runs.values()) else ""
-        lines.append(f"| {dataset} | {model} | {L} | {tokens} | " + " | ".join(cells)
-                     + f" | {mean} | {epochs} | {per_epoch:.1f}{searched} |")  # fmt: skip
+        lines.append(
+            f"| {dataset} | {model} | {L} | {tokens} | "
+            + " | ".join(cells)
+            + f" | {mean} | {epochs} | {per_epoch:.1f}{searched} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -359,10 +408,15 @@ def final_jobs(datasets, long_lookback=None, lookbacks=None, seeds=(0, 1, 2)):
     part-way leaves rows that compare the models on the same seeds."""
     long = {} if lookbacks else best_lookbacks(datasets, long_lookback)
     order = lookbacks or ("long", 96)
-    return [job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
-            for dataset in datasets for which in order for seed in seeds for model in MODELS
-            for L in [long[(dataset, model)] if which == "long" else which]
-            for H in HORIZONS[::-1]]  # fmt: skip
+    return [
+        job(dataset, model, chosen(dataset, model), L, H, seed, HEADLINE)
+        for dataset in datasets
+        for which in order
+        for seed in seeds
+        for model in MODELS
+        for L in [long[(dataset, model)] if which == "long" else which]
+        for H in HORIZONS[::-1]
+    ]
 
 
 def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str, Any]]:
@@ -373,24 +427,37 @@ def ablation_jobs(datasets, long_lookback=None, lookbacks=None) -> list[dict[str
     base = chosen("ETTh1", "trellis")
     L = (lookbacks or [best_lookbacks(["ETTh1"], long_lookback)[("ETTh1", "trellis")]])[0]
     recorded = {run_key(r) for r in _reference_runs(L)}
-    jobs = [job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
-            for change in ABLATIONS.values() for H in SEARCH_HORIZONS
-            for seed in (0, 1, 2)]  # fmt: skip
+    jobs = [
+        job("ETTh1", "trellis", base | change, L, H, seed, ABLATION_FILE)
+        for change in ABLATIONS.values()
+        for H in SEARCH_HORIZONS
+        for seed in (0, 1, 2)
+    ]
     return [job for job in jobs if run_key(job) not in recorded]
 
 
 def _reference_runs(L: int) -> list[dict[str, Any]]:
     """The final table's test runs of the chosen Trellis settings on ETTh1 at L, seeds 0-2 (the
     ablations' reference row; marked ``final``)."""
-    return _chosen_runs(HEADLINE, "final", lambda r: (r["dataset"], r["model"], r["context_length"])
-                        == ("ETTh1", "trellis", L) and r.get("features", "M") == "M"
-                        and r["seed"] in (0, 1, 2) and r.get("mse") is not None)  # fmt: skip
+    return _chosen_runs(
+        HEADLINE,
+        "final",
+        lambda r: (
+            (r["dataset"], r["model"], r["context_length"]) == ("ETTh1", "trellis", L)
+            and r.get("features", "M") == "M"
+            and r["seed"] in (0, 1, 2)
+            and r.get("mse") is not None
+        ),
+    )
 
 
 def ablation_records(L: int) -> list[dict[str, Any]]:
     """The ablations' runs at lookback L: their own file's and the reference row's."""
-    records = [r for r in read_results(ABLATION_FILE) if r["context_length"] == L] \
-        if ABLATION_FILE.is_file() else []  # fmt: skip
+    records = (
+        [r for r in read_results(ABLATION_FILE) if r["context_length"] == L]
+        if ABLATION_FILE.is_file()
+        else []
+    )
     return records + _reference_runs(L)
 
 
@@ -409,14 +476,18 @@ def ablation_table() -> str:
     own = read_results(ABLATION_FILE)
     lookbacks = {r["context_length"] for r in own}
     if len(lookbacks) != 1:
-        raise SystemExit(f"{ABLATION_FILE} holds runs at lookbacks {sorted(lookbacks)}; "
-                         "the ablations run at one")  # fmt: skip
+        raise SystemExit(
+            f"{ABLATION_FILE} holds runs at lookbacks {sorted(lookbacks)}; the ablations run at one"
+        )
     base = chosen("ETTh1", "trellis")
     records = own + _reference_runs(lookbacks.pop())
     horizons = " / ".join(map(str, SEARCH_HORIZONS))
-    lines = ["| variant | " + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
-             + f" | validation loss (H={horizons}) | best epochs (H={horizons}) | s / epoch |",
-             "|---|" + "---:|" * (len(SEARCH_HORIZONS) + 3)]  # fmt: skip
+    lines = [
+        "| variant | "
+        + " | ".join(f"H={H} MSE (mean ± std, 3 seeds)" for H in SEARCH_HORIZONS)
+        + f" | validation loss (H={horizons}) | best epochs (H={horizons}) | s / epoch |",
+        "|---|" + "---:|" * (len(SEARCH_HORIZONS) + 3),
+    ]
     for name, change in ABLATIONS.items():
         key = settings_key("trellis", base | change)
         runs = [r for r in records if canonical(r["config"]) == key]
@@ -425,8 +496,12 @@ def ablation_table() -> str:
         by_h = {H: [r for r in runs if r["horizon"] == H] for H in SEARCH_HORIZONS}
         cells = [mean_std([r["mse"] for r in by_h[H]]) for H in SEARCH_HORIZONS]
         # What a choice would be made on: the mean validation loss over the seeds.
-        cells.append(" / ".join(f"{statistics.mean(r['best_val_loss'] for r in by_h[H]):.4f}"
-                                for H in SEARCH_HORIZONS))  # fmt: skip
+        cells.append(
+            " / ".join(
+                f"{statistics.mean(r['best_val_loss'] for r in by_h[H]):.4f}"
+                for H in SEARCH_HORIZONS
+            )
+        )
         # The epoch each run restored, lowest-highest over the seeds: an early best says overfit.
         best = [_span([r["best_epoch"] for r in by_h[H]]) for H in SEARCH_HORIZONS]
         cells.append(" / ".join(best))
@@ -441,11 +516,23 @@ def ablation_table() -> str:
 def longer_budget_jobs(datasets) -> list[dict[str, Any]]:
     """Each model's chosen settings with LONGER_BUDGET's epochs, on validation (seed 0); the
     shorter budget's runs are the final table's (their validation loss is recorded there)."""
-    return [job(dataset, model, chosen(dataset, model) | LONGER_BUDGET[dataset], L, H, 0,
-                BUDGET_FILE, True)
-            for dataset in datasets if dataset in LONGER_BUDGET
-            for L in LONGER_BUDGET_LOOKBACKS for model in MODELS
-            for H in SEARCH_HORIZONS]  # fmt: skip
+    return [
+        job(
+            dataset,
+            model,
+            chosen(dataset, model) | LONGER_BUDGET[dataset],
+            L,
+            H,
+            0,
+            BUDGET_FILE,
+            True,
+        )
+        for dataset in datasets
+        if dataset in LONGER_BUDGET
+        for L in LONGER_BUDGET_LOOKBACKS
+        for model in MODELS
+        for H in SEARCH_HORIZONS
+    ]
 
 
 def budget_table() -> str:
@@ -454,11 +541,16 @@ def budget_table() -> str:
     it change the order of the models?"""
     longer = _validation_results(BUDGET_FILE, "the budget phase runs on validation")
     pairs = {(r["dataset"], r["model"], r["context_length"]) for r in longer}
-    reference = _chosen_runs(HEADLINE, "final", lambda r: r["seed"] == 0
-                             and (r["dataset"], r["model"], r["context_length"]) in pairs)  # fmt: skip
+    reference = _chosen_runs(
+        HEADLINE,
+        "final",
+        lambda r: r["seed"] == 0 and (r["dataset"], r["model"], r["context_length"]) in pairs,
+    )
     heads = " | ".join(f"H={H}" for H in SEARCH_HORIZONS)
-    lines = [f"| dataset | model | L | max epochs | {heads} | mean | epochs (best) | minutes |",
-             "|---|---|---:|---:|" + "---:|" * (len(SEARCH_HORIZONS) + 1) + "---|---:|"]  # fmt: skip
+    lines = [
+        f"| dataset | model | L | max epochs | {heads} | mean | epochs (best) | minutes |",
+        "|---|---|---:|---:|" + "---:|" * (len(SEARCH_HORIZONS) + 1) + "---|---:|",
+    ]
     groups: dict[tuple, dict[int, dict[str, Any]]] = {}
     for r in reference + [r for r in longer if r["seed"] == 0]:
         key = (r["dataset"], r["model"], r["context_length"], r["config"]["max_epochs"])
@@ -467,13 +559,20 @@ def budget_table() -> str:
     for key in sorted(groups, key=lambda k: (k[0], k[2], order[k[1]], k[3])):
         runs = groups[key]
         cells = [f"{runs[H]['best_val_loss']:.4f}" if H in runs else "" for H in SEARCH_HORIZONS]
-        mean = (f"{statistics.mean(runs[H]['best_val_loss'] for H in SEARCH_HORIZONS):.4f}"
-                if set(runs) >= set(SEARCH_HORIZONS) else "")  # fmt: skip
-        epochs = ", ".join(f"{runs[H]['epochs']} ({runs[H]['best_epoch']})"
-                           for H in SEARCH_HORIZONS if H in runs)  # fmt: skip
+        mean = (
+            f"{statistics.mean(runs[H]['best_val_loss'] for H in SEARCH_HORIZONS):.4f}"
+            if set(runs) >= set(SEARCH_HORIZONS)
+            else ""
+        )
+        epochs = ", ".join(
+            f"{runs[H]['epochs']} ({runs[H]['best_epoch']})" for H in SEARCH_HORIZONS if H in runs
+        )
         minutes = sum(r["train_seconds"] for r in runs.values()) / 60
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cells)
-                     + f" | {mean} | {epochs} | {minutes:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | "
+            + " | ".join(cells)
+            + f" | {mean} | {epochs} | {minutes:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -483,9 +582,20 @@ def horizon_jobs(datasets) -> list[dict[str, Any]]:
     if "ETTh1" not in datasets:
         return []
     L = best_lookbacks(["ETTh1"])[("ETTh1", "trellis")]
-    return [job("ETTh1", "trellis", chosen("ETTh1", "trellis") | change, L, LONG_H, seed,
-                HORIZON_FILE, True)
-            for seed in (0, 1, 2) for change in LONG_H_CHANGES.values()]  # fmt: skip
+    return [
+        job(
+            "ETTh1",
+            "trellis",
+            chosen("ETTh1", "trellis") | change,
+            L,
+            LONG_H,
+            seed,
+            HORIZON_FILE,
+            True,
+        )
+        for seed in (0, 1, 2)
+        for change in LONG_H_CHANGES.values()
+    ]
 
 
 def horizon_table() -> str:
@@ -496,17 +606,27 @@ def horizon_table() -> str:
     L = own[0]["context_length"] if own else None
     rows: list[tuple[str, list[dict[str, Any]]]] = []
     for model in ("trellis", "attention"):
-        final = _chosen_runs(HEADLINE, "final", lambda r, m=model: r["seed"] in (0, 1, 2)
-                             and (r["dataset"], r["model"], r["context_length"], r["horizon"])
-                             == ("ETTh1", m, L, LONG_H))  # fmt: skip
-        rows.append((f"chosen {'Trellis' if model == 'trellis' else 'attention'} (final runs)",
-                     final))  # fmt: skip
+        final = _chosen_runs(
+            HEADLINE,
+            "final",
+            lambda r, m=model: (
+                r["seed"] in (0, 1, 2)
+                and (r["dataset"], r["model"], r["context_length"], r["horizon"])
+                == ("ETTh1", m, L, LONG_H)
+            ),
+        )
+        rows.append(
+            (f"chosen {'Trellis' if model == 'trellis' else 'attention'} (final runs)", final)
+        )
     base = chosen("ETTh1", "trellis")
     for name, change in LONG_H_CHANGES.items():
         key = settings_key("trellis", base | change)
         rows.append((name, [r for r in own if canonical(r["config"]) == key]))
-    lines = [f"| Trellis at L = {L}, H = {LONG_H} | validation loss (mean ± std) | seeds "
-             "| epochs (best) | s / epoch |", "|---|---:|---:|---|---:|"]  # fmt: skip
+    lines = [
+        f"| Trellis at L = {L}, H = {LONG_H} | validation loss (mean ± std) | seeds "
+        "| epochs (best) | s / epoch |",
+        "|---|---:|---:|---|---:|",
+    ]
     stats = {}
     for name, runs in rows:
         if not runs:
@@ -518,18 +638,23 @@ def horizon_table() -> str:
             len(losses),
         )
         per_epoch = statistics.mean(r["train_seconds"] / max(r["epochs"], 1) for r in runs)
-        lines.append(f"| {name} | {mean_std(losses)} | {len(runs)} | "
-                     f"{_span([r['epochs'] for r in runs])} "
-                     f"({_span([r['best_epoch'] for r in runs])}) | {per_epoch:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {mean_std(losses)} | {len(runs)} | "
+            f"{_span([r['epochs'] for r in runs])} "
+            f"({_span([r['best_epoch'] for r in runs])}) | {per_epoch:.1f} |"
+        )
     reference = stats.get(rows[0][0])
     changes = {n: v for n, v in stats.items() if n in LONG_H_CHANGES and v[2] == 3}
     if reference and len(changes) == len(LONG_H_CHANGES):
         name, (mean, std, _) = min(changes.items(), key=lambda item: item[1][0])
         margin = 2 * max(std, reference[1])
-        verdict = (f"adopted at H = {LONG_H}: **{name}** ({mean:.4f} against {reference[0]:.4f}, "
-                   f"more than {margin:.4f} lower)" if reference[0] - mean > margin else
-                   f"none adopted: the lowest, {name} ({mean:.4f}), is not below the reference "
-                   f"({reference[0]:.4f}) by more than {margin:.4f}")  # fmt: skip
+        verdict = (
+            f"adopted at H = {LONG_H}: **{name}** ({mean:.4f} against {reference[0]:.4f}, "
+            f"more than {margin:.4f} lower)"
+            if reference[0] - mean > margin
+            else f"none adopted: the lowest, {name} ({mean:.4f}), is not below the reference "
+            f"({reference[0]:.4f}) by more than {margin:.4f}"
+        )
         lines += ["", f"Rule (twice the larger seed std): {verdict}."]
     return "\n".join(lines) + "\n"
 
@@ -542,8 +667,11 @@ def summary_table() -> str:
     4-horizon average (mean ± std of each seed's average), and the minutes of all its runs (one
     core each: training and scoring); the peers' rows (`peers.py`) beside ours."""
     # Rows as `render_table`'s; a seed run again counts once, the later run.
-    latest = {(*row_key(r), r["horizon"], r["seed"]): r
-              for r in read_results(HEADLINE) if r.get("mse") is not None}  # fmt: skip
+    latest = {
+        (*row_key(r), r["horizon"], r["seed"]): r
+        for r in read_results(HEADLINE)
+        if r.get("mse") is not None
+    }
     groups: dict[tuple, dict[int, dict[int, float]]] = {}
     minutes: dict[tuple, float] = {}
     for (*key, H, seed), r in latest.items():
@@ -556,20 +684,30 @@ def summary_table() -> str:
             groups.setdefault(key, {}).setdefault(r["horizon"], {})[r["seed"]] = r["mse"]
             minutes[key] = minutes.get(key, 0.0) + r["seconds"] / 60
     heads = " | ".join(f"H={H}" for H in HORIZONS)
-    lines = [f"| dataset | model | config | L | {heads} | avg | seeds | minutes of all runs |",
-             "|---|---|---|---:|" + "---:|" * (len(HORIZONS) + 3)]  # fmt: skip
+    lines = [
+        f"| dataset | model | config | L | {heads} | avg | seeds | minutes of all runs |",
+        "|---|---|---|---:|" + "---:|" * (len(HORIZONS) + 3),
+    ]
     order = {model: i for i, model in enumerate(MODELS)}  # ours first, then the peers
-    rows = sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[0][3], order.get(kv[0][1], 9),
-                                                  kv[0][1], kv[0][2]))  # fmt: skip
+    rows = sorted(
+        groups.items(),
+        key=lambda kv: (kv[0][0], -kv[0][3], order.get(kv[0][1], 9), kv[0][1], kv[0][2]),
+    )
     for key, by_h in rows:
         cells = [mean_std(list(by_h[H].values())) if H in by_h else "-" for H in HORIZONS]
         seeds = sorted(set.intersection(*(set(runs) for runs in by_h.values())))
         complete = set(by_h) == set(HORIZONS) and seeds
-        average = (mean_std([statistics.mean(by_h[H][s] for H in HORIZONS) for s in seeds])
-                   if complete else "-")  # fmt: skip
+        average = (
+            mean_std([statistics.mean(by_h[H][s] for H in HORIZONS) for s in seeds])
+            if complete
+            else "-"
+        )
         counts = sorted({len(runs) for runs in by_h.values()})
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cells)
-                     + f" | {average} | {'/'.join(map(str, counts))} | {minutes[key]:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | "
+            + " | ".join(cells)
+            + f" | {average} | {'/'.join(map(str, counts))} | {minutes[key]:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -590,9 +728,22 @@ def write_tables() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phases", nargs="+", metavar="phase",
-                        choices=["recipe", "search", "select", "lookback", "final", "ablations",
-                                 "budget", "horizon", "tables"])  # fmt: skip
+    parser.add_argument(
+        "phases",
+        nargs="+",
+        metavar="phase",
+        choices=[
+            "recipe",
+            "search",
+            "select",
+            "lookback",
+            "final",
+            "ablations",
+            "budget",
+            "horizon",
+            "tables",
+        ],
+    )
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--models", nargs="*", help="restrict the runs to these models")
@@ -627,12 +778,13 @@ def main() -> None:
         "recipe": lambda: recipe_jobs(args.datasets),
         "search": lambda: search_jobs(args.datasets),
         "lookback": lambda: lookback_jobs(args.datasets),
-        "final": lambda: final_jobs(args.datasets, args.long_lookback, args.lookbacks,
-                                    tuple(args.seeds)),
+        "final": lambda: final_jobs(
+            args.datasets, args.long_lookback, args.lookbacks, tuple(args.seeds)
+        ),
         "ablations": lambda: ablation_jobs(args.datasets, args.long_lookback, args.lookbacks),
         "budget": lambda: longer_budget_jobs(args.datasets),
         "horizon": lambda: horizon_jobs(args.datasets),
-    }  # fmt: skip
+    }
     jobs: list[dict[str, Any]] = []
 
     def run_pending() -> None:

@@ -22,11 +22,19 @@ import time
 from pathlib import Path
 
 SIZES = {
-    "tiny": dict(context_length=48, prediction_length=12, patch_len=8, patch_stride=4,
-                 d_model=16, n_heads=2, n_layers=1, n_slots=8),
+    "tiny": dict(
+        context_length=48,
+        prediction_length=12,
+        patch_len=8,
+        patch_stride=4,
+        d_model=16,
+        n_heads=2,
+        n_layers=1,
+        n_slots=8,
+    ),
     "default": dict(context_length=336, prediction_length=96),
     "large": dict(context_length=720, prediction_length=96, d_model=128, n_layers=3),
-}  # fmt: skip
+}
 RESULTS = Path(__file__).resolve().parent / "results" / "threads.jsonl"
 
 
@@ -87,14 +95,30 @@ def main() -> None:
                 for threads in sorted({1, cores}):
                     load = os.getloadavg()[0]
                     done = subprocess.run(
-                        [sys.executable, __file__, "--child", size, str(threads),
-                         "--steps", str(args.steps), "--batch", str(args.batch)],
-                        capture_output=True, text=True, check=True,
+                        [
+                            sys.executable,
+                            __file__,
+                            "--child",
+                            size,
+                            str(threads),
+                            "--steps",
+                            str(args.steps),
+                            "--batch",
+                            str(args.batch),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
                         env=os.environ | {"OMP_NUM_THREADS": str(threads)},
-                    )  # fmt: skip
+                    )
                     row = json.loads(done.stdout.strip().splitlines()[-1])
-                    row |= {"busy_processes": busy, "load_before": round(load, 2), "cores": cores,
-                            "batch": args.batch, "steps": args.steps}  # fmt: skip
+                    row |= {
+                        "busy_processes": busy,
+                        "load_before": round(load, 2),
+                        "cores": cores,
+                        "batch": args.batch,
+                        "steps": args.steps,
+                    }
                     print(json.dumps(row), flush=True)
                     with args.out.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")

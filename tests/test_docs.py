@@ -21,8 +21,11 @@ def test_docs_build_strict_and_readme_is_short(tmp_path):
         )
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert (tmp_path / "site" / "reference" / "forecaster" / "index.html").is_file()
     assert (tmp_path / "site" / "notebooks" / "quickstart" / "index.html").is_file()

@@ -18,9 +18,11 @@ def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv(TINY_SWITCH, "1")  # the kernel inherits the environment
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        notebook, timeout=300, kernel_name="python3",
+        notebook,
+        timeout=300,
+        kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},  # cwd = notebooks/
-    )  # fmt: skip
+    )
     client.execute()
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

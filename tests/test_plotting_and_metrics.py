@@ -20,8 +20,11 @@ def staggered() -> pd.DataFrame:
     parts = []
     for i, start in enumerate(["2021-01-01", "2021-06-01", "2022-01-01"]):
         times = pd.date_range(start, periods=120, freq="h")
-        parts.append(pd.DataFrame({"unique_id": f"s{i}", "ds": times,
-                                   "y": 5 + np.sin(np.arange(120) / 4 + i)}))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {"unique_id": f"s{i}", "ds": times, "y": 5 + np.sin(np.arange(120) / 4 + i)}
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -32,8 +35,10 @@ def _ranges(fig) -> list[tuple[float, float]]:
 def test_each_panel_gets_its_own_range_when_dates_differ():
     panel = to_panel(staggered())
     future = [pd.date_range(ix[-1], periods=5, freq="h")[1:] for ix in panel.index]
-    fc = pd.DataFrame([(f"s{i}", t, 1.0) for i, times in enumerate(future) for t in times],
-                      columns=["unique_id", "ds", "y"])  # fmt: skip
+    fc = pd.DataFrame(
+        [(f"s{i}", t, 1.0) for i, times in enumerate(future) for t in times],
+        columns=["unique_id", "ds", "y"],
+    )
     ranges = _ranges(forecast_figure(panel, fc, context_length=24))
     assert len(set(ranges)) == 3  # before: one shared axis, each series a sliver
     for lo, hi in ranges:
@@ -41,11 +46,17 @@ def test_each_panel_gets_its_own_range_when_dates_differ():
 
 
 def test_series_on_one_grid_share_the_axis():
-    wide = pd.DataFrame({"date": pd.date_range("2021", periods=100, freq="h"),
-                         "a": np.arange(100.0), "b": np.ones(100)})  # fmt: skip
+    wide = pd.DataFrame(
+        {
+            "date": pd.date_range("2021", periods=100, freq="h"),
+            "a": np.arange(100.0),
+            "b": np.ones(100),
+        }
+    )
     panel = to_panel(wide)
-    fc = pd.DataFrame({"date": pd.date_range("2021-01-05 04:00", periods=4, freq="h"),
-                       "a": 1.0, "b": 1.0})  # fmt: skip
+    fc = pd.DataFrame(
+        {"date": pd.date_range("2021-01-05 04:00", periods=4, freq="h"), "a": 1.0, "b": 1.0}
+    )
     assert len(set(_ranges(forecast_figure(panel, fc, context_length=24)))) == 1
 
 
@@ -60,8 +71,27 @@ def test_cli_plot_of_staggered_series(tmp_path, monkeypatch):
     data = tmp_path / "long.csv"
     staggered().to_csv(data, index=False)
     png = tmp_path / "fc.png"
-    ok("forecast", data, "--context-length", "24", "--prediction-length", "6", "--model", "encoder", "--max-epochs",
-       "1", "--d-model", "16", "--n-layers", "1", "-q", "-o", tmp_path / "fc.csv", "--plot", png)  # fmt: skip
+    ok(
+        "forecast",
+        data,
+        "--context-length",
+        "24",
+        "--prediction-length",
+        "6",
+        "--model",
+        "encoder",
+        "--max-epochs",
+        "1",
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "-q",
+        "-o",
+        tmp_path / "fc.csv",
+        "--plot",
+        png,
+    )
     assert png.stat().st_size > 10_000 and len(set(_ranges(figures[0]))) == 3
 
 
@@ -93,9 +123,25 @@ def test_evaluate_warns_when_it_scores_the_fit_data(split):
 def test_cli_evaluate_says_the_score_is_in_sample(tmp_path):
     data = write_wide(tmp_path / "train.csv")
     model_dir = tmp_path / "m"
-    tiny = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
-            "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--max-epochs", "1", "--model", "encoder",
-            "--quiet"]  # fmt: skip
+    tiny = [
+        "--context-length",
+        "24",
+        "--prediction-length",
+        "6",
+        "--patch-len",
+        "8",
+        "--patch-stride",
+        "4",
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "--max-epochs",
+        "1",
+        "--model",
+        "encoder",
+        "--quiet",
+    ]
     ok("fit", data, "--model-dir", model_dir, *tiny)
     result = ok("evaluate", data, "--model-dir", model_dir, "--n-windows", "2")
     warning = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
@@ -112,8 +158,13 @@ def test_date_axis_offset_names_the_dates_shown():
     fig = forecast_figure(panel, fc, context_length=len(times))
     FigureCanvasAgg(fig).draw()
     axis = fig.axes[0].xaxis
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:5] == ["26", "27", "28", "29",
-                                                                         "30"]  # fmt: skip
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:5] == [
+        "26",
+        "27",
+        "28",
+        "29",
+        "30",
+    ]
     assert axis.get_offset_text().get_text() == "2023-Apr"
 
 
@@ -126,8 +177,24 @@ def test_smape_is_in_percent_and_windows_are_counted_per_series(tmp_path):
     assert window_count(pd.Series([1])) == "1 window"
     assert window_count(pd.Series([2, 3])) == "5 windows over 2 series (2-3 each)"
     data = write_wide(tmp_path / "d.csv")
-    ok("fit", data, "--model-dir", tmp_path / "m", "--d-model", "16", "--n-layers", "1",
-       "--n-slots", "8", "--max-epochs", "1", "--context-length", "48",
-       "--prediction-length", "12", "-q")  # fmt: skip
+    ok(
+        "fit",
+        data,
+        "--model-dir",
+        tmp_path / "m",
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "--n-slots",
+        "8",
+        "--max-epochs",
+        "1",
+        "--context-length",
+        "48",
+        "--prediction-length",
+        "12",
+        "-q",
+    )
     table = ok("evaluate", data, "--model-dir", tmp_path / "m", "--n-windows", "3", "-q").stdout
     assert "Rolling-window metrics (3 windows x 3 series)" in table and "smape %" in table

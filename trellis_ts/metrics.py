@@ -8,6 +8,7 @@ from trellis_ts.data.frequency import seasonal_period
 
 __all__ = ["naive_scale", "point_metrics", "quantile_metrics", "seasonal_period"]
 
+
 def naive_scale(history: np.ndarray, season: int) -> float:
     """MASE's denominator: mean absolute seasonal difference of the history (season 1 if too short)."""
     if len(history) <= season:

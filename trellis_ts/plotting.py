@@ -55,14 +55,25 @@ def plot_forecast(
     config = forecaster.config_
     panel = history if isinstance(history, Panel) else forecaster.history_
     if history is not None and not isinstance(history, Panel):
-        panel = to_panel(history, **forecaster.columns_, freq=config.freq,
-                         missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
+        panel = to_panel(
+            history,
+            **forecaster.columns_,
+            freq=config.freq,
+            missing=config.missing,
+            fill_gaps=config.fill_gaps,
+        )
     layout = panel.layout
     first = layout.target_col if layout.format == "long" else (layout.columns or panel.names)[0]
     levels = [q for q in config.quantiles if f"{first}_q{q:g}" in forecast.columns]
     intervals = [lvl for lvl in range(1, 100) if f"{first}_lo{lvl}" in forecast.columns]
-    return forecast_figure(panel, forecast, context_length=config.context_length,
-                           quantiles=levels, intervals=intervals, **kwargs)  # fmt: skip
+    return forecast_figure(
+        panel,
+        forecast,
+        context_length=config.context_length,
+        quantiles=levels,
+        intervals=intervals,
+        **kwargs,
+    )
 
 
 def forecast_figure(
@@ -134,8 +145,9 @@ def backtest_figure(
     shown = min(n_total, max_series)
     shared = _same_dates(history, shown)
     fig, axes, ncols = _grid(shown, shared)
-    levels = sorted(int(c.removeprefix("forecast_lo")) for c in forecasts.columns
-                    if c.startswith("forecast_lo"))  # fmt: skip
+    levels = sorted(
+        int(c.removeprefix("forecast_lo")) for c in forecasts.columns if c.startswith("forecast_lo")
+    )
     drawn, total = 0, 0
     for i, ax in enumerate(axes):
         if i >= shown:
@@ -156,13 +168,19 @@ def backtest_figure(
         start = history.index[i].get_loc(min(chosen)) if chosen else 0
         span = max(len(history.index[i]) - start, 1)
         first = max(0, start - span // 3)
-        ax.plot(history.index[i][first:], history.values[i][first:], color="C0", lw=1.0,
-                label="actual")  # fmt: skip
+        ax.plot(
+            history.index[i][first:], history.values[i][first:], color="C0", lw=1.0, label="actual"
+        )
         for k, (cutoff, w) in enumerate(window_rows.groupby("cutoff", sort=True)):
             times = pd.Index(w["timestamp"])
             _shade_intervals(ax, times, w, "forecast", levels, legend=k == 0)
-            ax.plot(times, w["forecast"].to_numpy(dtype=float), color="C1", lw=1.3,
-                    label="forecast" if k == 0 else None)  # fmt: skip
+            ax.plot(
+                times,
+                w["forecast"].to_numpy(dtype=float),
+                color="C1",
+                lw=1.3,
+                label="forecast" if k == 0 else None,
+            )
             ax.axvline(cutoff, color="0.6", lw=0.8, ls=":")
         _style_panel(ax, history.names[i], bottom=i + ncols >= shown or not shared)
     title = f"Backtest: {drawn} of {total} windows per series shown"
@@ -233,8 +251,9 @@ def _date_formatter(locator):
                 )
                 shown = [v for v in values if low <= v <= high] or list(values)
                 last, first = num2date(values[-1]), num2date(shown[0])
-                fmt = next((f for f in self.offset_formats if f and last.strftime(f) == self.offset),
-                           None)  # fmt: skip
+                fmt = next(
+                    (f for f in self.offset_formats if f and last.strftime(f) == self.offset), None
+                )
                 self.offset = first.strftime(fmt) if fmt else self.offset
             return labels
 
@@ -250,8 +269,15 @@ def _shade_intervals(ax, times, rows: pd.DataFrame, label, levels, *, legend: bo
         low = rows[f"{label}_lo{lvl}"].to_numpy(dtype=float)
         high = rows[f"{label}_hi{lvl}"].to_numpy(dtype=float)
         alpha = 0.15 + 0.2 * k / max(len(levels) - 1, 1)
-        ax.fill_between(times, low, high, color="C1", alpha=alpha, lw=0,
-                        label=f"{lvl}% interval" if legend else None)  # fmt: skip
+        ax.fill_between(
+            times,
+            low,
+            high,
+            color="C1",
+            alpha=alpha,
+            lw=0,
+            label=f"{lvl}% interval" if legend else None,
+        )
 
 
 def save_figure(fig: Figure, path: str | Path, fmt: str | None = None) -> None:
@@ -278,8 +304,11 @@ def _series_rows(history: Panel, forecast: pd.DataFrame, i: int) -> pd.DataFrame
     from trellis_ts.data.io.frames import series_keys
 
     keys = series_keys(forecast, history.layout.id_col)
-    return forecast[np.asarray(keys == history.ids[i]) if not isinstance(keys, pd.MultiIndex)
-                    else np.asarray(keys.isin([history.ids[i]]))]  # fmt: skip
+    return forecast[
+        np.asarray(keys == history.ids[i])
+        if not isinstance(keys, pd.MultiIndex)
+        else np.asarray(keys.isin([history.ids[i]]))
+    ]
 
 
 def _series_forecast(history: Panel, forecast: pd.DataFrame, i: int, levels: list[float]):

@@ -78,8 +78,14 @@ print(json.dumps(texts))
 
 def _cli_help(commands: list[str]) -> dict[str, str]:
     env = dict(os.environ, COLUMNS="100", TERMINAL_WIDTH="100", NO_COLOR="1", TERM="dumb")
-    done = subprocess.run([sys.executable, "-c", _DRIVER, *commands], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _DRIVER, *commands],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"`trellis-ts COMMAND --help` failed:\n{done.stderr}")
     texts = json.loads(done.stdout)

@@ -33,10 +33,16 @@ def _imported(path) -> set[str]:
 def test_a_script_reaches_another_only_through_common_and_never_edits_sys_path(path):
     siblings = {p.stem for p in SCRIPTS} - {path.stem}
     assert _imported(path) & siblings <= {"common"}
-    edits = [node.lineno for node in ast.walk(ast.parse(path.read_text()))
-             if isinstance(node, ast.Attribute) and node.attr in ("insert", "append")
-             and isinstance(node.value, ast.Attribute) and node.value.attr == "path"
-             and isinstance(node.value.value, ast.Name) and node.value.value.id == "sys"]  # fmt: skip
+    edits = [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in ("insert", "append")
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "path"
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id == "sys"
+    ]
     assert not edits, f"{path.name} edits sys.path at line(s) {edits}"
 
 
@@ -64,9 +70,14 @@ def test_a_job_and_the_record_of_its_run_have_one_key(common, tmp_path, monkeypa
     settings = {"learning_rate": 5e-3, "max_epochs": 3}
     job = common.job("ETTh1", "dlinear", settings, 96, 192, 1, tmp_path / "r.jsonl")
     config = resolve_config("dlinear", settings).to_dict()
-    record = {"dataset": "ETTh1", "model": "dlinear", "seed": 1, "context_length": 96,
-              "horizon": 192, "config": config | {"context_length": 96, "prediction_length": 192,
-                                                  "random_state": 1}}  # fmt: skip
+    record = {
+        "dataset": "ETTh1",
+        "model": "dlinear",
+        "seed": 1,
+        "context_length": 96,
+        "horizon": 192,
+        "config": config | {"context_length": 96, "prediction_length": 192, "random_state": 1},
+    }
     assert common.run_key(job) == common.run_key(record)
     assert common.run_key(job) != common.run_key(record | {"features": "S"})
     (tmp_path / "r.jsonl").write_text(json.dumps(record) + "\n")
@@ -85,8 +96,9 @@ def _claim(common, job):
     return claims / (hashlib.sha1(repr(key).encode()).hexdigest()[:16] + ".claim")
 
 
-def test_a_claimed_run_is_skipped_while_its_process_lives_and_taken_over_after(common, tmp_path,
-                                                                              monkeypatch):  # fmt: skip
+def test_a_claimed_run_is_skipped_while_its_process_lives_and_taken_over_after(
+    common, tmp_path, monkeypatch
+):
     job = common.job("ETTh1", "dlinear", {}, 96, 96, 0, tmp_path / "r.jsonl")
     launched = []
 

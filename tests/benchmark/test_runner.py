@@ -24,10 +24,24 @@ from trellis_ts.data import Scaler
 from trellis_ts.errors import ConfigError, DataError
 
 RECORD_FIELDS = {
-    "dataset", "model", "config", "seed", "context_length", "horizon", "mse", "mae",
-    "train_seconds", "peak_rss_mb", "parameters", "epochs", "best_epoch", "versions",
-    "timestamp", "cpu_count", "test_windows",
-}  # fmt: skip
+    "dataset",
+    "model",
+    "config",
+    "seed",
+    "context_length",
+    "horizon",
+    "mse",
+    "mae",
+    "train_seconds",
+    "peak_rss_mb",
+    "parameters",
+    "epochs",
+    "best_epoch",
+    "versions",
+    "timestamp",
+    "cpu_count",
+    "test_windows",
+}
 
 
 def write_csv(path, rows, channels=3, freq="h", seed=0):
@@ -53,8 +67,10 @@ def test_ett_hourly_borders(L, val, test):
 
 def test_ett_minute_borders_are_four_times_the_hourly():
     assert split_borders("ett_minute", 69680, 96) == {
-        "train": (0, 34560), "val": (34560 - 96, 46080), "test": (46080 - 96, 57600)
-    }  # fmt: skip
+        "train": (0, 34560),
+        "val": (34560 - 96, 46080),
+        "test": (46080 - 96, 57600),
+    }
 
 
 @pytest.mark.parametrize(
@@ -64,16 +80,21 @@ def test_ett_minute_borders_are_four_times_the_hourly():
 def test_ratio_borders_use_int_truncation(n, train, val, test):
     L = 36
     borders = split_borders("ratio_7_1_2", n, L)
-    assert borders == {"train": (0, train), "val": (train - L, train + val),
-                       "test": (n - test - L, n)}  # fmt: skip
+    assert borders == {
+        "train": (0, train),
+        "val": (train - L, train + val),
+        "test": (n - test - L, n),
+    }
 
 
 def test_ratio_borders_of_a_csv_given_by_path(tmp_path):
     data = load_dataset(write_csv(tmp_path / "mine.csv", 1000), data_dir=None)
     assert data.split == "ratio_7_1_2" and data.freq == "h" and data.values.shape == (1000, 3)
     assert split_borders(data.split, 1000, 96) == {
-        "train": (0, 700), "val": (604, 800), "test": (704, 1000)
-    }  # fmt: skip
+        "train": (0, 700),
+        "val": (604, 800),
+        "test": (704, 1000),
+    }
 
 
 def test_split_errors_name_the_problem():
@@ -198,10 +219,30 @@ def test_weather_checksum_split_and_its_non_utf8_header():
 def test_tiny_run_appends_a_record_and_renders_a_table(tmp_path):
     write_csv(tmp_path / "ETTh2.csv", 17420, channels=7)
     results, table = tmp_path / "out" / "results.jsonl", tmp_path / "out" / "table.md"
-    tiny = dict(max_epochs=1, d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4,
-                patch_len=8, patch_stride=4, windows_per_epoch=256, batch_size=64, verbose=False)  # fmt: skip
-    records = run_benchmark("ETTh2", tmp_path, 48, [12], model="trellis", seeds=[0],
-                            results_path=results, table_path=table, **tiny)  # fmt: skip
+    tiny = dict(
+        max_epochs=1,
+        d_model=16,
+        n_heads=2,
+        n_layers=1,
+        n_slots=8,
+        chunk_size=4,
+        patch_len=8,
+        patch_stride=4,
+        windows_per_epoch=256,
+        batch_size=64,
+        verbose=False,
+    )
+    records = run_benchmark(
+        "ETTh2",
+        tmp_path,
+        48,
+        [12],
+        model="trellis",
+        seeds=[0],
+        results_path=results,
+        table_path=table,
+        **tiny,
+    )
     lines = results.read_text().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
@@ -217,10 +258,21 @@ def test_tiny_run_appends_a_record_and_renders_a_table(tmp_path):
 
 def test_val_stride_thins_the_early_stopping_windows_but_never_the_test(tmp_path):
     write_csv(tmp_path / "ETTh2.csv", 17420, channels=2)
-    tiny = dict(max_epochs=1, d_model=16, n_heads=2, n_layers=1, n_slots=8, patch_len=8,
-                patch_stride=4, windows_per_epoch=128, batch_size=64, verbose=False)  # fmt: skip
-    (record,) = run_benchmark("ETTh2", tmp_path, 48, [12], model="trellis", results_path=None,
-                              val_stride=4, **tiny)  # fmt: skip
+    tiny = dict(
+        max_epochs=1,
+        d_model=16,
+        n_heads=2,
+        n_layers=1,
+        n_slots=8,
+        patch_len=8,
+        patch_stride=4,
+        windows_per_epoch=128,
+        batch_size=64,
+        verbose=False,
+    )
+    (record,) = run_benchmark(
+        "ETTh2", tmp_path, 48, [12], model="trellis", results_path=None, val_stride=4, **tiny
+    )
     per_channel = 2880 + 48 - 48 - 12 + 1
     assert record["val_windows"] == 2 * (-(-per_channel // 4)) and record["val_stride"] == 4
     assert record["test_windows"] == 2 * per_channel
@@ -228,8 +280,9 @@ def test_val_stride_thins_the_early_stopping_windows_but_never_the_test(tmp_path
 
 def test_seasonal_naive_run_on_a_csv_path(tmp_path):
     path = write_csv(tmp_path / "small.csv", 400)
-    records = run_benchmark(path, None, 48, [12, 24], model="seasonal_naive",
-                            results_path=None, verbose=False)  # fmt: skip
+    records = run_benchmark(
+        path, None, 48, [12, 24], model="seasonal_naive", results_path=None, verbose=False
+    )
     assert [r["horizon"] for r in records] == [12, 24]
     assert records[0]["config"]["season_length"] == 24 and records[0]["parameters"] == 0
     # test rows: the last int(400 * 0.2) = 80 plus the 48-row context
@@ -240,9 +293,19 @@ def test_seasonal_naive_run_on_a_csv_path(tmp_path):
 
 def test_table_has_mean_std_over_seeds_and_an_average_row():
     def rec(h, seed, mse):
-        return {"dataset": "D", "model": "m", "config_id": "c", "context_length": 8,
-                "horizon": h, "seed": seed, "mse": mse, "mae": mse / 2, "train_seconds": 1.0,
-                "peak_rss_mb": 10.0, "parameters": 5}  # fmt: skip
+        return {
+            "dataset": "D",
+            "model": "m",
+            "config_id": "c",
+            "context_length": 8,
+            "horizon": h,
+            "seed": seed,
+            "mse": mse,
+            "mae": mse / 2,
+            "train_seconds": 1.0,
+            "peak_rss_mb": 10.0,
+            "parameters": 5,
+        }
 
     records = [rec(1, 0, 9.0), rec(1, 0, 1.0), rec(1, 1, 3.0), rec(2, 0, 3.0), rec(2, 1, 5.0)]
     lines = render_table(records).splitlines()
@@ -262,10 +325,30 @@ def test_validation_only_runs_never_touch_the_test_rows(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(bm, "evaluate_windows", lambda *a, **k: pytest.fail("test rows scored"))
     results = tmp_path / "search.jsonl"
-    tiny = dict(max_epochs=1, d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4,
-                patch_len=8, patch_stride=4, windows_per_epoch=128, batch_size=64, verbose=False)  # fmt: skip
-    (record,) = run_benchmark("ETTh2", tmp_path, 48, [12], model="attention", seeds=[0],
-                              results_path=results, score_test=False, **tiny)  # fmt: skip
+    tiny = dict(
+        max_epochs=1,
+        d_model=16,
+        n_heads=2,
+        n_layers=1,
+        n_slots=8,
+        chunk_size=4,
+        patch_len=8,
+        patch_stride=4,
+        windows_per_epoch=128,
+        batch_size=64,
+        verbose=False,
+    )
+    (record,) = run_benchmark(
+        "ETTh2",
+        tmp_path,
+        48,
+        [12],
+        model="attention",
+        seeds=[0],
+        results_path=results,
+        score_test=False,
+        **tiny,
+    )
     assert seen == [{"train", "val"}]
     assert record["mse"] is None and record["mae"] is None and record["test_windows"] is None
     assert record["scored_on"] == "validation only" and "test" not in record["borders"]

@@ -68,10 +68,19 @@ def test_lookback_reuses_the_searched_run_and_chooses_on_validation(study, monke
         base = {k: v for k, v in base.items() if k != "searched"}  # these are the phase's own
         for L, shift in ((512, -0.01), (720, 0.01)):
             for H in study.SEARCH_HORIZONS:
-                at_336 = next(r for r in study.lookback_records()
-                              if r["model"] == model and r["horizon"] == H)  # fmt: skip
-                lines.append(json.dumps(base | {"context_length": L, "horizon": H,
-                                                "best_val_loss": at_336["best_val_loss"] + shift}))  # fmt: skip
+                at_336 = next(
+                    r for r in study.lookback_records() if r["model"] == model and r["horizon"] == H
+                )
+                lines.append(
+                    json.dumps(
+                        base
+                        | {
+                            "context_length": L,
+                            "horizon": H,
+                            "best_val_loss": at_336["best_val_loss"] + shift,
+                        }
+                    )
+                )
     study.LOOKBACK_FILE.write_text("\n".join(lines) + "\n")
     assert set(study.best_lookbacks(["ETTh1"]).values()) == {512}
     table = study.lookback_table()
@@ -90,9 +99,13 @@ def test_ablations_take_the_reference_row_from_the_final_table(study, monkeypatc
     assert all(study.settings_key("trellis", job["settings"]) != base for job in jobs)
     # One variant's runs recorded (a copy of the reference's with another setting and MSE).
     variant = study.ABLATIONS["no forget gate"]
-    lines = [json.dumps({k: v for k, v in r.items() if k != "final"}
-                        | {"config": r["config"] | variant, "mse": r["mse"] + 0.1})
-             for r in reference]  # fmt: skip
+    lines = [
+        json.dumps(
+            {k: v for k, v in r.items() if k != "final"}
+            | {"config": r["config"] | variant, "mse": r["mse"] + 0.1}
+        )
+        for r in reference
+    ]
     study.ABLATION_FILE.write_text("\n".join(lines) + "\n")
     study.run_jobs(study.ablation_jobs(["ETTh1"], lookbacks=[336]), Path("."), 1, dry_run=True)
     assert (
@@ -104,20 +117,25 @@ def test_ablations_take_the_reference_row_from_the_final_table(study, monkeypatc
     assert "| no forget gate |" in table and "| m=32 |" not in table
     # The epochs restored per horizon, lowest-highest over the seeds, from the runs themselves.
     row = next(line for line in table.splitlines() if line.startswith("| no forget gate |"))
-    epochs = {H: sorted({r["best_epoch"] for r in reference if r["horizon"] == H})
-              for H in study.SEARCH_HORIZONS}  # fmt: skip
+    epochs = {
+        H: sorted({r["best_epoch"] for r in reference if r["horizon"] == H})
+        for H in study.SEARCH_HORIZONS
+    }
     cells = row.split(" | ")
     assert cells[4] == " / ".join(
         str(e[0]) if len(e) == 1 else f"{e[0]}-{e[-1]}" for e in epochs.values()
     )
     # Beside the test MSE, the validation loss a choice would be made on (mean over the seeds).
-    validation = [sum(r["best_val_loss"] for r in reference if r["horizon"] == H) / 3
-                  for H in study.SEARCH_HORIZONS]  # fmt: skip
+    validation = [
+        sum(r["best_val_loss"] for r in reference if r["horizon"] == H) / 3
+        for H in study.SEARCH_HORIZONS
+    ]
     assert cells[3] == " / ".join(f"{v:.4f}" for v in validation)
 
 
-def test_the_budget_phase_runs_weather_longer_on_validation_beside_the_final_runs(study,
-                                                                                 monkeypatch):  # fmt: skip
+def test_the_budget_phase_runs_weather_longer_on_validation_beside_the_final_runs(
+    study, monkeypatch
+):
     monkeypatch.setattr(study, "BUDGET_FILE", study.RESULTS / "study_budget.jsonl")
     study.select(["Weather"])
     jobs = study.longer_budget_jobs(["ETTh1", "Weather"])  # ETTh1 has no longer budget
@@ -126,20 +144,34 @@ def test_the_budget_phase_runs_weather_longer_on_validation_beside_the_final_run
     longer = study.LONGER_BUDGET["Weather"]["max_epochs"]
     assert {job["settings"]["max_epochs"] for job in jobs} == {longer}
     assert len(jobs) == len(study.LONGER_BUDGET_LOOKBACKS) * len(study.MODELS) * 2
-    final = [r for r in study.read_results(study.HEADLINE) if r["dataset"] == "Weather"
-             and r["model"] == "dlinear" and r["context_length"] == 96 and r["seed"] == 0
-             and r["horizon"] in study.SEARCH_HORIZONS]  # fmt: skip
+    final = [
+        r
+        for r in study.read_results(study.HEADLINE)
+        if r["dataset"] == "Weather"
+        and r["model"] == "dlinear"
+        and r["context_length"] == 96
+        and r["seed"] == 0
+        and r["horizon"] in study.SEARCH_HORIZONS
+    ]
     if len(final) != 2:
         pytest.skip("the final table's Weather DLinear runs at L = 96 are not in this checkout")
     # DLinear's longer runs recorded (copies of the final's, validation only, 0.01 lower).
-    lines = [json.dumps({k: v for k, v in r.items() if k not in ("mse", "mae")}
-                        | {"config": r["config"] | {"max_epochs": longer},
-                           "best_val_loss": r["best_val_loss"] - 0.01})
-             for r in final]  # fmt: skip
+    lines = [
+        json.dumps(
+            {k: v for k, v in r.items() if k not in ("mse", "mae")}
+            | {
+                "config": r["config"] | {"max_epochs": longer},
+                "best_val_loss": r["best_val_loss"] - 0.01,
+            }
+        )
+        for r in final
+    ]
     study.BUDGET_FILE.write_text("\n".join(lines) + "\n")
     rows = [line for line in study.budget_table().splitlines() if line.startswith("| Weather |")]
-    assert [line.split(" | ")[3] for line in rows] == [str(final[0]["config"]["max_epochs"]),
-                                                       str(longer)]  # fmt: skip
+    assert [line.split(" | ")[3] for line in rows] == [
+        str(final[0]["config"]["max_epochs"]),
+        str(longer),
+    ]
     means = [float(line.split(" | ")[6]) for line in rows]
     assert means[1] == pytest.approx(means[0] - 0.01, abs=1e-4)
     # A test score in the budget file is refused: the phase must not see test rows.
@@ -152,15 +184,23 @@ def test_the_horizon_phase_adopts_a_change_only_beyond_twice_the_seed_spread(stu
     monkeypatch.setattr(study, "HORIZON_FILE", study.RESULTS / "study_horizon.jsonl")
     jobs = study.horizon_jobs(["ETTh1", "Weather"])  # ETTh1 only
     assert len(jobs) == 3 * len(study.LONG_H_CHANGES)
-    assert all(job["validation_only"] and job["H"] == study.LONG_H and job["dataset"] == "ETTh1"
-               for job in jobs)  # fmt: skip
+    assert all(
+        job["validation_only"] and job["H"] == study.LONG_H and job["dataset"] == "ETTh1"
+        for job in jobs
+    )
     assert study.horizon_jobs(["Weather"]) == []
     L = jobs[0]["L"]
     key = study.settings_key("trellis", study.chosen("ETTh1", "trellis"))
-    final = [r for r in study.read_results(study.HEADLINE) if r["dataset"] == "ETTh1"
-             and r["model"] == "trellis" and r["context_length"] == L
-             and r["horizon"] == study.LONG_H and r["seed"] in (0, 1, 2)
-             and study.canonical(r["config"]) == key]  # fmt: skip
+    final = [
+        r
+        for r in study.read_results(study.HEADLINE)
+        if r["dataset"] == "ETTh1"
+        and r["model"] == "trellis"
+        and r["context_length"] == L
+        and r["horizon"] == study.LONG_H
+        and r["seed"] in (0, 1, 2)
+        and study.canonical(r["config"]) == key
+    ]
     if len(final) != 3:
         pytest.skip("the final table's ETTh1 Trellis runs at H = 720 are not in this checkout")
     losses = [r["best_val_loss"] for r in final]

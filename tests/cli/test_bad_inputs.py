@@ -19,19 +19,41 @@ from trellis_ts import TrellisForecaster
 from trellis_ts.errors import TrellisUserError
 
 PARAMS = {**TINY, "context_length": 24, "prediction_length": 6, "patch_len": 8, "patch_stride": 4}
-CLI_PARAMS = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
-              "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-              "--chunk-size", "4", "--max-epochs", "1", "--model", "encoder", "--quiet"]  # fmt: skip
+CLI_PARAMS = [
+    "--context-length",
+    "24",
+    "--prediction-length",
+    "6",
+    "--patch-len",
+    "8",
+    "--patch-stride",
+    "4",
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-slots",
+    "8",
+    "--chunk-size",
+    "4",
+    "--max-epochs",
+    "1",
+    "--model",
+    "encoder",
+    "--quiet",
+]
 
 
 def good(n=120, freq="h", scale=1.0, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    return pd.DataFrame({
-        "date": pd.date_range("2024-01-01", periods=n, freq=freq),
-        "a": scale * (10 + np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n)),
-        "b": scale * (5 + np.cos(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n)),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq=freq),
+            "a": scale * (10 + np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n)),
+            "b": scale * (5 + np.cos(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n)),
+        }
+    )
 
 
 def _set(df, row, col, value):
@@ -46,12 +68,19 @@ FIT_ERRORS = {
     "text in a target": (lambda: _set(good(), 5, "a", "oops"), "'a'"),
     "NaN in a target": (lambda: _set(good(), 7, "b", np.nan), "missing"),
     "inf in a target": (lambda: _set(good(), 7, "b", np.inf), "'b'"),
-    "duplicate timestamps": (lambda: good().drop(index=10).reset_index(drop=True).pipe(
-        lambda d: pd.concat([d.iloc[:10], d.iloc[[9]], d.iloc[10:]], ignore_index=True)), "duplicate"),
+    "duplicate timestamps": (
+        lambda: (
+            good()
+            .drop(index=10)
+            .reset_index(drop=True)
+            .pipe(lambda d: pd.concat([d.iloc[:10], d.iloc[[9]], d.iloc[10:]], ignore_index=True))
+        ),
+        "duplicate",
+    ),
     "missing time step": (lambda: good().drop(index=30).reset_index(drop=True), "fill_gaps"),
     "unparseable timestamps": (lambda: _set(good(), 3, "date", "not a date"), "timestamp"),
     "too short": (lambda: good(n=20), "30"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", FIT_ERRORS)

@@ -24,9 +24,27 @@ from trellis_ts.forecaster.config import FIELD_HELP, config_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 H = 6
-TINY = ["--model", "encoder", "--context-length", "24", "--prediction-length", "6", "--patch-len",
-        "8", "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-        "--max-epochs", "1", "--quiet"]  # fmt: skip
+TINY = [
+    "--model",
+    "encoder",
+    "--context-length",
+    "24",
+    "--prediction-length",
+    "6",
+    "--patch-len",
+    "8",
+    "--patch-stride",
+    "4",
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-slots",
+    "8",
+    "--max-epochs",
+    "1",
+    "--quiet",
+]
 runner = CliRunner()
 
 
@@ -51,8 +69,10 @@ def write_wide(path: Path, n: int = 200) -> Path:
 def write_long(path: Path) -> Path:
     """Three stores of 120 hourly steps, with non-default column names."""
     demo = make_demo_frame(120, 3)
-    frames = [pd.DataFrame({"store": f"s{i}", "date": demo["date"], "sales": demo[f"load_{i}"]})
-              for i in (1, 2, 3)]  # fmt: skip
+    frames = [
+        pd.DataFrame({"store": f"s{i}", "date": demo["date"], "sales": demo[f"load_{i}"]})
+        for i in (1, 2, 3)
+    ]
     pd.concat(frames).to_csv(path, index=False)
     return path
 
@@ -74,11 +94,15 @@ def write_european(path: Path) -> Path:
 LAYOUTS = {
     # name: (writer, extra CLI options, how to read outputs back, expected time column)
     "wide": (write_wide, [], {}, "date"),
-    "long": (write_long, ["--id-col", "store", "--time-col", "date", "--target", "sales"], {},
-             "date"),
+    "long": (
+        write_long,
+        ["--id-col", "store", "--time-col", "date", "--target", "sales"],
+        {},
+        "date",
+    ),
     "integer": (write_integer, [], {}, "step"),
     "european": (write_european, ["--decimal", ","], {"sep": ";", "decimal": ","}, "date"),
-}  # fmt: skip
+}
 
 
 def next_times(data: pd.DataFrame, layout: str, horizon: int) -> list:
@@ -122,8 +146,17 @@ def test_every_command_on_every_layout(layout, tmp_path):
     stored = ok("predict", "--model-dir", model_dir, *formats).stdout  # the CSV goes to stdout
     from_csv = ok("predict", data_file, "--model-dir", model_dir, *formats).stdout
     assert stored == from_csv and stored.splitlines()[0] == sep.join(expected_columns)
-    result = ok("evaluate", data_file, "--model-dir", model_dir, "--n-windows", "2",
-                "--decimal", decimal, "--json")  # fmt: skip
+    result = ok(
+        "evaluate",
+        data_file,
+        "--model-dir",
+        model_dir,
+        "--n-windows",
+        "2",
+        "--decimal",
+        decimal,
+        "--json",
+    )
     metrics = json.loads(result.stdout)["metrics"]
     n_series = 3 if layout in ("wide", "long") else 2
     assert metrics["n_windows"] == 2 * n_series
@@ -160,8 +193,19 @@ def test_summary_and_metrics_table(tmp_path):
 def test_quantile_forecast_writes_band_columns(tmp_path):
     data_file = write_wide(tmp_path / "data.csv")
     out, png = tmp_path / "fc.csv", tmp_path / "fc.png"
-    ok("forecast", data_file, *TINY, "--loss", "quantile", "--quantiles-out", "0.1,0.9",
-       "-o", out, "--plot", png)  # fmt: skip
+    ok(
+        "forecast",
+        data_file,
+        *TINY,
+        "--loss",
+        "quantile",
+        "--quantiles-out",
+        "0.1,0.9",
+        "-o",
+        out,
+        "--plot",
+        png,
+    )
     columns = list(pd.read_csv(out).columns)
     assert columns[:4] == ["date", "load_1", "load_2", "load_3"]
     assert "load_1_q0.1" in columns and "load_3_q0.9" in columns and len(columns) == 10
@@ -202,9 +246,27 @@ def test_options_are_parsed_to_the_config_types(tmp_path, monkeypatch):
         raise DataError("stop here")
 
     monkeypatch.setattr(cli, "train", stop)
-    result = run("forecast", "--demo", "--no-revin", "--quantiles", "0.2,0.5,0.8", "--devices",
-                 "1", "--random-state", "none", "--dropout", "0.3", "--freq", "h",
-                 "--windows-per-epoch", "50", "--target", "load_1,load_2", "--target", "load_3")  # fmt: skip
+    result = run(
+        "forecast",
+        "--demo",
+        "--no-revin",
+        "--quantiles",
+        "0.2,0.5,0.8",
+        "--devices",
+        "1",
+        "--random-state",
+        "none",
+        "--dropout",
+        "0.3",
+        "--freq",
+        "h",
+        "--windows-per-epoch",
+        "50",
+        "--target",
+        "load_1,load_2",
+        "--target",
+        "load_3",
+    )
     assert result.exit_code == 2 and "stop here" in result.stderr
     assert seen["revin"] is False and seen["quantiles"] == (0.2, 0.5, 0.8)
     assert seen["devices"] == 1 and seen["random_state"] is None and seen["dropout"] == 0.3
@@ -333,8 +395,9 @@ def test_help_lists_every_command():
 
 @pytest.mark.parametrize("entry", [["cli.py"], ["-m", "trellis_ts"]])
 def test_entry_points_run_the_same_app(entry):
-    done = subprocess.run([sys.executable, *entry, "--help"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, *entry, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert all(c in done.stdout for c in ("forecast", "fit", "predict", "evaluate"))
 
@@ -343,12 +406,16 @@ def test_plot_of_many_series_says_how_many_are_shown():
     from trellis_ts.data import to_panel
     from trellis_ts.plotting import forecast_figure
 
-    rows = [(f"id{i}", t, float(t.hour + i)) for i in range(15)
-            for t in pd.date_range("2021-01-01", periods=30, freq="h")]  # fmt: skip
+    rows = [
+        (f"id{i}", t, float(t.hour + i))
+        for i in range(15)
+        for t in pd.date_range("2021-01-01", periods=30, freq="h")
+    ]
     panel = to_panel(pd.DataFrame(rows, columns=["unique_id", "ds", "y"]))
     future = pd.date_range("2021-01-02 06:00", periods=4, freq="h")
-    fc = pd.DataFrame([(f"id{i}", t, 1.0) for i in range(15) for t in future],
-                      columns=["unique_id", "ds", "y"])  # fmt: skip
+    fc = pd.DataFrame(
+        [(f"id{i}", t, 1.0) for i in range(15) for t in future], columns=["unique_id", "ds", "y"]
+    )
     fig = forecast_figure(panel, fc, context_length=8)
     assert "12 of 15 series" in fig.texts[0].get_text()
     assert sum(ax.get_visible() for ax in fig.axes) == 12

@@ -20,8 +20,14 @@ SMALL = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--quiet"]
 
 
 def _cli(*args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "trellis_ts", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "trellis_ts", *map(str, args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def _wait_for(path, proc, timeout=120.0) -> None:
@@ -38,8 +44,21 @@ def test_a_signal_stops_fit_with_its_status_and_keeps_the_checkpoint(signum, sta
     make_demo_frame(600, 2).to_csv(data, index=False)
     model_dir = tmp_path / "m"
     checkpoint = tmp_path / "m.checkpoints" / "last.ckpt"
-    proc = _cli("fit", data, "--model-dir", model_dir, "--max-epochs", "500", "--model", "encoder",
-                "--early-stopping-patience", "500", "--context-length", "48", *SMALL)  # fmt: skip
+    proc = _cli(
+        "fit",
+        data,
+        "--model-dir",
+        model_dir,
+        "--max-epochs",
+        "500",
+        "--model",
+        "encoder",
+        "--early-stopping-patience",
+        "500",
+        "--context-length",
+        "48",
+        *SMALL,
+    )
     _wait_for(checkpoint, proc)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
@@ -50,17 +69,43 @@ def test_a_signal_stops_fit_with_its_status_and_keeps_the_checkpoint(signum, sta
         f"kept in {checkpoint.parent}: rerun the same command with --resume to continue"
     )
     assert not model_dir.exists() and checkpoint.is_file()
-    ok("fit", data, "--model-dir", model_dir, "--max-epochs", "2", "--model", "encoder", "--context-length", "48",
-       *SMALL, "--resume")  # fmt: skip
+    ok(
+        "fit",
+        data,
+        "--model-dir",
+        model_dir,
+        "--max-epochs",
+        "2",
+        "--model",
+        "encoder",
+        "--context-length",
+        "48",
+        *SMALL,
+        "--resume",
+    )
     assert (model_dir / "model.json").is_file()
 
 
 def test_a_signal_stops_tune_and_says_the_study_is_kept(tmp_path):
     data = tmp_path / "data.csv"
     make_demo_frame(600, 2).to_csv(data, index=False)
-    proc = _cli("tune", data, "--model-dir", tmp_path / "best", "--trials", "50",
-                "--max-epochs", "500", "--early-stopping-patience", "500", "--pruner", "none",
-                "--context-length", "48", *SMALL)  # fmt: skip
+    proc = _cli(
+        "tune",
+        data,
+        "--model-dir",
+        tmp_path / "best",
+        "--trials",
+        "50",
+        "--max-epochs",
+        "500",
+        "--early-stopping-patience",
+        "500",
+        "--pruner",
+        "none",
+        "--context-length",
+        "48",
+        *SMALL,
+    )
     _wait_for(tmp_path / "best-tune.db", proc)
     time.sleep(3)  # inside a trial
     proc.send_signal(signal.SIGTERM)
@@ -79,13 +124,15 @@ def test_tune_keeps_every_setting_fixed_on_the_command_line(tmp_path):
     data = _tune_data(tmp_path)
     space = tmp_path / "space.yaml"
     space.write_text("context_length: [96, 192]\nlearning_rate: [0.001, 0.003]\n")
-    result = ok("tune", data, "--trials", "2", "--space", space, "--model-dir", tmp_path / "m",
-                *TINY)  # fmt: skip
+    result = ok(
+        "tune", data, "--trials", "2", "--space", space, "--model-dir", tmp_path / "m", *TINY
+    )
     assert "entries for --context-length are left out" in result.stderr  # said so
     table = pd.read_csv(tmp_path / "m-tune" / "trials.csv")
     assert "context_length" not in table.columns and "learning_rate" in table.columns
-    study = __import__("optuna").load_study(study_name="trellis-ts",
-                                            storage=f"sqlite:///{tmp_path / 'm-tune.db'}")  # fmt: skip
+    study = __import__("optuna").load_study(
+        study_name="trellis-ts", storage=f"sqlite:///{tmp_path / 'm-tune.db'}"
+    )
     assert {t.user_attrs["params"]["context_length"] for t in study.trials} == {24}
 
 
@@ -94,8 +141,17 @@ def test_tune_says_why_trials_were_pruned_and_fails_when_none_completed(tmp_path
     space = tmp_path / "space.yaml"
     space.write_text("n_heads: [3]\n")  # d_model 16 is not a multiple: every trial fails
     out = tmp_path / "m"
-    result = run("tune", data, "--trials", "2", "--space", space, "--model-dir", out,
-                 *[a for a in TINY if a != "--quiet"])  # fmt: skip
+    result = run(
+        "tune",
+        data,
+        "--trials",
+        "2",
+        "--space",
+        space,
+        "--model-dir",
+        out,
+        *[a for a in TINY if a != "--quiet"],
+    )
     assert result.exit_code == 2  # before: exit 0, "nothing was saved", no reason
     assert "Trial 0 pruned: cannot fit this data: --d-model 16 is not divisible by --n-heads 3" in (
         result.stderr
@@ -111,12 +167,16 @@ def test_predict_json_reports_its_own_time(tmp_path):
     ok("fit", data, "--model-dir", model_dir, *TINY)
     fitted = json.loads((model_dir / "model.json").read_text())["summary"]
     started = time.perf_counter()
-    record = json.loads(ok("predict", "--model-dir", model_dir, "-o", tmp_path / "fc.csv",
-                           "--json").stdout)  # fmt: skip
+    record = json.loads(
+        ok("predict", "--model-dir", model_dir, "-o", tmp_path / "fc.csv", "--json").stdout
+    )
     wall = time.perf_counter() - started
     assert 0 < record["seconds"] <= wall  # its own time (before: the fit's seconds)
-    assert record["fit"] == {"epochs": fitted["epochs"], "best_val_loss": fitted["best_val_loss"],
-                             "seconds": round(fitted["seconds"], 3)}  # fmt: skip
+    assert record["fit"] == {
+        "epochs": fitted["epochs"],
+        "best_val_loss": fitted["best_val_loss"],
+        "seconds": round(fitted["seconds"], 3),
+    }
     assert "epochs" not in record
     record = json.loads(ok("evaluate", data, "--model-dir", model_dir, "--json").stdout)
     assert record["seconds"] > 0 and record["fit"]["epochs"] == fitted["epochs"]
@@ -142,12 +202,20 @@ except SystemExit as exc:
 
 @pytest.mark.parametrize(
     "args",
-    [["forecast", "missing.csv"], ["forecast", "{bad}"], ["forecast", "--demo", "--mixer", "lstm"],
-     ["forecast", "{short}"], ["fit", "{bad}", "--model-dir", "m"], ["tune", "{short}",
-     "--model-dir", "m"], ["predict", "--model-dir", "nowhere"], ["--help"],
-     ["forecast", "{negative}", "--target-transform", "log1p"], ["forecast", "{dup}"],
-     ["fit", "{nul}", "--model-dir", "m"]],
-)  # fmt: skip
+    [
+        ["forecast", "missing.csv"],
+        ["forecast", "{bad}"],
+        ["forecast", "--demo", "--mixer", "lstm"],
+        ["forecast", "{short}"],
+        ["fit", "{bad}", "--model-dir", "m"],
+        ["tune", "{short}", "--model-dir", "m"],
+        ["predict", "--model-dir", "nowhere"],
+        ["--help"],
+        ["forecast", "{negative}", "--target-transform", "log1p"],
+        ["forecast", "{dup}"],
+        ["fit", "{nul}", "--model-dir", "m"],
+    ],
+)
 def test_bad_files_and_options_answer_before_torch_loads(args, tmp_path):
     write_issue_32_files(tmp_path)
     bad = tmp_path / "bad.csv"
@@ -156,10 +224,17 @@ def test_bad_files_and_options_answer_before_torch_loads(args, tmp_path):
     pd.DataFrame({"date": pd.date_range("2024", periods=8, freq="h"), "v": np.arange(8)}).to_csv(
         short, index=False
     )
-    argv = [a.format(bad=bad, short=short, negative="negative.csv", dup="dup.csv", nul="nul.csv")
-            for a in args]  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    argv = [
+        a.format(bad=bad, short=short, negative="negative.csv", dup="dup.csv", nul="nul.csv")
+        for a in args
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     status = done.stdout.strip().splitlines()[-1]
     expected = "0" if args == ["--help"] else "2"
     assert status == f"status {expected} False False", done.stdout + done.stderr
@@ -202,8 +277,13 @@ def test_help_and_version_load_neither_pandas_nor_torch(flag, tmp_path):
         "except SystemExit:\n"
         "    print(sorted(m for m in ('pandas', 'numpy', 'torch') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe, flag], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe, flag],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
 
 
@@ -229,14 +309,34 @@ def test_fit_never_deletes_a_checkpoint_folder_it_did_not_write(tmp_path):
     assert (folder / "notes.txt").read_text() == "notes\n"
     assert not (tmp_path / "results").exists()
     ok("fit", data, "--model-dir", tmp_path / "m", *CLI_TINY)
-    line = _one_line(run("fit", data, "--model-dir", tmp_path / "results", "--warm-start",
-                         "--max-epochs", "1", "--quiet"))  # fmt: skip
+    line = _one_line(
+        run(
+            "fit",
+            data,
+            "--model-dir",
+            tmp_path / "results",
+            "--warm-start",
+            "--max-epochs",
+            "1",
+            "--quiet",
+        )
+    )
     assert "notes.txt" in line
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "m.checkpoints").symlink_to(elsewhere, target_is_directory=True)
-    line = _one_line(run("fit", data, "--model-dir", tmp_path / "m", "--warm-start",
-                         "--max-epochs", "1", "--quiet"))  # fmt: skip
+    line = _one_line(
+        run(
+            "fit",
+            data,
+            "--model-dir",
+            tmp_path / "m",
+            "--warm-start",
+            "--max-epochs",
+            "1",
+            "--quiet",
+        )
+    )
     assert "is a symbolic link" in line
     assert list(elsewhere.iterdir()) == []  # before: a last.ckpt was left there
     (tmp_path / "m.checkpoints").unlink()
@@ -269,8 +369,20 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_whole_ch
     monkeypatch.setattr(pl.Trainer, "save_checkpoint", disk_fills_up)
     tiny = CLI_TINY[:-3]  # without --max-epochs 1
     assert CLI_TINY[-3:] == ["--max-epochs", "1", "--quiet"]
-    line = _one_line(run("fit", data, "--model-dir", tmp_path / "m", *tiny, "--max-epochs", "3",
-                         "--early-stopping-patience", "9", "--quiet"))  # fmt: skip
+    line = _one_line(
+        run(
+            "fit",
+            data,
+            "--model-dir",
+            tmp_path / "m",
+            *tiny,
+            "--max-epochs",
+            "3",
+            "--early-stopping-patience",
+            "9",
+            "--quiet",
+        )
+    )
     assert "No space left on device" in line and "--resume" in line
     folder = tmp_path / "m.checkpoints"
     assert [p.name for p in folder.iterdir()] == ["last.ckpt"]  # no staging file left
@@ -286,8 +398,18 @@ def test_resume_from_a_checkpoint_that_cannot_continue_is_one_line(tmp_path):
 
     data = write_wide(tmp_path / "d.csv")
     kept = tmp_path / "kept"
-    params = dict(context_length=24, prediction_length=6, patch_len=8, patch_stride=4, d_model=16,
-                  n_layers=1, n_slots=8, max_epochs=3, early_stopping_patience=9, verbose=False)  # fmt: skip
+    params = dict(
+        context_length=24,
+        prediction_length=6,
+        patch_len=8,
+        patch_stride=4,
+        d_model=16,
+        n_layers=1,
+        n_slots=8,
+        max_epochs=3,
+        early_stopping_patience=9,
+        verbose=False,
+    )
     TrellisForecaster(**params).fit(pd.read_csv(data), checkpoint_dir=kept)
     good = (kept / "last.ckpt").read_bytes()
     marker = tmp_path / "pwned"
@@ -300,10 +422,14 @@ def test_resume_from_a_checkpoint_that_cannot_continue_is_one_line(tmp_path):
     tiny = CLI_TINY[:-3] + ["--quiet"]  # without --max-epochs 1
     cases = [
         (good, ["--max-epochs", "1"], "beyond --max-epochs 1; resume with --max-epochs 2 or more"),
-        (good, ["--max-epochs", "5", "--d-model", "32"], "written by a fit with other model options"),
+        (
+            good,
+            ["--max-epochs", "5", "--d-model", "32"],
+            "written by a fit with other model options",
+        ),
         (good[: len(good) // 2], ["--max-epochs", "5"], "truncated or not a checkpoint"),
         ((tmp_path / "planted.ckpt").read_bytes(), ["--max-epochs", "5"], "not a checkpoint"),
-    ]  # fmt: skip
+    ]
     for i, (content, extra, expected) in enumerate(cases):
         model_dir = tmp_path / f"m{i}"
         (tmp_path / f"m{i}.checkpoints").mkdir()
@@ -320,8 +446,12 @@ def test_warm_start_on_negative_values_for_log1p_answers_before_torch_loads(tmp_
     write_issue_32_files(tmp_path)
     positive = write_wide(tmp_path / "positive.csv", n=300)
     ok("fit", positive, "--model-dir", tmp_path / "m", *CLI_TINY, "--target-transform", "log1p")
-    done = subprocess.run([sys.executable, "-c", PROBE, "fit", "negative.csv", "--model-dir", "m",
-                           "--warm-start"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "fit", "negative.csv", "--model-dir", "m", "--warm-start"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.stdout.strip().splitlines()[-1] == "status 2 False False", done.stdout + done.stderr
     assert "series 'load_2' has a negative value (-1)" in done.stderr  # before: after torch, 6 s

@@ -42,8 +42,9 @@ def test_predict_and_forecast_write_interval_columns(fitted, tmp_path):
     ok("predict", "--model-dir", model_dir, "--level", "80", "95", "-o", out, "--plot", png, "-q")
     fc = pd.read_csv(out)
     names = ["load_1", "load_2", "load_3"]
-    assert list(fc.columns) == ["date", *names] + [f"{n}_{side}{lvl}" for lvl in (80, 95)
-                                                    for side in ("lo", "hi") for n in names]  # fmt: skip
+    assert list(fc.columns) == ["date", *names] + [
+        f"{n}_{side}{lvl}" for lvl in (80, 95) for side in ("lo", "hi") for n in names
+    ]
     assert (fc["load_1_lo95"] <= fc["load_1_lo80"]).all()
     assert (fc["load_1_lo80"] < fc["load_1"]).all()
     assert png.stat().st_size > 10_000
@@ -56,14 +57,37 @@ def test_predict_and_forecast_write_interval_columns(fitted, tmp_path):
 def test_evaluate_writes_backtest_forecasts_and_a_plot(fitted, tmp_path):
     data, model_dir = fitted
     rows, png, metrics = tmp_path / "rows.csv", tmp_path / "backtest.png", tmp_path / "m.csv"
-    result = ok("evaluate", data, "--model-dir", model_dir, "--n-windows", "3", "--level", "80",
-                "--forecasts", rows, "--plot", png, "-o", metrics, "--json")  # fmt: skip
+    result = ok(
+        "evaluate",
+        data,
+        "--model-dir",
+        model_dir,
+        "--n-windows",
+        "3",
+        "--level",
+        "80",
+        "--forecasts",
+        rows,
+        "--plot",
+        png,
+        "-o",
+        metrics,
+        "--json",
+    )
     summary = json.loads(result.stdout)
     assert summary["outputs"] == {"metrics": str(metrics), "forecasts": str(rows), "plot": str(png)}
     assert 0 <= summary["metrics"]["coverage80"] <= 1 and summary["metrics"]["width80"] > 0
     fc = pd.read_csv(rows, parse_dates=["cutoff", "timestamp"])
-    assert list(fc.columns) == ["series", "cutoff", "timestamp", "horizon", "actual", "forecast",
-                                "forecast_lo80", "forecast_hi80"]  # fmt: skip
+    assert list(fc.columns) == [
+        "series",
+        "cutoff",
+        "timestamp",
+        "horizon",
+        "actual",
+        "forecast",
+        "forecast_lo80",
+        "forecast_hi80",
+    ]
     assert len(fc) == 3 * 3 * 6 and fc["horizon"].max() == 6
     source = pd.read_csv(data, parse_dates=["date"]).set_index("date")
     first = fc[fc["series"] == "load_2"]
@@ -118,6 +142,13 @@ def test_a_model_without_calibration_says_so_before_reading_data(tmp_path):
 
 def test_level_takes_several_values_after_one_flag():
     argv = ["predict", "--level", "80", "95", "--model-dir", "m"]
-    assert expand_multi_value(argv) == ["predict", "--level", "80", "--level", "95",
-                                        "--model-dir", "m"]  # fmt: skip
+    assert expand_multi_value(argv) == [
+        "predict",
+        "--level",
+        "80",
+        "--level",
+        "95",
+        "--model-dir",
+        "m",
+    ]
     assert sys.argv  # the entry point rewrites sys.argv[1:] the same way (cli.main)

@@ -133,12 +133,14 @@ def test_outputs_never_replace_a_file_of_the_model_directory(tmp_path):
     before = {p.name: p.read_bytes() for p in model.iterdir()}
     alias = tmp_path / "alias.json"
     os.link(model / "model.json", alias)  # a hard link is the same file too
-    for args in (["predict", data, "--model-dir", model, "-o", model / "model.json"],
-                 ["predict", data, "--model-dir", model, "-o", alias, "--force"],
-                 ["predict", data, "--model-dir", model, "--plot", model / "p.png"],
-                 ["evaluate", data, "--model-dir", model, "--forecasts", model / "weights.safetensors"],
-                 ["future-frame", data, "--model-dir", model, "-o", model / "f.csv"],
-                 ["forecast", data, *TINY, "--model-dir", model, "-o", model / "model.json"]):  # fmt: skip
+    for args in (
+        ["predict", data, "--model-dir", model, "-o", model / "model.json"],
+        ["predict", data, "--model-dir", model, "-o", alias, "--force"],
+        ["predict", data, "--model-dir", model, "--plot", model / "p.png"],
+        ["evaluate", data, "--model-dir", model, "--forecasts", model / "weights.safetensors"],
+        ["future-frame", data, "--model-dir", model, "-o", model / "f.csv"],
+        ["forecast", data, *TINY, "--model-dir", model, "-o", model / "model.json"],
+    ):
         result = run(*args)
         assert result.exit_code == 2, result.output
         line = result.stderr.strip()

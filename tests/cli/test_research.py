@@ -15,9 +15,19 @@ from trellis_ts.data import make_demo_frame
 def test_multi_value_options_become_repeated_flags():
     argv = ["benchmark", "ETTh1", "--horizons", "96", "192", "--seeds", "0", "1", "--model", "x"]
     assert expand_multi_value(argv) == [
-        "benchmark", "ETTh1", "--horizons", "96", "--horizons", "192",
-        "--seeds", "0", "--seeds", "1", "--model", "x",
-    ]  # fmt: skip
+        "benchmark",
+        "ETTh1",
+        "--horizons",
+        "96",
+        "--horizons",
+        "192",
+        "--seeds",
+        "0",
+        "--seeds",
+        "1",
+        "--model",
+        "x",
+    ]
 
 
 def test_tune_saves_the_best_model_and_a_report(tmp_path):
@@ -26,8 +36,9 @@ def test_tune_saves_the_best_model_and_a_report(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {type: float, low: 0.001, high: 0.01, log: true}\n")
     model_dir = tmp_path / "best"
-    result = ok("tune", data, "--trials", "2", "--space", space, "--model-dir", model_dir,
-                "--json", *TINY)  # fmt: skip
+    result = ok(
+        "tune", data, "--trials", "2", "--space", space, "--model-dir", model_dir, "--json", *TINY
+    )
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["trials"] == 2 and summary["model_dir"] == str(model_dir.resolve())
     assert (model_dir / "model.json").is_file()
@@ -42,8 +53,17 @@ def test_tune_saves_the_best_model_and_a_report(tmp_path):
 def test_tune_bad_storage_is_one_line_exit_2(tmp_path):
     data = tmp_path / "train.csv"
     make_demo_frame(300, 2).to_csv(data, index=False)
-    result = run("tune", data, "--trials", "1", "--storage", "nosuch://x", "--model-dir",
-                 tmp_path / "m", *TINY)  # fmt: skip
+    result = run(
+        "tune",
+        data,
+        "--trials",
+        "1",
+        "--storage",
+        "nosuch://x",
+        "--model-dir",
+        tmp_path / "m",
+        *TINY,
+    )
     assert result.exit_code == 2
     assert result.stderr.startswith("error: cannot open the study storage")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -53,8 +73,23 @@ def test_benchmark_on_a_csv_appends_records(tmp_path):
     data = tmp_path / "series.csv"
     make_demo_frame(600, 2).to_csv(data, index=False)
     results = tmp_path / "results.jsonl"
-    args = ["benchmark", data, "--context-length", "24", "--horizons", "6", "--horizons", "12",
-            "--model", "dlinear", "--results", results, "--table", tmp_path / "t.md", "--quiet"]  # fmt: skip
+    args = [
+        "benchmark",
+        data,
+        "--context-length",
+        "24",
+        "--horizons",
+        "6",
+        "--horizons",
+        "12",
+        "--model",
+        "dlinear",
+        "--results",
+        results,
+        "--table",
+        tmp_path / "t.md",
+        "--quiet",
+    ]
     ok(*args)
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["horizon"] for r in records] == [6, 12]
@@ -64,8 +99,20 @@ def test_benchmark_on_a_csv_appends_records(tmp_path):
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
     # --validation-only: the settings search mode records the validation loss, no test score
     search = tmp_path / "search.jsonl"
-    result = ok("benchmark", data, "--context-length", "24", "--horizons", "6", "--model",
-                "dlinear", "--results", search, "--validation-only", "--json")  # fmt: skip
+    result = ok(
+        "benchmark",
+        data,
+        "--context-length",
+        "24",
+        "--horizons",
+        "6",
+        "--model",
+        "dlinear",
+        "--results",
+        search,
+        "--validation-only",
+        "--json",
+    )
     (summary,) = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["mse"] is None and np.isfinite(summary["best_val_loss"])
     (record,) = [json.loads(line) for line in search.read_text().splitlines()]

@@ -11,18 +11,39 @@ from trellis_ts.data.frequency import base_unit, frequency_unit, seasonal_period
 
 @pytest.mark.parametrize(
     "freq, unit",
-    [("15min", "min"), ("2h", "h"), ("bh", "bh"), ("3D", "D"), ("C", "B"), ("W-MON", "W"),
-     ("SMS", "SM"), ("MS", "M"), ("BME", "M"), ("BQS", "Q"), ("QE-NOV", "Q"), ("YS", "Y"),
-     ("BYE", "Y"), ("ms", "ms")],
-)  # fmt: skip
+    [
+        ("15min", "min"),
+        ("2h", "h"),
+        ("bh", "bh"),
+        ("3D", "D"),
+        ("C", "B"),
+        ("W-MON", "W"),
+        ("SMS", "SM"),
+        ("MS", "M"),
+        ("BME", "M"),
+        ("BQS", "Q"),
+        ("QE-NOV", "Q"),
+        ("YS", "Y"),
+        ("BYE", "Y"),
+        ("ms", "ms"),
+    ],
+)
 def test_base_unit_ignores_multiple_anchor_and_spelling(freq, unit):
     assert base_unit(to_offset(freq)) == unit
 
 
 @pytest.mark.parametrize(
-    "plain, business", [("B", "C"), ("ME", "BME"), ("MS", "BMS"), ("QE", "BQE"), ("QS", "BQS"),
-                        ("YE", "BYE"), ("YS", "BYS")],
-)  # fmt: skip
+    "plain, business",
+    [
+        ("B", "C"),
+        ("ME", "BME"),
+        ("MS", "BMS"),
+        ("QE", "BQE"),
+        ("QS", "BQS"),
+        ("YE", "BYE"),
+        ("YS", "BYS"),
+    ],
+)
 def test_business_spellings_share_their_unit_everywhere(plain, business):
     # Before one table, business month/quarter data had season 1 (month data 12) and BQS data
     # the generic sizes (QS data the quarterly ones).

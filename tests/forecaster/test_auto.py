@@ -12,8 +12,9 @@ from trellis_ts.forecaster import statistical
 from trellis_ts.forecaster.auto import LABELS, plan
 from trellis_ts.forecaster.config import TrellisConfig
 
-SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1,
-             verbose=False)  # fmt: skip
+SMALL = dict(
+    d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1, verbose=False
+)
 
 
 def monthly(n: int = 120, noise: float = 0.05, seed: int = 0) -> pd.DataFrame:
@@ -64,8 +65,9 @@ def test_a_saved_auto_model_keeps_its_networks(tmp_path, monkeypatch):
     # Weights forced onto a network: its safetensors file comes back with the model.
     from trellis_ts.forecaster import auto
 
-    monkeypatch.setattr(auto, "greedy_ensemble",
-                        lambda *a, **k: {"seasonal_naive": 0.5, "dlinear": 0.5})  # fmt: skip
+    monkeypatch.setattr(
+        auto, "greedy_ensemble", lambda *a, **k: {"seasonal_naive": 0.5, "dlinear": 0.5}
+    )
     f = TrellisForecaster(model="auto", **SMALL).fit(monthly(noise=2.0))
     f.save(tmp_path / "m")
     assert (tmp_path / "m" / "candidates" / "dlinear" / "weights.safetensors").is_file()
@@ -84,8 +86,12 @@ def test_ets_and_theta_are_models_of_their_own():
 
 def test_long_series_cap_the_statistical_models_and_say_so():
     config = TrellisConfig(model="auto", prediction_length=24, context_length=96)
-    long = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=2500, freq="h"),
-                         "y": np.sin(np.arange(2500) / 3.8)})  # fmt: skip
+    long = pd.DataFrame(
+        {
+            "t": pd.date_range("2020-01-01", periods=2500, freq="h"),
+            "y": np.sin(np.arange(2500) / 3.8),
+        }
+    )
     from trellis_ts.data import to_panel
 
     names, holdout, _, notes = plan(config, to_panel(long))
@@ -96,8 +102,9 @@ def test_long_series_cap_the_statistical_models_and_say_so():
 def test_statistical_candidates_over_budget_are_skipped_with_a_note(monkeypatch):
     monkeypatch.setattr(statistical, "STATS_BUDGET_SECONDS", 0.0)
     frame = pd.concat([monthly(seed=s).assign(id=str(s)) for s in range(3)])
-    f = TrellisForecaster(model="auto", **SMALL).fit(frame, id_col="id", time_col="month",
-                                                     target="sales")  # fmt: skip
+    f = TrellisForecaster(model="auto", **SMALL).fit(
+        frame, id_col="id", time_col="month", target="sales"
+    )
     notes = f.auto_.choice.notes
     assert any(n.startswith("AutoETS skipped") for n in notes)
     assert "ets" not in f.auto_.choice.scores and "seasonal_naive" in f.auto_.choice.scores
@@ -121,8 +128,17 @@ def test_evaluate_shows_the_baselines_beside_the_model(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     data = tmp_path / "data.csv"
     monthly(150).to_csv(data, index=False)
-    args = ["evaluate", str(data), "--model-dir", str(tmp_path / "m"), "--n-windows", "2",
-            "--baselines", "--json", "-q"]  # fmt: skip
+    args = [
+        "evaluate",
+        str(data),
+        "--model-dir",
+        str(tmp_path / "m"),
+        "--n-windows",
+        "2",
+        "--baselines",
+        "--json",
+        "-q",
+    ]
     result = CliRunner().invoke(commands.app, args)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.strip().splitlines()[-1])

@@ -17,9 +17,13 @@ COLUMNS = ["series", "cutoff", "timestamp", "horizon", "actual", "forecast"]
 def wide_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    return pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
-                         "a": 10 + np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n),
-                         "b": 3 * np.cos(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "a": 10 + np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n),
+            "b": 3 * np.cos(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n),
+        }
+    )
 
 
 def test_backtest_forecasts_rows_match_the_data_and_predict():
@@ -40,8 +44,9 @@ def test_backtest_forecasts_rows_match_the_data_and_predict():
     for cutoff, rows in fc.groupby("cutoff"):
         expected = model.predict(df[df["date"] <= cutoff])
         got = rows.pivot(index="timestamp", columns="series", values="forecast")
-        np.testing.assert_allclose(got[["a", "b"]].to_numpy(), expected[["a", "b"]].to_numpy(),
-                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(
+            got[["a", "b"]].to_numpy(), expected[["a", "b"]].to_numpy(), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_metrics_and_forecasts_agree():
@@ -62,13 +67,19 @@ def test_metrics_and_forecasts_agree():
 def test_quantile_and_interval_columns_and_long_layout():
     df = wide_frame()
     long = df.melt(id_vars="date", var_name="store", value_name="sales")
-    model = TrellisForecaster(**TINY, loss="quantile").fit(long.iloc[: len(long) - 10],
-                                                           id_col="store", time_col="date",
-                                                           target="sales")  # fmt: skip
+    model = TrellisForecaster(**TINY, loss="quantile").fit(
+        long.iloc[: len(long) - 10], id_col="store", time_col="date", target="sales"
+    )
     fc = model.backtest(long, n_windows=2, level=[50, 90], return_forecasts=True)
-    assert list(fc.columns) == COLUMNS + ["forecast_q0.1", "forecast_q0.5", "forecast_q0.9",
-                                          "forecast_lo50", "forecast_hi50", "forecast_lo90",
-                                          "forecast_hi90"]  # fmt: skip
+    assert list(fc.columns) == COLUMNS + [
+        "forecast_q0.1",
+        "forecast_q0.5",
+        "forecast_q0.9",
+        "forecast_lo50",
+        "forecast_hi50",
+        "forecast_lo90",
+        "forecast_hi90",
+    ]
     assert set(fc["series"]) == {"a", "b"} and len(fc) == 2 * 2 * 6
     np.testing.assert_array_equal(fc["forecast"], fc["forecast_q0.5"])
     assert (fc["forecast_lo90"] <= fc["forecast_lo50"]).all()

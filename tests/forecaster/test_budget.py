@@ -28,8 +28,9 @@ def test_a_max_epochs_that_is_set_is_the_limit():
 def test_a_short_file_trains_for_the_minimum_number_of_steps():
     y = 10 + np.sin(np.arange(150) * 2 * np.pi / 12)
     df = pd.DataFrame({"t": pd.date_range("2000-01-01", periods=150, freq="MS"), "y": y})
-    f = TrellisForecaster(model="dlinear", min_steps=120, early_stopping_patience=0,
-                          verbose=False).fit(df)  # fmt: skip
+    f = TrellisForecaster(
+        model="dlinear", min_steps=120, early_stopping_patience=0, verbose=False
+    ).fit(df)
     summary = f.summary_.to_dict()
     steps_per_epoch = -(-summary["train_windows"] // summary["batch_size"])
     # Patience 0 would stop at the first epoch without progress; the minimum comes first.

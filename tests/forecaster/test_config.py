@@ -51,8 +51,12 @@ def test_round_trip_through_dict():
 
 def test_sizes_default_to_none_and_a_model_needs_them():
     config = TrellisConfig()
-    assert [config.prediction_length, config.context_length, config.patch_len,
-            config.patch_stride] == [None] * 4  # fmt: skip
+    assert [
+        config.prediction_length,
+        config.context_length,
+        config.patch_len,
+        config.patch_stride,
+    ] == [None] * 4
     with pytest.raises(ConfigError, match="prediction_length, context_length, patch_len"):
         config.require_sized()
     with pytest.raises(ConfigError, match="prediction_length, context_length, patch_len"):

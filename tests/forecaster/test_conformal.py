@@ -24,14 +24,21 @@ def sine_frame(n: int, sigmas=(0.5, 0.5, 0.5), seed: int = 0) -> pd.DataFrame:
     """Daily sines (level 5, amplitude 2) plus N(0, sigma^2) noise, one column per sigma."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    columns = {f"s{i}": 5 + 2 * np.sin(2 * np.pi * t / 24 + i) + s * rng.standard_normal(n)
-               for i, s in enumerate(sigmas)}  # fmt: skip
+    columns = {
+        f"s{i}": 5 + 2 * np.sin(2 * np.pi * t / 24 + i) + s * rng.standard_normal(n)
+        for i, s in enumerate(sigmas)
+    }
     return pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"), **columns})
 
 
 def inside(fc: pd.DataFrame, truth: pd.DataFrame, names, level: int) -> np.ndarray:
-    return np.stack([(truth[n].to_numpy() >= fc[f"{n}_lo{level}"].to_numpy())
-                     & (truth[n].to_numpy() <= fc[f"{n}_hi{level}"].to_numpy()) for n in names])  # fmt: skip
+    return np.stack(
+        [
+            (truth[n].to_numpy() >= fc[f"{n}_lo{level}"].to_numpy())
+            & (truth[n].to_numpy() <= fc[f"{n}_hi{level}"].to_numpy())
+            for n in names
+        ]
+    )
 
 
 @pytest.mark.parametrize("loss", ["mse", "quantile"])
@@ -57,8 +64,9 @@ def test_intervals_cover_held_out_noise_at_their_level(loss):
 
     fc = model.predict(level=[95, 80])
     names = ["s0", "s1", "s2"]
-    expected = ["date", *names] + [f"{n}_{side}{lvl}" for lvl in (80, 95)
-                                   for side in ("lo", "hi") for n in names]  # fmt: skip
+    expected = ["date", *names] + [
+        f"{n}_{side}{lvl}" for lvl in (80, 95) for side in ("lo", "hi") for n in names
+    ]
     assert list(fc.columns) == expected
     for n in names:  # nested, and around the point forecast
         assert (fc[f"{n}_lo95"] <= fc[f"{n}_lo80"]).all() and (fc[f"{n}_lo80"] <= fc[n]).all()

@@ -18,9 +18,27 @@ from trellis_ts.forecaster.persistence import CONFIG_FILE
 
 L, H = 24, 6
 PARAMS = {**TINY, "context_length": L, "prediction_length": H, "patch_len": 8, "patch_stride": 4}
-CLI_PARAMS = ["--context-length", str(L), "--prediction-length", str(H), "--patch-len", "8",
-              "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-              "--max-epochs", "1", "--model", "encoder", "--quiet"]  # fmt: skip
+CLI_PARAMS = [
+    "--context-length",
+    str(L),
+    "--prediction-length",
+    str(H),
+    "--patch-len",
+    "8",
+    "--patch-stride",
+    "4",
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-slots",
+    "8",
+    "--max-epochs",
+    "1",
+    "--model",
+    "encoder",
+    "--quiet",
+]
 
 
 def wide(n=150, seed=0):
@@ -28,13 +46,15 @@ def wide(n=150, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     promo = (rng.random(n) < 0.2).astype(float)
-    return pd.DataFrame({
-        "date": pd.date_range("2024-01-01", periods=n, freq="h"),
-        "sales": 10 + np.sin(2 * np.pi * t / 24) + 3 * promo + 0.1 * rng.standard_normal(n),
-        "load": 5 + np.cos(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n),
-        "promo": promo,
-        "temp": 20 + 3 * np.sin(2 * np.pi * t / 24) + rng.standard_normal(n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "sales": 10 + np.sin(2 * np.pi * t / 24) + 3 * promo + 0.1 * rng.standard_normal(n),
+            "load": 5 + np.cos(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n),
+            "promo": promo,
+            "temp": 20 + 3 * np.sin(2 * np.pi * t / 24) + rng.standard_normal(n),
+        }
+    )
 
 
 def long(n=120, n_series=3):
@@ -72,16 +92,22 @@ def test_wide_static_covariates_hold_for_the_whole_frame():
     f = TrellisForecaster(**PARAMS).fit(df, target="sales", static_covariates=["site"])
     assert f.inputs_.feat_static_cat == (1,) and np.isfinite(f.predict()["sales"]).all()
     with pytest.raises(DataError, match="varies within the frame"):
-        TrellisForecaster(**PARAMS).fit(df.assign(site=np.where(df.index < 5, "a", "b")),
-                                        target="sales", static_covariates=["site"])  # fmt: skip
+        TrellisForecaster(**PARAMS).fit(
+            df.assign(site=np.where(df.index < 5, "a", "b")),
+            target="sales",
+            static_covariates=["site"],
+        )
 
 
 def test_long_roles_with_static_categories_and_numbers():
     df = long()
     df["size"] = df["unique_id"].map({"store_0": 1.0, "store_1": 2.5, "store_2": 4.0})
-    f = TrellisForecaster(**PARAMS).fit(df, past_covariates=["temperature"],
-                                        future_covariates=["promo"],
-                                        static_covariates=["region", "size"])  # fmt: skip
+    f = TrellisForecaster(**PARAMS).fit(
+        df,
+        past_covariates=["temperature"],
+        future_covariates=["promo"],
+        static_covariates=["region", "size"],
+    )
     inputs = f.inputs_
     assert (inputs.feat_static_real, inputs.feat_static_cat) == (1, (3,))
     fc = f.predict(future=future_for(f, promo=1.0))
@@ -95,8 +121,9 @@ def test_long_roles_with_static_categories_and_numbers():
 
 @pytest.mark.parametrize("model", ["encoder", "dlinear"])
 def test_static_and_past_covariates_reach_every_model(model):
-    f = TrellisForecaster(**PARAMS, model=model).fit(long(), past_covariates="promo",
-                                                     static_covariates="region")  # fmt: skip
+    f = TrellisForecaster(**PARAMS, model=model).fit(
+        long(), past_covariates="promo", static_covariates="region"
+    )
     fc = f.predict()  # no future covariates: no future frame needed
     assert np.isfinite(fc["y"]).all() and f.inputs_.feat_static_cat == (3,)
 
@@ -199,7 +226,11 @@ def test_future_rows_outside_the_horizon_and_in_any_order_are_fine():
 def test_save_and_load_keep_roles_calendar_and_scaling(tmp_path):
     df = long()
     f = TrellisForecaster(**PARAMS, calendar_features="auto").fit(
-        df, past_covariates=["temperature"], future_covariates=["promo"], static_covariates=["region"])  # fmt: skip
+        df,
+        past_covariates=["temperature"],
+        future_covariates=["promo"],
+        static_covariates=["region"],
+    )
     future = future_for(f, promo=1.0)
     f.save(tmp_path / "m")
     g = TrellisForecaster.load(tmp_path / "m")
@@ -216,9 +247,14 @@ def test_models_saved_before_covariates_still_load(tmp_path):
     f.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / CONFIG_FILE).read_text())
     layout = meta["history"].pop("layout")  # rewrite as format 1 wrote it
-    meta["history"] |= {"layout": layout["format"], "time_col": layout["time_col"],
-                        "id_col": None, "target_col": None, "index_name": None,
-                        "columns": layout["columns"]}  # fmt: skip
+    meta["history"] |= {
+        "layout": layout["format"],
+        "time_col": layout["time_col"],
+        "id_col": None,
+        "target_col": None,
+        "index_name": None,
+        "columns": layout["columns"],
+    }
     meta["scaler"] = meta.pop("scaling")["target"]
     meta["columns"] = {k: meta["columns"][k] for k in ("time_col", "id_col", "target")}
     for key in ("inputs",):
@@ -254,15 +290,29 @@ def _future_without(f, drop=None, rows=None, nan_at=None):
 
 ERRORS = {
     # name: (fit columns, fit frame spoiler, phrase of the error at fit)
-    "covariate is a target": ({"target": ["sales", "promo"], "future_covariates": ["promo"]},
-                              None, "both a target and a future covariate"),
-    "column in two buckets": ({"past_covariates": ["promo"], "future_covariates": ["promo"]},
-                              None, "both a past and a future covariate"),
-    "unknown covariate": ({"past_covariates": ["nope"]}, None, "past covariate 'nope' is not a column"),
-    "text covariate": ({"past_covariates": ["load"]},
-                       lambda d: d.astype({"load": object}).assign(load=lambda x: x["load"].where(x.index != 9, "n/a")),
-                       "past covariate 'load' has a non-numeric value 'n/a'"),
-}  # fmt: skip
+    "covariate is a target": (
+        {"target": ["sales", "promo"], "future_covariates": ["promo"]},
+        None,
+        "both a target and a future covariate",
+    ),
+    "column in two buckets": (
+        {"past_covariates": ["promo"], "future_covariates": ["promo"]},
+        None,
+        "both a past and a future covariate",
+    ),
+    "unknown covariate": (
+        {"past_covariates": ["nope"]},
+        None,
+        "past covariate 'nope' is not a column",
+    ),
+    "text covariate": (
+        {"past_covariates": ["load"]},
+        lambda d: d.astype({"load": object}).assign(
+            load=lambda x: x["load"].where(x.index != 9, "n/a")
+        ),
+        "past covariate 'load' has a non-numeric value 'n/a'",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", ERRORS)
@@ -282,8 +332,9 @@ def test_static_covariate_that_varies_within_a_series():
 
 @pytest.fixture(scope="module")
 def fitted_future():
-    return TrellisForecaster(**PARAMS).fit(long(), future_covariates=["promo"],
-                                           static_covariates=["region"])  # fmt: skip
+    return TrellisForecaster(**PARAMS).fit(
+        long(), future_covariates=["promo"], static_covariates=["region"]
+    )
 
 
 FUTURE_ERRORS = {
@@ -323,9 +374,21 @@ def test_cli_fit_future_frame_predict_and_forecast(tmp_path):
     data = tmp_path / "promo.csv"
     long().to_csv(data, index=False)
     model = tmp_path / "m"
-    result = run("fit", data, "--model-dir", model, "--past-covariates", "temperature",
-                 "--future-covariates", "promo", "--static-covariates", "region",
-                 "--calendar", "auto", *CLI_PARAMS)  # fmt: skip
+    result = run(
+        "fit",
+        data,
+        "--model-dir",
+        model,
+        "--past-covariates",
+        "temperature",
+        "--future-covariates",
+        "promo",
+        "--static-covariates",
+        "region",
+        "--calendar",
+        "auto",
+        *CLI_PARAMS,
+    )
     assert result.exit_code == 0, result.output
     future = tmp_path / "future.csv"
     assert run("future-frame", "--model-dir", model, "-o", future).exit_code == 0
@@ -344,21 +407,36 @@ def test_cli_fit_future_frame_predict_and_forecast(tmp_path):
     result = run("predict", "--model-dir", model, "--future", future, "-o", out)
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out)) == 3 * H
-    result = run("forecast", data, "--future-covariates", "promo", "--future", future,
-                 "-o", tmp_path / "fc2.csv", *CLI_PARAMS)  # fmt: skip
+    result = run(
+        "forecast",
+        data,
+        "--future-covariates",
+        "promo",
+        "--future",
+        future,
+        "-o",
+        tmp_path / "fc2.csv",
+        *CLI_PARAMS,
+    )
     assert result.exit_code == 0, result.output
 
 
 CLI_ERRORS = [
     # (fit options, predict options: None = the error is at fit; the message)
     (["--target", "y", "--past-covariates", "y"], None, "both a target and a past covariate"),
-    (["--past-covariates", "promo", "--future-covariates", "promo"], None,
-     "both a past and a future covariate"),
+    (
+        ["--past-covariates", "promo", "--future-covariates", "promo"],
+        None,
+        "both a past and a future covariate",
+    ),
     (["--static-covariates", "promo"], None, "static covariate 'promo' varies within series"),
     (["--past-covariates", "region"], None, "past covariate 'region' has a non-numeric value"),
     (["forecast", "--future-covariates", "promo"], None, "values over the horizon: pass --future"),
-    (["forecast", "--future-covariates", "promo", "--future", "{tmp}/none.csv"], None,
-     "does not exist"),
+    (
+        ["forecast", "--future-covariates", "promo", "--future", "{tmp}/none.csv"],
+        None,
+        "does not exist",
+    ),
     (["--calendar", "hours"], None, "--calendar ['hours'] must be distinct names"),
     (["--future-covariates", "promo"], ["--future", "{short}"], "too short"),
     (["--future-covariates", "promo"], ["--future", "{nocol}"], "are missing from future"),
@@ -366,11 +444,12 @@ CLI_ERRORS = [
     (["--future-covariates", "promo"], ["--future", "{gap}"], "has a gap"),
     (["--future-covariates", "promo"], [], "pass --future"),
     (["--past-covariates", "temperature"], ["{lacking}"], "which the data lacks"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("fit_args", "predict_args", "message"), CLI_ERRORS,
-                         ids=[m for _, _, m in CLI_ERRORS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fit_args", "predict_args", "message"), CLI_ERRORS, ids=[m for _, _, m in CLI_ERRORS]
+)
 def test_cli_errors_are_one_line_exit_2_and_write_nothing(
     fit_args, predict_args, message, tmp_path
 ):
@@ -389,9 +468,12 @@ def test_cli_errors_are_one_line_exit_2_and_write_nothing(
         f = TrellisForecaster.load(model)
         good = future_for(f, promo=0.0) if f.history_.layout.future_covariates else None
         if good is not None:
-            for name, frame in {"short": good.iloc[:2], "nocol": good.drop(columns="promo"),
-                                "nan": good.assign(promo=np.nan),
-                                "gap": good.drop(index=[1])}.items():  # fmt: skip
+            for name, frame in {
+                "short": good.iloc[:2],
+                "nocol": good.drop(columns="promo"),
+                "nan": good.assign(promo=np.nan),
+                "gap": good.drop(index=[1]),
+            }.items():
                 files[name] = tmp_path / f"{name}.csv"
                 frame.to_csv(files[name], index=False)
         files["lacking"] = tmp_path / "lacking.csv"
@@ -414,8 +496,9 @@ def test_errors_are_user_errors():
 
 def test_warm_start_keeps_the_covariates_and_their_scaling():
     df = long()
-    f = TrellisForecaster(**PARAMS).fit(df.groupby("unique_id").head(90),
-                                        future_covariates=["promo"], static_covariates=["region"])  # fmt: skip
+    f = TrellisForecaster(**PARAMS).fit(
+        df.groupby("unique_id").head(90), future_covariates=["promo"], static_covariates=["region"]
+    )
     scaling = f.scaling_
     f.fit(df, warm_start=True)  # the fitted roles, unless given
     assert f.scaling_ == scaling and f.columns_["future_covariates"] == ["promo"]

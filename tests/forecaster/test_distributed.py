@@ -74,9 +74,14 @@ def ddp_models(tmp_path_factory) -> Path:
     env.pop("MASTER_PORT", None)  # let Lightning pick a free port
     # A session of its own, so a hang can be ended with both ranks (rank 1 is rank 0's child).
     run = subprocess.Popen(
-        [sys.executable, str(script), str(root), json.dumps(DDP_PARAMS)], env=env, cwd=root,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, str(script), str(root), json.dumps(DDP_PARAMS)],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _, stderr = run.communicate(timeout=240)
     except subprocess.TimeoutExpired:

@@ -16,8 +16,10 @@ from trellis_ts.errors import ConfigError, DataError
 def wide_frame(n=240, freq="h", channels=("a", "b"), seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    data = {c: 10 + np.sin(2 * np.pi * t / 24 + i) + 0.1 * rng.standard_normal(n)
-            for i, c in enumerate(channels)}  # fmt: skip
+    data = {
+        c: 10 + np.sin(2 * np.pi * t / 24 + i) + 0.1 * rng.standard_normal(n)
+        for i, c in enumerate(channels)
+    }
     return pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq=freq), **data})
 
 

@@ -21,8 +21,10 @@ def sine_frame(n: int, sigma: float, seed: int, n_series: int = 3) -> pd.DataFra
     """Daily sines (period 24 h, amplitude 2, level 5) plus N(0, sigma^2) noise, one per column."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    columns = {f"s{i}": 5 + 2 * np.sin(2 * np.pi * t / 24 + i) + sigma * rng.standard_normal(n)
-               for i in range(n_series)}  # fmt: skip
+    columns = {
+        f"s{i}": 5 + 2 * np.sin(2 * np.pi * t / 24 + i) + sigma * rng.standard_normal(n)
+        for i in range(n_series)
+    }
     return pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"), **columns})
 
 

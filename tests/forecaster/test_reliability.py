@@ -28,11 +28,13 @@ from trellis_ts.forecaster.persistence import CONFIG_FILE, WEIGHTS_FILE
 def frame(n=200, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    return pd.DataFrame({
-        "date": pd.date_range("2024-01-01", periods=n, freq="h"),
-        "a": np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n),
-        "b": np.cos(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "a": np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n),
+            "b": np.cos(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +233,9 @@ def _swap_models(a, b, target, queue, seconds=2.0):
 @pytest.mark.parametrize(
     ("field", "value"), [("d_model", 8192), ("n_layers", 100_000), ("n_layers", 10**9)]
 )
-def test_an_edited_size_in_model_json_is_refused_before_allocating(saved_model, tmp_path, field,
-                                                                     value):  # fmt: skip
+def test_an_edited_size_in_model_json_is_refused_before_allocating(
+    saved_model, tmp_path, field, value
+):
     edited = copy_model(saved_model, tmp_path / "edited")
     meta = json.loads((edited / CONFIG_FILE).read_text())
     meta["config"][field] = value
@@ -253,7 +256,7 @@ def test_bad_values_in_model_json_are_one_line_errors(saved_model, tmp_path):
         "quantiles": lambda m: m["config"].__setitem__("quantiles", "0.5"),
         "nested": lambda m: None,  # written below
         "history": lambda m: m["history"].pop("layout"),
-    }  # fmt: skip
+    }
     data = tmp_path / "d.csv"
     frame().to_csv(data, index=False)
     for name, edit in cases.items():
@@ -274,8 +277,9 @@ def test_bad_values_in_model_json_are_one_line_errors(saved_model, tmp_path):
         assert "\n" not in line and line.startswith("error: ") and "--" not in line, line
 
 
-def test_a_save_keeps_permissions_sweeps_killed_saves_and_fails_in_one_line(saved_model, tmp_path,
-                                                                            monkeypatch):  # fmt: skip
+def test_a_save_keeps_permissions_sweeps_killed_saves_and_fails_in_one_line(
+    saved_model, tmp_path, monkeypatch
+):
     import errno
     import stat
 
@@ -291,8 +295,9 @@ def test_a_save_keeps_permissions_sweeps_killed_saves_and_fails_in_one_line(save
     target.chmod(0o750)
     (target / WEIGHTS_FILE).chmod(0o640)
     # A save killed midway leaves its staging folder, named after a process that is gone.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = tmp_path / f".m.trellis-save-{dead}-abc123"
     copy_model(saved_model, stale)
     foreign = tmp_path / ".m.notes"

@@ -33,8 +33,10 @@ def test_an_earlier_saved_model_loads_and_forecasts_as_it_did(version):
     now = model.predict()
     assert list(now.columns) == list(then.columns)
     assert (now["date"].astype(str).str[:19] == then["date"].astype(str).str[:19]).all()
-    np.testing.assert_allclose(now[["a", "b"]].to_numpy(), then[["a", "b"]].to_numpy(),
-                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        now[["a", "b"]].to_numpy(), then[["a", "b"]].to_numpy(), rtol=tol, atol=tol
+    )
     again = model.predict(pd.read_csv(folder / "data.csv", parse_dates=["date"]))
-    np.testing.assert_allclose(again[["a", "b"]].to_numpy(), then[["a", "b"]].to_numpy(),
-                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        again[["a", "b"]].to_numpy(), then[["a", "b"]].to_numpy(), rtol=tol, atol=tol
+    )

@@ -38,16 +38,26 @@ def many_series_frame(n_series: int, n_steps: int) -> pd.DataFrame:
     values = make_demo_series(n_steps, n_series, seed=1)  # [T, N]
     values = 5 * (values - values.mean(0)) / values.std(0) + 100.0 * np.arange(1, n_series + 1)
     order = np.random.default_rng(0).permutation(n_series)
-    return pd.DataFrame({
-        "unique_id": np.repeat([f"id{i}" for i in order], n_steps),
-        "ds": np.tile(pd.date_range("2024-01-01", periods=n_steps, freq="h"), n_series),
-        "y": values[:, order].T.ravel(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"id{i}" for i in order], n_steps),
+            "ds": np.tile(pd.date_range("2024-01-01", periods=n_steps, freq="h"), n_series),
+            "y": values[:, order].T.ravel(),
+        }
+    )
 
 
 def test_long_context_trains_and_predicts_with_the_bounded_head():
-    params = TINY | dict(context_length=2048, patch_len=16, patch_stride=8, head="pool",
-                         chunk_size=16, windows_per_epoch=32, batch_size=16, val_fraction=0.0)  # fmt: skip
+    params = TINY | dict(
+        context_length=2048,
+        patch_len=16,
+        patch_stride=8,
+        head="pool",
+        chunk_size=16,
+        windows_per_epoch=32,
+        batch_size=16,
+        val_fraction=0.0,
+    )
     frame = make_demo_frame(n_steps=2048 + 12 + 100, n_channels=2)
     counter = CountBatches()
     forecaster = TrellisForecaster(**params).fit(frame, callbacks=[counter])
@@ -56,9 +66,14 @@ def test_long_context_trains_and_predicts_with_the_bounded_head():
     assert len(forecast) == 12 and np.isfinite(forecast[["load_1", "load_2"]].to_numpy()).all()
     # The pool head reads a bounded summary: the parameter count does not grow with the context.
     sizes = {
-        L: sum(p.numel() for p in build_model(model_spec(TrellisConfig(**(params | {"context_length": L})))).parameters())
+        L: sum(
+            p.numel()
+            for p in build_model(
+                model_spec(TrellisConfig(**(params | {"context_length": L})))
+            ).parameters()
+        )
         for L in (64, 2048, 8192)
-    }  # fmt: skip
+    }
     assert len(set(sizes.values())) == 1 and forecaster.summary_.parameters == sizes[2048]
 
 

@@ -15,9 +15,21 @@ from trellis_ts.errors import DataError
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.sizing import default_sizes, resolve_sizes
 
-SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1,
-             verbose=False)  # fmt: skip
-CLI_SMALL = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1", "--model", "encoder"]
+SMALL = dict(
+    d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1, verbose=False
+)
+CLI_SMALL = [
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-slots",
+    "8",
+    "--max-epochs",
+    "1",
+    "--model",
+    "encoder",
+]
 
 
 def monthly(n=144) -> pd.DataFrame:
@@ -28,8 +40,12 @@ def monthly(n=144) -> pd.DataFrame:
 
 def hourly(n: int) -> pd.DataFrame:
     t = np.arange(n)
-    return pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
-                         "load": 10 + np.sin(2 * np.pi * t / 24)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "load": 10 + np.sin(2 * np.pi * t / 24),
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,20 +116,34 @@ def test_cli_states_the_sizes_in_one_line(tmp_path):
     monthly().to_csv(data, index=False)
     result = ok("forecast", data, *CLI_SMALL, "-o", tmp_path / "fc.csv")
     line = [x for x in result.stderr.splitlines() if "context 48" in x]
-    assert line == ["wide data: time 'Month', forecasting 'y'; monthly, 144 rows: context 48, "
-                    "horizon 12, patches 8/4 (sized to the data); forecasts clamped at 0 (never "
-                    "negative in the data; target_transform='none' keeps them as they are)"]  # fmt: skip
+    assert line == [
+        "wide data: time 'Month', forecasting 'y'; monthly, 144 rows: context 48, "
+        "horizon 12, patches 8/4 (sized to the data); forecasts clamped at 0 (never "
+        "negative in the data; target_transform='none' keeps them as they are)"
+    ]
     assert len(pd.read_csv(tmp_path / "fc.csv")) == 12
 
 
 def test_cli_hourly_file_gets_the_benchmark_sizes(tmp_path):
     data = tmp_path / "hourly.csv"
     hourly(1_200).to_csv(data, index=False)
-    result = ok("forecast", data, *CLI_SMALL, "--windows-per-epoch", "64", "--json",
-                "-o", tmp_path / "fc.csv")  # fmt: skip
+    result = ok(
+        "forecast",
+        data,
+        *CLI_SMALL,
+        "--windows-per-epoch",
+        "64",
+        "--json",
+        "-o",
+        tmp_path / "fc.csv",
+    )
     summary = json.loads(result.stdout)
-    assert summary["sizes"] == {"context_length": 336, "prediction_length": 96, "patch_len": 16,
-                                "patch_stride": 8}  # fmt: skip
+    assert summary["sizes"] == {
+        "context_length": 336,
+        "prediction_length": 96,
+        "patch_len": 16,
+        "patch_stride": 8,
+    }
     assert "hourly, 1,200 rows: context 336, horizon 96, patches 16/8" in summary["data"]
 
 
@@ -132,8 +162,14 @@ def test_setting_errors_name_the_option_on_the_command_line(tmp_path):
 def test_tuning_space_is_sized_to_the_data(tmp_path):
     from trellis_ts.tuning.search import tune
 
-    study, _ = tune(monthly(), n_trials=3, storage=f"sqlite:///{tmp_path / 't.db'}",
-                    base_params=SMALL, space=None, refit=False)  # fmt: skip
+    study, _ = tune(
+        monthly(),
+        n_trials=3,
+        storage=f"sqlite:///{tmp_path / 't.db'}",
+        base_params=SMALL,
+        space=None,
+        refit=False,
+    )
     for trial in study.trials:
         params = trial.user_attrs["params"]
         assert params["prediction_length"] == 12  # one horizon for every trial

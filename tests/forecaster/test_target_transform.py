@@ -14,8 +14,16 @@ from trellis_ts import TrellisForecaster
 from trellis_ts.data.features import transforms
 from trellis_ts.errors import DataError
 
-SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=2,
-             prediction_length=24, verbose=False)  # fmt: skip
+SMALL = dict(
+    d_model=16,
+    n_heads=2,
+    n_layers=1,
+    n_slots=8,
+    chunk_size=4,
+    max_epochs=2,
+    prediction_length=24,
+    verbose=False,
+)
 
 
 def sunspots(n=600, seed=0) -> pd.DataFrame:
@@ -72,8 +80,23 @@ def test_inverse_maps_back_and_clamps():
 def test_command_line_option(tmp_path):
     data = tmp_path / "sunspots.csv"
     sunspots().to_csv(data, index=False)
-    args = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "2", "--model", "encoder",
-            "--prediction-length", "24", "--loss", "quantile", "-q"]  # fmt: skip
+    args = [
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "--n-slots",
+        "8",
+        "--max-epochs",
+        "2",
+        "--model",
+        "encoder",
+        "--prediction-length",
+        "24",
+        "--loss",
+        "quantile",
+        "-q",
+    ]
     result = ok("forecast", data, *args, "--target-transform", "nonnegative")
     fc = pd.read_csv(StringIO(result.stdout))
     assert fc.drop(columns="Month").to_numpy().min() >= 0 and len(fc.columns) == 5
@@ -133,8 +156,12 @@ def pedestrians(n=24 * 40, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     h = np.arange(n) % 24
     day = np.clip(np.sin(np.pi * (h - 6) / 14), 0, None) * (h >= 6) * (h <= 20)
-    return pd.DataFrame({"Date_Time": pd.date_range("2015-01-01", periods=n, freq="h"),
-                         "Count": rng.poisson(1500 * day**3 + 2)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "Date_Time": pd.date_range("2015-01-01", periods=n, freq="h"),
+            "Count": rng.poisson(1500 * day**3 + 2),
+        }
+    )
 
 
 HOURLY = SMALL | dict(context_length=96)
@@ -150,7 +177,8 @@ def test_counts_are_clamped_at_zero_by_default_and_said_so(tmp_path):
     f = TrellisForecaster(**HOURLY).fit(df)
     assert f.config_.target_transform == "auto"
     assert "; forecasts clamped at 0 (never negative in the data; target_transform='none'" in (
-        f.data_summary_)  # fmt: skip
+        f.data_summary_
+    )
     assert f.summary_.extra["clamped_at_zero"] == ["Count"]
     fc = f.predict(level=[80])
     assert fc.drop(columns="Date_Time").to_numpy().min() >= 0  # forecasts and interval bounds

@@ -14,8 +14,15 @@ class _Trainer:
 
 
 def _factors(steps: int, **settings) -> list[float]:
-    config = TrellisConfig(context_length=32, prediction_length=8, patch_len=8, d_model=8,
-                           n_heads=2, n_slots=4, **settings)  # fmt: skip
+    config = TrellisConfig(
+        context_length=32,
+        prediction_length=8,
+        patch_len=8,
+        d_model=8,
+        n_heads=2,
+        n_slots=4,
+        **settings,
+    )
     module = TrellisLightningModule(config)
     module.trainer = _Trainer(steps)
     scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
@@ -50,8 +57,11 @@ def test_weight_average_is_what_validation_and_the_fitted_model_see(tiny):
     from trellis_ts.forecaster.training import train_model
 
     rng = np.random.default_rng(0)
-    series = [np.sin(np.arange(400) / 5 + c).astype(np.float32) + 0.1 * rng.standard_normal(400).astype(np.float32)
-              for c in range(3)]  # fmt: skip
+    series = [
+        np.sin(np.arange(400) / 5 + c).astype(np.float32)
+        + 0.1 * rng.standard_normal(400).astype(np.float32)
+        for c in range(3)
+    ]
     settings = {k: v for k, v in tiny.items()} | {"max_epochs": 2, "ema_decay": 0.9}
     config = TrellisConfig(**settings)
     seen = []

@@ -96,9 +96,27 @@ def test_validation_part_inside_the_trained_data_warns():
 # ------------------------------------------------------------------ command line
 
 runner = CliRunner()
-CLI_TINY = ["--context-length", "24", "--prediction-length", "6", "--patch-len", "8",
-            "--patch-stride", "4", "--d-model", "16", "--n-layers", "1", "--n-slots", "8",
-            "--max-epochs", "1", "--model", "encoder", "--quiet"]  # fmt: skip
+CLI_TINY = [
+    "--context-length",
+    "24",
+    "--prediction-length",
+    "6",
+    "--patch-len",
+    "8",
+    "--patch-stride",
+    "4",
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-slots",
+    "8",
+    "--max-epochs",
+    "1",
+    "--model",
+    "encoder",
+    "--quiet",
+]
 
 
 def digest(directory: Path) -> dict[str, str]:
@@ -130,8 +148,9 @@ def test_cli_warm_start_updates_the_model_in_place(tmp_path):
     result = run("fit", new, "--model-dir", tmp_path / "none", "--warm-start", "-q")
     assert result.exit_code == 2 and "holds none; fit it first" in result.stderr
 
-    result = run("fit", new, "--model-dir", model_dir, "--warm-start", "--max-epochs", "2",
-                 "--json")  # fmt: skip
+    result = run(
+        "fit", new, "--model-dir", model_dir, "--warm-start", "--max-epochs", "2", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["epochs"] == 2
     meta = json.loads((model_dir / "model.json").read_text())

@@ -55,9 +55,16 @@ def sine_frame(n: int = 120, n_series: int = 3) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def artificial():
     """Daily series of 17-57 steps (some shorter than the 24-step context) with ~5% NaNs."""
-    data = ComplexSeasonalTimeSeries(num_series=8, prediction_length=H, freq_str="D",
-                                     length_low=20, length_high=60, min_val=-100, max_val=100,
-                                     proportion_missing_values=0.05)  # fmt: skip
+    data = ComplexSeasonalTimeSeries(
+        num_series=8,
+        prediction_length=H,
+        freq_str="D",
+        length_low=20,
+        length_high=60,
+        min_val=-100,
+        max_val=100,
+        proportion_missing_values=0.05,
+    )
     freq = data.metadata.freq
     return ListDataset(data.train, freq=freq), ListDataset(data.test, freq=freq)
 
@@ -130,8 +137,9 @@ def test_pandas_datasets(layout):
         long = (
             frame.rename_axis("ds").reset_index().melt("ds", var_name="unique_id", value_name="y")
         )
-        dataset = PandasDataset.from_long_dataframe(long, target="y", item_id="unique_id",
-                                                    timestamp="ds", freq="h")  # fmt: skip
+        dataset = PandasDataset.from_long_dataframe(
+            long, target="y", item_id="unique_id", timestamp="ds", freq="h"
+        )
     # Validation data exercises the validation loop and early stopping.
     predictor = tiny_estimator().train(dataset, validation_data=dataset)
     forecasts = list(predictor.predict(dataset))
@@ -156,8 +164,9 @@ def test_point_model_gives_a_degenerate_quantile_forecast(artificial):
 @needs_gluonts
 def test_multivariate_entries_are_independent_channels():
     values = sine_frame(n_series=2).to_numpy().T  # [C, T]
-    dataset = ListDataset([{"start": "2024-01-01", "target": values}], freq="h",
-                          one_dim_target=False)  # fmt: skip
+    dataset = ListDataset(
+        [{"start": "2024-01-01", "target": values}], freq="h", one_dim_target=False
+    )
     forecast = next(iter(tiny_estimator().train(dataset).predict(dataset)))
     assert forecast.forecast_array.shape == (9, H, 2)
 
@@ -187,8 +196,10 @@ def test_loss_ignores_unobserved_future_values():
         "future_target": 10 + torch.randn(4, H, generator=gen),
         "future_observed_values": (torch.rand(4, H, generator=gen) > 0.3).float(),
     }
-    garbage = dict(batch, future_target=torch.where(batch["future_observed_values"] > 0,
-                                                    batch["future_target"], 1e6))  # fmt: skip
+    garbage = dict(
+        batch,
+        future_target=torch.where(batch["future_observed_values"] > 0, batch["future_target"], 1e6),
+    )
     with torch.no_grad():
         assert torch.isfinite(module.loss(batch))
         torch.testing.assert_close(module.loss(garbage), module.loss(batch))
@@ -228,12 +239,17 @@ def covariate_dataset(n: int = 96, horizon: int = 0, n_series: int = 4):
         promo = (rng.random(n + horizon) < 0.2).astype(np.float32)
         t = np.arange(n)
         target = 10 + np.sin(2 * np.pi * t / 24) + 3 * promo[:n] + 0.1 * rng.standard_normal(n)
-        entries.append({
-            "start": pd.Period("2024-01-01", freq="h"), "target": target, "item_id": f"s{i}",
-            "feat_dynamic_real": promo[None, :],
-            "past_feat_dynamic_real": (5 + rng.standard_normal(n))[None, :],
-            "feat_static_real": [float(i)], "feat_static_cat": [i % 2],
-        })  # fmt: skip
+        entries.append(
+            {
+                "start": pd.Period("2024-01-01", freq="h"),
+                "target": target,
+                "item_id": f"s{i}",
+                "feat_dynamic_real": promo[None, :],
+                "past_feat_dynamic_real": (5 + rng.standard_normal(n))[None, :],
+                "feat_static_real": [float(i)],
+                "feat_static_cat": [i % 2],
+            }
+        )
     return ListDataset(entries, freq="h")
 
 
@@ -252,8 +268,13 @@ def test_dynamic_and_static_features_round_trip(tmp_path):
         np.testing.assert_allclose(a.forecast_array, b.forecast_array, rtol=1e-5, atol=1e-5)
     # the forecast reads the known covariate over the horizon
     entries = list(test)
-    flipped = ListDataset([e | {"feat_dynamic_real": 1.0 - e["feat_dynamic_real"],
-                                "start": e["start"]} for e in entries], freq="h")  # fmt: skip
+    flipped = ListDataset(
+        [
+            e | {"feat_dynamic_real": 1.0 - e["feat_dynamic_real"], "start": e["start"]}
+            for e in entries
+        ],
+        freq="h",
+    )
     other = list(predictor.predict(flipped))
     assert not np.allclose(other[0].quantile(0.5), forecasts[0].quantile(0.5))
 

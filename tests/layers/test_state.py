@@ -13,11 +13,16 @@ def mixers():
     torch.manual_seed(0)
     yield "trellis", TrellisMixer(16, 2, n_slots=4, chunk_size=4, conv_size=4).double().eval()
     yield "trellis-silu", TrellisMixer(16, 2, n_slots=4, chunk_size=1, phi="silu").double().eval()
-    yield "trellis-noconv", TrellisMixer(16, 2, n_slots=4, chunk_size=4, conv_size=0).double().eval()
+    yield (
+        "trellis-noconv",
+        TrellisMixer(16, 2, n_slots=4, chunk_size=4, conv_size=0).double().eval(),
+    )
     yield "attention", AttentionMixer(16, 2).double().eval()
 
 
-@pytest.mark.parametrize("name, mixer", list(mixers()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name, mixer", list(mixers()), ids=lambda v: v if isinstance(v, str) else ""
+)
 @pytest.mark.parametrize("splits", [(1,), (5,), (2, 7), (3, 4, 10)])
 def test_pieces_with_the_state_carried_equal_one_call(name, mixer, splits):
     x = torch.randn(3, 13, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -40,8 +45,9 @@ def test_one_token_at_a_time_equals_one_call_and_the_trellis_state_stays_bounded
         y, state = mixer(x[:, t : t + 1], state=state, return_state=True)
         outputs.append(y)
         assert isinstance(state, MixerState)
-        sizes.add((state.memory.key_memory.shape, state.memory.value_memory.shape,
-                   state.conv_rows.shape))  # fmt: skip
+        sizes.add(
+            (state.memory.key_memory.shape, state.memory.value_memory.shape, state.conv_rows.shape)
+        )
     torch.testing.assert_close(torch.cat(outputs, dim=1), whole, atol=1e-10, rtol=1e-8)
     assert len(sizes) == 1  # the same size after 1 token and after 40
 

@@ -14,8 +14,18 @@ from trellis_ts.modules.patching import make_patches
 from trellis_ts.modules.revin import denormalize, normalize
 from trellis_ts.ops.trellis import naive_trellis
 
-SMALL = dict(context_length=64, prediction_length=16, patch_len=8, patch_stride=4, d_model=16,
-             n_heads=2, n_layers=2, n_slots=8, chunk_size=4, dropout=0.0)  # fmt: skip
+SMALL = dict(
+    context_length=64,
+    prediction_length=16,
+    patch_len=8,
+    patch_stride=4,
+    d_model=16,
+    n_heads=2,
+    n_layers=2,
+    n_slots=8,
+    chunk_size=4,
+    dropout=0.0,
+)
 
 
 @pytest.mark.parametrize("mixer", ["trellis", "attention"])
@@ -112,11 +122,23 @@ def test_mixer_loads_weights_saved_with_separate_projections():
     def w(*shape):
         return torch.randn(*shape, generator=gen) * 0.3
 
-    old = {"qkv.weight": w(3 * D, D), "conv_q.conv.weight": w(D, 1, K), "conv_q.conv.bias": w(D),
-           "conv_k.conv.weight": w(D, 1, K), "conv_k.conv.bias": w(D), "alpha.weight": w(H * m, D),
-           "alpha.bias": w(H * m), "beta.weight": w(H, D), "beta.bias": w(H) + 3,
-           "gamma.weight": w(H, D), "gamma.bias": w(H), "out_norm.weight": 1 + w(d),
-           "out_gate.weight": w(D, D), "out_gate.bias": w(D), "out.weight": w(D, D)}  # fmt: skip
+    old = {
+        "qkv.weight": w(3 * D, D),
+        "conv_q.conv.weight": w(D, 1, K),
+        "conv_q.conv.bias": w(D),
+        "conv_k.conv.weight": w(D, 1, K),
+        "conv_k.conv.bias": w(D),
+        "alpha.weight": w(H * m, D),
+        "alpha.bias": w(H * m),
+        "beta.weight": w(H, D),
+        "beta.bias": w(H) + 3,
+        "gamma.weight": w(H, D),
+        "gamma.bias": w(H),
+        "out_norm.weight": 1 + w(d),
+        "out_gate.weight": w(D, D),
+        "out_gate.bias": w(D),
+        "out.weight": w(D, D),
+    }
     x = torch.randn(2, 9, D, generator=gen)
 
     def conv(t, name):  # the old CausalConv1d
@@ -134,8 +156,9 @@ def test_mixer_loads_weights_saved_with_separate_projections():
     gamma = torch.sigmoid(F.linear(x, old["gamma.weight"], old["gamma.bias"])) / 4
     y, _ = naive_trellis(q, k, v, alpha, log_beta, gamma, chunk_size=4, phi="silu")
     y = F.rms_norm(y, (d,), old["out_norm.weight"], eps=1e-6).flatten(-2)
-    expected = F.linear(y * F.gelu(F.linear(x, old["out_gate.weight"], old["out_gate.bias"])),
-                        old["out.weight"])  # fmt: skip
+    expected = F.linear(
+        y * F.gelu(F.linear(x, old["out_gate.weight"], old["out_gate.bias"])), old["out.weight"]
+    )
 
     mixer = TrellisMixer(8, 2, n_slots=3, chunk_size=4, conv_size=3, phi="silu")
     mixer.load_state_dict(old)
@@ -176,13 +199,15 @@ def covariate_batch(config, inputs, batch=3, seed=0):
     if inputs.feat_static_real:
         out["feat_static_real"] = torch.randn(batch, inputs.feat_static_real, generator=gen)
     if inputs.feat_static_cat:
-        out["feat_static_cat"] = torch.tensor([[i % (c + 1) for c in inputs.feat_static_cat]
-                                               for i in range(batch)])  # fmt: skip
+        out["feat_static_cat"] = torch.tensor(
+            [[i % (c + 1) for c in inputs.feat_static_cat] for i in range(batch)]
+        )
     return out
 
 
-ALL_INPUTS = dict(past_feat_dynamic_real=2, feat_dynamic_real=3, feat_static_real=1,
-                  feat_static_cat=(4,))  # fmt: skip
+ALL_INPUTS = dict(
+    past_feat_dynamic_real=2, feat_dynamic_real=3, feat_static_real=1, feat_static_cat=(4,)
+)
 
 
 @pytest.mark.parametrize("kind", ["trellis", "attention", "dlinear"])

@@ -80,8 +80,13 @@ def test_gradcheck_exact_form(chunk_size, with_state):
     def fn(*tensors):
         named = dict(zip(inputs, tensors, strict=True))
         state = (named["key_memory"], named["value_memory"]) if with_state else None
-        y, s = chunk_trellis(*[named[n] for n in NAMES], chunk_size=chunk_size, phi="identity",
-                             initial_state=state, output_final_state=True)  # fmt: skip
+        y, s = chunk_trellis(
+            *[named[n] for n in NAMES],
+            chunk_size=chunk_size,
+            phi="identity",
+            initial_state=state,
+            output_final_state=True,
+        )
         return y, s.key_memory, s.value_memory
 
     assert torch.autograd.gradcheck(fn, tuple(inputs.values()))
@@ -152,8 +157,9 @@ def test_inference_in_segments_equals_one_pass(phi):
     inputs = {n: t.detach() for n, t in make_inputs(T=300, seed=23).items()}
     args = [inputs[n] for n in NAMES]
     # With an input that needs gradients the whole sequence runs at once ...
-    y_full, s_full = chunk_trellis(*[a.clone().requires_grad_() for a in args], chunk_size=8,
-                                   phi=phi, output_final_state=True)  # fmt: skip
+    y_full, s_full = chunk_trellis(
+        *[a.clone().requires_grad_() for a in args], chunk_size=8, phi=phi, output_final_state=True
+    )
     # ... without, in segments of eight chunks with the state carried across.
     with torch.no_grad():
         y, s = chunk_trellis(*args, chunk_size=8, phi=phi, output_final_state=True)

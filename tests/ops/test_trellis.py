@@ -163,7 +163,9 @@ def test_identity_phi_pass_one_is_the_gated_delta_rule():
 def test_split_and_carry_equals_one_call(chunk_size, split):
     inputs = make_inputs(T=100, seed=11)
     args = [inputs[n] for n in NAMES]
-    y_full, s_full = chunk_trellis(*args, chunk_size=chunk_size, phi="silu", output_final_state=True)
+    y_full, s_full = chunk_trellis(
+        *args, chunk_size=chunk_size, phi="silu", output_final_state=True
+    )
     first = [a[:, :split] for a in args]
     second = [a[:, split:] for a in args]
     y1, s1 = chunk_trellis(*first, chunk_size=chunk_size, phi="silu", output_final_state=True)
@@ -184,7 +186,9 @@ def test_split_and_carry_equals_one_call(chunk_size, split):
 def test_prefill_with_chunk_then_step_equals_one_chunk_call(chunk_size):
     inputs = {n: t.detach() for n, t in make_inputs(T=40, seed=13).items()}
     args = [inputs[n] for n in NAMES]
-    y_full, s_full = chunk_trellis(*args, chunk_size=chunk_size, phi="silu", output_final_state=True)
+    y_full, s_full = chunk_trellis(
+        *args, chunk_size=chunk_size, phi="silu", output_final_state=True
+    )
     prefill = 27
     y_pre, state = chunk_trellis(
         *[a[:, :prefill] for a in args], chunk_size=chunk_size, phi="silu", output_final_state=True
@@ -204,9 +208,17 @@ def test_gradcheck_chunk(chunk_size):
 
     def fn(q, k, v, alpha, log_beta, gamma, key_memory, value_memory):
         y, s = chunk_trellis(
-            q, k, v, alpha, log_beta, gamma, chunk_size=chunk_size, phi="silu",
-            initial_state=(key_memory, value_memory), output_final_state=True,
-        )  # fmt: skip
+            q,
+            k,
+            v,
+            alpha,
+            log_beta,
+            gamma,
+            chunk_size=chunk_size,
+            phi="silu",
+            initial_state=(key_memory, value_memory),
+            output_final_state=True,
+        )
         return y, s.key_memory, s.value_memory
 
     assert torch.autograd.gradcheck(fn, tuple(inputs.values()))
@@ -220,9 +232,17 @@ def test_gradcheck_stale_over_read_blocks(chunk_size):
 
     def fn(q, k, v, alpha, log_beta, gamma, key_memory, value_memory):
         y, s = chunk_trellis(
-            q, k, v, alpha, log_beta, gamma, chunk_size=chunk_size, phi="silu",
-            initial_state=(key_memory, value_memory), output_final_state=True,
-        )  # fmt: skip
+            q,
+            k,
+            v,
+            alpha,
+            log_beta,
+            gamma,
+            chunk_size=chunk_size,
+            phi="silu",
+            initial_state=(key_memory, value_memory),
+            output_final_state=True,
+        )
         return y, s.key_memory, s.value_memory
 
     assert torch.autograd.gradcheck(fn, tuple(inputs.values()))
@@ -257,6 +277,8 @@ def test_bad_arguments_raise_config_error():
         naive_trellis(*args, chunk_size=0)
     with pytest.raises(ConfigError, match="alpha"):
         recurrent_trellis(*args[:3], args[3][..., :-1].unsqueeze(1), *args[4:])
-    _, state = chunk_trellis(*args, chunk_size=4, phi="silu", output_final_state=True)  # T=7 stops mid-chunk
+    _, state = chunk_trellis(
+        *args, chunk_size=4, phi="silu", output_final_state=True
+    )  # T=7 stops mid-chunk
     with pytest.raises(ConfigError, match="chunk_size=4"):
         chunk_trellis(*args, chunk_size=8, phi="silu", initial_state=state)

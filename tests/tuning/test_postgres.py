@@ -77,8 +77,9 @@ def test_two_workers_share_a_postgres_study_and_retry_a_killed_workers_trial(
     try:
         # 1. A worker dies during its trial: the trial stays RUNNING with a stale heartbeat.
         script = KILLED_WORKER.format(repo=str(REPO), url=postgres_url, study=study_name)
-        killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                                timeout=180)  # fmt: skip
+        killed = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
+        )
         assert killed.returncode == -9, killed.stderr[-2000:]
         study = optuna.load_study(study_name=study_name, storage=storage)
         assert [t.state for t in study.trials] == [TrialState.RUNNING]
@@ -87,11 +88,33 @@ def test_two_workers_share_a_postgres_study_and_retry_a_killed_workers_trial(
 
         # 2. The same command on two workers at once, as on two machines.
         options = [f"--{k.replace('_', '-')}={v}" for k, v in BASE.items() if k != "verbose"]
-        command = [sys.executable, "-m", "trellis_ts", "tune", str(data), "--trials", "4",
-                   "--storage", postgres_url, "--study-name", study_name, "--space", str(space),
-                   "--heartbeat", "1", "--model-dir", str(tmp_path / "best"), "--json", *options]  # fmt: skip
-        workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, cwd=tmp_path) for _ in range(2)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "trellis_ts",
+            "tune",
+            str(data),
+            "--trials",
+            "4",
+            "--storage",
+            postgres_url,
+            "--study-name",
+            study_name,
+            "--space",
+            str(space),
+            "--heartbeat",
+            "1",
+            "--model-dir",
+            str(tmp_path / "best"),
+            "--json",
+            *options,
+        ]
+        workers = [
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+            )
+            for _ in range(2)
+        ]
         outputs = [w.communicate(timeout=300) for w in workers]
         for w, (out, err) in zip(workers, outputs, strict=True):
             assert w.returncode == 0, err[-2000:]

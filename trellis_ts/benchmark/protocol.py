@@ -34,13 +34,19 @@ def split_borders(kind: str, n_rows: int, context_length: int) -> dict[str, tupl
                 f"an ETT file needs {test_end} rows for its standard split but has {n_rows}; "
                 "use the unmodified file"
             )
-        borders = {"train": (0, train_end), "val": (train_end - L, val_end),
-                   "test": (val_end - L, test_end)}  # fmt: skip
+        borders = {
+            "train": (0, train_end),
+            "val": (train_end - L, val_end),
+            "test": (val_end - L, test_end),
+        }
     elif kind == "ratio_7_1_2":
         n_train, n_test = int(n_rows * 0.7), int(n_rows * 0.2)
         n_val = n_rows - n_train - n_test
-        borders = {"train": (0, n_train), "val": (n_train - L, n_train + n_val),
-                   "test": (n_rows - n_test - L, n_rows)}  # fmt: skip
+        borders = {
+            "train": (0, n_train),
+            "val": (n_train - L, n_train + n_val),
+            "test": (n_rows - n_test - L, n_rows),
+        }
     else:
         raise ValueError(f"unknown split kind {kind!r}")
     if borders["val"][0] < 0:

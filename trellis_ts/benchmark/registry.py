@@ -58,24 +58,71 @@ _LTSF = "the dataset collection shared by the Autoformer / Time-Series-Library a
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
-        DatasetSpec("ETTh1", "ETTh1.csv", "ett_hourly", "h", 17420, 8,
-                    "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066", _ETT),
+        DatasetSpec(
+            "ETTh1",
+            "ETTh1.csv",
+            "ett_hourly",
+            "h",
+            17420,
+            8,
+            "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",
+            _ETT,
+        ),
         DatasetSpec("ETTh2", "ETTh2.csv", "ett_hourly", "h", 17420, 8, None, _ETT),
         DatasetSpec("ETTm1", "ETTm1.csv", "ett_minute", "15min", 69680, 8, None, _ETT),
         DatasetSpec("ETTm2", "ETTm2.csv", "ett_minute", "15min", 69680, 8, None, _ETT),
-        DatasetSpec("Weather", "weather.csv", "ratio_7_1_2", "10min", 52696, 22,
-                    "34ee981d07313e51da2a50bb600072c8ae4a69cb4b0651f4cb93a069d7a2ba63",
-                    f"{_LTSF} (weather station of the Max Planck Institute for Biogeochemistry)"),
-        DatasetSpec("Electricity", "electricity.csv", "ratio_7_1_2", "h", 26304, 322, None,
-                    f"{_LTSF} (UCI ElectricityLoadDiagrams20112014, 321 clients, hourly)"),
-        DatasetSpec("Traffic", "traffic.csv", "ratio_7_1_2", "h", 17544, 863, None,
-                    f"{_LTSF} (Caltrans PeMS road occupancy, 862 sensors, hourly)"),
-        DatasetSpec("Exchange", "exchange_rate.csv", "ratio_7_1_2", "D", 7588, 9, None,
-                    f"{_LTSF} (daily exchange rates of 8 countries, from LSTNet)"),
-        DatasetSpec("ILI", "national_illness.csv", "ratio_7_1_2", "W", 966, 8, None,
-                    f"{_LTSF} (US CDC weekly influenza-like-illness reports)"),
+        DatasetSpec(
+            "Weather",
+            "weather.csv",
+            "ratio_7_1_2",
+            "10min",
+            52696,
+            22,
+            "34ee981d07313e51da2a50bb600072c8ae4a69cb4b0651f4cb93a069d7a2ba63",
+            f"{_LTSF} (weather station of the Max Planck Institute for Biogeochemistry)",
+        ),
+        DatasetSpec(
+            "Electricity",
+            "electricity.csv",
+            "ratio_7_1_2",
+            "h",
+            26304,
+            322,
+            None,
+            f"{_LTSF} (UCI ElectricityLoadDiagrams20112014, 321 clients, hourly)",
+        ),
+        DatasetSpec(
+            "Traffic",
+            "traffic.csv",
+            "ratio_7_1_2",
+            "h",
+            17544,
+            863,
+            None,
+            f"{_LTSF} (Caltrans PeMS road occupancy, 862 sensors, hourly)",
+        ),
+        DatasetSpec(
+            "Exchange",
+            "exchange_rate.csv",
+            "ratio_7_1_2",
+            "D",
+            7588,
+            9,
+            None,
+            f"{_LTSF} (daily exchange rates of 8 countries, from LSTNet)",
+        ),
+        DatasetSpec(
+            "ILI",
+            "national_illness.csv",
+            "ratio_7_1_2",
+            "W",
+            966,
+            8,
+            None,
+            f"{_LTSF} (US CDC weekly influenza-like-illness reports)",
+        ),
     )
-}  # fmt: skip
+}
 
 _ALIASES = {"ecl": "Electricity", "exchange_rate": "Exchange", "national_illness": "ILI"}
 
@@ -176,8 +223,17 @@ def load_dataset(dataset: str | Path, data_dir: str | Path | None = None) -> Loa
         name, split, freq = spec.name, spec.split, spec.freq
     else:
         name, split, freq = path.stem, "ratio_7_1_2", _infer_freq(time)
-    return LoadedDataset(name=name, path=path, values=values, channels=channels, time=time,
-                         freq=freq, split=split, sha256=sha, spec=spec)  # fmt: skip
+    return LoadedDataset(
+        name=name,
+        path=path,
+        values=values,
+        channels=channels,
+        time=time,
+        freq=freq,
+        split=split,
+        sha256=sha,
+        spec=spec,
+    )
 
 
 def _split_columns(frame: pd.DataFrame, path: Path) -> tuple[pd.DatetimeIndex | None, tuple]:

@@ -22,8 +22,11 @@ _ID_NEUTRAL = {"target_transform": "none", "calendar_features": []}
 
 def _config_id(config: dict[str, Any]) -> str:
     """Short hash of the settings that define a model (not L, H, the seed or verbosity)."""
-    kept = {k: v for k, v in config.items()
-            if k not in _NOT_IN_CONFIG_ID and _ID_NEUTRAL.get(k, object()) != v}  # fmt: skip
+    kept = {
+        k: v
+        for k, v in config.items()
+        if k not in _NOT_IN_CONFIG_ID and _ID_NEUTRAL.get(k, object()) != v
+    }
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
@@ -94,11 +97,15 @@ def _horizon_average(by_h: dict[int, dict[int, dict]]) -> str:
     seed_sets = [tuple(sorted(runs)) for runs in by_h.values()]
     if len(set(seed_sets)) == 1:
         seeds = seed_sets[0]
-        cells = [mean_std([np.mean([by_h[h][s][m] for h in by_h]) for s in seeds])
-                 for m in ("mse", "mae")]  # fmt: skip
+        cells = [
+            mean_std([np.mean([by_h[h][s][m] for h in by_h]) for s in seeds])
+            for m in ("mse", "mae")
+        ]
         return f"{cells[0]} | {cells[1]} | {len(seeds)}"
-    cells = [np.mean([np.mean([r[m] for r in runs.values()]) for runs in by_h.values()])
-             for m in ("mse", "mae")]  # fmt: skip
+    cells = [
+        np.mean([np.mean([r[m] for r in runs.values()]) for runs in by_h.values()])
+        for m in ("mse", "mae")
+    ]
     return f"{cells[0]:.4f} | {cells[1]:.4f} | mixed"
 
 

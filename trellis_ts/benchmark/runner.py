@@ -218,8 +218,9 @@ def run_benchmark(
         for seed in seeds:
             run_config = configs[h].replace(random_state=seed)
             started = time.perf_counter()
-            fitted, summary = train_model(run_config, train, inputs=inputs, val_series=val,
-                                          val_stride=val_stride)  # fmt: skip
+            fitted, summary = train_model(
+                run_config, train, inputs=inputs, val_series=val, val_stride=val_stride
+            )
             train_seconds = time.perf_counter() - started
             started = time.perf_counter()
             scores = {"mse": None, "mae": None, "windows": None}
@@ -227,10 +228,13 @@ def run_benchmark(
                 windows = split_windows(rows["test"], L, h, features, column)
                 scores = evaluate_windows(fitted, windows, point_index=run_config.point_index)
             eval_seconds = time.perf_counter() - started
-            record = _record(data, model, run_config, seed, scores, summary, borders,
-                             train_seconds, eval_seconds) | {"val_stride": val_stride}  # fmt: skip
-            record |= {"features": features,
-                       "target": None if features == "M" else data.channels[column]}  # fmt: skip
+            record = _record(
+                data, model, run_config, seed, scores, summary, borders, train_seconds, eval_seconds
+            ) | {"val_stride": val_stride}
+            record |= {
+                "features": features,
+                "target": None if features == "M" else data.channels[column],
+            }
             records.append(record)
             if results_path is not None:
                 _append_jsonl(results_path, record)
@@ -241,8 +245,9 @@ def run_benchmark(
     return records
 
 
-def _record(data: LoadedDataset, model, config, seed, scores, summary, borders,
-            train_seconds, eval_seconds) -> dict[str, Any]:  # fmt: skip
+def _record(
+    data: LoadedDataset, model, config, seed, scores, summary, borders, train_seconds, eval_seconds
+) -> dict[str, Any]:
     import lightning
     import torch
 
@@ -284,10 +289,8 @@ def _record(data: LoadedDataset, model, config, seed, scores, summary, borders,
             "lightning": lightning.__version__,
             "numpy": np.__version__,
             "python": platform.python_version(),
-        },  # fmt: skip
+        },
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
-
-

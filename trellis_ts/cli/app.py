@@ -65,22 +65,38 @@ def user_errors(func: Callable) -> Callable:
             except TrellisUserError as exc:
                 text = " ".join(str(exc).split())
                 # A model file's contents are quoted as written, not as command-line options.
-                typer.echo(f"error: {text if isinstance(exc, ModelFileError) else cli_words(text)}",
-                           err=True)  # fmt: skip
+                typer.echo(
+                    f"error: {text if isinstance(exc, ModelFileError) else cli_words(text)}",
+                    err=True,
+                )
                 raise typer.Exit(2) from None
 
     return run
 
 
-_API_NAMES = [f.name for f in config_fields()] + ["time_col", "id_col", "target", "sep",
-              "decimal", "dayfirst", "date_format", "n_windows", "step", "past_covariates",
-              "future_covariates", "static_covariates", "future"]  # fmt: skip
+_API_NAMES = [f.name for f in config_fields()] + [
+    "time_col",
+    "id_col",
+    "target",
+    "sep",
+    "decimal",
+    "dayfirst",
+    "date_format",
+    "n_windows",
+    "step",
+    "past_covariates",
+    "future_covariates",
+    "static_covariates",
+    "future",
+]
 # Options whose flag is not the field's name (the field's own spelling works too).
 SHORT_FLAGS = {"calendar_features": "--calendar"}
 # Boolean settings: `name=True` / `name=False` is this pair of flags on the command line.
-_FLAGS = {f.name: (f"--{f.name.replace('_', '-')}", f"--no-{f.name.replace('_', '-')}")
-          for f in config_fields() if f.type in ("bool", bool)} | {
-          "dayfirst": ("--dayfirst", "--monthfirst")}  # fmt: skip
+_FLAGS = {
+    f.name: (f"--{f.name.replace('_', '-')}", f"--no-{f.name.replace('_', '-')}")
+    for f in config_fields()
+    if f.type in ("bool", bool)
+} | {"dayfirst": ("--dayfirst", "--monthfirst")}
 # Not a name in quotes or after a dot: that is a key or a value ('time_col', history.time_col).
 _SETTING = re.compile(
     r"(?<!['\".])\b(" + "|".join(sorted(_API_NAMES, key=len, reverse=True)) + r")"

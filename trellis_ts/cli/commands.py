@@ -111,15 +111,30 @@ def csv_writer(frame, forecaster, data: DataSource):
     frame = labelled(frame, layout)
 
     def to_csv(target) -> None:
-        frame.to_csv(target, sep=data.out_sep, decimal=data.decimal, index=layout.time_in_index,
-                     index_label=label)  # fmt: skip
+        frame.to_csv(
+            target,
+            sep=data.out_sep,
+            decimal=data.decimal,
+            index=layout.time_in_index,
+            index_label=label,
+        )
 
     return to_csv
 
 
-def write_forecast(forecaster, df, data: DataSource, *, output, plot, quantiles_out,
-                   level=None, history_df=None, future=None,
-                   before_commit: Callable[[], None] | None = None) -> dict:  # fmt: skip
+def write_forecast(
+    forecaster,
+    df,
+    data: DataSource,
+    *,
+    output,
+    plot,
+    quantiles_out,
+    level=None,
+    history_df=None,
+    future=None,
+    before_commit: Callable[[], None] | None = None,
+) -> dict:
     """Predict from `df` (None: the end of the fit data) and the --future file, write -o/--plot
     or print the CSV.
 
@@ -200,8 +215,10 @@ def _saved_fit(model_dir: Path) -> tuple[dict, dict] | None:
 def _kept_by_fit(model_dir: Path, checkpoints: Path) -> Callable[[], str]:
     def kept() -> str:
         if (checkpoints / "last.ckpt").is_file():
-            return (f"nothing was saved to {model_dir}; the last finished epoch is kept in "
-                    f"{checkpoints}: rerun the same command with --resume to continue")  # fmt: skip
+            return (
+                f"nothing was saved to {model_dir}; the last finished epoch is kept in "
+                f"{checkpoints}: rerun the same command with --resume to continue"
+            )
         return f"no epoch had finished; nothing was saved to {model_dir}"
 
     return kept
@@ -233,8 +250,9 @@ def forecast(
     chosen from the data's frequency and length, and said in one line before training.
     """
     settings = with_auto(settings)
-    check_outputs(inputs=(data.csv, future), force=force, model_dir=model_dir, output=output,
-                  plot=plot)  # fmt: skip
+    check_outputs(
+        inputs=(data.csv, future), force=force, model_dir=model_dir, output=output, plot=plot
+    )
     check_interval_levels(level, settings)
     if model_dir is not None:
         check_model_dir(model_dir)
@@ -252,9 +270,18 @@ def forecast(
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes
         return
     save = None if model_dir is None else (lambda: forecaster.save(model_dir))
-    outputs = write_forecast(forecaster, None, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, level=level, history_df=panel,
-                             future=future, before_commit=save)  # fmt: skip
+    outputs = write_forecast(
+        forecaster,
+        None,
+        data,
+        output=output,
+        plot=plot,
+        quantiles_out=quantiles_out,
+        level=level,
+        history_df=panel,
+        future=future,
+        before_commit=save,
+    )
     if model_dir is not None:
         outputs["model_dir"] = str(model_dir)
     report("forecast", forecaster, outputs, quiet=quiet, as_json=as_json)
@@ -273,7 +300,7 @@ def fit(
             help="Continue an interrupted fit of the same data and options from its "
             "last checkpoint (kept in <model-dir>.checkpoints until the model is saved)."
         ),
-    ] = False,  # fmt: skip
+    ] = False,
     warm_start: Annotated[
         bool,
         typer.Option(
@@ -281,7 +308,7 @@ def fit(
             "or ids) for --max-epochs more, then replace it in place. Only training options "
             "(--max-epochs, --learning-rate, ...) may be given."
         ),
-    ] = False,  # fmt: skip
+    ] = False,
     rescale: Annotated[
         bool,
         typer.Option(help="With --warm-start: recompute the per-series scaling on this data."),
@@ -321,8 +348,14 @@ def fit(
         panel = prepare(data, settings)
         forecaster = new_forecaster(settings, quiet=quiet)
     with stopped_by_signals(_kept_by_fit(model_dir, checkpoints)):
-        train(forecaster, panel, data.columns, checkpoint_dir=checkpoints, resume=resume,
-              **({"warm_start": True, "rescale": rescale} if warm_start else {}))  # fmt: skip
+        train(
+            forecaster,
+            panel,
+            data.columns,
+            checkpoint_dir=checkpoints,
+            resume=resume,
+            **({"warm_start": True, "rescale": rescale} if warm_start else {}),
+        )
     from trellis_ts.forecaster.training import is_main_process
 
     if not is_main_process():  # every DDP rank holds the same model; rank 0 writes it
@@ -350,13 +383,22 @@ def predict(
 ) -> None:
     """Forecast with a saved model from the end of the data (column options: the model's)."""
     started = time.perf_counter()
-    check_outputs(inputs=(data.csv, future), force=force, model_dir=model_dir, output=output,
-                  plot=plot)  # fmt: skip
+    check_outputs(
+        inputs=(data.csv, future), force=force, model_dir=model_dir, output=output, plot=plot
+    )
     check_interval_levels(level)
     check_model_dir(model_dir, existing=True)
     forecaster, df = _model_and_data(model_dir, data, level, required=False)
-    outputs = write_forecast(forecaster, df, data, output=output, plot=plot,
-                             quantiles_out=quantiles_out, level=level, future=future)  # fmt: skip
+    outputs = write_forecast(
+        forecaster,
+        df,
+        data,
+        output=output,
+        plot=plot,
+        quantiles_out=quantiles_out,
+        level=level,
+        future=future,
+    )
     report("predict", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
 
 
@@ -407,9 +449,11 @@ def evaluate(
     level: Level = None,
     baselines: Annotated[
         bool,
-        typer.Option(help="Also score the seasonal naive, AutoETS and AutoTheta on the same "
-                     "windows (each estimated before a series' first window)."),
-    ] = False,  # fmt: skip
+        typer.Option(
+            help="Also score the seasonal naive, AutoETS and AutoTheta on the same "
+            "windows (each estimated before a series' first window)."
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         output_option("Write the metrics of every window to this CSV file.", "--output", "-o"),
@@ -420,7 +464,7 @@ def evaluate(
             "Write the backtest forecasts to this CSV file: one row per series, cutoff "
             "and horizon step (series, cutoff, timestamp, horizon, actual, forecast, ...)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     plot: Annotated[
         Path | None, output_option("Draw the backtest windows over the history (.png).")
     ] = None,
@@ -434,8 +478,14 @@ def evaluate(
     Windows that forecast time steps the model was fitted on are in-sample: a warning says so.
     """
     started = time.perf_counter()
-    check_outputs(inputs=(data.csv,), force=force, model_dir=model_dir, output=output,
-                  forecasts=forecasts, plot=plot)  # fmt: skip
+    check_outputs(
+        inputs=(data.csv,),
+        force=force,
+        model_dir=model_dir,
+        output=output,
+        forecasts=forecasts,
+        plot=plot,
+    )
     check_interval_levels(level)
     check_model_dir(model_dir, existing=True)
     forecaster, df = _model_and_data(model_dir, data, level)
@@ -467,13 +517,27 @@ def evaluate(
         from trellis_ts.metrics import seasonal_period
 
         w = result.windows
-        extra["baselines"] = baseline_scores(result.panel, w.series, w.start,
-                                             forecaster.config_.prediction_length,
-                                             seasonal_period(result.panel.freq))  # fmt: skip
+        extra["baselines"] = baseline_scores(
+            result.panel,
+            w.series,
+            w.start,
+            forecaster.config_.prediction_length,
+            seasonal_period(result.panel.freq),
+        )
     if not as_json:
         print_metrics(table, scores, metrics)
         for name, mase in extra.get("baselines", {}).items():
-            typer.echo(f"{STATISTICAL[name]}: MASE {mase:.4g} on the same windows "
-                       f"(this model: {metrics['mase']:.4g})")  # fmt: skip
-    report("evaluate", forecaster, outputs, quiet=quiet, as_json=as_json, started=started,
-           metrics=metrics, **extra)  # fmt: skip
+            typer.echo(
+                f"{STATISTICAL[name]}: MASE {mase:.4g} on the same windows "
+                f"(this model: {metrics['mase']:.4g})"
+            )
+    report(
+        "evaluate",
+        forecaster,
+        outputs,
+        quiet=quiet,
+        as_json=as_json,
+        started=started,
+        metrics=metrics,
+        **extra,
+    )

@@ -68,9 +68,13 @@ class DataSource:
     def columns(self) -> dict:
         """The column options that were given (a saved model's own fill in the rest)."""
         ids = _comma_list(self.id_col)
-        given = {"time_col": self.time_col, "id_col": (ids[0] if len(ids) == 1 else ids) or None,
-                 "target": _comma_list(self.target) or None,
-                 "dayfirst": self.dayfirst, "date_format": self.date_format}  # fmt: skip
+        given = {
+            "time_col": self.time_col,
+            "id_col": (ids[0] if len(ids) == 1 else ids) or None,
+            "target": _comma_list(self.target) or None,
+            "dayfirst": self.dayfirst,
+            "date_format": self.date_format,
+        }
         for role in ("past_covariates", "future_covariates", "static_covariates"):
             given[role] = _comma_list(getattr(self, role)) or None
         return {k: v for k, v in given.items() if v is not None}
@@ -90,8 +94,13 @@ def prepare(data: DataSource, settings: dict, columns: dict | None = None):
 
     config = TrellisConfig(**settings)
     df = data.read()
-    panel = to_panel(df, **(data.columns if columns is None else columns), freq=config.freq,
-                     missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
+    panel = to_panel(
+        df,
+        **(data.columns if columns is None else columns),
+        freq=config.freq,
+        missing=config.missing,
+        fill_gaps=config.fill_gaps,
+    )
     resolve_sizes(config, panel.freq, panel.lengths(), panel.names)
     if config.target_transform in ("log1p", "nonnegative"):  # negatives: said before torch loads
         from trellis_ts.data.features.transforms import forward

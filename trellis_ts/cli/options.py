@@ -24,12 +24,23 @@ INPUT, OUTPUT, MODEL = "Input", "Output", "Model (defaults: TrellisConfig)"
 
 
 # What `--help` shows; the rest is under `--help-all`, so that a command's help fits a screen.
-COMMON_MODEL_OPTIONS = ("prediction_length", "context_length", "freq", "model", "mixer", "loss",
-                        "quantiles", "max_epochs", "random_state")  # fmt: skip
+COMMON_MODEL_OPTIONS = (
+    "prediction_length",
+    "context_length",
+    "freq",
+    "model",
+    "mixer",
+    "loss",
+    "quantiles",
+    "max_epochs",
+    "random_state",
+)
 
 
-MORE = ("More options (covariates, date formats, separators, model sizes, training, devices): "
-        "--help-all.")  # fmt: skip
+MORE = (
+    "More options (covariates, date formats, separators, model sizes, training, devices): "
+    "--help-all."
+)
 
 
 def input_option(help: str, *decls: str, advanced: bool = False) -> Any:
@@ -53,16 +64,23 @@ def _help_all(ctx: typer.Context, value: bool) -> None:
 
 HelpAll = Annotated[
     bool,
-    typer.Option("--help-all", callback=_help_all, is_eager=True, expose_value=False,
-                 help="Show every option, the advanced ones too."),
-]  # fmt: skip
+    typer.Option(
+        "--help-all",
+        callback=_help_all,
+        is_eager=True,
+        expose_value=False,
+        help="Show every option, the advanced ones too.",
+    ),
+]
 
 
 CsvArg = Annotated[
     Path | None,
-    typer.Argument(help="CSV file: wide (time + numeric columns) or long (unique_id, ds, y).",
-                   show_default=False),
-]  # fmt: skip
+    typer.Argument(
+        help="CSV file: wide (time + numeric columns) or long (unique_id, ds, y).",
+        show_default=False,
+    ),
+]
 
 
 Demo = Annotated[
@@ -75,16 +93,20 @@ TimeCol = Annotated[str | None, input_option("Time column (default: detected).")
 
 Target = Annotated[
     list[str] | None,
-    input_option("Column(s) to forecast: repeat it or give a comma list (default: all numeric columns; "
-        "y in a long file)."),
-]  # fmt: skip
+    input_option(
+        "Column(s) to forecast: repeat it or give a comma list (default: all numeric columns; "
+        "y in a long file)."
+    ),
+]
 
 
 IdCol = Annotated[
     str | None,
-    input_option("Series id column of a long file, or a comma list of the columns that together "
-                 "name the series, e.g. Region,State,Purpose (default: detected)."),
-]  # fmt: skip
+    input_option(
+        "Series id column of a long file, or a comma list of the columns that together "
+        "name the series, e.g. Region,State,Purpose (default: detected)."
+    ),
+]
 
 
 Sep = Annotated[str | None, input_option("Column separator (default: detected).", advanced=True)]
@@ -92,46 +114,62 @@ Sep = Annotated[str | None, input_option("Column separator (default: detected)."
 
 PastCovariates = Annotated[
     str | None,
-    input_option("Comma list of columns known up to the forecast origin only: inputs, never "
-                 "forecast (e.g. load,temp).", advanced=True),
-]  # fmt: skip
+    input_option(
+        "Comma list of columns known up to the forecast origin only: inputs, never "
+        "forecast (e.g. load,temp).",
+        advanced=True,
+    ),
+]
 
 
 FutureCovariates = Annotated[
     str | None,
-    input_option("Comma list of columns known over the horizon too (e.g. promo,temp_fc); "
-                 "forecasts then need --future.", advanced=True),
-]  # fmt: skip
+    input_option(
+        "Comma list of columns known over the horizon too (e.g. promo,temp_fc); "
+        "forecasts then need --future.",
+        advanced=True,
+    ),
+]
 
 
 StaticCovariates = Annotated[
     str | None,
-    input_option("Comma list of columns with one value per series (e.g. region); text is a "
-                 "category.", advanced=True),
-]  # fmt: skip
+    input_option(
+        "Comma list of columns with one value per series (e.g. region); text is a category.",
+        advanced=True,
+    ),
+]
 
 
 Future = Annotated[
     Path | None,
-    input_option("CSV with the time column (and id column) and every future covariate for the "
-                 "steps after each series' end (`trellis-ts future-frame` writes it to fill).",
-                 advanced=True),
-]  # fmt: skip
+    input_option(
+        "CSV with the time column (and id column) and every future covariate for the "
+        "steps after each series' end (`trellis-ts future-frame` writes it to fill).",
+        advanced=True,
+    ),
+]
 
 
 DayFirst = Annotated[
     bool | None,
-    input_option("Read dates like 01/02/2020 as day/month (--dayfirst) or month/day "
-                 "(--monthfirst); default: from the values (a day above 12), else an error.",
-                 "--dayfirst/--monthfirst", advanced=True),
-]  # fmt: skip
+    input_option(
+        "Read dates like 01/02/2020 as day/month (--dayfirst) or month/day "
+        "(--monthfirst); default: from the values (a day above 12), else an error.",
+        "--dayfirst/--monthfirst",
+        advanced=True,
+    ),
+]
 
 
 DateFormat = Annotated[
     str | None,
-    input_option("How to read the time column: a strptime format such as %d.%m.%Y or %b-%y, "
-                 "or excel / unix / unix_ms for integer dates (default: detected).", advanced=True),
-]  # fmt: skip
+    input_option(
+        "How to read the time column: a strptime format such as %d.%m.%Y or %b-%y, "
+        "or excel / unix / unix_ms for integer dates (default: detected).",
+        advanced=True,
+    ),
+]
 
 
 Decimal = Annotated[str, input_option("Decimal mark of the numbers, e.g. ','.", advanced=True)]
@@ -155,16 +193,22 @@ Plot = Annotated[
 
 QuantilesOut = Annotated[
     str | None,
-    output_option("Quantile columns to write, e.g. 0.1,0.9 (models fitted with --loss quantile; "
-         "default: every trained level).", advanced=True),
-]  # fmt: skip
+    output_option(
+        "Quantile columns to write, e.g. 0.1,0.9 (models fitted with --loss quantile; "
+        "default: every trained level).",
+        advanced=True,
+    ),
+]
 
 
 Level = Annotated[
     list[int] | None,
-    output_option("Add conformal prediction intervals at these levels in percent, e.g. --level 80 95 "
-                  "(columns <column>_lo80, <column>_hi80, ...; any model).", "--level"),
-]  # fmt: skip
+    output_option(
+        "Add conformal prediction intervals at these levels in percent, e.g. --level 80 95 "
+        "(columns <column>_lo80, <column>_hi80, ...; any model).",
+        "--level",
+    ),
+]
 
 
 Quiet = Annotated[bool, output_option("No progress bar and no summary.", "--quiet", "-q")]
@@ -180,8 +224,14 @@ Json = Annotated[
 ]
 
 
-def extend_command(func: Callable, name: str, params: list[inspect.Parameter], build: Callable,
-                   *, first: bool = False) -> Callable:  # fmt: skip
+def extend_command(
+    func: Callable,
+    name: str,
+    params: list[inspect.Parameter],
+    build: Callable,
+    *,
+    first: bool = False,
+) -> Callable:
     """Replace the parameter `name` of a command by the options `params` (Typer reads the
     signature); the command receives `build({option: value})` as `name`."""
     signature = inspect.signature(func, eval_str=True)
@@ -198,8 +248,9 @@ def extend_command(func: Callable, name: str, params: list[inspect.Parameter], b
 
 
 def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=annotation)  # fmt: skip
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
 
 
 def data_options(
@@ -208,16 +259,28 @@ def data_options(
     """Add the input options (CSV argument, --demo, columns, --sep, --decimal, dates) to a
     command, which receives them as a `DataSource` parameter `data`; with ``covariates``, also
     the covariate roles (for the commands that fit: a saved model keeps its own)."""
-    csv = CsvArg if csv_help is None else Annotated[
-        Path | None, typer.Argument(help=csv_help, show_default=False)]  # fmt: skip
-    params = [_param("csv", csv), _param("demo", Demo, False), _param("time_col", TimeCol),
-              _param("target", Target), _param("id_col", IdCol), _param("sep", Sep),
-              _param("decimal", Decimal, "."), _param("dayfirst", DayFirst),
-              _param("date_format", DateFormat)]  # fmt: skip
+    csv = (
+        CsvArg
+        if csv_help is None
+        else Annotated[Path | None, typer.Argument(help=csv_help, show_default=False)]
+    )
+    params = [
+        _param("csv", csv),
+        _param("demo", Demo, False),
+        _param("time_col", TimeCol),
+        _param("target", Target),
+        _param("id_col", IdCol),
+        _param("sep", Sep),
+        _param("decimal", Decimal, "."),
+        _param("dayfirst", DayFirst),
+        _param("date_format", DateFormat),
+    ]
     if covariates:
-        params += [_param("past_covariates", PastCovariates),
-                   _param("future_covariates", FutureCovariates),
-                   _param("static_covariates", StaticCovariates)]  # fmt: skip
+        params += [
+            _param("past_covariates", PastCovariates),
+            _param("future_covariates", FutureCovariates),
+            _param("static_covariates", StaticCovariates),
+        ]
     params.append(_param("help_all", HelpAll, False))
 
     def build(values: dict) -> DataSource:
@@ -259,8 +322,15 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
     if field.name in SIZE_FIELDS:
         shown = "sized to the data"
     native = kind if kind in (bool, int, float) else None
-    metavar = (None if native else "<q,q,...>" if field.name == "quantiles"
-               else "<auto|none|a,b,...>" if field.name == "calendar_features" else "<str>")  # fmt: skip
+    metavar = (
+        None
+        if native
+        else "<q,q,...>"
+        if field.name == "quantiles"
+        else "<auto|none|a,b,...>"
+        if field.name == "calendar_features"
+        else "<str>"
+    )
     option = typer.Option(
         f"{flag}/--no-{flag[2:]}" if kind is bool else flag,
         *([SHORT_FLAGS[field.name]] if field.name in SHORT_FLAGS else []),
@@ -268,9 +338,12 @@ def _option_type(field: dataclasses.Field, kind: Any) -> Any:
         show_default=False,
         rich_help_panel=MODEL,
         hidden=field.name not in COMMON_MODEL_OPTIONS,
-        metavar="<int|none>" if _optional(kind, int) else "<float|none>" if _optional(kind, float)
+        metavar="<int|none>"
+        if _optional(kind, int)
+        else "<float|none>"
+        if _optional(kind, float)
         else metavar,
-    )  # fmt: skip
+    )
     return Annotated[(native or str) | None, option]
 
 

@@ -51,8 +51,13 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_outputs(*, inputs: tuple[Path | None, ...] = (), force: bool = False,
-                  model_dir: Path | None = None, **paths: Path | None) -> None:  # fmt: skip
+def check_outputs(
+    *,
+    inputs: tuple[Path | None, ...] = (),
+    force: bool = False,
+    model_dir: Path | None = None,
+    **paths: Path | None,
+) -> None:
     """Fail before any work when an output cannot be written or would destroy an input.
 
     `inputs` (the data, --future) may be replaced with `force`; the files of `model_dir` (read
@@ -143,8 +148,9 @@ def staged_outputs() -> Iterator[Callable[[Path, Callable[[Path], None]], None]]
             _written(path, write, real)
             return
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=f".tmp{real.suffix}",
-                                        dir=real.parent)  # fmt: skip
+            fd, name = tempfile.mkstemp(
+                prefix=f".{real.name}.", suffix=f".tmp{real.suffix}", dir=real.parent
+            )
         except OSError as exc:
             raise OutputError(_cannot_write(path, exc)) from None
         staged.append((fd, Path(name), real))
@@ -189,5 +195,7 @@ def _written(path: Path, write: Callable[[Path], None], target: Path) -> None:
 
 
 def _cannot_write(path: Path, exc: OSError) -> str:
-    return (f"cannot write {path} ({exc.strerror or exc}); free some space or check the "
-            "folder's permissions, then run the command again (nothing was written)")  # fmt: skip
+    return (
+        f"cannot write {path} ({exc.strerror or exc}); free some space or check the "
+        "folder's permissions, then run the command again (nothing was written)"
+    )

@@ -14,40 +14,61 @@ from trellis_ts.forecaster.config import SIZE_FIELDS
 __all__ = ["print_metrics", "report", "window_count"]
 
 
-def report(command: str, forecaster, outputs: dict, *, quiet: bool, as_json: bool,
-           started: float | None = None, **extra) -> None:  # fmt: skip
+def report(
+    command: str,
+    forecaster,
+    outputs: dict,
+    *,
+    quiet: bool,
+    as_json: bool,
+    started: float | None = None,
+    **extra,
+) -> None:
     """The closing summary: one JSON object on stdout, or short lines on stderr.
 
     `forecast` and `fit` report their training (epochs, validation loss, seconds, the sizes);
     `predict` and `evaluate` report their own seconds (since `started`), and the training of
     the model they used under "fit"."""
     summary, config = forecaster.summary_, forecaster.config_
-    trained = {"epochs": summary.epochs, "best_val_loss": summary.best_val_loss,
-               "seconds": round(summary.seconds, 3)}  # fmt: skip
-    loss = "n/a (no validation split)" if summary.best_val_loss is None else (
-        f"{summary.best_val_loss:.4g}")  # fmt: skip
+    trained = {
+        "epochs": summary.epochs,
+        "best_val_loss": summary.best_val_loss,
+        "seconds": round(summary.seconds, 3),
+    }
+    loss = (
+        "n/a (no validation split)"
+        if summary.best_val_loss is None
+        else (f"{summary.best_val_loss:.4g}")
+    )
     chosen = summary.extra.get("auto", {}).get("chosen")
     if chosen:  # model="auto": what it chose and each candidate's validation score
         trained["auto"] = summary.extra["auto"]
     if command in ("forecast", "fit"):
         sizes = {k: getattr(config, k) for k in SIZE_FIELDS}
-        record = {"command": command, **trained, "sizes": sizes,
-                  "data": getattr(forecaster, "data_summary_", None)}  # fmt: skip
+        record = {
+            "command": command,
+            **trained,
+            "sizes": sizes,
+            "data": getattr(forecaster, "data_summary_", None),
+        }
         threads = summary.extra.get("threads")
         on = "" if threads is None else f" on {threads} thread{'s' if threads > 1 else ''}"
-        line = (f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s{on}; best "
-                f"validation loss {loss}.")  # fmt: skip
+        line = (
+            f"Trained {summary.epochs} epoch(s) in {summary.seconds:.1f} s{on}; best "
+            f"validation loss {loss}."
+        )
         if chosen:  # the fit printed the choice (its candidates and their scores) already
-            line = (f"Fitted the candidates in {summary.seconds:.1f} s; "
-                    f"{chosen.split(' (')[0]}.")  # fmt: skip
+            line = f"Fitted the candidates in {summary.seconds:.1f} s; {chosen.split(' (')[0]}."
     else:
         seconds = time.perf_counter() - started
         record = {"command": command, "seconds": round(seconds, 3), "fit": trained}
         verb = {"predict": "Forecast", "future-frame": "Made the future frame"}.get(
             command, "Scored"
         )
-        line = (f"{verb} in {seconds:.1f} s with a model trained for {summary.epochs} epoch(s) "
-                f"(best validation loss {loss}).")  # fmt: skip
+        line = (
+            f"{verb} in {seconds:.1f} s with a model trained for {summary.epochs} epoch(s) "
+            f"(best validation loss {loss})."
+        )
         if chosen:
             line = f"{verb} in {seconds:.1f} s with the model that {chosen}."
     if as_json:
@@ -83,8 +104,9 @@ def print_metrics(table, scores: list[str], metrics: dict, max_rows: int = 20) -
     if len(per_series) > max_rows:
         more = f"... {len(per_series) - max_rows} more (-o writes all)"
         view.add_row(more, *[""] * (len(scores) + 1))
-    view.add_row("all", str(metrics["n_windows"]), *(f"{metrics[c]:.4g}" for c in scores),
-                 style="bold")  # fmt: skip
+    view.add_row(
+        "all", str(metrics["n_windows"]), *(f"{metrics[c]:.4g}" for c in scores), style="bold"
+    )
     Console(soft_wrap=True).print(view)
 
 

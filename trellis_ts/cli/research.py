@@ -62,7 +62,7 @@ def tune(
     model_dir: Annotated[
         Path,
         typer.Option(help="Save the best model, refit on all the data, here.", show_default=False),
-    ],  # fmt: skip
+    ],
     trials: Annotated[int, typer.Option(help="Finished trials the study should reach.")] = 20,
     timeout: Annotated[
         float | None, typer.Option(help="Stop starting trials after this many seconds.")
@@ -73,7 +73,7 @@ def tune(
             help="Optuna storage URL (default: sqlite:///<model-dir>-tune.db). Any RDB URL "
             "(postgresql://..., mysql://...) lets many workers share the study."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     study_name: Annotated[
         str, typer.Option(help="Study name in the storage (rerun to resume).")
     ] = "trellis-ts",
@@ -87,7 +87,7 @@ def tune(
             help="Seconds between a worker's heartbeats: a trial whose worker is silent for twice "
             "this long is marked failed and retried by another worker."
         ),
-    ] = 60,  # fmt: skip
+    ] = 60,
     quiet: Quiet = False,
     as_json: Json = False,
     settings: dict | None = None,
@@ -109,10 +109,18 @@ def tune(
     kept = f"the study {study_name!r} keeps its finished trials in {storage}; rerun the same command to continue it"
     with contextlib.redirect_stdout(sys.stderr), stopped_by_signals(lambda: kept):
         study, best = run_study(
-            panel, n_trials=trials, timeout=timeout, storage=storage, study_name=study_name,
-            space=space, base_params=settings or {}, pruner=pruner,
-            fit_kwargs=data.columns, model_dir=model_dir, heartbeat_interval=heartbeat,
-        )  # fmt: skip
+            panel,
+            n_trials=trials,
+            timeout=timeout,
+            storage=storage,
+            study_name=study_name,
+            space=space,
+            base_params=settings or {},
+            pruner=pruner,
+            fit_kwargs=data.columns,
+            model_dir=model_dir,
+            heartbeat_interval=heartbeat,
+        )
     table = summary_table(study)
     report_dir = model_dir.with_name(model_dir.name + "-tune")
     report_dir.mkdir(exist_ok=True)
@@ -121,12 +129,16 @@ def tune(
     plots = save_plots(study, report_dir)
     states = table["state"].value_counts().to_dict() if len(table) else {}
     summary = {
-        "command": "tune", "storage": storage, "study_name": study_name, "trials": len(table),
-        "states": states, "best_val_loss": None if best is None else study.best_value,
+        "command": "tune",
+        "storage": storage,
+        "study_name": study_name,
+        "trials": len(table),
+        "states": states,
+        "best_val_loss": None if best is None else study.best_value,
         "best_params": None if best is None else study.best_trial.params,
         "model_dir": None if best is None else str(model_dir),
         "outputs": [str(report_dir / "trials.csv"), *map(str, plots)],
-    }  # fmt: skip
+    }
     pruned = table[table["state"] == "PRUNED"] if len(table) else table
     if as_json:
         typer.echo(json.dumps(summary, default=str))
@@ -137,13 +149,19 @@ def tune(
             typer.echo(f"Trial {row['trial']} pruned: {why}", err=True)
         typer.echo(f"Trials by state: {states}", err=True)
         if best is not None:
-            typer.echo(f"Best validation loss {study.best_value:.4g} (trial {study.best_trial.number}); "
-                       f"refit and saved to {model_dir}", err=True)  # fmt: skip
+            typer.echo(
+                f"Best validation loss {study.best_value:.4g} (trial {study.best_trial.number}); "
+                f"refit and saved to {model_dir}",
+                err=True,
+            )
         typer.echo(f"Wrote {report_dir}/ (trials.csv, plots)", err=True)
     if best is None:
         reasons = pruned["note"].value_counts() if len(pruned) else None
-        why = (f"; most often: {reasons.index[0]}" if reasons is not None and len(reasons)
-               and reasons.index[0] else "")  # fmt: skip
+        why = (
+            f"; most often: {reasons.index[0]}"
+            if reasons is not None and len(reasons) and reasons.index[0]
+            else ""
+        )
         counts = ", ".join(f"{n} {state.lower()}" for state, n in states.items()) or "no trials"
         raise TrainingError(
             f"no trial completed ({counts}){why}; nothing was saved. Fix that (or widen the "
@@ -157,7 +175,7 @@ def benchmark(
     dataset: Annotated[
         str,
         typer.Argument(help="A registered dataset (e.g. ETTh1) or a CSV path.", show_default=False),
-    ],  # fmt: skip
+    ],
     data_dir: Annotated[Path, typer.Option(help="Folder holding the dataset files.")] = Path(
         "datasets"
     ),
@@ -212,19 +230,44 @@ def benchmark(
 
     with contextlib.redirect_stdout(sys.stderr):
         records = run_benchmark(
-            dataset, data_dir, context_length, horizons or [96, 192, 336, 720], model=model,
-            config=config, seeds=seeds or [0], results_path=results, table_path=table,
-            score_test=not validation_only, features=features, target=target,
-            val_stride=val_stride, verbose=not quiet,
-        )  # fmt: skip
+            dataset,
+            data_dir,
+            context_length,
+            horizons or [96, 192, 336, 720],
+            model=model,
+            config=config,
+            seeds=seeds or [0],
+            results_path=results,
+            table_path=table,
+            score_test=not validation_only,
+            features=features,
+            target=target,
+            val_stride=val_stride,
+            verbose=not quiet,
+        )
     if as_json:
-        keep = ("dataset", "model", "seed", "context_length", "horizon", "mse", "mae",
-                "best_val_loss", "train_seconds", "peak_rss_mb", "parameters", "epochs")  # fmt: skip
+        keep = (
+            "dataset",
+            "model",
+            "seed",
+            "context_length",
+            "horizon",
+            "mse",
+            "mae",
+            "best_val_loss",
+            "train_seconds",
+            "peak_rss_mb",
+            "parameters",
+            "epochs",
+        )
         typer.echo(json.dumps([{k: r.get(k) for k in keep} for r in records], default=str))
     elif not quiet:
         for r in records:
-            scores = (f"validation loss {r['best_val_loss']:.4f}" if r["mse"] is None
-                      else f"MSE {r['mse']:.4f} MAE {r['mae']:.4f}")  # fmt: skip
+            scores = (
+                f"validation loss {r['best_val_loss']:.4f}"
+                if r["mse"] is None
+                else f"MSE {r['mse']:.4f} MAE {r['mae']:.4f}"
+            )
             typer.echo(
                 f"{r.get('dataset')} {features} {model} L={r.get('context_length')} H={r.get('horizon')} "
                 f"seed={r.get('seed')}: {scores} ({r.get('train_seconds', 0):.0f} s)",

@@ -39,16 +39,26 @@ __all__ = list(_HOMES)
 
 
 # The benchmark datasets' registry moved to `trellis_ts.benchmark.registry` in 0.2.0.
-_MOVED_TO_BENCHMARK = {"DATASETS", "DatasetSpec", "LoadedDataset", "dataset_spec", "file_sha256",
-                       "load_dataset"}  # fmt: skip
+_MOVED_TO_BENCHMARK = {
+    "DATASETS",
+    "DatasetSpec",
+    "LoadedDataset",
+    "dataset_spec",
+    "file_sha256",
+    "load_dataset",
+}
 
 
 def __getattr__(name: str):
     if name in _MOVED_TO_BENCHMARK:
         import warnings
 
-        warnings.warn(f"trellis_ts.data.{name} moved to trellis_ts.benchmark.registry in 0.2.0; "
-                      "the old name goes in 0.3.0", DeprecationWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"trellis_ts.data.{name} moved to trellis_ts.benchmark.registry in 0.2.0; "
+            "the old name goes in 0.3.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(importlib.import_module("trellis_ts.benchmark.registry"), name)
     if name not in _HOMES:
         raise AttributeError(f"module 'trellis_ts.data' has no attribute {name!r}")

@@ -94,8 +94,17 @@ def frequency_unit(freq: str | int | None) -> tuple[str, tuple[str, int, int]]:
 
 
 def _unit_word(unit: str) -> str:
-    return {"s": "second", "min": "minute", "h": "hourly", "D": "day", "B": "business-day",
-            "W": "week", "M": "month", "Q": "quarter", "Y": "year"}[unit]  # fmt: skip
+    return {
+        "s": "second",
+        "min": "minute",
+        "h": "hourly",
+        "D": "day",
+        "B": "business-day",
+        "W": "week",
+        "M": "month",
+        "Q": "quarter",
+        "Y": "year",
+    }[unit]
 
 
 # What "auto" gives, by the frequency's base unit (`base_unit`; GluonTS makes the same choice).

@@ -135,12 +135,16 @@ def make_promotion_frame(
         sales = level * (1 + weekly + yearly) * (1 + promo_lift * promo)
         sales += noise * level * rng.standard_normal(len(t))
         temperature = 12 + 10 * np.sin(2 * np.pi * (t - 100) / 365.25) + rng.normal(0, 2, len(t))
-        frames.append(pd.DataFrame({
-            "unique_id": f"store_{i}",
-            "ds": pd.date_range(start, periods=len(t), freq="D"),
-            "y": sales,
-            "promo": promo,
-            "temperature": temperature,
-            "region": ("north", "south", "east")[i % 3],
-        }))  # fmt: skip
+        frames.append(
+            pd.DataFrame(
+                {
+                    "unique_id": f"store_{i}",
+                    "ds": pd.date_range(start, periods=len(t), freq="D"),
+                    "y": sales,
+                    "promo": promo,
+                    "temperature": temperature,
+                    "region": ("north", "south", "east")[i % 3],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)

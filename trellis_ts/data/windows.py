@@ -20,14 +20,26 @@ from torch.utils.data import Dataset, Sampler
 
 from trellis_ts.errors import ConfigError, DataError, positive_int
 
-__all__ = ["INPUT_FIELDS", "EpochSubsampler", "SeriesSet", "WindowDataset", "Windows", "final_windows",
-           "select_windows",
-           "model_inputs"]  # fmt: skip
+__all__ = [
+    "INPUT_FIELDS",
+    "EpochSubsampler",
+    "SeriesSet",
+    "WindowDataset",
+    "Windows",
+    "final_windows",
+    "select_windows",
+    "model_inputs",
+]
 
 
 # The names of a batch's fields (GluonTS's): the model reads the inputs, the loss the target.
-INPUT_FIELDS = ("past_target", "past_feat_dynamic_real", "feat_dynamic_real",
-                "feat_static_real", "feat_static_cat")  # fmt: skip
+INPUT_FIELDS = (
+    "past_target",
+    "past_feat_dynamic_real",
+    "feat_dynamic_real",
+    "feat_static_real",
+    "feat_static_cat",
+)
 
 
 def model_inputs(batch: dict) -> dict:
@@ -145,13 +157,22 @@ class WindowDataset(Dataset):
         """One buffer of the past and the known covariates of every group, side by side."""
         self.n_past = _width(series.past_feat_dynamic_real)
         self.n_future = _width(series.feat_dynamic_real)
-        self.group = (np.arange(len(self.lengths)) if series.group is None
-                      else np.asarray(series.group, dtype=np.int64))  # fmt: skip
+        self.group = (
+            np.arange(len(self.lengths))
+            if series.group is None
+            else np.asarray(series.group, dtype=np.int64)
+        )
         self.dynamic = None
         if not self.n_past + self.n_future:
             return
-        fields = [f for f, n in ((series.past_feat_dynamic_real, self.n_past),
-                                 (series.feat_dynamic_real, self.n_future)) if n]  # fmt: skip
+        fields = [
+            f
+            for f, n in (
+                (series.past_feat_dynamic_real, self.n_past),
+                (series.feat_dynamic_real, self.n_future),
+            )
+            if n
+        ]
         parts = [np.concatenate([f[g] for f in fields], axis=1) for g in range(len(fields[0]))]
         if any(len(parts[g]) != n for g, n in zip(self.group, self.lengths, strict=True)):
             raise ValueError("every series must have as many covariate rows as target values")
@@ -330,8 +351,7 @@ def select_windows(
     if not isinstance(series, SeriesSet):
         series = SeriesSet(target=list(series))
     values = series.target if values is None else values
-    windows = WindowDataset(series, context_length, prediction_length, ranges=ranges,
-                            stride=step)  # fmt: skip
+    windows = WindowDataset(series, context_length, prediction_length, ranges=ranges, stride=step)
     idx = np.arange(len(windows))
     series_of, start_of = windows.locate_many(idx)
     if n_windows is not None:  # keep the newest n_windows of each series

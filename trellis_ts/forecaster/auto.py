@@ -68,11 +68,16 @@ __all__ = [
     "plan",
 ]
 
-NEURAL = {"dlinear": {"model": "dlinear"},
-          "encoder": {"model": "encoder", "mixer": "trellis"},
-          "attention": {"model": "encoder", "mixer": "attention"}}  # fmt: skip
-LABELS = STATISTICAL | {"dlinear": "DLinear", "encoder": "Trellis encoder",
-                        "attention": "attention encoder"}  # fmt: skip
+NEURAL = {
+    "dlinear": {"model": "dlinear"},
+    "encoder": {"model": "encoder", "mixer": "trellis"},
+    "attention": {"model": "encoder", "mixer": "attention"},
+}
+LABELS = STATISTICAL | {
+    "dlinear": "DLinear",
+    "encoder": "Trellis encoder",
+    "attention": "attention encoder",
+}
 ORDER = ("seasonal_naive", "ets", "theta", "dlinear", "encoder", "attention")  # ties: the first
 ATTENTION_MIN_LENGTH = 2000  # the attention encoder is a candidate on series at least this long
 MAX_HORIZONS = 3  # the validation part spans at most this many horizons
@@ -101,11 +106,14 @@ class AutoChoice:
     def line(self) -> str:
         """'auto chose 0.6 AutoTheta + 0.4 DLinear (validation MASE 0.512; SeasonalNaive 0.71,
         ...)'."""
-        parts = " + ".join(f"{w:.2g} {LABELS[n]}" for n, w in
-                           sorted(self.weights.items(), key=lambda kv: -kv[1]))  # fmt: skip
+        parts = " + ".join(
+            f"{w:.2g} {LABELS[n]}" for n, w in sorted(self.weights.items(), key=lambda kv: -kv[1])
+        )
         scores = ", ".join(f"{LABELS[n]} {s:.3g}" for n, s in self.scores.items())
-        text = (f"auto chose {parts} (validation MASE {self.ensemble_score:.3g} on {self.windows} "
-                f"windows; candidates: {scores})")  # fmt: skip
+        text = (
+            f"auto chose {parts} (validation MASE {self.ensemble_score:.3g} on {self.windows} "
+            f"windows; candidates: {scores})"
+        )
         return text + "".join(f"; {note}" for note in self.notes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,8 +141,10 @@ def plan(config: TrellisConfig, panel: Panel) -> tuple[list[str], int, int, list
         names.append("attention")
     if shortest - holdout < L + H:
         names = [n for n in names if n not in NEURAL]
-        notes.append(f"networks skipped: series too short ({shortest} steps) to hold out "
-                     f"{holdout} for validation")  # fmt: skip
+        notes.append(
+            f"networks skipped: series too short ({shortest} steps) to hold out "
+            f"{holdout} for validation"
+        )
     if shortest > STATS_MAX_LENGTH:
         notes.append(f"AutoETS/AutoTheta estimated on the last {STATS_MAX_LENGTH:,} steps")
     layout = panel.layout
@@ -151,11 +161,15 @@ def plan(config: TrellisConfig, panel: Panel) -> tuple[list[str], int, int, list
 def _head(panel: Panel, drop: int) -> Panel:
     """Every series (and its covariates) without its last `drop` steps."""
     cov = panel.covariates
-    covariates = dataclasses.replace(cov, past=tuple(p[:-drop] for p in cov.past),
-                                     future=tuple(f[:-drop] for f in cov.future))  # fmt: skip
-    return dataclasses.replace(panel, values=tuple(v[:-drop] for v in panel.values),
-                               index=tuple(ix[:-drop] for ix in panel.index),
-                               covariates=covariates)  # fmt: skip
+    covariates = dataclasses.replace(
+        cov, past=tuple(p[:-drop] for p in cov.past), future=tuple(f[:-drop] for f in cov.future)
+    )
+    return dataclasses.replace(
+        panel,
+        values=tuple(v[:-drop] for v in panel.values),
+        index=tuple(ix[:-drop] for ix in panel.index),
+        covariates=covariates,
+    )
 
 
 def _spread(contexts: np.ndarray) -> np.ndarray:
@@ -170,30 +184,41 @@ class AutoModel:
         self.config, self.choice, self.networks = config, choice, networks
 
     # ------------------------------------------------------------------ forecasting
-    def window_forecasts(self, panel: Panel, names, *, ranges=None, step=1, n_windows=None,
-                         fit_end=None):  # fmt: skip
+    def window_forecasts(
+        self, panel: Panel, names, *, ranges=None, step=1, n_windows=None, fit_end=None
+    ):
         """Windows of `panel` (as `select_windows`) and each candidate's point forecasts
         `{name: [n, H]}` in the data's units. The statistical candidates estimate on each
         series up to `fit_end` (default: the start of its first window)."""
         L, H = self.config.context_length, self.config.prediction_length
-        windows = select_windows(panel.values, L, H, step=step, n_windows=n_windows,
-                                 ranges=ranges)  # fmt: skip
+        windows = select_windows(panel.values, L, H, step=step, n_windows=n_windows, ranges=ranges)
         if fit_end is None:
-            fit_end = [int(windows.start[windows.series == s].min(initial=len(v)))
-                       for s, v in enumerate(panel.values)]  # fmt: skip
+            fit_end = [
+                int(windows.start[windows.series == s].min(initial=len(v)))
+                for s, v in enumerate(panel.values)
+            ]
         out = {}
         for name in names:
             if name in self.networks:
                 sub = self.networks[name]
                 series, mean, scale = sub.scaling_.series_set_with_stats(panel)
-                mine = select_windows(series, L, H, step=step, n_windows=n_windows, ranges=ranges,
-                                      values=panel.values)  # fmt: skip
+                mine = select_windows(
+                    series, L, H, step=step, n_windows=n_windows, ranges=ranges, values=panel.values
+                )
                 assert np.array_equal(mine.start, windows.start)
-                _, out[name], _ = sub._forecast(mine.inputs, mine.contexts, mean[mine.series],
-                                                scale[mine.series])  # fmt: skip
+                _, out[name], _ = sub._forecast(
+                    mine.inputs, mine.contexts, mean[mine.series], scale[mine.series]
+                )
             else:
-                out[name], _ = statistical_forecasts(name, panel.values, windows.series,
-                                                     windows.start, fit_end, H, self.choice.season)  # fmt: skip
+                out[name], _ = statistical_forecasts(
+                    name,
+                    panel.values,
+                    windows.series,
+                    windows.start,
+                    fit_end,
+                    H,
+                    self.choice.season,
+                )
         return windows, out
 
     def forecast(self, panel: Panel, ahead=None) -> np.ndarray:
@@ -208,9 +233,16 @@ class AutoModel:
                 contexts = np.stack([v[-L:] for v in panel.values])
                 _, point, _ = sub._forecast(final_windows(series, L, H), contexts, mean, scale)
             else:  # estimated again on all the history: cheap, and never skipped here
-                point, _ = statistical_forecasts(name, panel.values, np.arange(panel.n_series),
-                                                 lengths, lengths, H, self.choice.season,
-                                                 budget_seconds=math.inf)  # fmt: skip
+                point, _ = statistical_forecasts(
+                    name,
+                    panel.values,
+                    np.arange(panel.n_series),
+                    lengths,
+                    lengths,
+                    H,
+                    self.choice.season,
+                    budget_seconds=math.inf,
+                )
             total += weight * point
         return total
 
@@ -230,8 +262,11 @@ class AutoModel:
             save_state(base_state, whole)
             for name, sub in self.networks.items():
                 save_state(sub._fitted_state(), whole / "candidates" / name)
-            meta = {"config": self.config.to_dict(), "choice": self.choice.to_dict(),
-                    "networks": sorted(self.networks)}  # fmt: skip
+            meta = {
+                "config": self.config.to_dict(),
+                "choice": self.choice.to_dict(),
+                "networks": sorted(self.networks),
+            }
             (whole / AUTO_FILE).write_text(json.dumps(meta, indent=2))
             move_into_place(whole, target)
         finally:
@@ -257,20 +292,28 @@ def placeholder_config(config: TrellisConfig) -> TrellisConfig:
     return config.replace(model="seasonal_naive", season_length=1, loss="mse")
 
 
-def _scores(forecasts: np.ndarray, targets: np.ndarray, weights: np.ndarray,
-            scales: np.ndarray) -> float:  # fmt: skip
+def _scores(
+    forecasts: np.ndarray, targets: np.ndarray, weights: np.ndarray, scales: np.ndarray
+) -> float:
     return float(np.sum(weights * np.abs(forecasts - targets).mean(axis=1) / scales))
 
 
-def greedy_ensemble(forecasts: dict[str, np.ndarray], targets: np.ndarray, weights: np.ndarray,
-                    scales: np.ndarray, rounds: int = ENSEMBLE_ROUNDS) -> dict[str, float]:  # fmt: skip
+def greedy_ensemble(
+    forecasts: dict[str, np.ndarray],
+    targets: np.ndarray,
+    weights: np.ndarray,
+    scales: np.ndarray,
+    rounds: int = ENSEMBLE_ROUNDS,
+) -> dict[str, float]:
     """Caruana's ensemble selection with replacement: weights (sum 1) over `forecasts`."""
     names = list(forecasts)
     picked: list[str] = []
     total = np.zeros_like(targets)
     for _ in range(rounds):
-        trial = {n: _scores((total + forecasts[n]) / (len(picked) + 1), targets, weights, scales)
-                 for n in names}  # fmt: skip
+        trial = {
+            n: _scores((total + forecasts[n]) / (len(picked) + 1), targets, weights, scales)
+            for n in names
+        }
         best = min(names, key=lambda n: (trial[n], ORDER.index(n)))
         picked.append(best)
         total = total + forecasts[best]
@@ -291,12 +334,18 @@ def nested_check(forecasts, targets, weights, scales, windows, lengths, holdout)
     best = min(early, key=lambda n: (early[n], ORDER.index(n)))
     chosen = greedy_ensemble(forecasts, targets, early_w, scales)
     combined = sum(w * forecasts[n] for n, w in chosen.items())
-    return {"best": best, "best_later": _scores(forecasts[best], targets, late_w, scales),
-            "ensemble_later": _scores(combined, targets, late_w, scales)}  # fmt: skip
+    return {
+        "best": best,
+        "best_later": _scores(forecasts[best], targets, late_w, scales),
+        "ensemble_later": _scores(combined, targets, late_w, scales),
+    }
 
 
-def fit_auto(config: TrellisConfig, panel: Panel, make_forecaster: Callable[[TrellisConfig], Any],
-             ) -> tuple[AutoModel, Calibration | None, dict[str, Any]]:  # fmt: skip
+def fit_auto(
+    config: TrellisConfig,
+    panel: Panel,
+    make_forecaster: Callable[[TrellisConfig], Any],
+) -> tuple[AutoModel, Calibration | None, dict[str, Any]]:
     """Fit the candidates on `panel` (sized `config`), choose, calibrate: the model, its
     conformal calibration (None without enough windows) and facts for the training summary."""
     names, holdout, step, notes = plan(config, panel)
@@ -319,8 +368,9 @@ def fit_auto(config: TrellisConfig, panel: Panel, make_forecaster: Callable[[Tre
         facts["epochs"] += summary.epochs
         facts["parameters"] += summary.parameters
         facts["train_windows"] += summary.train_windows
-    model = AutoModel(config, AutoChoice({}, {}, math.nan, holdout, step, season, 0, notes),
-                      networks)  # fmt: skip
+    model = AutoModel(
+        config, AutoChoice({}, {}, math.nan, holdout, step, season, 0, notes), networks
+    )
     fit_end = [int(t) - holdout for t in lengths]
     usable = [n for n in names if n in networks or n not in NEURAL]
     forecasts: dict[str, np.ndarray] = {}
@@ -328,8 +378,9 @@ def fit_auto(config: TrellisConfig, panel: Panel, make_forecaster: Callable[[Tre
     for name in usable:
         started = time.perf_counter()
         try:
-            windows, out = model.window_forecasts(panel, [name], ranges=ranges, step=step,
-                                                  fit_end=fit_end)  # fmt: skip
+            windows, out = model.window_forecasts(
+                panel, [name], ranges=ranges, step=step, fit_end=fit_end
+            )
         except Skipped as exc:
             notes.append(str(exc))
             continue
@@ -338,8 +389,12 @@ def fit_auto(config: TrellisConfig, panel: Panel, make_forecaster: Callable[[Tre
     if not forecasts:
         raise ConfigError("no candidate of model='auto' could be fitted: " + "; ".join(notes))
     targets = windows.targets
-    scales = np.array([naive_scale(panel.values[s][:t], season)
-                       for s, t in zip(windows.series, windows.start, strict=True)])  # fmt: skip
+    scales = np.array(
+        [
+            naive_scale(panel.values[s][:t], season)
+            for s, t in zip(windows.series, windows.start, strict=True)
+        ]
+    )
     ok = np.isfinite(scales) & (scales > 0)
     per_series = np.bincount(windows.series[ok], minlength=panel.n_series)
     n_scored = max(1, int((per_series > 0).sum()))
@@ -355,12 +410,14 @@ def fit_auto(config: TrellisConfig, panel: Panel, make_forecaster: Callable[[Tre
         print(model.choice.line(), file=sys.stderr, flush=True)
     below = np.maximum(np.std(windows.contexts, axis=1), 0.05 * _spread(windows.contexts))
     residual = np.abs(targets - combined) / below[:, None]
-    calibration = Calibration.from_scores("residual", residual, windows.series,
-                                          list(panel.names), {})  # fmt: skip
-    facts |= {"seconds_by_candidate": {n: round(s, 3) for n, s in seconds.items()},
-              "val_windows": len(targets),
-              "nested": nested_check(forecasts, targets, weights, scales, windows, lengths,
-                                     holdout)}  # fmt: skip
+    calibration = Calibration.from_scores(
+        "residual", residual, windows.series, list(panel.names), {}
+    )
+    facts |= {
+        "seconds_by_candidate": {n: round(s, 3) for n, s in seconds.items()},
+        "val_windows": len(targets),
+        "nested": nested_check(forecasts, targets, weights, scales, windows, lengths, holdout),
+    }
     return model, calibration, facts
 
 
@@ -369,9 +426,14 @@ def is_auto_dir(path) -> bool:
     return (Path(path) / AUTO_FILE).is_file()
 
 
-def auto_bounds(point: np.ndarray, contexts: np.ndarray, names, levels,
-                calibration: Calibration | None,
-                clamped: np.ndarray | None = None) -> tuple[np.ndarray, dict]:  # fmt: skip
+def auto_bounds(
+    point: np.ndarray,
+    contexts: np.ndarray,
+    names,
+    levels,
+    calibration: Calibration | None,
+    clamped: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict]:
     """The auto forecasts `point [n, H]` and their conformal intervals `{level: (low, high)}`,
     floored at 0 in the rows `clamped` (series never negative in the fit data)."""
     bounds = {}
@@ -387,8 +449,16 @@ def auto_bounds(point: np.ndarray, contexts: np.ndarray, names, levels,
     return floor(point), {lvl: (floor(lo), floor(hi)) for lvl, (lo, hi) in bounds.items()}
 
 
-def auto_backtest(model: AutoModel, panel: Panel, calibration, levels, fit_span, n_windows,
-                  step, clamped: np.ndarray):  # fmt: skip
+def auto_backtest(
+    model: AutoModel,
+    panel: Panel,
+    calibration,
+    levels,
+    fit_span,
+    n_windows,
+    step,
+    clamped: np.ndarray,
+):
     """`TrellisForecaster.rolling_forecasts` of an auto model: the same windows as
     `run_backtest`, the networks forecasting each from its context, the statistical candidates
     estimating once before each series' first window and running on from there."""
@@ -399,12 +469,21 @@ def auto_backtest(model: AutoModel, panel: Panel, calibration, levels, fit_span,
     n_windows = None if n_windows is None else positive_int(n_windows, "n_windows")
     short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
     if short:
-        raise DataError(f"series {short[0]!r} is shorter than context_length + prediction_length "
-                        f"= {L + H}; pass a longer history to evaluate")  # fmt: skip
-    windows, forecasts = model.window_forecasts(panel, list(model.choice.weights), step=step,
-                                                n_windows=n_windows)  # fmt: skip
+        raise DataError(
+            f"series {short[0]!r} is shorter than context_length + prediction_length "
+            f"= {L + H}; pass a longer history to evaluate"
+        )
+    windows, forecasts = model.window_forecasts(
+        panel, list(model.choice.weights), step=step, n_windows=n_windows
+    )
     warn_in_sample(fit_span, panel, windows.series, windows.start, H)
     names = [panel.names[s] for s in windows.series]
-    point, bounds = auto_bounds(model.combine(forecasts), windows.contexts, names, levels,
-                                calibration, clamped[windows.series])  # fmt: skip
+    point, bounds = auto_bounds(
+        model.combine(forecasts),
+        windows.contexts,
+        names,
+        levels,
+        calibration,
+        clamped[windows.series],
+    )
     return Backtest(panel, windows, point, point, None, bounds)

@@ -181,8 +181,9 @@ def run_backtest(
     warn_in_sample(fit_span, panel, windows.series, windows.start, H)
     rows_mean, rows_scale = mean[windows.series], scale[windows.series]
     names = [panel.names[s] for s in windows.series]
-    output, point, bounds = forecast(windows.inputs, windows.contexts, rows_mean, rows_scale,
-                                     names, list(levels), calibration)  # fmt: skip
+    output, point, bounds = forecast(
+        windows.inputs, windows.contexts, rows_mean, rows_scale, names, list(levels), calibration
+    )
     quantiles = config.quantiles if output.ndim == 3 else None
     return Backtest(panel, windows, output, point, quantiles, bounds)
 
@@ -193,8 +194,9 @@ def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
     return {c: float(table[c].mean()) for c in scores} | {"n_windows": len(table)}
 
 
-def warn_in_sample(fit_span: dict | None, panel: Panel, series_of: np.ndarray,
-                   start_of: np.ndarray, horizon: int) -> int:  # fmt: skip
+def warn_in_sample(
+    fit_span: dict | None, panel: Panel, series_of: np.ndarray, start_of: np.ndarray, horizon: int
+) -> int:
     """Warn when scored windows forecast time steps the model was fitted on; return how many.
 
     `fit_span` is the estimator's `fit_span_` (names, first and last fitted time of each
@@ -202,8 +204,9 @@ def warn_in_sample(fit_span: dict | None, panel: Panel, series_of: np.ndarray,
     """
     if not fit_span:
         return 0
-    bounds = dict(zip(fit_span["names"], zip(fit_span["first"], fit_span["last"], strict=True),
-                      strict=True))  # fmt: skip
+    bounds = dict(
+        zip(fit_span["names"], zip(fit_span["first"], fit_span["last"], strict=True), strict=True)
+    )
     inside, names = 0, []
     for s, start in zip(series_of.tolist(), start_of.tolist(), strict=True):
         name = panel.names[s]

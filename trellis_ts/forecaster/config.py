@@ -78,7 +78,9 @@ class TrellisConfig:
 
     # The Trellis layer (ops/trellis/README.md; every open choice of the paper is a field).
     n_slots: int = 32  # memory slots per head (m)
-    chunk_size: int = DEFAULT_CHUNK_SIZE  # tokens per chunk: a speed knob for phi=identity (exact for any size);
+    chunk_size: int = (
+        DEFAULT_CHUNK_SIZE  # tokens per chunk: a speed knob for phi=identity (exact for any size);
+    )
     # for silu/tanh the chunk of the stale-gradient update (1 = exact nonlinear recurrence)
     phi: str = DEFAULT_PHI  # compression nonlinearity: identity (exact chunks), silu, tanh
     between: str = DEFAULT_BETWEEN  # map between the two passes: ln_silu, l2_silu, softmax
@@ -264,8 +266,10 @@ class TrellisConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values."""
         features = self.calendar_features
-        return self.params() | {"quantiles": list(self.quantiles),
-                                "calendar_features": features if features == "auto" else list(features)}  # fmt: skip
+        return self.params() | {
+            "quantiles": list(self.quantiles),
+            "calendar_features": features if features == "auto" else list(features),
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrellisConfig:
@@ -301,19 +305,43 @@ def with_season_length(config: TrellisConfig, freq: str | int | None) -> Trellis
 
 # What a warm start may change: how training runs, not what the model is. Every other field
 # (shapes, mixer, loss, quantiles, data policy of the model, ...) must match the fitted model.
-WARM_START_FIELDS = frozenset({
-    "dropout", "learning_rate", "weight_decay", "lr_schedule", "lr_decay", "batch_size", "max_epochs", "min_steps",
-    "early_stopping_patience", "val_fraction", "windows_per_epoch", "gradient_clip", "ema_decay",
-    "random_state", "missing", "fill_gaps", "accelerator", "devices", "strategy", "num_nodes",
-    "num_workers", "num_threads", "verbose", "beta_init",
-})  # fmt: skip
+WARM_START_FIELDS = frozenset(
+    {
+        "dropout",
+        "learning_rate",
+        "weight_decay",
+        "lr_schedule",
+        "lr_decay",
+        "batch_size",
+        "max_epochs",
+        "min_steps",
+        "early_stopping_patience",
+        "val_fraction",
+        "windows_per_epoch",
+        "gradient_clip",
+        "ema_decay",
+        "random_state",
+        "missing",
+        "fill_gaps",
+        "accelerator",
+        "devices",
+        "strategy",
+        "num_nodes",
+        "num_workers",
+        "num_threads",
+        "verbose",
+        "beta_init",
+    }
+)
 
 
 def model_changes(fitted: TrellisConfig, new: TrellisConfig) -> list[str]:
     """`field: old -> new` for each field outside WARM_START_FIELDS that differs."""
-    return [f"{f.name}={getattr(fitted, f.name)!r} -> {getattr(new, f.name)!r}"
-            for f in dataclasses.fields(TrellisConfig)
-            if f.name not in WARM_START_FIELDS and getattr(fitted, f.name) != getattr(new, f.name)]  # fmt: skip
+    return [
+        f"{f.name}={getattr(fitted, f.name)!r} -> {getattr(new, f.name)!r}"
+        for f in dataclasses.fields(TrellisConfig)
+        if f.name not in WARM_START_FIELDS and getattr(fitted, f.name) != getattr(new, f.name)
+    ]
 
 
 def config_fields() -> list[dataclasses.Field]:

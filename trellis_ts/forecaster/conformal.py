@@ -70,8 +70,14 @@ class Calibration:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_scores(cls, kind: str, scores: np.ndarray, series: np.ndarray, names: Sequence[str],
-                    first_target: dict[str, Any]) -> Calibration:  # fmt: skip
+    def from_scores(
+        cls,
+        kind: str,
+        scores: np.ndarray,
+        series: np.ndarray,
+        names: Sequence[str],
+        first_target: dict[str, Any],
+    ) -> Calibration:
         """Thresholds from scores `[n, H]` of windows of `series` (indexes into `names`)."""
         rows, groups, counts = [_thresholds(scores)], [], [len(scores)]
         for s in np.unique(series):
@@ -94,9 +100,15 @@ class Calibration:
                     "longer series or with a larger val_fraction"
                 )
 
-    def intervals(self, output: np.ndarray, point: np.ndarray, contexts: np.ndarray,
-                  scale: np.ndarray, names: Sequence[str],
-                  levels: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    def intervals(
+        self,
+        output: np.ndarray,
+        point: np.ndarray,
+        contexts: np.ndarray,
+        scale: np.ndarray,
+        names: Sequence[str],
+        levels: Sequence[int],
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """`{level: (low, high)}`, each `[n, H]`, for forecasts `output` (`[n, H]` or
         `[n, H, Q]`) with point forecasts `point [n, H]` from `contexts [n, L]` of series
         `names` with fit scales `scale [n]` (all in the data's units)."""
@@ -112,13 +124,22 @@ class Calibration:
 
     # ------------------------------------------------------------------ persistence
     def to_meta(self) -> dict[str, Any]:
-        return {"kind": self.kind, "groups": list(self.groups), "counts": list(self.counts),
-                "first_target": dict(self.first_target)}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "groups": list(self.groups),
+            "counts": list(self.counts),
+            "first_target": dict(self.first_target),
+        }
 
     @classmethod
     def from_saved(cls, meta: dict[str, Any], thresholds: np.ndarray) -> Calibration:
-        return cls(meta["kind"], np.asarray(thresholds, dtype=np.float64), list(meta["groups"]),
-                   [int(c) for c in meta["counts"]], dict(meta.get("first_target", {})))  # fmt: skip
+        return cls(
+            meta["kind"],
+            np.asarray(thresholds, dtype=np.float64),
+            list(meta["groups"]),
+            [int(c) for c in meta["counts"]],
+            dict(meta.get("first_target", {})),
+        )
 
 
 def _thresholds(scores: np.ndarray) -> np.ndarray:

@@ -217,13 +217,20 @@ class TrellisForecaster(BaseEstimator):
         validation windows calibrate the intervals of `predict(level=...)`. Returns self.
         """
         config = self.make_config()
-        columns = {"time_col": time_col, "id_col": id_col, "target": target,
-                   "dayfirst": dayfirst, "date_format": date_format} | {
+        columns = {
+            "time_col": time_col,
+            "id_col": id_col,
+            "target": target,
+            "dayfirst": dayfirst,
+            "date_format": date_format,
+        } | {
             k: [v] if isinstance(v, str) else None if v is None else list(v)
-            for k, v in (("past_covariates", past_covariates),
-                         ("future_covariates", future_covariates),
-                         ("static_covariates", static_covariates))
-        }  # fmt: skip
+            for k, v in (
+                ("past_covariates", past_covariates),
+                ("future_covariates", future_covariates),
+                ("static_covariates", static_covariates),
+            )
+        }
         if warm_start and config.model in AUTO_MODELS:
             raise ConfigError(
                 f"warm_start=True continues one network, and model={config.model!r} is not one; "
@@ -266,12 +273,17 @@ class TrellisForecaster(BaseEstimator):
         if config.verbose:
             print(self.data_summary_, file=sys.stderr, flush=True)
         _, val_ranges = train_val_ranges(
-            panel.lengths(), config.context_length, config.prediction_length,
-            config.val_fraction, names=names,
-        )  # fmt: skip
-        first_target = {} if val_ranges is None else {
-            n: ix[lo] for n, ix, (lo, _) in zip(names, panel.index, val_ranges, strict=True)
-        }  # fmt: skip
+            panel.lengths(),
+            config.context_length,
+            config.prediction_length,
+            config.val_fraction,
+            names=names,
+        )
+        first_target = (
+            {}
+            if val_ranges is None
+            else {n: ix[lo] for n, ix, (lo, _) in zip(names, panel.index, val_ranges, strict=True)}
+        )
         if warm_start and self.calibration_ is not None:
             warm.check_overlap(self.calibration_.first_target, first_target)
         model, summary = train_model(
@@ -300,8 +312,11 @@ class TrellisForecaster(BaseEstimator):
         self.history_ = panel.tail(config.context_length)
         self.freq_ = panel.freq
         # The time span each series was fitted on: evaluate() warns when it scores inside it.
-        self.fit_span_ = {"names": names, "first": [ix[0] for ix in panel.index],
-                          "last": [ix[-1] for ix in panel.index]}  # fmt: skip
+        self.fit_span_ = {
+            "names": names,
+            "first": [ix[0] for ix in panel.index],
+            "last": [ix[-1] for ix in panel.index],
+        }
         self.summary_: TrainingSummary = summary
         return self
 
@@ -312,20 +327,31 @@ class TrellisForecaster(BaseEstimator):
             print(self.data_summary_, file=sys.stderr, flush=True)
         started = time.perf_counter()
         self.auto_, self.calibration_, facts = fit_auto(
-            config, panel, lambda c: type(self)(**c.params()))
+            config, panel, lambda c: type(self)(**c.params())
+        )
         self.config_, self.columns_, self.scaling_ = config, columns, scaling
         self.inputs_ = ModelInputs()
         self.model_ = build_model(model_spec(placeholder_config(config)))
-        self.history_ = panel.tail(min(int(panel.lengths().min()),
-                                       STATS_MAX_LENGTH + self.auto_.choice.holdout))
+        self.history_ = panel.tail(
+            min(int(panel.lengths().min()), STATS_MAX_LENGTH + self.auto_.choice.holdout)
+        )
         self.freq_ = panel.freq
-        self.fit_span_ = {"names": list(panel.names), "first": [ix[0] for ix in panel.index],
-                          "last": [ix[-1] for ix in panel.index]}  # fmt: skip
+        self.fit_span_ = {
+            "names": list(panel.names),
+            "first": [ix[0] for ix in panel.index],
+            "last": [ix[-1] for ix in panel.index],
+        }
         self.summary_ = TrainingSummary(
-            epochs=facts.pop("epochs"), best_epoch=None, best_val_loss=None, last_train_loss=None,
-            seconds=time.perf_counter() - started, train_windows=facts.pop("train_windows"),
-            val_windows=facts.pop("val_windows"), parameters=facts.pop("parameters"),
-            extra={"auto": self.auto_.choice.to_dict()} | facts)  # fmt: skip
+            epochs=facts.pop("epochs"),
+            best_epoch=None,
+            best_val_loss=None,
+            last_train_loss=None,
+            seconds=time.perf_counter() - started,
+            train_windows=facts.pop("train_windows"),
+            val_windows=facts.pop("val_windows"),
+            parameters=facts.pop("parameters"),
+            extra={"auto": self.auto_.choice.to_dict()} | facts,
+        )
         return self
 
     def _clamped_rows(self, panel: Panel) -> np.ndarray:
@@ -341,8 +367,9 @@ class TrellisForecaster(BaseEstimator):
                 f"expected a pandas DataFrame, got {type(df).__name__}; load your data with pandas"
             )
         columns = self.columns_ if columns is None else columns
-        return to_panel(df, **columns, freq=config.freq, missing=config.missing,
-                        fill_gaps=config.fill_gaps)  # fmt: skip
+        return to_panel(
+            df, **columns, freq=config.freq, missing=config.missing, fill_gaps=config.fill_gaps
+        )
 
     # ------------------------------------------------------------------ forecasting
     def _check_fitted(self) -> None:
@@ -359,8 +386,9 @@ class TrellisForecaster(BaseEstimator):
         if isinstance(df, pd.DataFrame):
             lacking = [c for c in fitted.covariates if c not in df.columns]
             if lacking:
-                role = ColumnRoles(fitted.past_covariates, fitted.future_covariates,
-                                   fitted.static_covariates).role_of(lacking[0])  # fmt: skip
+                role = ColumnRoles(
+                    fitted.past_covariates, fitted.future_covariates, fitted.static_covariates
+                ).role_of(lacking[0])
                 raise DataError(
                     f"the model was fitted with {role} covariate {lacking[0]!r}, which the data "
                     f"lacks; pass a frame with the covariate columns {list(fitted.covariates)}"
@@ -384,8 +412,11 @@ class TrellisForecaster(BaseEstimator):
                     f"column(s) {missing} seen in fit are missing; pass a frame with columns {names}"
                 )
             panel = panel.take([panel.names.index(n) for n in names])
-        short = [(n, len(v)) for n, v in zip(panel.names, panel.values, strict=True)
-                 if len(v) < self.config_.context_length]  # fmt: skip
+        short = [
+            (n, len(v))
+            for n, v in zip(panel.names, panel.values, strict=True)
+            if len(v) < self.config_.context_length
+        ]
         if short:
             name, length = short[0]
             raise DataError(
@@ -394,9 +425,16 @@ class TrellisForecaster(BaseEstimator):
             )
         return panel
 
-    def _forecast(self, inputs: dict[str, np.ndarray], contexts: np.ndarray, mean: np.ndarray,
-                  scale: np.ndarray, names=None, levels=(),
-                  calibration: Calibration | None = None):  # fmt: skip
+    def _forecast(
+        self,
+        inputs: dict[str, np.ndarray],
+        contexts: np.ndarray,
+        mean: np.ndarray,
+        scale: np.ndarray,
+        names=None,
+        levels=(),
+        calibration: Calibration | None = None,
+    ):
         """Forecasts in the data's units from the model's (scaled) `inputs` for windows with
         `contexts [n, L]` (data units) of series with `mean`, `scale` (of the transformed
         values): `(output, point, bounds)`, the output `[n, H]` or `[n, H, Q]`, the point
@@ -414,8 +452,11 @@ class TrellisForecaster(BaseEstimator):
             seen = transforms.forward(name, contexts, "the history")
             bounds = calibration.intervals(out, point, seen, scale, names, levels)
         # target_transform="auto": the rows of targets never negative in the fit data
-        rows = (np.zeros(len(out), dtype=bool) if names is None
-                else self.scaling_.clamped(names, self.history_.layout))  # fmt: skip
+        rows = (
+            np.zeros(len(out), dtype=bool)
+            if names is None
+            else self.scaling_.clamped(names, self.history_.layout)
+        )
 
         def back(values: np.ndarray) -> np.ndarray:
             return transforms.clamp(transforms.inverse(name, values), rows)
@@ -450,8 +491,13 @@ class TrellisForecaster(BaseEstimator):
         H = config.prediction_length
         ahead = None
         if panel.layout.future_covariates:
-            ahead = read_future(future, panel, H, dayfirst=self.columns_.get("dayfirst"),
-                                date_format=self.columns_.get("date_format"))  # fmt: skip
+            ahead = read_future(
+                future,
+                panel,
+                H,
+                dayfirst=self.columns_.get("dayfirst"),
+                date_format=self.columns_.get("date_format"),
+            )
         elif future is not None:
             warnings.warn(
                 "this model has no future covariates, so future= is not used; fit with "
@@ -464,14 +510,26 @@ class TrellisForecaster(BaseEstimator):
         contexts = np.stack([v[-config.context_length :] for v in panel.values])
         if getattr(self, "auto_", None) is not None:
             clamped = self._clamped_rows(panel)
-            point, bounds = auto_bounds(self.auto_.forecast(panel, ahead), contexts,
-                                        list(panel.names), levels, calibration, clamped)  # fmt: skip
+            point, bounds = auto_bounds(
+                self.auto_.forecast(panel, ahead),
+                contexts,
+                list(panel.names),
+                levels,
+                calibration,
+                clamped,
+            )
             out = point
         else:
             series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
-            out, point, bounds = self._forecast(final_windows(series, config.context_length, H),
-                                                contexts, mean, scale, list(panel.names),
-                                                levels, calibration)  # fmt: skip
+            out, point, bounds = self._forecast(
+                final_windows(series, config.context_length, H),
+                contexts,
+                mean,
+                scale,
+                list(panel.names),
+                levels,
+                calibration,
+            )
         if not np.isfinite(out).all():
             raise DataError("the forecast is not finite; check the history for extreme values")
         extra = {f"q{q:g}": out[..., i] for q, i in wanted}
@@ -528,13 +586,27 @@ class TrellisForecaster(BaseEstimator):
         calibration = self.calibration_for(levels)
         if getattr(self, "auto_", None) is not None:
             panel = self._history(df)
-            return auto_backtest(self.auto_, panel, calibration, levels,
-                                 getattr(self, "fit_span_", None), n_windows, step,
-                                 self._clamped_rows(panel))  # fmt: skip
-        return run_backtest(self._history(df), config=self.config_, scaling=self.scaling_,
-                            forecast=self._forecast, calibration=calibration, levels=levels,
-                            fit_span=getattr(self, "fit_span_", None), n_windows=n_windows,
-                            step=step)  # fmt: skip
+            return auto_backtest(
+                self.auto_,
+                panel,
+                calibration,
+                levels,
+                getattr(self, "fit_span_", None),
+                n_windows,
+                step,
+                self._clamped_rows(panel),
+            )
+        return run_backtest(
+            self._history(df),
+            config=self.config_,
+            scaling=self.scaling_,
+            forecast=self._forecast,
+            calibration=calibration,
+            levels=levels,
+            fit_span=getattr(self, "fit_span_", None),
+            n_windows=n_windows,
+            step=step,
+        )
 
     def evaluate(
         self, df: pd.DataFrame, *, n_windows: int | None = None, step: int | None = None, level=None
@@ -547,8 +619,9 @@ class TrellisForecaster(BaseEstimator):
         """Write the fitted model to a directory: weights (safetensors) + JSON, no pickle."""
         self._check_fitted()
         if getattr(self, "auto_", None) is not None:
-            state = dataclasses.replace(self._fitted_state(),
-                                        config=placeholder_config(self.config_))
+            state = dataclasses.replace(
+                self._fitted_state(), config=placeholder_config(self.config_)
+            )
             self.auto_.save(path, state, save_state, move_into_place)
             return
         save_state(self._fitted_state(), path)
@@ -566,12 +639,18 @@ class TrellisForecaster(BaseEstimator):
         return forecaster
 
     def _fitted_state(self) -> FittedState:
-        return FittedState(config=self.config_, inputs=self.inputs_, model=self.model_,
-                           columns=self.columns_, scaling=self.scaling_, history=self.history_,
-                           summary=self.summary_,
-                           calibration=getattr(self, "calibration_", None),
-                           fit_span=getattr(self, "fit_span_", None),
-                           data_summary=getattr(self, "data_summary_", None))  # fmt: skip
+        return FittedState(
+            config=self.config_,
+            inputs=self.inputs_,
+            model=self.model_,
+            columns=self.columns_,
+            scaling=self.scaling_,
+            history=self.history_,
+            summary=self.summary_,
+            calibration=getattr(self, "calibration_", None),
+            fit_span=getattr(self, "fit_span_", None),
+            data_summary=getattr(self, "data_summary_", None),
+        )
 
     def _restore(self, state: FittedState) -> None:
         self.config_ = state.config
@@ -596,8 +675,11 @@ def _clamp_words(scaling: InputScaling, panel: Panel) -> str:
         which = "forecasts"
     else:
         shown = [n for n, c in zip(panel.names, clamped, strict=True) if c]
-        which = "forecasts of " + ", ".join(repr(n) for n in shown[:4]) + (
-            ", ..." if len(shown) > 4 else "")  # fmt: skip
+        which = (
+            "forecasts of "
+            + ", ".join(repr(n) for n in shown[:4])
+            + (", ..." if len(shown) > 4 else "")
+        )
     return (
         f"; {which} clamped at 0 (never negative in the data; target_transform='none' keeps "
         "them as they are)"

@@ -58,11 +58,16 @@ class InputScaling:
         dynamic = [
             np.concatenate([p[:, k] for p in cov.past]) for k in range(len(layout.past_covariates))
         ]
-        dynamic += [np.concatenate([f[:, k] for f in cov.future])
-                    for k in range(len(layout.future_covariates))]  # fmt: skip
+        dynamic += [
+            np.concatenate([f[:, k] for f in cov.future])
+            for k in range(len(layout.future_covariates))
+        ]
         real = [c for c in layout.static_covariates if _is_real(cov.static[c])]
-        categories = {str(c): tuple(pd.unique(cov.static[c]).tolist())
-                      for c in layout.static_covariates if c not in real}  # fmt: skip
+        categories = {
+            str(c): tuple(pd.unique(cov.static[c]).tolist())
+            for c in layout.static_covariates
+            if c not in real
+        }
         return cls(
             target=Scaler.fit(panel.names, cls._seen(transform, panel)),
             dynamic=Scaler.fit([*layout.past_covariates, *layout.future_covariates], dynamic),
@@ -93,8 +98,10 @@ class InputScaling:
     @staticmethod
     def _seen(transform: str, panel: Panel) -> list[np.ndarray]:
         """The targets as the model sees them (after the target transform), in the data's units."""
-        return [transforms.forward(transform, v, f"series {n!r}")
-                for n, v in zip(panel.names, panel.values, strict=True)]  # fmt: skip
+        return [
+            transforms.forward(transform, v, f"series {n!r}")
+            for n, v in zip(panel.names, panel.values, strict=True)
+        ]
 
     def inputs(self, layout) -> ModelInputs:
         """The covariate inputs of a model fitted with this scaling on frames of ``layout``."""
@@ -108,8 +115,10 @@ class InputScaling:
     def _target_stats(self, panel: Panel, seen: list[np.ndarray]):
         """Per-series mean and scale ``[n]`` of the targets as the model sees them (``seen``):
         the fit's for known series, a new id's own."""
-        stats = [known or location_scale(v) for known, v in
-                 zip(self.target.lookup(panel.names), seen, strict=True)]  # fmt: skip
+        stats = [
+            known or location_scale(v)
+            for known, v in zip(self.target.lookup(panel.names), seen, strict=True)
+        ]
         mean, scale = np.array(stats, dtype=np.float64).reshape(-1, 2).T
         return mean, scale
 
@@ -147,11 +156,22 @@ class InputScaling:
         if len(self.static):
             static_real = self.static.transform(self._static_reals(cov.static)).astype(np.float32)
         if self.categories:
-            static_cat = np.stack([self._codes(cov.static[c], c) for c in cov.static.columns
-                                   if str(c) in self.categories], axis=1)  # fmt: skip
-        series = SeriesSet(target=target, past_feat_dynamic_real=past, feat_dynamic_real=known,
-                           feat_static_real=static_real, feat_static_cat=static_cat,
-                           group=cov.group)  # fmt: skip
+            static_cat = np.stack(
+                [
+                    self._codes(cov.static[c], c)
+                    for c in cov.static.columns
+                    if str(c) in self.categories
+                ],
+                axis=1,
+            )
+        series = SeriesSet(
+            target=target,
+            past_feat_dynamic_real=past,
+            feat_dynamic_real=known,
+            feat_static_real=static_real,
+            feat_static_cat=static_cat,
+            group=cov.group,
+        )
         return series, mean, scale
 
     def _dynamic(self, values: np.ndarray, first: int) -> np.ndarray:
@@ -163,9 +183,18 @@ class InputScaling:
         return scaled.astype(np.float32)
 
     def _static_reals(self, static: pd.DataFrame) -> np.ndarray:
-        return np.stack([to_float(static[c], f"static covariate {c!r}",
-                                   "this column held numbers when the model was fitted")
-                         for c in static.columns if str(c) in self.static.names], axis=1)  # fmt: skip
+        return np.stack(
+            [
+                to_float(
+                    static[c],
+                    f"static covariate {c!r}",
+                    "this column held numbers when the model was fitted",
+                )
+                for c in static.columns
+                if str(c) in self.static.names
+            ],
+            axis=1,
+        )
 
     def _codes(self, column: pd.Series, name: Any) -> np.ndarray:
         """Category codes ``[n]``: 1 + the position among the fitted categories, 0 if unseen."""
@@ -182,11 +211,15 @@ class InputScaling:
         return codes.astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target.to_dict(), "dynamic": self.dynamic.to_dict(),
-                "static": self.static.to_dict(),
-                "categories": {k: list(v) for k, v in self.categories.items()},
-                "calendar": list(self.calendar), "transform": self.transform,
-                "nonnegative": list(self.nonnegative)}  # fmt: skip
+        return {
+            "target": self.target.to_dict(),
+            "dynamic": self.dynamic.to_dict(),
+            "static": self.static.to_dict(),
+            "categories": {k: list(v) for k, v in self.categories.items()},
+            "calendar": list(self.calendar),
+            "transform": self.transform,
+            "nonnegative": list(self.nonnegative),
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> InputScaling:

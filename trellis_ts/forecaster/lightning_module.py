@@ -59,8 +59,15 @@ class TrellisLightningModule(pl.LightningModule):
     def log_loss(self, name: str, loss: Tensor, batch: dict[str, Tensor]) -> None:
         """Log ``<name>_loss``: per step and epoch in training, per epoch in validation."""
         on_step = name == "train"
-        self.log(f"{name}_loss", loss, prog_bar=True, on_step=on_step, on_epoch=True,
-                 batch_size=batch["past_target"].shape[0], sync_dist=not on_step)  # fmt: skip
+        self.log(
+            f"{name}_loss",
+            loss,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=True,
+            batch_size=batch["past_target"].shape[0],
+            sync_dist=not on_step,
+        )
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)

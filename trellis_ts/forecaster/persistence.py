@@ -165,8 +165,9 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _sweep_stale(target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_STAGING}-{os.getpid()}-",
-                                        dir=target.parent))  # fmt: skip
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.{_STAGING}-{os.getpid()}-", dir=target.parent)
+        )
     except OSError as exc:
         raise OutputError(_cannot_save(target, exc)) from None
     try:
@@ -188,8 +189,10 @@ def _cannot_save(target: Path, exc: Exception) -> str:
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
     if "StorageFull" in why or "No space left" in why:
         why = os.strerror(errno.ENOSPC)
-    return (f"cannot save the model to {target} ({why}); free some space or check the folder's "
-            "permissions, then run again (any model already there is unchanged)")  # fmt: skip
+    return (
+        f"cannot save the model to {target} ({why}); free some space or check the folder's "
+        "permissions, then run again (any model already there is unchanged)"
+    )
 
 
 def _running(pid: int) -> bool:
@@ -207,8 +210,13 @@ def _sweep_stale(target: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in os.scandir(target.parent):
             m = _STAGED.match(entry.name)
-            if (m and m["name"] == target.name and entry.is_dir(follow_symlinks=False)
-                    and int(m["pid"]) != os.getpid() and not _running(int(m["pid"]))):  # fmt: skip
+            if (
+                m
+                and m["name"] == target.name
+                and entry.is_dir(follow_symlinks=False)
+                and int(m["pid"]) != os.getpid()
+                and not _running(int(m["pid"]))
+            ):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
@@ -362,8 +370,9 @@ def _header(data: bytes, weights_file: Path) -> dict[str, tuple[int, ...]]:
         raise bad
     try:
         header = json.loads(data[8 : 8 + size])
-        shapes = {k: tuple(int(n) for n in v["shape"]) for k, v in header.items()
-                  if k != "__metadata__"}  # fmt: skip
+        shapes = {
+            k: tuple(int(n) for n in v["shape"]) for k, v in header.items() if k != "__metadata__"
+        }
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         raise bad from None
     if any(n < 0 for shape in shapes.values() for n in shape):
@@ -371,8 +380,9 @@ def _header(data: bytes, weights_file: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _check_sizes(config: TrellisConfig, inputs: ModelInputs, shapes: dict, weights_file: Path,
-                 meta_file: Path) -> None:  # fmt: skip
+def _check_sizes(
+    config: TrellisConfig, inputs: ModelInputs, shapes: dict, weights_file: Path, meta_file: Path
+) -> None:
     """ModelFileError unless the network model.json describes has exactly the tensors of the
     weights file. Sane bounds first (a layer or a category table is at least one tensor), then
     the network is built on the "meta" device, which allocates no memory, and compared."""
@@ -407,8 +417,10 @@ def _check_sizes(config: TrellisConfig, inputs: ModelInputs, shapes: dict, weigh
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else "other tensors"
         sizes = _SIZE_MISMATCH.match(detail)
         if sizes:  # torch's wording, in the file's terms
-            detail = (f"tensor {sizes['name']} is [{sizes['have']}] in the weights but "
-                      f"[{sizes['want']}] by {meta_file.name}")  # fmt: skip
+            detail = (
+                f"tensor {sizes['name']} is [{sizes['have']}] in the weights but "
+                f"[{sizes['want']}] by {meta_file.name}"
+            )
         raise ModelFileError(
             f"{weights_file} does not match its configuration ({detail}); re-save the model"
         ) from None
@@ -469,25 +481,49 @@ def load_state(path: str | os.PathLike) -> FittedState:
     try:
         read = _read_v3 if version >= 3 else _read_v1
         columns, scaling, history = read(meta, tensors)
-        summary = TrainingSummary(**{k: meta["summary"][k] for k in TrainingSummary.__dataclass_fields__
-                                     if k != "extra"})  # fmt: skip
+        summary = TrainingSummary(
+            **{k: meta["summary"][k] for k in TrainingSummary.__dataclass_fields__ if k != "extra"}
+        )
         saved = meta.get("conformal")  # absent in models saved before intervals existed
-        calibration = None if saved is None else Calibration.from_saved(
-            {**saved, "first_target": {k: _unjson(v) for k, v in saved.get("first_target", {}).items()}},
-            tensors["conformal.thresholds"].numpy(),
-        )  # fmt: skip
+        calibration = (
+            None
+            if saved is None
+            else Calibration.from_saved(
+                {
+                    **saved,
+                    "first_target": {
+                        k: _unjson(v) for k, v in saved.get("first_target", {}).items()
+                    },
+                },
+                tensors["conformal.thresholds"].numpy(),
+            )
+        )
         span = meta.get("fit_span")  # absent in format 1
-        fit_span = None if span is None else {
-            "names": span["names"], "first": [_unjson(t) for t in span["first"]],
-            "last": [_unjson(t) for t in span["last"]]}  # fmt: skip
+        fit_span = (
+            None
+            if span is None
+            else {
+                "names": span["names"],
+                "first": [_unjson(t) for t in span["first"]],
+                "last": [_unjson(t) for t in span["last"]],
+            }
+        )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ModelFileError(
             f"{meta_file} is incomplete ({_why(exc)}); re-save the model"
         ) from None
-    return FittedState(config=config, inputs=inputs, model=model.eval(), columns=columns,
-                       scaling=scaling, history=history, summary=summary,
-                       calibration=calibration, fit_span=fit_span,
-                       data_summary=meta.get("data_summary"))  # fmt: skip
+    return FittedState(
+        config=config,
+        inputs=inputs,
+        model=model.eval(),
+        columns=columns,
+        scaling=scaling,
+        history=history,
+        summary=summary,
+        calibration=calibration,
+        fit_span=fit_span,
+        data_summary=meta.get("data_summary"),
+    )
 
 
 def _why(exc: Exception) -> str:
@@ -524,15 +560,22 @@ def _read_v3(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
     lengths = [len(ix) for ix in h["index"]]
     group = np.asarray(h["group"], dtype=np.int64)
     parts = {}
-    for kind, width in (("past", len(layout.past_covariates)),
-                        ("future", len(layout.future_covariates))):  # fmt: skip
+    for kind, width in (
+        ("past", len(layout.past_covariates)),
+        ("future", len(layout.future_covariates)),
+    ):
         parts[kind] = tuple(
-            tensors[f"history.{kind}.{g}"].numpy() if width
-            else np.zeros((lengths[int(np.argmax(group == g))], 0)) for g in range(h["n_groups"])
-        )  # fmt: skip
-    covariates = Covariates(past=parts["past"], future=parts["future"],
-                            static=pd.DataFrame(h["static"], index=range(len(h["names"]))),
-                            group=group)  # fmt: skip
+            tensors[f"history.{kind}.{g}"].numpy()
+            if width
+            else np.zeros((lengths[int(np.argmax(group == g))], 0))
+            for g in range(h["n_groups"])
+        )
+    covariates = Covariates(
+        past=parts["past"],
+        future=parts["future"],
+        static=pd.DataFrame(h["static"], index=range(len(h["names"]))),
+        group=group,
+    )
     history = _history(h, tensors, layout, covariates)
     return meta["columns"], InputScaling.from_dict(meta["scaling"]), history
 
@@ -542,10 +585,13 @@ def _read_v1(meta: dict, tensors: dict) -> tuple[dict, InputScaling, Panel]:
     values after `target_transform`), the layout's flat fields."""
     h = meta["history"]
     layout = FrameLayout(
-        format=h["layout"], time_col=h["time_col"], id_col=h["id_col"],
-        target_col=h["target_col"], index_name=h["index_name"],
+        format=h["layout"],
+        time_col=h["time_col"],
+        id_col=h["id_col"],
+        target_col=h["target_col"],
+        index_name=h["index_name"],
         columns=None if h["columns"] is None else tuple(h["columns"]),
-    )  # fmt: skip
+    )
     transform = meta["config"].get("target_transform", "none")
     scaling = InputScaling.targets_only(Scaler.from_dict(meta["scaler"]), transform)
     return dict(meta["columns"]), scaling, _history(h, tensors, layout)

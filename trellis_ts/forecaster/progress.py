@@ -40,8 +40,10 @@ class EpochLines(pl.Callback):
         if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        words = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
-                 f"{time.perf_counter() - self.started:.1f} s"]  # fmt: skip
+        words = [
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
+            f"{time.perf_counter() - self.started:.1f} s",
+        ]
         train = metrics.get("train_loss_epoch", metrics.get("train_loss"))
         if train is not None:
             words.append(f"train loss {float(train):.4g}")

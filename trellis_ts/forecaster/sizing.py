@@ -56,13 +56,19 @@ class Sizing:
         rows = (
             f"{self.rows:,} rows" if self.n_series == 1 else f"shortest series {self.rows:,} rows"
         )
-        text = (f"{self.freq_name}, {rows}: context {c.context_length}, horizon "
-                f"{c.prediction_length}, patches {c.patch_len}/{c.patch_stride}")  # fmt: skip
+        text = (
+            f"{self.freq_name}, {rows}: context {c.context_length}, horizon "
+            f"{c.prediction_length}, patches {c.patch_len}/{c.patch_stride}"
+        )
         if len(self.chosen) == len(SIZE_FIELDS):
             return text + " (sized to the data)"
         if self.chosen:
-            words = {"prediction_length": "horizon", "context_length": "context",
-                     "patch_len": "patch length", "patch_stride": "patch stride"}  # fmt: skip
+            words = {
+                "prediction_length": "horizon",
+                "context_length": "context",
+                "patch_len": "patch length",
+                "patch_stride": "patch stride",
+            }
             return text + f" ({', '.join(words[n] for n in self.chosen)} sized to the data)"
         return text
 
@@ -101,7 +107,9 @@ def model_spec(config: TrellisConfig) -> ModelSpec:
     """The architecture a network is built from (`trellis_ts.models.build_model`): the config's
     model fields, with unset patches filled by the rule for its context."""
     config = with_patches(config)
-    fields = {name: getattr(config, name) for name in ModelSpec.field_names() if name != "n_outputs"}
+    fields = {
+        name: getattr(config, name) for name in ModelSpec.field_names() if name != "n_outputs"
+    }
     return ModelSpec(**fields, n_outputs=config.n_outputs)
 
 
@@ -116,9 +124,11 @@ def default_sizes(config: TrellisConfig, freq: str | int | None = None) -> Trell
 
 
 def resolve_sizes(
-    config: TrellisConfig, freq: str | int | None, lengths: np.ndarray | list[int],
+    config: TrellisConfig,
+    freq: str | int | None,
+    lengths: np.ndarray | list[int],
     names: tuple[str, ...] | list[str] | None = None,
-) -> Sizing:  # fmt: skip
+) -> Sizing:
     """Fill the unset sizes of `config` from the data's `freq` and series `lengths`.
 
     Raises DataError when the data is too short for the sizes given (naming the series, its

@@ -100,8 +100,14 @@ def statistical_forecasts(
     return out, failed
 
 
-def baseline_scores(panel, series_of: np.ndarray, start_of: np.ndarray, horizon: int,
-                    season: int, names=tuple(STATISTICAL)) -> dict[str, float]:  # fmt: skip
+def baseline_scores(
+    panel,
+    series_of: np.ndarray,
+    start_of: np.ndarray,
+    horizon: int,
+    season: int,
+    names=tuple(STATISTICAL),
+) -> dict[str, float]:
     """Mean MASE of the statistical baselines `names` on the windows `(series_of, start_of)` of
     `panel` (as `evaluate` scores a model: each window's MAE over the seasonal naive scale of
     the history before it), each estimated once before a series' first window."""
@@ -114,13 +120,22 @@ def baseline_scores(panel, series_of: np.ndarray, start_of: np.ndarray, horizon:
     targets = np.stack(
         [panel.values[s][t : t + horizon] for s, t in zip(series_of, start_of, strict=True)]
     )
-    scales = np.array([naive_scale(panel.values[s][:t], season)
-                       for s, t in zip(series_of, start_of, strict=True)])  # fmt: skip
+    scales = np.array(
+        [naive_scale(panel.values[s][:t], season) for s, t in zip(series_of, start_of, strict=True)]
+    )
     out = {}
     for name in names:
         try:
-            pred, _ = statistical_forecasts(name, panel.values, series_of, start_of, fit_end,
-                                            horizon, season, budget_seconds=math.inf)  # fmt: skip
+            pred, _ = statistical_forecasts(
+                name,
+                panel.values,
+                series_of,
+                start_of,
+                fit_end,
+                horizon,
+                season,
+                budget_seconds=math.inf,
+            )
         except Skipped:
             continue
         out[name] = float(np.nanmean(np.abs(pred - targets).mean(axis=1) / scales))

@@ -185,16 +185,23 @@ def train_model(
     config = config.replace(batch_size=budget.batch_size, max_epochs=budget.max_epochs)
     if config.windows_per_epoch is not None:
         sampler = EpochSubsampler(len(train_set), config.windows_per_epoch, seed=seed)
-        train_loader = DataLoader(train_set, config.batch_size, sampler=sampler,
-                                  num_workers=config.num_workers)  # fmt: skip
+        train_loader = DataLoader(
+            train_set, config.batch_size, sampler=sampler, num_workers=config.num_workers
+        )
     else:
         generator = torch.Generator().manual_seed(seed)
-        train_loader = DataLoader(train_set, config.batch_size, shuffle=True, generator=generator,
-                                  num_workers=config.num_workers)  # fmt: skip
+        train_loader = DataLoader(
+            train_set,
+            config.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=config.num_workers,
+        )
     val_loader = None
     if val_set is not None and len(val_set):
-        val_loader = DataLoader(val_set, max(config.batch_size, 256), shuffle=False,
-                                num_workers=config.num_workers)  # fmt: skip
+        val_loader = DataLoader(
+            val_set, max(config.batch_size, 256), shuffle=False, num_workers=config.num_workers
+        )
 
     module = TrellisLightningModule(config, inputs)
     if init_state is not None:
@@ -202,10 +209,15 @@ def train_model(
     n_parameters = sum(p.numel() for p in module.model.parameters())
     if n_parameters == 0:  # seasonal naive: nothing to train
         return module.model.eval(), TrainingSummary(
-            epochs=0, best_epoch=None, best_val_loss=None, last_train_loss=None, seconds=0.0,
-            train_windows=len(train_set), val_windows=0 if val_set is None else len(val_set),
+            epochs=0,
+            best_epoch=None,
+            best_val_loss=None,
+            last_train_loss=None,
+            seconds=0.0,
+            train_windows=len(train_set),
+            val_windows=0 if val_set is None else len(val_set),
             parameters=0,
-        )  # fmt: skip
+        )
     monitor = "val_loss" if val_loader is not None else "train_loss_epoch"
     best = BestWeights(monitor)
     all_callbacks: list = [best, *(callbacks or [])]
@@ -219,8 +231,15 @@ def train_model(
     ckpt_path = None
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
-        all_callbacks.append(AtomicCheckpoint(dirpath=checkpoint_dir, filename=LAST_CHECKPOINT,
-                                              monitor=None, save_top_k=1, enable_version_counter=False))  # fmt: skip
+        all_callbacks.append(
+            AtomicCheckpoint(
+                dirpath=checkpoint_dir,
+                filename=LAST_CHECKPOINT,
+                monitor=None,
+                save_top_k=1,
+                enable_version_counter=False,
+            )
+        )
         overrides["enable_checkpointing"] = True
         last_file = checkpoint_dir / f"{LAST_CHECKPOINT}.ckpt"
         if resume and last_file.is_file():
@@ -233,8 +252,9 @@ def train_model(
         _signals_raised(),
         torch_threads(threads),
     ):
-        trainer = make_trainer(config, all_callbacks, root, min_epochs=budget.min_epochs,
-                               **overrides)  # fmt: skip
+        trainer = make_trainer(
+            config, all_callbacks, root, min_epochs=budget.min_epochs, **overrides
+        )
         if ckpt_path is not None:
             # weights_only: the checkpoint holds tensors and plain values only; nothing executes.
             trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
@@ -255,7 +275,8 @@ def train_model(
         val_windows=0 if val_loader is None else len(val_set),
         parameters=n_parameters,
         extra={"batch_size": budget.batch_size, "min_epochs": budget.min_epochs}
-        | ({"resumed_from": ckpt_path} if ckpt_path else {}) | {"threads": threads},
+        | ({"resumed_from": ckpt_path} if ckpt_path else {})
+        | {"threads": threads},
     )
     return model, summary
 
@@ -282,9 +303,11 @@ def check_resumable(path: Path, module: pl.LightningModule, config: TrellisConfi
     for name in sorted(set(current) | set(state)):
         mine, saved = current.get(name), state.get(name)
         if mine is None or not isinstance(saved, torch.Tensor) or mine.shape != saved.shape:
-            detail = (f"tensor {name.removeprefix('model.')} is "
-                      f"{'absent' if not isinstance(saved, torch.Tensor) else list(saved.shape)} "
-                      f"there, {'absent' if mine is None else list(mine.shape)} now")  # fmt: skip
+            detail = (
+                f"tensor {name.removeprefix('model.')} is "
+                f"{'absent' if not isinstance(saved, torch.Tensor) else list(saved.shape)} "
+                f"there, {'absent' if mine is None else list(mine.shape)} now"
+            )
             raise ConfigError(
                 f"the checkpoint {path} was written by a fit with other model options ({detail}); "
                 "resume with the interrupted fit's options, or fit without resuming to start over"
@@ -343,9 +366,14 @@ def forecast_contexts(
     out = []
     with torch_threads(threads):
         for start in range(0, n, batch_size):
-            batch = {k: torch.as_tensor(v[start : start + batch_size], device=device,
-                                        dtype=torch.int64 if k == "feat_static_cat" else torch.float32)
-                     for k, v in inputs.items()}  # fmt: skip
+            batch = {
+                k: torch.as_tensor(
+                    v[start : start + batch_size],
+                    device=device,
+                    dtype=torch.int64 if k == "feat_static_cat" else torch.float32,
+                )
+                for k, v in inputs.items()
+            }
             out.append(model(**batch).cpu().numpy())  # [b, H] or [b, H, Q]
     if not out:
         return np.zeros((0, model.config.prediction_length), dtype=np.float32)

@@ -47,8 +47,10 @@ def match_series(panel: Panel, fitted: Panel) -> Panel:
             f"the model was fitted on a {fitted.layout.format} frame but got a "
             f"{panel.layout.format} one; pass data in the same layout"
         )
-    roles = [(lay.past_covariates, lay.future_covariates, lay.static_covariates)
-             for lay in (panel.layout, fitted.layout)]  # fmt: skip
+    roles = [
+        (lay.past_covariates, lay.future_covariates, lay.static_covariates)
+        for lay in (panel.layout, fitted.layout)
+    ]
     if roles[0] != roles[1]:
         raise DataError(
             f"a warm start needs the fitted covariates (past {list(fitted.layout.past_covariates)}, "
@@ -82,8 +84,9 @@ def check_overlap(previous: dict, current: dict) -> None:
 
     Both map series names to the timestamp of their first validation target.
     """
-    early = [(n, t, previous[n]) for n, t in current.items()
-             if n in previous and _before(t, previous[n])]  # fmt: skip
+    early = [
+        (n, t, previous[n]) for n, t in current.items() if n in previous and _before(t, previous[n])
+    ]
     if early:
         name, start, before = early[0]
         warnings.warn(

@@ -115,18 +115,27 @@ class TrellisMixer(nn.Module):
                 t[:, keep:] for t in (q, k, v, alpha, log_beta, gamma, gate)
             )
         y, op_state = chunk_trellis(
-            q, k, v, alpha, log_beta, gamma,
-            chunk_size=self.chunk_size, phi=self.phi, f=self.between,
+            q,
+            k,
+            v,
+            alpha,
+            log_beta,
+            gamma,
+            chunk_size=self.chunk_size,
+            phi=self.phi,
+            f=self.between,
             initial_state=None if state is None else state.memory,
             output_final_state=return_state,
-        )  # fmt: skip
+        )
         y = rms_norm_gate(y, self.out_norm_weight, gate.unflatten(-1, (heads, head_dim)), 1e-6)
         y = self.out(y.flatten(-2))
         if not return_state:
             return y
         rows = h[:, max(h.shape[1] - keep, 0) :]
         if rows.shape[1] < keep:  # fewer rows than the conv reads: zeros, as its padding
-            rows = torch.cat([rows.new_zeros(rows.shape[0], keep - rows.shape[1], rows.shape[2]), rows], 1)
+            rows = torch.cat(
+                [rows.new_zeros(rows.shape[0], keep - rows.shape[1], rows.shape[2]), rows], 1
+            )
         return y, MixerState(op_state, rows)
 
     def _from_separate_projections(self, state_dict, prefix, *args) -> None:
@@ -168,10 +177,13 @@ class LayerInputs(torch.autograd.Function):
         if conv_weight is not None:
             pre_qk = conv_forward(pre_qk, conv_weight, conv_bias)
         qkv = h.new_empty(batch, 3 * heads, length, head_dim).transpose(1, 2)  # head-major
-        _, inv_qk = silu_norm_forward(pre_qk.unflatten(-1, (2 * heads, head_dim)),
-                                      out=qkv[:, :, : 2 * heads])  # fmt: skip
-        _, inv_v = silu_norm_forward(h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)),
-                                     out=qkv[:, :, 2 * heads :])  # fmt: skip
+        _, inv_qk = silu_norm_forward(
+            pre_qk.unflatten(-1, (2 * heads, head_dim)), out=qkv[:, :, : 2 * heads]
+        )
+        _, inv_v = silu_norm_forward(
+            h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)),
+            out=qkv[:, :, 2 * heads :],
+        )
         alpha = _head_major(h[..., edges[1] : edges[2]].unflatten(-1, (heads, slots)))
         beta_logits = h[..., edges[2] : edges[3]]
         log_beta = F.logsigmoid(beta_logits) if forget_gate else torch.zeros_like(beta_logits)
@@ -179,8 +191,15 @@ class LayerInputs(torch.autograd.Function):
         ctx.save_for_backward(h, conv_weight, pre_qk, qkv, inv_qk, inv_v, gamma)
         ctx.meta = (heads, slots, head_dim, scale, forget_gate)
         q, k, v = qkv.chunk(3, dim=2)
-        return (q, k, v, alpha, _head_major(log_beta), _head_major(gamma * scale),
-                h[..., edges[4] :].contiguous())  # fmt: skip
+        return (
+            q,
+            k,
+            v,
+            alpha,
+            _head_major(log_beta),
+            _head_major(gamma * scale),
+            h[..., edges[4] :].contiguous(),
+        )
 
     @staticmethod
     def backward(ctx, grad_q, grad_k, grad_v, grad_alpha, grad_log_beta, grad_gamma, grad_gate):
@@ -193,8 +212,13 @@ class LayerInputs(torch.autograd.Function):
         grad_pre = torch.empty_like(pre_qk).unflatten(-1, (2 * heads, head_dim))
         pre = pre_qk.unflatten(-1, (2 * heads, head_dim))
         for part, grad in ((slice(0, heads), grad_q), (slice(heads, 2 * heads), grad_k)):
-            silu_norm_backward(_zeros_if_none(grad, qkv[:, :, part]), pre[:, :, part],
-                               qkv[:, :, part], inv_qk[:, :, part], out=grad_pre[:, :, part])  # fmt: skip
+            silu_norm_backward(
+                _zeros_if_none(grad, qkv[:, :, part]),
+                pre[:, :, part],
+                qkv[:, :, part],
+                inv_qk[:, :, part],
+                out=grad_pre[:, :, part],
+            )
         grad_pre = grad_pre.flatten(-2)
         grad_conv_weight = grad_conv_bias = None
         if conv_weight is not None:
@@ -206,9 +230,11 @@ class LayerInputs(torch.autograd.Function):
         v = slice(2 * heads, 3 * heads)
         silu_norm_backward(
             _zeros_if_none(grad_v, qkv[:, :, v]),
-            h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)), qkv[:, :, v], inv_v,
+            h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)),
+            qkv[:, :, v],
+            inv_v,
             out=grad_h[..., 2 * d_model : edges[1]].unflatten(-1, (heads, head_dim)),
-        )  # fmt: skip
+        )
         _copy_or_zero(grad_h[..., edges[1] : edges[2]], grad_alpha, flatten=True)
         beta_part = grad_h[..., edges[2] : edges[3]]
         if forget_gate and grad_log_beta is not None:  # d logsigmoid(x) / dx = sigmoid(−x)

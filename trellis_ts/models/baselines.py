@@ -34,8 +34,11 @@ class DLinear(nn.Module):
         L, H = config.context_length, config.prediction_length
         self.trend = nn.Linear(L, H)
         self.seasonal = nn.Linear(L, H)
-        width = (L * inputs.past_feat_dynamic_real + (L + H) * inputs.feat_dynamic_real
-                 + inputs.feat_static_real)  # fmt: skip
+        width = (
+            L * inputs.past_feat_dynamic_real
+            + (L + H) * inputs.feat_dynamic_real
+            + inputs.feat_static_real
+        )
         self.covariates = nn.Linear(width, H, bias=False) if width else None
         self.categories = nn.ModuleList(
             nn.Embedding(c + 1, H, padding_idx=0) for c in inputs.feat_static_cat
@@ -56,8 +59,11 @@ class DLinear(nn.Module):
         trend = F.avg_pool1d(padded, self.kernel_size, stride=1)
         y = self.trend(trend) + self.seasonal(series - trend)  # [B, C, H]
         if self.covariates is not None:
-            parts = [v.flatten(1) for v in (past_feat_dynamic_real, feat_dynamic_real, feat_static_real)
-                     if v is not None]  # fmt: skip
+            parts = [
+                v.flatten(1)
+                for v in (past_feat_dynamic_real, feat_dynamic_real, feat_static_real)
+                if v is not None
+            ]
             y = y + self.covariates(torch.cat(parts, dim=1).to(y.dtype))[:, None, :]
         for k, embedding in enumerate(self.categories):
             y = y + embedding(feat_static_cat[:, k].long())[:, None, :]

@@ -46,8 +46,12 @@ class ModelInputs:
 
     @property
     def any(self) -> bool:
-        return bool(self.past_feat_dynamic_real or self.feat_dynamic_real
-                    or self.feat_static_real or self.feat_static_cat)  # fmt: skip
+        return bool(
+            self.past_feat_dynamic_real
+            or self.feat_dynamic_real
+            or self.feat_static_real
+            or self.feat_static_cat
+        )
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -85,8 +89,15 @@ class CovariateEncoder(nn.Module):
     are known covariates, else 0); every covariate argument has a leading ``[N]``.
     """
 
-    def __init__(self, inputs: ModelInputs, *, patch_len: int, patch_stride: int,
-                 prediction_length: int, d_model: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        inputs: ModelInputs,
+        *,
+        patch_len: int,
+        patch_stride: int,
+        prediction_length: int,
+        d_model: int,
+    ) -> None:
         super().__init__()
         self.patch_len, self.patch_stride = patch_len, patch_stride
         dynamic = inputs.past_feat_dynamic_real + inputs.feat_dynamic_real
@@ -95,10 +106,16 @@ class CovariateEncoder(nn.Module):
             future_tokens(prediction_length, patch_len) if inputs.feat_dynamic_real else 0
         )
         self.prediction_length = prediction_length
-        self.future = (nn.Linear(patch_len * inputs.feat_dynamic_real, d_model)
-                       if inputs.feat_dynamic_real else None)  # fmt: skip
-        self.static_real = (nn.Linear(inputs.feat_static_real, d_model, bias=False)
-                            if inputs.feat_static_real else None)  # fmt: skip
+        self.future = (
+            nn.Linear(patch_len * inputs.feat_dynamic_real, d_model)
+            if inputs.feat_dynamic_real
+            else None
+        )
+        self.static_real = (
+            nn.Linear(inputs.feat_static_real, d_model, bias=False)
+            if inputs.feat_static_real
+            else None
+        )
         self.static_cat = nn.ModuleList(
             nn.Embedding(c + 1, d_model, padding_idx=0) for c in inputs.feat_static_cat
         )
@@ -113,9 +130,14 @@ class CovariateEncoder(nn.Module):
     ) -> Tensor:
         H = self.prediction_length
         if self.context is not None:
-            parts = [p for p in (past_feat_dynamic_real,
-                                 None if feat_dynamic_real is None else feat_dynamic_real[:, :-H])
-                     if p is not None]  # fmt: skip
+            parts = [
+                p
+                for p in (
+                    past_feat_dynamic_real,
+                    None if feat_dynamic_real is None else feat_dynamic_real[:, :-H],
+                )
+                if p is not None
+            ]
             dynamic = torch.cat(parts, dim=-1).to(tokens.dtype)
             tokens = tokens + self.context(patch_values(dynamic, self.patch_len, self.patch_stride))
         if self.future is not None:

@@ -104,10 +104,16 @@ class TrellisModel(nn.Module):
             self.head = PoolHead(config.d_model, out, config.pool_queries, config.dropout)
         # Created last, so that a model without covariates draws its weights as it always has.
         self.covariates = (
-            CovariateEncoder(inputs, patch_len=config.patch_len, patch_stride=config.patch_stride,
-                             prediction_length=config.prediction_length, d_model=config.d_model)
-            if inputs.any else None
-        )  # fmt: skip
+            CovariateEncoder(
+                inputs,
+                patch_len=config.patch_len,
+                patch_stride=config.patch_stride,
+                prediction_length=config.prediction_length,
+                d_model=config.d_model,
+            )
+            if inputs.any
+            else None
+        )
 
     def forward(
         self,
@@ -128,9 +134,12 @@ class TrellisModel(nn.Module):
         series = x.transpose(1, 2).reshape(batch * channels, length)  # channel independence
         tokens = self.embed(make_patches(series, config.patch_len, config.patch_stride))
         if self.covariates is not None:
-            given = dict(past_feat_dynamic_real=past_feat_dynamic_real,
-                         feat_dynamic_real=feat_dynamic_real, feat_static_real=feat_static_real,
-                         feat_static_cat=feat_static_cat)  # fmt: skip
+            given = dict(
+                past_feat_dynamic_real=past_feat_dynamic_real,
+                feat_dynamic_real=feat_dynamic_real,
+                feat_static_real=feat_static_real,
+                feat_static_cat=feat_static_cat,
+            )
             missing = [k for k in self.inputs.fields if given[k] is None]
             if missing:
                 raise ValueError(f"this model was built with covariates; missing inputs {missing}")
@@ -146,8 +155,14 @@ class TrellisModel(nn.Module):
         y = y.view(batch * channels, config.prediction_length, config.n_outputs)
         if self.linear is not None:  # into the point (middle) output: quantiles keep their gaps
             mid = config.n_outputs // 2
-            y = torch.cat([y[..., :mid], y[..., mid : mid + 1] + self.linear(series)[..., None],
-                           y[..., mid + 1 :]], dim=-1)  # fmt: skip
+            y = torch.cat(
+                [
+                    y[..., :mid],
+                    y[..., mid : mid + 1] + self.linear(series)[..., None],
+                    y[..., mid + 1 :],
+                ],
+                dim=-1,
+            )
         y = y.view(batch, channels, config.prediction_length, config.n_outputs).transpose(1, 2)
         y = _monotone(y) if config.n_outputs > 1 else y.squeeze(-1)
         if stats is not None:
@@ -164,9 +179,7 @@ def _monotone(y: Tensor) -> Tensor:
     return torch.cat([below, centre, above], dim=-1)
 
 
-def example_inputs(
-    config: ModelSpec, batch: int = 2, channels: int = 3, seed: int = 0
-) -> Tensor:
+def example_inputs(config: ModelSpec, batch: int = 2, channels: int = 3, seed: int = 0) -> Tensor:
     """A random `[batch, context_length, channels]` input for shape checks."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(batch, config.context_length, channels, generator=gen)

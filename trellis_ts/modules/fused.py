@@ -137,8 +137,13 @@ class Dropout(torch.nn.Module):
         if x.device.type != "cpu":  # accelerators have a fused kernel
             return F.dropout(x, self.p, True)
         n = x.numel()
-        lanes = torch.randint(torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max,
-                              ((n + 3) // 4,), dtype=torch.int64, device=x.device)  # fmt: skip
+        lanes = torch.randint(
+            torch.iinfo(torch.int64).min,
+            torch.iinfo(torch.int64).max,
+            ((n + 3) // 4,),
+            dtype=torch.int64,
+            device=x.device,
+        )
         lanes = lanes.view(torch.int16)[:n].view(x.shape)
         threshold = torch.iinfo(torch.int16).min + round(self.p * _LANES)
         return _DropoutMask.apply(x, lanes >= threshold, 1.0 / (1.0 - self.p))

@@ -50,8 +50,16 @@ warnings.filterwarnings("ignore", message=".*is experimental.*", module="optuna"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 # `fit` arguments that say how to read the frame (the covariate roles too: a wide frame's
 # covariate columns would otherwise be read as targets).
-READING_OPTIONS = ("time_col", "id_col", "target", "past_covariates", "future_covariates",
-                   "static_covariates", "dayfirst", "date_format")  # fmt: skip
+READING_OPTIONS = (
+    "time_col",
+    "id_col",
+    "target",
+    "past_covariates",
+    "future_covariates",
+    "static_covariates",
+    "dayfirst",
+    "date_format",
+)
 
 
 class PruningCallback(pl.Callback):
@@ -70,8 +78,11 @@ class PruningCallback(pl.Callback):
         self.trial.report(float(score), step=epoch)
         if self.trial.should_prune():
             pruner = type(self.trial.study.pruner).__name__
-            rule = ("worse than the median of earlier trials at that epoch"
-                    if pruner == "MedianPruner" else f"stopped by the {pruner}")  # fmt: skip
+            rule = (
+                "worse than the median of earlier trials at that epoch"
+                if pruner == "MedianPruner"
+                else f"stopped by the {pruner}"
+            )
             reason = f"{self.monitor} {float(score):.4g} after epoch {epoch + 1}: {rule}"
             self.trial.set_user_attr("pruned_because", reason)
             raise optuna.TrialPruned(reason)
@@ -194,8 +205,13 @@ def tune(
     fit_kwargs = dict(fit_kwargs or {})
     reading = {k: v for k, v in fit_kwargs.items() if k in READING_OPTIONS}
     config = TrellisForecaster(**base).make_config()
-    panel = df if isinstance(df, Panel) else to_panel(
-        df, **reading, freq=config.freq, missing=config.missing, fill_gaps=config.fill_gaps)  # fmt: skip
+    panel = (
+        df
+        if isinstance(df, Panel)
+        else to_panel(
+            df, **reading, freq=config.freq, missing=config.missing, fill_gaps=config.fill_gaps
+        )
+    )
     sizes = resolve_sizes(config, panel.freq, panel.lengths(), panel.names).config
     # Every trial forecasts the same horizon, so their validation losses compare.
     base.setdefault("prediction_length", sizes.prediction_length)
@@ -269,9 +285,16 @@ def summary_table(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for t in study.trials:
         value = t.value if t.value is not None and math.isfinite(t.value) else None
-        rows.append({"trial": t.number, "state": t.state.name, "val_loss": value,
-                     "epochs": t.user_attrs.get("epochs"), **t.params,
-                     "note": t.user_attrs.get("pruned_because", "")})  # fmt: skip
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name,
+                "val_loss": value,
+                "epochs": t.user_attrs.get("epochs"),
+                **t.params,
+                "note": t.user_attrs.get("pruned_because", ""),
+            }
+        )
     return pd.DataFrame(rows)
 
 

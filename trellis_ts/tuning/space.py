@@ -18,8 +18,14 @@ from trellis_ts.data.splits import validation_length
 from trellis_ts.errors import ConfigError
 from trellis_ts.forecaster.config import TrellisConfig, config_fields
 
-__all__ = ["SpaceFn", "as_space", "load_space", "longest_context", "space_from_mapping",
-           "suggest_params"]  # fmt: skip
+__all__ = [
+    "SpaceFn",
+    "as_space",
+    "load_space",
+    "longest_context",
+    "space_from_mapping",
+    "suggest_params",
+]
 
 SpaceFn = Callable[[optuna.Trial], dict[str, Any]]
 
@@ -94,11 +100,21 @@ def space_from_mapping(space: Mapping[str, Any], fixed: Collection[str] = ()) ->
                 if kind == "categorical":
                     params[name] = trial.suggest_categorical(name, list(spec["choices"]))
                 elif kind == "int":
-                    params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]),
-                                                     step=int(spec.get("step", 1)), log=bool(spec.get("log", False)))  # fmt: skip
+                    params[name] = trial.suggest_int(
+                        name,
+                        int(spec["low"]),
+                        int(spec["high"]),
+                        step=int(spec.get("step", 1)),
+                        log=bool(spec.get("log", False)),
+                    )
                 else:
-                    params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]),
-                                                       step=spec.get("step"), log=bool(spec.get("log", False)))  # fmt: skip
+                    params[name] = trial.suggest_float(
+                        name,
+                        float(spec["low"]),
+                        float(spec["high"]),
+                        step=spec.get("step"),
+                        log=bool(spec.get("log", False)),
+                    )
             else:
                 params[name] = spec
         return params

@@ -26,17 +26,32 @@ from trellis_ts.forecaster.inputs import InputScaling
 
 def wide(n=10):
     t = np.arange(n, dtype=float)
-    return pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"), "a": t,
-                         "b": 10 + t, "p": 100 + t, "f": 200 + t})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "a": t,
+            "b": 10 + t,
+            "p": 100 + t,
+            "f": 200 + t,
+        }
+    )
 
 
 def long():
     rows = []
     for i, (sid, n) in enumerate([("x", 5), ("y", 3)]):
         for k in range(n):
-            rows.append({"id": sid, "ds": pd.Timestamp("2024-01-01") + pd.Timedelta(days=k),
-                         "v": 10.0 * i + k, "p": 100.0 * i + k, "f": -k, "region": f"r{i}",
-                         "size": float(i)})  # fmt: skip
+            rows.append(
+                {
+                    "id": sid,
+                    "ds": pd.Timestamp("2024-01-01") + pd.Timedelta(days=k),
+                    "v": 10.0 * i + k,
+                    "p": 100.0 * i + k,
+                    "f": -k,
+                    "region": f"r{i}",
+                    "size": float(i),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -73,8 +88,15 @@ def test_covariate_rows_follow_sorting_gaps_and_the_missing_policy():
 def test_long_covariates_are_per_series_with_static_values():
     df = long().sample(frac=1.0, random_state=0)  # any row order
     with pytest.warns(UserWarning, match="sorted"):
-        panel = to_panel(df, id_col="id", time_col="ds", target="v", past_covariates=["p"],
-                         future_covariates="f", static_covariates=["region", "size"])  # fmt: skip
+        panel = to_panel(
+            df,
+            id_col="id",
+            time_col="ds",
+            target="v",
+            past_covariates=["p"],
+            future_covariates="f",
+            static_covariates=["region", "size"],
+        )
     cov = panel.covariates
     assert list(cov.group) == [0, 1] and len(cov.past) == 2  # one group per series
     by_name = dict(zip(panel.names, range(2), strict=True))
@@ -124,8 +146,11 @@ def test_windows_carry_the_covariates_of_their_positions():
 
 
 def test_final_windows_take_the_horizon_of_the_known_covariates():
-    series = SeriesSet(target=[np.arange(10.0)], past_feat_dynamic_real=[np.ones((10, 1))],
-                       feat_dynamic_real=[np.arange(13.0)[:, None]])  # fmt: skip
+    series = SeriesSet(
+        target=[np.arange(10.0)],
+        past_feat_dynamic_real=[np.ones((10, 1))],
+        feat_dynamic_real=[np.arange(13.0)[:, None]],
+    )
     inputs = final_windows(series, 4, 3)
     assert inputs["past_target"].tolist() == [[6, 7, 8, 9]]
     assert inputs["feat_dynamic_real"][0, :, 0].tolist() == list(range(6, 13))
@@ -157,8 +182,14 @@ def test_one_scaling_rule():
 
 
 def test_covariate_scaling_is_per_column_over_all_series():
-    panel = to_panel(long(), id_col="id", time_col="ds", target="v", past_covariates=["p"],
-                     static_covariates=["region", "size"])  # fmt: skip
+    panel = to_panel(
+        long(),
+        id_col="id",
+        time_col="ds",
+        target="v",
+        past_covariates=["p"],
+        static_covariates=["region", "size"],
+    )
     scaling = InputScaling.fit(panel)
     everything = np.concatenate([p[:, 0] for p in panel.covariates.past])
     assert scaling.dynamic.mean[0] == pytest.approx(everything.mean())
@@ -173,7 +204,9 @@ def test_future_frame_and_reading_it_back():
     frame = future_frame(panel, 2, ("dayofweek",))
     assert list(frame.columns) == ["id", "ds", "f", "dayofweek"] and len(frame) == 4
     assert frame.groupby("id")["ds"].min().to_dict() == {
-        "x": pd.Timestamp("2024-01-06"), "y": pd.Timestamp("2024-01-04")}  # fmt: skip
+        "x": pd.Timestamp("2024-01-06"),
+        "y": pd.Timestamp("2024-01-04"),
+    }
     frame["f"] = [1.0, 2.0, 3.0, 4.0]
     values = read_future(frame, panel, 2)
     assert [v[:, 0].tolist() for v in values] == [[1.0, 2.0], [3.0, 4.0]]
@@ -188,10 +221,16 @@ def test_future_frame_and_reading_it_back():
 def test_first_members_and_future_rows_of_many_series_match_a_scan_per_series():
     rng = np.random.default_rng(0)
     lengths = rng.integers(4, 9, size=300)
-    df = pd.DataFrame({"id": np.repeat(np.arange(300) * 7, lengths),
-                       "ds": np.concatenate([pd.date_range("2024-01-01", periods=n, freq="D")
-                                             for n in lengths]),
-                       "v": rng.normal(size=lengths.sum()), "f": 0.0})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(300) * 7, lengths),
+            "ds": np.concatenate(
+                [pd.date_range("2024-01-01", periods=n, freq="D") for n in lengths]
+            ),
+            "v": rng.normal(size=lengths.sum()),
+            "f": 0.0,
+        }
+    )
     panel = to_panel(df, id_col="id", time_col="ds", target="v", future_covariates=["f"])
     cov = panel.covariates.take(rng.permutation(300)[:200].repeat(2))  # groups in mixed order
     assert cov.first_members() == [int(np.argmax(cov.group == g)) for g in range(len(cov.past))]

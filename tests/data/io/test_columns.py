@@ -13,15 +13,27 @@ from trellis_ts.data import to_panel
 from trellis_ts.data.io.writing import to_frame
 from trellis_ts.errors import DataError
 
-CLI = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1", "--model", "encoder"]
+CLI = [
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-slots",
+    "8",
+    "--max-epochs",
+    "1",
+    "--model",
+    "encoder",
+]
 HOURS = pd.date_range("2024-01-01", periods=200, freq="h")
 
 
 def long(id_name="unique_id", time_name="timestamp", value_name="value", **extra) -> pd.DataFrame:
     parts = []
     for i in range(3):
-        part = pd.DataFrame({id_name: f"s{i}", time_name: HOURS,
-                             value_name: 5 + np.sin(np.arange(200) / 3 + i)})  # fmt: skip
+        part = pd.DataFrame(
+            {id_name: f"s{i}", time_name: HOURS, value_name: 5 + np.sin(np.arange(200) / 3 + i)}
+        )
         for name, value in extra.items():
             part[name] = value
         parts.append(part)
@@ -38,8 +50,16 @@ def write(tmp_path, df: pd.DataFrame):
 
 
 def test_every_unused_column_is_named_in_one_warning(tmp_path):
-    df = pd.DataFrame({"date": HOURS, "load": np.sin(np.arange(200) / 4), "temp": 1.0,
-                       "note": "ok", "holiday": False, "updated": HOURS.astype(str)})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "date": HOURS,
+            "load": np.sin(np.arange(200) / 4),
+            "temp": 1.0,
+            "note": "ok",
+            "holiday": False,
+            "updated": HOURS.astype(str),
+        }
+    )
     with pytest.warns(UserWarning) as caught:
         panel = to_panel(df, time_col="date", target="load")
     assert panel.names == ("load",)
@@ -49,11 +69,22 @@ def test_every_unused_column_is_named_in_one_warning(tmp_path):
         "(true/false), 'updated' (a second time column)"
     )
     # Before: 'note' and the others vanished without a word. Now one warning line on stderr.
-    result = ok("forecast", write(tmp_path, df), "--time-col", "date", "--target", "load", *CLI,
-                "-o", tmp_path / "fc.csv")  # fmt: skip
+    result = ok(
+        "forecast",
+        write(tmp_path, df),
+        "--time-col",
+        "date",
+        "--target",
+        "load",
+        *CLI,
+        "-o",
+        tmp_path / "fc.csv",
+    )
     warnings = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
-    assert warnings == ["warning: " + message.replace("target=", "--target").replace(
-        "past_covariates=", "--past-covariates")]  # fmt: skip
+    assert warnings == [
+        "warning: "
+        + message.replace("target=", "--target").replace("past_covariates=", "--past-covariates")
+    ]
 
 
 def test_unused_column_advice_fits_the_options_given():
@@ -63,13 +94,16 @@ def test_unused_column_advice_fits_the_options_given():
         to_panel(df, time_col="date", target="load")
     message = str(caught[0].message)
     assert "time_col=" not in message and "pass target=" not in message
-    assert message.endswith("to use one, add it to target= to forecast it, or pass it as a "
-                            "covariate (past_covariates=, ...) to use it as an input.")  # fmt: skip
+    assert message.endswith(
+        "to use one, add it to target= to forecast it, or pass it as a "
+        "covariate (past_covariates=, ...) to use it as an input."
+    )
     with pytest.warns(UserWarning, match="'note' .text.; pass target= to choose the columns"):
         to_panel(df)  # target not given: the option that chooses
     frame = long(time_name="ds", value_name="y", stamp=HOURS.astype(str))  # 'ds' is the time
-    with pytest.warns(UserWarning, match="'stamp' .a second time column.; pass target= and "
-                      "time_col= to choose"):  # fmt: skip
+    with pytest.warns(
+        UserWarning, match="'stamp' .a second time column.; pass target= and time_col= to choose"
+    ):
         to_panel(frame)
     with pytest.warns(UserWarning, match="'note' .text.; to use one as an input, pass it as a cov"):
         to_panel(long(note="x"), id_col="unique_id", target="value")
@@ -95,10 +129,13 @@ def test_text_in_a_value_column_is_an_error_naming_it(tmp_path):
 @pytest.mark.parametrize(
     ("names", "taken"),
     [
-        (("unique_id", "timestamp", "value"), "long data: 3 series in 'unique_id', time 'timestamp', target 'value'"),
+        (
+            ("unique_id", "timestamp", "value"),
+            "long data: 3 series in 'unique_id', time 'timestamp', target 'value'",
+        ),
         (("store", "date", "sales"), "long data: 3 series in 'store', time 'date', target 'sales'"),
     ],
-)  # fmt: skip
+)
 def test_long_files_are_read_without_options(names, taken, tmp_path):
     df = long(*names)
     panel = to_panel(df)
@@ -161,8 +198,13 @@ def test_repeated_timestamps_without_an_id_column_suggest_one():
 @pytest.mark.parametrize("name,first", [("rownames", 1), ("", 1), ("Unnamed: 0", 0)])
 def test_row_numbers_of_r_and_spreadsheet_exports_are_an_index_not_a_series(name, first):
     # A weekly R export was forecast as two series, 'rownames' and the value.
-    df = pd.DataFrame({name: np.arange(first, first + 30), "date": pd.date_range(
-        "2020-01-06", periods=30, freq="W-MON"), "value": np.arange(30.0)})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            name: np.arange(first, first + 30),
+            "date": pd.date_range("2020-01-06", periods=30, freq="W-MON"),
+            "value": np.arange(30.0),
+        }
+    )
     with pytest.warns(UserWarning, match=f"column '{name}' holds the row numbers") as caught:
         panel = to_panel(df)
     assert panel.names == ("value",) and panel.freq == "W-MON"
@@ -190,11 +232,19 @@ def test_numbered_columns_that_are_not_row_numbers_stay():
 def tourism(n_quarters: int = 24) -> pd.DataFrame:
     """A tsibble-style panel keyed by three text columns (State follows Region)."""
     quarters = pd.period_range("1998Q1", periods=n_quarters, freq="Q").strftime("%Y Q%q")
-    rows = [(q, region, state, purpose, 100 + 10 * np.sin(k * np.pi / 2) + j)
-            for j, ((region, state), purpose) in enumerate(
-                (r, p) for r in [("Adelaide", "South Australia"), ("Sydney", "New South Wales"),
-                                 ("Hobart", "Tasmania")] for p in ["Business", "Holiday"])
-            for k, q in enumerate(quarters)]  # fmt: skip
+    rows = [
+        (q, region, state, purpose, 100 + 10 * np.sin(k * np.pi / 2) + j)
+        for j, ((region, state), purpose) in enumerate(
+            (r, p)
+            for r in [
+                ("Adelaide", "South Australia"),
+                ("Sydney", "New South Wales"),
+                ("Hobart", "Tasmania"),
+            ]
+            for p in ["Business", "Holiday"]
+        )
+        for k, q in enumerate(quarters)
+    ]
     return pd.DataFrame(rows, columns=["Quarter", "Region", "State", "Purpose", "Trips"])
 
 
@@ -206,7 +256,8 @@ def test_several_key_columns_name_the_series_together():
     assert panel.names[0] == "Adelaide|South Australia|Business"
     assert panel.ids[0] == ("Adelaide", "South Australia", "Business")
     assert panel.freq == "QS-OCT" and "6 series keyed by 'Region', 'State', 'Purpose'" in (
-        panel.describe())  # fmt: skip
+        panel.describe()
+    )
     out = to_frame(panel, np.zeros((6, 2)))  # written back as the original columns
     assert list(out.columns) == ["Region", "State", "Purpose", "Quarter", "Trips"]
     assert out.iloc[2, :3].tolist() == ["Adelaide", "South Australia", "Holiday"]
@@ -235,8 +286,20 @@ def test_cli_reads_and_writes_several_id_columns(tmp_path):
     path = tmp_path / "tourism.csv"
     tourism().to_csv(path, index=False)
     model = tmp_path / "m"
-    ok("fit", path, "--id-col", "Region,State,Purpose", "--model-dir", model,
-       "--prediction-length", "2", "--context-length", "8", *CLI, "-q")  # fmt: skip
+    ok(
+        "fit",
+        path,
+        "--id-col",
+        "Region,State,Purpose",
+        "--model-dir",
+        model,
+        "--prediction-length",
+        "2",
+        "--context-length",
+        "8",
+        *CLI,
+        "-q",
+    )
     fc = pd.read_csv(StringIO(ok("predict", "--model-dir", model, "-q").stdout))
     assert list(fc.columns) == ["Region", "State", "Purpose", "Quarter", "Trips"]
     assert len(fc) == 12 and fc["Quarter"].tolist()[:2] == ["2004 Q1", "2004 Q2"]

@@ -14,9 +14,22 @@ from trellis_ts.data import read_csv, to_panel
 from trellis_ts.data.io.dates import integer_dates, parse_time
 from trellis_ts.errors import DataError
 
-SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1,
-             verbose=False)  # fmt: skip
-CLI = ["--d-model", "16", "--n-layers", "1", "--n-slots", "8", "--max-epochs", "1", "--model", "encoder", "-q"]
+SMALL = dict(
+    d_model=16, n_heads=2, n_layers=1, n_slots=8, chunk_size=4, max_epochs=1, verbose=False
+)
+CLI = [
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-slots",
+    "8",
+    "--max-epochs",
+    "1",
+    "--model",
+    "encoder",
+    "-q",
+]
 MONTHS = pd.date_range("1949-01-01", periods=144, freq="MS")
 DAYS = pd.date_range("1981-01-01", periods=400, freq="D")
 
@@ -120,8 +133,9 @@ def test_two_digit_years_with_a_format_warn_when_they_land_in_the_future(tmp_pat
 
 def test_a_year_month_column_without_century_is_an_error_naming_it(tmp_path):
     # shampoo sales: "1-01" .. "3-12"; before, the column vanished and the index was the time
-    df = pd.DataFrame({"Month": [f"{1 + i // 12}-{1 + i % 12:02d}" for i in range(36)],
-                       "Sales": np.arange(36.0)})  # fmt: skip
+    df = pd.DataFrame(
+        {"Month": [f"{1 + i // 12}-{1 + i % 12:02d}" for i in range(36)], "Sales": np.arange(36.0)}
+    )
     with pytest.raises(DataError, match="time column 'Month' has dates without a four-digit year"):
         to_panel(df)
     result = run("forecast", write(tmp_path, df), *CLI)
@@ -217,27 +231,37 @@ def test_bad_period_labels_are_named(values, message):
 def test_cli_writes_forecast_timestamps_back_as_the_input_labels(tmp_path):
     path = tmp_path / "weekly.csv"
     labels = [d.strftime("%G W%V") for d in WEEKS]  # ends 1992 W13
-    pd.DataFrame({"rownames": np.arange(1, 61), "Week": labels,
-                  "Value": 100 + np.sin(np.arange(60) / 4)}).to_csv(path, index=False)  # fmt: skip
+    pd.DataFrame(
+        {"rownames": np.arange(1, 61), "Week": labels, "Value": 100 + np.sin(np.arange(60) / 4)}
+    ).to_csv(path, index=False)
     out = tmp_path / "fc.csv"
     ok("forecast", path, "--prediction-length", "3", "--context-length", "12", *CLI, "-o", out)
     fc = pd.read_csv(out)
     assert list(fc.columns) == ["Week", "Value"]  # rownames left out
     assert list(fc["Week"]) == ["1992 W14", "1992 W15", "1992 W16"]
     path = tmp_path / "quarterly.csv"
-    pd.DataFrame({"Quarter": QUARTERS.to_period("Q").strftime("%Y Q%q"),
-                  "Trips": 50 + np.arange(40.0) % 4}).to_csv(path, index=False)  # fmt: skip
+    pd.DataFrame(
+        {"Quarter": QUARTERS.to_period("Q").strftime("%Y Q%q"), "Trips": 50 + np.arange(40.0) % 4}
+    ).to_csv(path, index=False)
     model = tmp_path / "m"
-    ok("fit", path, "--model-dir", model, "--prediction-length", "2", "--context-length", "8",
-       *CLI)  # fmt: skip
+    ok("fit", path, "--model-dir", model, "--prediction-length", "2", "--context-length", "8", *CLI)
     result = ok("predict", "--model-dir", model)
     assert [r.split(",")[0] for r in result.stdout.splitlines()] == [
         "Quarter",
         "2008 Q1",
         "2008 Q2",
     ]
-    ok("evaluate", path, "--model-dir", model, "--n-windows", "1", "--forecasts",
-       tmp_path / "bt.csv", "-q")  # fmt: skip
+    ok(
+        "evaluate",
+        path,
+        "--model-dir",
+        model,
+        "--n-windows",
+        "1",
+        "--forecasts",
+        tmp_path / "bt.csv",
+        "-q",
+    )
     rows = pd.read_csv(tmp_path / "bt.csv")
     assert list(rows["timestamp"]) == ["2007 Q3", "2007 Q4"] and rows["cutoff"][0] == "2007 Q2"
 
@@ -253,15 +277,18 @@ def _local_text(times: pd.DatetimeIndex) -> list[str]:
 
 
 def test_offsets_that_change_across_dst_are_read_as_utc_instants():
-    text = pd.Index(["2024-03-31T01:00:00+01:00", "2024-03-31T03:00:00+02:00",
-                     "2024-03-31T04:00:00+02:00"])  # fmt: skip
-    expected = pd.DatetimeIndex(["2024-03-31 00:00", "2024-03-31 01:00", "2024-03-31 02:00"],
-                                tz="UTC")  # fmt: skip
+    text = pd.Index(
+        ["2024-03-31T01:00:00+01:00", "2024-03-31T03:00:00+02:00", "2024-03-31T04:00:00+02:00"]
+    )
+    expected = pd.DatetimeIndex(
+        ["2024-03-31 00:00", "2024-03-31 01:00", "2024-03-31 02:00"], tz="UTC"
+    )
     assert parse_time(text, "date").equals(expected)  # before: "pass date_format="
     # before: a traceback ("Tz-aware datetime.datetime cannot be converted ...")
     assert parse_time(text, "date", date_format="%Y-%m-%dT%H:%M:%S%z").equals(expected)
-    one_offset = parse_time(pd.Index(["2024-01-01T00:00:00+05:30", "2024-01-01T01:00:00+05:30"]),
-                            "date")  # fmt: skip
+    one_offset = parse_time(
+        pd.Index(["2024-01-01T00:00:00+05:30", "2024-01-01T01:00:00+05:30"]), "date"
+    )
     assert str(one_offset[0]) == "2024-01-01 00:00:00+05:30"  # one offset: kept as written
 
 
@@ -288,9 +315,11 @@ def test_a_named_zone_keeps_its_local_days_and_survives_save_and_load(tmp_path):
     params = {**TINY, "context_length": 24, "prediction_length": 6, "patch_len": 8}
     fitted = TrellisForecaster(**params).fit(df)  # before: "not on the 'D' grid" past 31 March
     dates = fitted.predict()["date"]
-    assert [str(t) for t in dates[:3]] == ["2024-03-31 00:00:00+01:00",
-                                          "2024-04-01 00:00:00+02:00",
-                                          "2024-04-02 00:00:00+02:00"]  # fmt: skip
+    assert [str(t) for t in dates[:3]] == [
+        "2024-03-31 00:00:00+01:00",
+        "2024-04-01 00:00:00+02:00",
+        "2024-04-02 00:00:00+02:00",
+    ]
     fitted.save(tmp_path / "m")
     loaded = TrellisForecaster.load(tmp_path / "m")
     assert str(loaded.history_.index[0].tz) == "Europe/Paris"  # before: a fixed +01:00

@@ -33,6 +33,7 @@ _FEATURES: dict[str, tuple[Callable[[pd.DatetimeIndex], np.ndarray], int]] = {
 if tuple(_FEATURES) != CALENDAR_FEATURES:  # the names are listed in names.py for the config
     raise RuntimeError("data/features/names.py and the calendar features disagree")
 
+
 def calendar_features_for(features: str | Sequence[str], freq: str | int | None) -> tuple[str, ...]:
     """The feature names a setting means for data at ``freq``: ``"auto"`` picks them from the
     frequency (none for integer time or yearly data), a list is checked against the data."""

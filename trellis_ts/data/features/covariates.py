@@ -138,15 +138,23 @@ class Covariates:
 
     def tail(self, length: int) -> Covariates:
         """The last ``length`` steps of the time-varying values."""
-        return Covariates(tuple(p[-length:].copy() for p in self.past),
-                          tuple(f[-length:].copy() for f in self.future), self.static, self.group)  # fmt: skip
+        return Covariates(
+            tuple(p[-length:].copy() for p in self.past),
+            tuple(f[-length:].copy() for f in self.future),
+            self.static,
+            self.group,
+        )
 
     def take(self, series: Sequence[int]) -> Covariates:
         """The covariates of the series ``series`` (in that order)."""
         series = np.asarray(series, dtype=np.int64)
         used, group = np.unique(self.group[series], return_inverse=True)
-        return Covariates(tuple(self.past[g] for g in used), tuple(self.future[g] for g in used),
-                          self.static.iloc[series].reset_index(drop=True), group.astype(np.int64))  # fmt: skip
+        return Covariates(
+            tuple(self.past[g] for g in used),
+            tuple(self.future[g] for g in used),
+            self.static.iloc[series].reset_index(drop=True),
+            group.astype(np.int64),
+        )
 
 
 def static_table(

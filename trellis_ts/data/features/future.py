@@ -39,13 +39,23 @@ def future_frame(panel: Panel, horizon: int, calendar: tuple[str, ...] = ()) -> 
     if layout.format == "wide":
         _, times, columns = blocks[0]
         return with_time(columns, times, layout)
-    frames = [pd.DataFrame({**id_frame(layout, [panel.ids[i]], horizon), layout.time_col: times,
-                            **columns}) for i, times, columns in blocks]  # fmt: skip
+    frames = [
+        pd.DataFrame(
+            {**id_frame(layout, [panel.ids[i]], horizon), layout.time_col: times, **columns}
+        )
+        for i, times, columns in blocks
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
-def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
-                dayfirst: bool | None = None, date_format: str | None = None) -> list[np.ndarray]:  # fmt: skip
+def read_future(
+    future: pd.DataFrame | None,
+    panel: Panel,
+    horizon: int,
+    *,
+    dayfirst: bool | None = None,
+    date_format: str | None = None,
+) -> list[np.ndarray]:
     """The future covariates over the horizon of each group of ``panel``: ``[horizon, F]`` each,
     from the user's ``future`` frame (rows before or beyond the horizon are not read); its dates
     are read as the fit's were (``dayfirst``, ``date_format``)."""
@@ -72,8 +82,10 @@ def read_future(future: pd.DataFrame | None, panel: Panel, horizon: int, *,
         )
     raw = future.index if layout.time_in_index else future[layout.time_col]
     times = parse_time(raw, "future's time", dayfirst=dayfirst, date_format=date_format)
-    values = np.stack([to_float(future[c], f"future covariate {c!r}", "covariates are numbers")
-                       for c in names], axis=1)  # fmt: skip
+    values = np.stack(
+        [to_float(future[c], f"future covariate {c!r}", "covariates are numbers") for c in names],
+        axis=1,
+    )
     if layout.format == "wide":
         return [_horizon_rows(times, values, panel, 0, "", horizon)]
     lacking = [c for c in id_columns(layout.id_col) if c not in future.columns]

@@ -83,5 +83,8 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Scaler:
-        return cls(tuple(values["names"]), np.asarray(values["mean"], dtype=np.float64),
-                   np.asarray(values["scale"], dtype=np.float64))  # fmt: skip
+        return cls(
+            tuple(values["names"]),
+            np.asarray(values["mean"], dtype=np.float64),
+            np.asarray(values["scale"], dtype=np.float64),
+        )

@@ -58,17 +58,26 @@ class Columns:
     date_format: str | None = None
 
 
-def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None,
-                   target: Any = None, date_format: str | None = None,
-                   covariates: tuple = ()) -> Columns:  # fmt: skip
+def assign_columns(
+    df: pd.DataFrame,
+    *,
+    time_col: Any = None,
+    id_col: Any = None,
+    target: Any = None,
+    date_format: str | None = None,
+    covariates: tuple = (),
+) -> Columns:
     """Settle the layout and the role of every column but the ``covariates`` (see the module
     docstring)."""
     id_col = _id_option(id_col)
     given = {"target": target, "time_col": time_col, "id_col": id_col}  # for the advice
     named = {c for c in (time_col, *as_list(id_col or [])) if c is not None}
     named |= set(as_list(target or []))
-    row_numbers = [c for c in df.columns if c not in named and c not in set(covariates)
-                   and _is_row_numbers(df[c], c)]  # fmt: skip
+    row_numbers = [
+        c
+        for c in df.columns
+        if c not in named and c not in set(covariates) and _is_row_numbers(df[c], c)
+    ]
     hidden = tuple(covariates) + tuple(row_numbers)
     df = _Visible(df, hidden) if hidden else df
     for role, col in (("id_col", id_col), ("time_col", time_col)):
@@ -95,7 +104,8 @@ def assign_columns(df: pd.DataFrame, *, time_col: Any = None, id_col: Any = None
     _warn_unused(cols, given)
     if row_numbers:
         listed = ("column " if len(row_numbers) == 1 else "columns ") + ", ".join(
-            repr(c) for c in row_numbers)  # fmt: skip
+            repr(c) for c in row_numbers
+        )
         warnings.warn(
             f"{listed} holds the row numbers of an R or spreadsheet export (1, 2, 3, ... "
             "or 0, 1, 2, ...), an index and not a series; it is left out.",
@@ -134,10 +144,16 @@ def _detect_id(df, time_col, target, date_format) -> Any:
     if key is not None:
         return key[0] if len(key) == 1 else key
     if len(ids) > 1:
-        numeric = [c for c in df.columns if c not in ids and c != times[0]
-                   and pd.api.types.is_numeric_dtype(df[c].dtype)]  # fmt: skip
-        target_hint = "" if target is not None or len(numeric) < 2 else (
-            f" and target= naming the value column (one of {numeric})")  # fmt: skip
+        numeric = [
+            c
+            for c in df.columns
+            if c not in ids and c != times[0] and pd.api.types.is_numeric_dtype(df[c].dtype)
+        ]
+        target_hint = (
+            ""
+            if target is not None or len(numeric) < 2
+            else (f" and target= naming the value column (one of {numeric})")
+        )
         raise DataError(
             f"time column {times[0]!r} repeats its timestamps, as in a long file with several "
             f"series, and several columns could name the series ({ids}) but together they "
@@ -297,8 +313,9 @@ def _wide(df, time_col, target, date_format) -> Columns:
                 raise DataError(f"column {c!r} is the time column; it cannot also be a target.")
         if len(set(targets)) < len(targets):
             raise DataError(f"target={targets!r} lists a column twice; list each column once.")
-        unused = {c: _why_unused(df[c], c, "target") for c in df.columns
-                  if c != tcol and c not in targets}  # fmt: skip
+        unused = {
+            c: _why_unused(df[c], c, "target") for c in df.columns if c != tcol and c not in targets
+        }
     return Columns("wide", raw, tcol, None, targets, unused, date_format)
 
 
@@ -332,8 +349,11 @@ def _locate_time(df: pd.DataFrame, time_col: Any, target: Any, date_format):
         )
     if found:
         return df[found[0]], found[0], date_format
-    years = [c for c in df.columns if _named_like_time(c) and (d := integer_dates(df[c])) is not None
-             and d[0] == "year"]  # fmt: skip
+    years = [
+        c
+        for c in df.columns
+        if _named_like_time(c) and (d := integer_dates(df[c])) is not None and d[0] == "year"
+    ]
     if len(years) == 1 and (target is None or years[0] not in as_list(target)):
         return df[years[0]], years[0], date_format  # integer years: integer time steps
     if looks_like_time(idx, idx.name) or (
@@ -445,16 +465,22 @@ def _warn_unused(cols: Columns, given: dict) -> None:
         return
     listed = ", ".join(f"{c!r} ({why})" for c, why in unused.items())
     why = set(unused.values())
-    options = [f"{name}=" for name, wanted in (
-        ("target", True),
-        ("time_col", "a second time column" in why),
-        ("id_col", cols.layout == "long" and "text" in why),
-    ) if wanted and given[name] is None]  # fmt: skip
+    options = [
+        f"{name}="
+        for name, wanted in (
+            ("target", True),
+            ("time_col", "a second time column" in why),
+            ("id_col", cols.layout == "long" and "text" in why),
+        )
+        if wanted and given[name] is None
+    ]
     if options:
         advice = f"pass {' and '.join(options)} to choose the columns explicitly"
     elif cols.layout == "wide":
-        advice = ("to use one, add it to target= to forecast it, or pass it as a covariate "
-                  "(past_covariates=, ...) to use it as an input")  # fmt: skip
+        advice = (
+            "to use one, add it to target= to forecast it, or pass it as a covariate "
+            "(past_covariates=, ...) to use it as an input"
+        )
     else:
         advice = "to use one as an input, pass it as a covariate (past_covariates=, ...)"
     warnings.warn(f"columns not used: {listed}; {advice}.", UserWarning, stacklevel=4)

@@ -249,8 +249,12 @@ def _day_month(text: pd.Index, label: str, dayfirst: bool | None) -> pd.Datetime
 def _refuse_short_years(text: pd.Index, label: str) -> None:
     """`Jan-49`, `1-01`: dates with no four-digit year, which pandas would place by guesswork."""
     sample = [v.strip() for v in text[:_SAMPLE]]
-    short = [v for v in sample if not re.search(r"\d{4}", v)
-             and (_SHORT_DATE.match(v) or (_MONTH_NAME.search(v) and re.search(r"\d", v)))]  # fmt: skip
+    short = [
+        v
+        for v in sample
+        if not re.search(r"\d{4}", v)
+        and (_SHORT_DATE.match(v) or (_MONTH_NAME.search(v) and re.search(r"\d", v)))
+    ]
     if len(short) * 2 < len(sample) or not short:
         return
     example = short[0]
@@ -337,8 +341,9 @@ def integer_dates(col: pd.Series) -> tuple[str, str] | None:
     if lo >= 1000 and hi <= 2200 and (d == d[0]).all():
         return "year", f"years ({first}, ...)"
     if lo >= 10_000_101 and hi <= 22_001_231:
-        parsed = pd.to_datetime(pd.Series(v.astype(np.int64).astype(str)), format="%Y%m%d",
-                                errors="coerce")  # fmt: skip
+        parsed = pd.to_datetime(
+            pd.Series(v.astype(np.int64).astype(str)), format="%Y%m%d", errors="coerce"
+        )
         if parsed.notna().all():
             return "yyyymmdd", f"dates written as numbers ({first} = {parsed.iloc[0].date()})"
     calendar = (d == d[0]).all() and d[0] in (1, 7) or ((d >= 28) & (d <= 31)).all()

@@ -88,10 +88,14 @@ class Panel:
         layout = self.layout
         time = f"time {layout.time_col!r}" if layout.time_col is not None else "time in the index"
         if layout.format == "long":
-            ids = (f"keyed by {', '.join(repr(c) for c in layout.id_col)}"
-                   if isinstance(layout.id_col, tuple) else f"in {layout.id_col!r}")  # fmt: skip
-            text = (f"long data: {self.n_series:,} series {ids}, {time}, "
-                    f"target {layout.target_col!r}")  # fmt: skip
+            ids = (
+                f"keyed by {', '.join(repr(c) for c in layout.id_col)}"
+                if isinstance(layout.id_col, tuple)
+                else f"in {layout.id_col!r}"
+            )
+            text = (
+                f"long data: {self.n_series:,} series {ids}, {time}, target {layout.target_col!r}"
+            )
         else:
             names = ", ".join(repr(n) for n in self.names[:4]) + (
                 ", ..." if self.n_series > 4 else ""
@@ -181,8 +185,14 @@ def to_panel(
     # Before the layout is settled, which never gives a covariate another role.
     targets = [] if target is None else as_list(target)
     roles.check(df, time_col=time_col, id_col=id_col, targets=targets)
-    cols = assign_columns(df, time_col=time_col, id_col=id_col, target=target,
-                          date_format=date_format, covariates=roles.columns)  # fmt: skip
+    cols = assign_columns(
+        df,
+        time_col=time_col,
+        id_col=id_col,
+        target=target,
+        date_format=date_format,
+        covariates=roles.columns,
+    )
     label = f"time column {cols.time_col!r}" if cols.time_col is not None else "the index"
     times = parse_time(cols.time_raw, label, dayfirst=dayfirst, date_format=cols.date_format)
     if cols.layout == "long":
@@ -253,8 +263,14 @@ def _wide_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fil
         future_covariates=roles.future,
         static_covariates=roles.static,
     )
-    return Panel(values=values, index=(idx,) * len(values), names=names, freq=grid.freq,
-                 layout=layout, covariates=covariates)  # fmt: skip
+    return Panel(
+        values=values,
+        index=(idx,) * len(values),
+        names=names,
+        freq=grid.freq,
+        layout=layout,
+        covariates=covariates,
+    )
 
 
 def _long_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fill_gaps) -> Panel:
@@ -334,8 +350,15 @@ def _long_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fil
         future_covariates=roles.future,
         static_covariates=roles.static,
     )
-    return Panel(values=tuple(parts), index=tuple(grid.indexes), names=names, freq=grid.freq,
-                 layout=layout, ids=ids, covariates=covariates)  # fmt: skip
+    return Panel(
+        values=tuple(parts),
+        index=tuple(grid.indexes),
+        names=names,
+        freq=grid.freq,
+        layout=layout,
+        ids=ids,
+        covariates=covariates,
+    )
 
 
 def id_columns(id_col: Any) -> tuple:
@@ -433,5 +456,10 @@ def panel_from_arrays(
     index = tuple(
         cache.setdefault(len(a), pd.date_range(start, periods=len(a), freq=off)) for a in arrays
     )
-    return Panel(values=tuple(arrays), index=index, names=tuple(str(n) for n in names),
-                 freq=off.freqstr, layout=FrameLayout(format="wide"))  # fmt: skip
+    return Panel(
+        values=tuple(arrays),
+        index=index,
+        names=tuple(str(n) for n in names),
+        freq=off.freqstr,
+        layout=FrameLayout(format="wide"),
+    )

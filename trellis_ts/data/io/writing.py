@@ -61,8 +61,9 @@ def id_frame(layout: FrameLayout, ids, repeat) -> dict:
     are named by several columns), each id repeated ``repeat`` times (an int or one per id)."""
     if not isinstance(layout.id_col, tuple):
         return {layout.id_col: pd.Index(list(ids)).repeat(repeat)}
-    return {col: pd.Index([key[k] for key in ids]).repeat(repeat)
-            for k, col in enumerate(layout.id_col)}  # fmt: skip
+    return {
+        col: pd.Index([key[k] for key in ids]).repeat(repeat) for k, col in enumerate(layout.id_col)
+    }
 
 
 def with_time(columns: dict, times: pd.Index, layout: FrameLayout) -> pd.DataFrame:

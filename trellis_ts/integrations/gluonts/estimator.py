@@ -182,8 +182,12 @@ class TrellisEstimator(PyTorchLightningEstimator):
         validation_sampler: InstanceSampler | None = None,
         **config: Any,
     ) -> None:
-        fields = {"loss": "quantile", "quantiles": DEFAULT_QUANTILES, "target_transform": "none",
-                  **config}  # fmt: skip
+        fields = {
+            "loss": "quantile",
+            "quantiles": DEFAULT_QUANTILES,
+            "target_transform": "none",
+            **config,
+        }
         fields |= {"prediction_length": prediction_length, "freq": freq}
         if context_length is not None:
             fields["context_length"] = context_length
@@ -205,10 +209,12 @@ class TrellisEstimator(PyTorchLightningEstimator):
         self.context_length = c.context_length
         self.batch_size = c.batch_size
         self.num_batches_per_epoch = num_batches_per_epoch
-        self.declared = {"feat_dynamic_real": num_feat_dynamic_real,
-                         "past_feat_dynamic_real": num_past_feat_dynamic_real,
-                         "feat_static_real": num_feat_static_real,
-                         "feat_static_cat": None if cardinality is None else tuple(cardinality)}  # fmt: skip
+        self.declared = {
+            "feat_dynamic_real": num_feat_dynamic_real,
+            "past_feat_dynamic_real": num_past_feat_dynamic_real,
+            "feat_static_real": num_feat_static_real,
+            "feat_static_cat": None if cardinality is None else tuple(cardinality),
+        }
         self.train_sampler = train_sampler or ExpectedNumInstanceSampler(
             num_instances=1.0, min_past=c.patch_len, min_future=c.prediction_length
         )
@@ -240,8 +246,11 @@ class TrellisEstimator(PyTorchLightningEstimator):
             target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
         )
         for name in fields:
-            dtype, ndim = (np.int64, 1) if name == "feat_static_cat" else (
-                np.float32, 1 if name == "feat_static_real" else 2)  # fmt: skip
+            dtype, ndim = (
+                (np.int64, 1)
+                if name == "feat_static_cat"
+                else (np.float32, 1 if name == "feat_static_real" else 2)
+            )
             chain += AsNumpyArray(field=name, expected_ndim=ndim, dtype=dtype)
         if self.calendar:
             chain += AddCalendarFeatures(list(self.calendar), self.prediction_length)
@@ -250,13 +259,15 @@ class TrellisEstimator(PyTorchLightningEstimator):
                 if self.inputs.feat_dynamic_real > len(self.calendar)
                 else []
             )
-            chain += VstackFeatures(output_field=FieldName.FEAT_DYNAMIC_REAL,
-                                    input_fields=[*user, CALENDAR_FIELD])  # fmt: skip
+            chain += VstackFeatures(
+                output_field=FieldName.FEAT_DYNAMIC_REAL, input_fields=[*user, CALENDAR_FIELD]
+            )
         return chain
 
     def create_lightning_module(self) -> TrellisGluonModule:
-        return TrellisGluonModule(config=self.config.to_dict(), inputs=self.inputs.to_dict(),
-                                  scaling=self.scaling)  # fmt: skip
+        return TrellisGluonModule(
+            config=self.config.to_dict(), inputs=self.inputs.to_dict(), scaling=self.scaling
+        )
 
     def _create_instance_splitter(self, mode: str) -> TFTInstanceSplitter:
         sampler = {
@@ -359,8 +370,12 @@ class TrellisEstimator(PyTorchLightningEstimator):
         features of the data's frequency."""
         columns: dict[str, list[np.ndarray]] = {}
         for entry in data:
-            for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real",
-                         "feat_static_cat"):  # fmt: skip
+            for name in (
+                "feat_dynamic_real",
+                "past_feat_dynamic_real",
+                "feat_static_real",
+                "feat_static_cat",
+            ):
                 if entry.get(name) is not None:
                     value = np.asarray(entry[name], dtype=np.float64)
                     columns.setdefault(name, []).append(value.reshape(len(value), -1))
@@ -377,8 +392,11 @@ class TrellisEstimator(PyTorchLightningEstimator):
                 )
         cards = self.declared["feat_static_cat"]
         if cards is None:
-            cards = tuple(int(c) + 1 for c in np.concatenate(columns["feat_static_cat"], axis=1).max(1)) \
-                if "feat_static_cat" in columns else ()  # fmt: skip
+            cards = (
+                tuple(int(c) + 1 for c in np.concatenate(columns["feat_static_cat"], axis=1).max(1))
+                if "feat_static_cat" in columns
+                else ()
+            )
         self.calendar = calendar_features_for(self.config.calendar_features, start.freqstr)
         self.inputs = ModelInputs(
             past_feat_dynamic_real=dims["past_feat_dynamic_real"],
@@ -387,11 +405,12 @@ class TrellisEstimator(PyTorchLightningEstimator):
             feat_static_cat=cards,
         )
         self.scaling = {
-            name: Scaler.fit([f"{name}_{k}" for k in range(dims[name])],
-                             np.concatenate(columns[name], axis=1)).to_dict()
+            name: Scaler.fit(
+                [f"{name}_{k}" for k in range(dims[name])], np.concatenate(columns[name], axis=1)
+            ).to_dict()
             for name in ("feat_dynamic_real", "past_feat_dynamic_real", "feat_static_real")
             if dims[name]
-        }  # fmt: skip
+        }
 
     def _check_long_enough(self, data: Dataset) -> None:
         needed = max(

@@ -92,13 +92,23 @@ class TrellisGluonModule(TrellisLightningModule):
         y = self.model(x, **self._covariates(covariates))
         return y
 
-    def forward(self, past_target: Tensor, past_observed_values: Tensor,
-                past_feat_dynamic_real: Tensor | None = None, feat_dynamic_real: Tensor | None = None,
-                feat_static_real: Tensor | None = None, feat_static_cat: Tensor | None = None):  # fmt: skip
-        out = self.forecast(past_target, past_observed_values,
-                            past_feat_dynamic_real=past_feat_dynamic_real,
-                            feat_dynamic_real=feat_dynamic_real, feat_static_real=feat_static_real,
-                            feat_static_cat=feat_static_cat)  # fmt: skip
+    def forward(
+        self,
+        past_target: Tensor,
+        past_observed_values: Tensor,
+        past_feat_dynamic_real: Tensor | None = None,
+        feat_dynamic_real: Tensor | None = None,
+        feat_static_real: Tensor | None = None,
+        feat_static_cat: Tensor | None = None,
+    ):
+        out = self.forecast(
+            past_target,
+            past_observed_values,
+            past_feat_dynamic_real=past_feat_dynamic_real,
+            feat_dynamic_real=feat_dynamic_real,
+            feat_static_real=feat_static_real,
+            feat_static_cat=feat_static_cat,
+        )
         if out.dim() == 3:  # a point forecast, as the "mean" and "0.5" keys
             out = torch.stack([out, out], dim=-1)
         if past_target.dim() == 2:
@@ -122,5 +132,12 @@ class TrellisGluonModule(TrellisLightningModule):
 
     def log_loss(self, name: str, loss: Tensor, batch: dict[str, Tensor]) -> None:
         # GluonTS's estimator keeps the checkpoint with the lowest epoch-level "train_loss".
-        self.log(f"{name}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch["past_target"].shape[0], sync_dist=name == "val")  # fmt: skip
+        self.log(
+            f"{name}_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch["past_target"].shape[0],
+            sync_dist=name == "val",
+        )

@@ -52,25 +52,45 @@ def chunk_trellis(
     tensors = (q, k, v, alpha, log_beta, gamma, *state[:4])
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     if q.shape[1] > segment and not grad:
-        return _segments(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
-                         output_final_state, segment)  # fmt: skip
+        return _segments(
+            q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state, output_final_state, segment
+        )
     if phi == "identity":
-        return exact_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, f, state,
-                            initial_state is None, output_final_state)  # fmt: skip
-    return stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
-                        output_final_state)  # fmt: skip
+        return exact_chunks(
+            q,
+            k,
+            v,
+            alpha,
+            log_beta,
+            gamma,
+            chunk_size,
+            f,
+            state,
+            initial_state is None,
+            output_final_state,
+        )
+    return stale_chunks(
+        q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state, output_final_state
+    )
 
 
-def _segments(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state, output_final_state,
-              segment):  # fmt: skip
+def _segments(
+    q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state, output_final_state, segment
+):
     """Inference over a long sequence, a few chunks at a time with the state carried across."""
     outputs, start, length = [], 0, q.shape[1]
     first = segment - state.offset  # later segments then start on chunk boundaries
     while start < length:
         stop = min(length, start + (first if start == 0 else segment))
         piece = (x[:, start:stop] for x in (q, k, v, alpha, log_beta, gamma))
-        y, state = chunk_trellis(*piece, chunk_size=chunk_size, phi=phi, f=f,
-                                 initial_state=state, output_final_state=True)  # fmt: skip
+        y, state = chunk_trellis(
+            *piece,
+            chunk_size=chunk_size,
+            phi=phi,
+            f=f,
+            initial_state=state,
+            output_final_state=True,
+        )
         outputs.append(y)
         start = stop
     return torch.cat(outputs, 1), (state if output_final_state else None)

@@ -136,8 +136,9 @@ class DeltaRule(torch.autograd.Function):
                 grad_errors += (_end_weights(gamma, ratio)[..., None] * x) @ grad_next.mT
                 _end_write_grads(x, errors, gamma, ratio, grad_next, *grads)
         else:
-            grad_memory, grad_next = _scan_backward(x, gamma, ratio, mu, w, starts, grad_errors,
-                                                    grad_starts, grad_final, grad_mu)  # fmt: skip
+            grad_memory, grad_next = _scan_backward(
+                x, gamma, ratio, mu, w, starts, grad_errors, grad_starts, grad_final, grad_mu
+            )
             _end_write_grads(x, errors, gamma, ratio, grad_next, *grads)
         # The solve: E = T Z, Z = α − μ⁻ ⊙ (X M₀ᵀ), T = (I + A)⁻¹, A = R_s ⊙ (X Xᵀ) ⊙ γ_i with
         # R_s the ratios shifted down a row. With M = dZ Eᵀ ⊙ R_s (= −dL/dA ⊙ R_s), the gradients
@@ -222,8 +223,7 @@ def _scan_backward(x, gamma, ratio, mu, w, starts, grad_errors, grad_starts, gra
     return grad_memory, grad_next
 
 
-def exact_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, f, state, fresh,
-                 output_final_state):  # fmt: skip
+def exact_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, f, state, fresh, output_final_state):
     """`chunk_trellis` for φ = identity: both passes exact, sharing the decays."""
     length = q.shape[1]
     # Exact for any chunk size, so spread T evenly over as many chunks as `chunk_size` asks for
@@ -235,11 +235,13 @@ def exact_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, f, state, fresh,
     gamma_c = to_chunks(gamma, 0, chunk_size)
     ratio = decay_ratios(b.detach())
     key_memory, value_memory = (None, None) if fresh else (state.key_memory, state.value_memory)
-    key_read, key_end = DeltaRule.apply(kc, qc, ac, b, gamma_c, ratio, key_memory, False,
-                                        output_final_state)  # fmt: skip
+    key_read, key_end = DeltaRule.apply(
+        kc, qc, ac, b, gamma_c, ratio, key_memory, False, output_final_state
+    )
     s = between_passes(key_read, f)
-    y, value_end = DeltaRule.apply(vc, s, ac, b, gamma_c, ratio, value_memory, True,
-                                   output_final_state)  # fmt: skip
+    y, value_end = DeltaRule.apply(
+        vc, s, ac, b, gamma_c, ratio, value_memory, True, output_final_state
+    )
     y = y.flatten(2, 3)[:, :, :length].movedim(2, 1)
     if not output_final_state:
         return y, None

@@ -79,15 +79,33 @@ def naive_trellis(
     state = check_inputs(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, initial_state)
     # Pass 1: compress keys, read with the queries.
     key_reads, key_memory, key_anchor = _compress_pass(
-        k, q, alpha, log_beta, gamma, state.key_memory, state.key_anchor,
-        state.offset, chunk_size, phi, read_transposed=False,
-    )  # fmt: skip
+        k,
+        q,
+        alpha,
+        log_beta,
+        gamma,
+        state.key_memory,
+        state.key_anchor,
+        state.offset,
+        chunk_size,
+        phi,
+        read_transposed=False,
+    )
     s = between_passes(key_reads, f)
     # Pass 2: compress values with the same targets and gates, read transposed with s.
     value_reads, value_memory, value_anchor = _compress_pass(
-        v, s, alpha, log_beta, gamma, state.value_memory, state.value_anchor,
-        state.offset, chunk_size, phi, read_transposed=True,
-    )  # fmt: skip
+        v,
+        s,
+        alpha,
+        log_beta,
+        gamma,
+        state.value_memory,
+        state.value_anchor,
+        state.offset,
+        chunk_size,
+        phi,
+        read_transposed=True,
+    )
     y = apply_phi(value_reads, phi)
     if not output_final_state:
         return y, None

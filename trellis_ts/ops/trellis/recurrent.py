@@ -14,8 +14,9 @@ from .choices import DEFAULT_BETWEEN, DEFAULT_CHUNK_SIZE, DEFAULT_PHI
 from .common import TrellisState, apply_phi, between_passes, check_inputs, gradient_code
 
 
-def _write(memory: Tensor, anchor: Tensor, x: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor,
-           phi: str) -> Tensor:  # fmt: skip
+def _write(
+    memory: Tensor, anchor: Tensor, x: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor, phi: str
+) -> Tensor:
     """`M ← β M − γ u xᵀ` with `u` taken at `anchor`. memory `[B, H, m, n]`, x `[B, H, n]`."""
     u = gradient_code((anchor @ x[..., None])[..., 0], alpha, phi)
     return beta[..., None, None] * memory - gamma[..., None, None] * (

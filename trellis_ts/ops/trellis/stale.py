@@ -50,8 +50,10 @@ class StaleScan(torch.autograd.Function):
                 torch.addcmul(slope * slope, curvature, residual, out=hessians[j])
             memory = torch.baddbmm(
                 (chunk_decay[j, ..., None, None] * memory).flatten(0, -3),
-                u.mT.flatten(0, -3), gx[j].flatten(0, -3), alpha=-1,
-            ).view(memory.shape)  # fmt: skip
+                u.mT.flatten(0, -3),
+                gx[j].flatten(0, -3),
+                alpha=-1,
+            ).view(memory.shape)
         return codes, starts, memory, slopes, hessians
 
     @staticmethod
@@ -110,8 +112,9 @@ def _regroup(t: Tensor, group: int, chunk_axis: int) -> Tensor:
 READ_BLOCK = 32  # tokens per block of the parallel reads (at least; a multiple of the chunk)
 
 
-def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
-                 output_final_state) -> tuple[Tensor, TrellisState | None]:  # fmt: skip
+def stale_chunks(
+    q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state, output_final_state
+) -> tuple[Tensor, TrellisState | None]:
     """`chunk_trellis` for a nonlinear φ. Both passes share one loop, stacked on a pass axis.
 
     Given the codes, the recurrence is linear whatever the chunking, so the reads need not run
@@ -125,8 +128,9 @@ def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
     widest = max(1, min(-(-READ_BLOCK // chunk_size), n_chunks))
     group = -(-n_chunks // -(-n_chunks // widest))
     block = group * chunk_size
-    qc, kc, vc, ac, log_beta_c, gamma_c = (to_chunks(x, front, chunk_size, block)
-                                           for x in (q, k, v, alpha, log_beta, gamma))  # fmt: skip
+    qc, kc, vc, ac, log_beta_c, gamma_c = (
+        to_chunks(x, front, chunk_size, block) for x in (q, k, v, alpha, log_beta, gamma)
+    )
     decay, mu = chunk_decays(log_beta_c, gamma_c)
     d, dv = k.shape[-1], v.shape[-1]
     x = stack_passes(kc, vc)  # [B, H, 2, N, C, n]
@@ -134,9 +138,14 @@ def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
     memories = stack_passes(state.key_memory, state.value_memory)
     anchors = stack_passes(state.key_anchor, state.value_anchor)
     # The loop runs chunk-major ([N, B, H, 2, ...]); the reads take the usual layout back.
-    inputs = (x.movedim(3, 0).contiguous(), gx.movedim(3, 0).contiguous(),
-              ac[:, :, None].movedim(3, 0).contiguous(),
-              mu[:, :, None, :, -1].movedim(3, 0).contiguous(), memories, anchors)  # fmt: skip
+    inputs = (
+        x.movedim(3, 0).contiguous(),
+        gx.movedim(3, 0).contiguous(),
+        ac[:, :, None].movedim(3, 0).contiguous(),
+        mu[:, :, None, :, -1].movedim(3, 0).contiguous(),
+        memories,
+        anchors,
+    )
     for_backward = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
     codes, starts, memory, _, _ = StaleScan.apply(*inputs, phi, for_backward)
     codes, starts = codes.movedim(0, 3), starts.movedim(0, 3)
@@ -155,6 +164,7 @@ def stale_chunks(q, k, v, alpha, log_beta, gamma, chunk_size, phi, f, state,
     # The anchors of the chunk holding the last token: its start memory, or the given anchor.
     last = (front + length - 1) // chunk_size
     anchor = anchors if last == 0 else starts[:, :, :, last]
-    end = final_state(*unstack_passes(memory, d, dv), *unstack_passes(anchor, d, dv),
-                      front + length, chunk_size)  # fmt: skip
+    end = final_state(
+        *unstack_passes(memory, d, dv), *unstack_passes(anchor, d, dv), front + length, chunk_size
+    )
     return y, end
