@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from trellis_ts.cli import commands, research
+from trellis_ts.cli import commands, research  # noqa: F401 (each registers its commands on app)
 from trellis_ts.cli.app import app
 
 __all__ = ["app", "main"]
@@ -21,6 +21,3 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point of the `trellis-ts` script, `python -m trellis_ts` and the root `cli.py`."""
     app(args=research.expand_multi_value(sys.argv[1:]), prog_name="trellis-ts")
-
-
-assert commands  # imported for its commands

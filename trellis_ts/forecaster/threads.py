@@ -42,7 +42,8 @@ def choose_threads(requested: int | None, parameters: int) -> int | None:
         load = os.getloadavg()[0]
     except OSError:  # no load average on this system
         return 1
-    return max(1, min(available_cores(), math.floor(available_cores() - load + 0.5)))
+    cores = available_cores()
+    return max(1, min(cores, math.floor(cores - load + 0.5)))
 
 
 @contextlib.contextmanager
