@@ -76,6 +76,16 @@ class TrellisConfig:
     revin: bool = True  # normalise each window and channel, de-normalise the forecast
     linear_path: bool = False  # add a Linear(context -> horizon) forecast beside the encoder's
 
+    # Streaming (docs/guide/streaming.md): the encoder reads each series whole from its first
+    # step, carrying its state, and forecasts after every step; `update` advances the state.
+    streaming: bool = False
+    # Its causal normalisation: None, running statistics since the first step; N, a trailing
+    # (exponentially weighted) window of about N steps.
+    norm_window: int | None = None
+    crop_tokens: int = 64  # training: patch tokens per crop, with a loss at every one
+    burn_in_tokens: int = 32  # training: tokens read (no loss, no gradient) to warm the state
+    attention_window: int = 64  # mixer="attention", streaming: tokens each token sees
+
     # The Trellis layer (ops/trellis/README.md; every open choice of the paper is a field).
     n_slots: int = 32  # memory slots per head (m)
     chunk_size: int = (
@@ -218,6 +228,12 @@ class TrellisConfig:
                     f"calendar_features={list(self.calendar_features)} must be distinct names from "
                     f"{', '.join(CALENDAR_FEATURES)}, or 'auto' (chosen by the frequency)"
                 )
+        _positive_int(self, "crop_tokens", "attention_window")
+        _non_negative_int(self, "burn_in_tokens")
+        if self.norm_window is not None:
+            _positive_int(self, "norm_window")
+        if self.streaming:
+            self._check_streaming()
         if self.loss == "quantile" and self.model != "encoder":  # auto included: a point forecast
             raise ConfigError(
                 f"loss='quantile' needs model='encoder' (the {self.model} baseline gives point "
@@ -227,6 +243,28 @@ class TrellisConfig:
         if not qs or any(not 0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
             raise ConfigError(
                 f"quantiles={list(qs)} must be distinct, increasing, and strictly between 0 and 1"
+            )
+
+    def _check_streaming(self) -> None:
+        if self.model != "encoder":
+            raise ConfigError(
+                f"streaming=True is a way to run the encoder, and model={self.model!r} is not it; "
+                "use model='encoder' (mixer 'trellis' or 'attention')"
+            )
+        if self.phi != "identity":
+            raise ConfigError(
+                f"streaming=True needs phi='identity' (exact at any split of a series), not "
+                f"phi={self.phi!r}"
+            )
+        if None not in (self.patch_stride, self.patch_len) and self.patch_stride != self.patch_len:
+            raise ConfigError(
+                f"streaming=True reads patches end to end: patch_stride={self.patch_stride} must "
+                f"equal patch_len={self.patch_len}; leave patch_stride unset"
+            )
+        if self.head != "flatten" or self.linear_path or not self.revin:
+            raise ConfigError(
+                "streaming=True has its own head and causal normalisation; leave head, "
+                "linear_path and revin at their defaults"
             )
 
     # ------------------------------------------------------------------ derived

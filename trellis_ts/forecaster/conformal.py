@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from trellis_ts.data.windows import SeriesSet, select_windows
+from trellis_ts.data.windows import SeriesSet, Windows, select_windows
 from trellis_ts.errors import ConfigError
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.training import forecast_contexts
@@ -174,14 +174,29 @@ def calibrate(
 ) -> Calibration | None:
     """Calibrate `model` on the validation windows of scaled `series` (with their covariates in
     a `SeriesSet`; None without validation windows)."""
+    windows = validation_windows(config, series, val_ranges)
+    if windows is None:
+        return None
+    out = forecast_contexts(model, windows.inputs, num_threads=config.num_threads)
+    return calibration_of(config, out, windows, names, first_target)
+
+
+def validation_windows(config: TrellisConfig, series, val_ranges) -> Windows | None:
+    """The windows a fit calibrates on: inside `val_ranges`, thinned to `MAX_WINDOWS` (None
+    without validation windows)."""
     if val_ranges is None:
         return None
     L, H = config.context_length, config.prediction_length
     total = sum(max(0, hi - H - max(lo, L) + 1) for lo, hi in val_ranges)
     if total == 0:
         return None
-    windows = select_windows(series, L, H, step=math.ceil(total / MAX_WINDOWS), ranges=val_ranges)
-    out = forecast_contexts(model, windows.inputs, num_threads=config.num_threads)
+    return select_windows(series, L, H, step=math.ceil(total / MAX_WINDOWS), ranges=val_ranges)
+
+
+def calibration_of(
+    config: TrellisConfig, out: np.ndarray, windows: Windows, names, first_target
+) -> Calibration:
+    """The calibration of forecasts `out` (model units) of `windows`."""
     kind = "residual" if out.ndim == 2 else "band"
     point = out if out.ndim == 2 else out[..., config.point_index]
     below, above = _spreads(kind, out, point, windows.contexts, np.ones(len(point)))

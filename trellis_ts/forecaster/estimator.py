@@ -49,6 +49,11 @@ from trellis_ts.forecaster.persistence import FittedState, load_state, save_stat
 from trellis_ts.forecaster.persistence import _move_into_place as move_into_place
 from trellis_ts.forecaster.sizing import model_spec, resolve_sizes
 from trellis_ts.forecaster.statistical import STATS_MAX_LENGTH
+from trellis_ts.forecaster.streaming.forecasting import (
+    fit_streaming,
+    stream_backtest,
+    stream_forecast,
+)
 from trellis_ts.forecaster.training import TrainingSummary, forecast_contexts, train_model
 from trellis_ts.models.build import build_model
 from trellis_ts.models.covariates import ModelInputs
@@ -86,6 +91,11 @@ class TrellisForecaster(BaseEstimator):
         pool_queries: int = 8,
         revin: bool = True,
         linear_path: bool = False,
+        streaming: bool = False,
+        norm_window: int | None = None,
+        crop_tokens: int = 64,
+        burn_in_tokens: int = 32,
+        attention_window: int = 64,
         n_slots: int = 32,
         chunk_size: int = 64,
         phi: str = "identity",
@@ -137,6 +147,11 @@ class TrellisForecaster(BaseEstimator):
         self.pool_queries = pool_queries
         self.revin = revin
         self.linear_path = linear_path
+        self.streaming = streaming
+        self.norm_window = norm_window
+        self.crop_tokens = crop_tokens
+        self.burn_in_tokens = burn_in_tokens
+        self.attention_window = attention_window
         self.n_slots = n_slots
         self.chunk_size = chunk_size
         self.phi = phi
@@ -262,6 +277,15 @@ class TrellisForecaster(BaseEstimator):
         inputs = scaling.inputs(panel.layout)
         if config.model in AUTO_MODELS:
             return self._fit_auto(config, panel, sizing, scaling, columns)
+        if config.streaming:
+            if warm_start:
+                raise ConfigError(
+                    "warm_start=True is not available for streaming=True yet; refit, or keep the "
+                    "model current with update(new_rows)"
+                )
+            line = f"{panel.describe()}; {sizing.line()}; streaming{_clamp_words(scaling, panel)}"
+            fit_args = {"callbacks": callbacks, "checkpoint_dir": checkpoint_dir, "resume": resume}
+            return fit_streaming(self, config, panel, line, scaling, inputs, columns, **fit_args)
         if inputs.any and config.model == "seasonal_naive":
             raise ConfigError(
                 "model='seasonal_naive' reads no covariates or calendar features; drop them, or "
@@ -442,8 +466,12 @@ class TrellisForecaster(BaseEstimator):
         `names`. Intervals are drawn where the model works (after `target_transform`) and
         mapped back with the forecasts; all three are clamped at 0 for the series whose target
         `target_transform="auto"` found never negative."""
-        name = self.config_.target_transform
         out = forecast_contexts(self.model_, inputs, num_threads=self.config_.num_threads)
+        return self._in_data_units(out, contexts, mean, scale, names, levels, calibration)
+
+    def _in_data_units(self, out, contexts, mean, scale, names=None, levels=(), calibration=None):
+        """`_forecast`'s result from the model's forecasts `out` (its units)."""
+        name = self.config_.target_transform
         shape = (-1,) + (1,) * (out.ndim - 1)
         out = out * scale.reshape(shape) + mean.reshape(shape)
         point = out if out.ndim == 2 else out[..., self.config_.point_index]
@@ -519,6 +547,10 @@ class TrellisForecaster(BaseEstimator):
                 clamped,
             )
             out = point
+        elif config.streaming:
+            out, point, bounds = stream_forecast(
+                self, panel, df is not None, ahead, levels, calibration
+            )
         else:
             series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
             out, point, bounds = self._forecast(
@@ -596,6 +628,8 @@ class TrellisForecaster(BaseEstimator):
                 step,
                 self._clamped_rows(panel),
             )
+        if self.config_.streaming:
+            return stream_backtest(self, self._history(df), calibration, levels, n_windows, step)
         return run_backtest(
             self._history(df),
             config=self.config_,
@@ -650,6 +684,7 @@ class TrellisForecaster(BaseEstimator):
             calibration=getattr(self, "calibration_", None),
             fit_span=getattr(self, "fit_span_", None),
             data_summary=getattr(self, "data_summary_", None),
+            stream=getattr(self, "stream_", None),
         )
 
     def _restore(self, state: FittedState) -> None:
@@ -664,6 +699,8 @@ class TrellisForecaster(BaseEstimator):
         self.calibration_ = state.calibration
         self.data_summary_ = state.data_summary
         self.fit_span_ = state.fit_span
+        if state.stream is not None:
+            self.stream_ = state.stream
 
 
 def _clamp_words(scaling: InputScaling, panel: Panel) -> str:

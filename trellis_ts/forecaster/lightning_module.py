@@ -65,7 +65,7 @@ class TrellisLightningModule(pl.LightningModule):
             prog_bar=True,
             on_step=on_step,
             on_epoch=True,
-            batch_size=batch["past_target"].shape[0],
+            batch_size=len(next(iter(batch.values()))),
             sync_dist=not on_step,
         )
 

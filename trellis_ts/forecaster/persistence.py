@@ -60,6 +60,7 @@ from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.conformal import Calibration
 from trellis_ts.forecaster.inputs import InputScaling
 from trellis_ts.forecaster.sizing import model_spec
+from trellis_ts.forecaster.streaming.state import StreamState
 from trellis_ts.forecaster.training import TrainingSummary
 from trellis_ts.models.build import build_model
 from trellis_ts.models.covariates import ModelInputs
@@ -68,7 +69,9 @@ from trellis_ts.models.covariates import ModelInputs
 # 3: covariates (their roles, values and scaling), the layout as one record.
 # 4: timestamps of a named time zone ({"timestamp": ..., "tz": "Europe/Paris"}); written only by
 #    models whose times have one (others stay format 3, which older versions read).
-FORMAT_VERSION = 4
+# 5: a streaming model's per-series state (tensors `stream.*`, names in "stream"); written only
+#    by streaming models.
+FORMAT_VERSION = 5
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -111,6 +114,7 @@ class FittedState:
     calibration: Calibration | None = None  # conformal thresholds (None: no validation part)
     fit_span: dict | None = None  # names, first and last fitted time of each series
     data_summary: str | None = None  # the fit's line about its data and sizes
+    stream: StreamState | None = None  # a streaming model's per-series state
 
 
 def save_state(state: FittedState, path: str | os.PathLike) -> None:
@@ -139,9 +143,11 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
                 tensors[f"history.{kind}.{g}"] = _tensor(values)
     if state.calibration is not None:
         tensors["conformal.thresholds"] = _tensor(state.calibration.thresholds)
+    if state.stream is not None:
+        tensors |= state.stream.to_tensors()
     zoned = any(_zone(getattr(ix, "tz", None)) for ix in history.index)
     meta = {
-        "format_version": FORMAT_VERSION if zoned else 3,
+        "format_version": FORMAT_VERSION if state.stream is not None else 4 if zoned else 3,
         "library_version": __version__,
         "config": state.config.to_dict(),
         "inputs": state.inputs.to_dict(),
@@ -151,6 +157,7 @@ def save_state(state: FittedState, path: str | os.PathLike) -> None:
         "conformal": None if state.calibration is None else state.calibration.to_meta(),
         "fit_span": state.fit_span,
         "data_summary": state.data_summary,
+        "stream": None if state.stream is None else {"names": list(state.stream.names)},
         "history": {
             "names": list(history.names),
             "freq": history.freq,
@@ -508,6 +515,14 @@ def load_state(path: str | os.PathLike) -> FittedState:
                 "last": [_unjson(t) for t in span["last"]],
             }
         )
+        saved_stream = meta.get("stream")  # format 5: a streaming model's state
+        stream = (
+            None
+            if saved_stream is None
+            else StreamState.from_tensors(
+                saved_stream["names"], {k: v for k, v in tensors.items() if k.startswith("stream.")}
+            )
+        )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ModelFileError(
             f"{meta_file} is incomplete ({_why(exc)}); re-save the model"
@@ -523,6 +538,7 @@ def load_state(path: str | os.PathLike) -> FittedState:
         calibration=calibration,
         fit_span=fit_span,
         data_summary=meta.get("data_summary"),
+        stream=stream,
     )
 
 

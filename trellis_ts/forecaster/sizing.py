@@ -85,6 +85,8 @@ def _patches(config: TrellisConfig, context_length: int) -> tuple[int, int]:
     """The patch length and stride: the user's, else the rule's for this context (a patch length
     given alone gets half of it as stride; a stride given alone, patches at least that long)."""
     patch, stride = patch_for_context(context_length)
+    if config.streaming:  # patches end to end, each the token that a forecast follows
+        return (config.patch_len or patch,) * 2
     if config.patch_len is not None:
         return config.patch_len, config.patch_stride or max(1, config.patch_len // 2)
     if config.patch_stride is not None:

@@ -179,6 +179,38 @@ def train_model(
     else:
         train_set = WindowDataset(series, L, H)
         val_set = WindowDataset(val_series, L, H, stride=val_stride)
+    module = TrellisLightningModule(config, inputs)
+    return run_training(
+        config,
+        module,
+        train_set,
+        val_set,
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        trainer_overrides=trainer_overrides,
+        init_state=init_state,
+    )
+
+
+def run_training(
+    config: TrellisConfig,
+    module: TrellisLightningModule,
+    train_set,
+    val_set,
+    *,
+    callbacks: list[pl.Callback] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    trainer_overrides: dict[str, Any] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
+    collate_fn=None,
+    val_batch_size: int | None = None,
+) -> tuple[nn.Module, TrainingSummary]:
+    """Train `module` on the items of `train_set` (validation: `val_set`, or None) with the
+    budget, early stopping, best-weights restore, checkpoints and threads every fit shares;
+    `train_model` (windows) and the streaming fit (crops of whole series) differ only in what
+    the items are. Returns the trained network in eval mode and the summary."""
     seed = config.random_state if config.random_state is not None else 0
     budget = training_budget(config, len(train_set))
     # The module and the Trainer see the budget (the schedules spread over its epochs).
@@ -186,7 +218,11 @@ def train_model(
     if config.windows_per_epoch is not None:
         sampler = EpochSubsampler(len(train_set), config.windows_per_epoch, seed=seed)
         train_loader = DataLoader(
-            train_set, config.batch_size, sampler=sampler, num_workers=config.num_workers
+            train_set,
+            config.batch_size,
+            sampler=sampler,
+            num_workers=config.num_workers,
+            collate_fn=collate_fn,
         )
     else:
         generator = torch.Generator().manual_seed(seed)
@@ -196,14 +232,18 @@ def train_model(
             shuffle=True,
             generator=generator,
             num_workers=config.num_workers,
+            collate_fn=collate_fn,
         )
     val_loader = None
     if val_set is not None and len(val_set):
         val_loader = DataLoader(
-            val_set, max(config.batch_size, 256), shuffle=False, num_workers=config.num_workers
+            val_set,
+            val_batch_size or max(config.batch_size, 256),
+            shuffle=False,
+            num_workers=config.num_workers,
+            collate_fn=collate_fn,
         )
 
-    module = TrellisLightningModule(config, inputs)
     if init_state is not None:
         module.model.load_state_dict(init_state)
     n_parameters = sum(p.numel() for p in module.model.parameters())

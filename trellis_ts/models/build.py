@@ -8,13 +8,14 @@ from trellis_ts.models.baselines import DLinear, SeasonalNaive
 from trellis_ts.models.covariates import ModelInputs
 from trellis_ts.models.encoder import TrellisModel
 from trellis_ts.models.spec import ModelSpec
+from trellis_ts.models.streaming import StreamingModel
 
 __all__ = ["build_model"]
 
 
 def build_model(spec: ModelSpec, inputs: ModelInputs | None = None) -> nn.Module:
     """The network `spec` describes, for the given covariate inputs: the Trellis/attention
-    encoder or a baseline."""
+    encoder, its streaming decoder, or a baseline."""
     if not isinstance(spec, ModelSpec):
         raise TypeError(
             f"build_model takes a ModelSpec, not {type(spec).__name__}; from a TrellisConfig use "
@@ -27,4 +28,6 @@ def build_model(spec: ModelSpec, inputs: ModelInputs | None = None) -> nn.Module
         if inputs.any:
             raise ValueError("the seasonal naive baseline reads no covariates")
         return SeasonalNaive(spec)
+    if spec.streaming:
+        return StreamingModel(spec, inputs)
     return TrellisModel(spec, inputs)

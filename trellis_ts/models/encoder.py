@@ -26,7 +26,8 @@ from trellis_ts.modules.revin import denormalize, normalize
 def make_mixer(spec: ModelSpec) -> nn.Module:
     """The spec's token mixer (`trellis_ts.layers`), from its explicit arguments."""
     if spec.mixer == "attention":
-        return AttentionMixer(spec.d_model, spec.n_heads)
+        window = spec.attention_window if spec.streaming else None
+        return AttentionMixer(spec.d_model, spec.n_heads, window)
     return TrellisMixer(spec.d_model, spec.n_heads, **spec.mixer_options)
 
 
@@ -41,9 +42,14 @@ class EncoderBlock(nn.Module):
         self.ffn = SwiGLU(config.d_model, int(config.ffn_mult * config.d_model), config.dropout)
         self.dropout = Dropout(config.dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.dropout(self.mixer(self.mixer_norm(x)))
-        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+    def forward(self, x: Tensor, state=None, return_state: bool = False):
+        """With `state`/`return_state`, the mixer's state in and out (`trellis_ts.layers`)."""
+        y = self.mixer(self.mixer_norm(x), state, return_state)
+        if return_state:
+            y, state = y
+        x = x + self.dropout(y)
+        x = x + self.dropout(self.ffn(self.ffn_norm(x)))
+        return (x, state) if return_state else x
 
 
 def sinusoidal_positions(n: int, d: int) -> Tensor:

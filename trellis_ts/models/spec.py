@@ -42,6 +42,8 @@ class ModelSpec:
     conv_size: int = 4
     forget_gate: bool = True
     beta_init: float = 0.97
+    streaming: bool = False  # a decoder over whole series (`trellis_ts.models.streaming`)
+    attention_window: int = 64  # tokens a streaming attention decoder sees (itself included)
 
     @property
     def n_patches(self) -> int:
