@@ -18,6 +18,10 @@ def mixers():
         TrellisMixer(16, 2, n_slots=4, chunk_size=4, conv_size=0).double().eval(),
     )
     yield "attention", AttentionMixer(16, 2).double().eval()
+    window = AttentionMixer(16, 2, window=3).double().eval()
+    with torch.no_grad():  # a bias that differs by distance, so that its indexing is checked
+        window.distance_bias.copy_(torch.randn(2, 3, dtype=torch.float64))
+    yield "attention-window", window
 
 
 @pytest.mark.parametrize(
@@ -56,3 +60,14 @@ def test_without_return_state_the_output_is_a_tensor():
     mixer = TrellisMixer(8, 2, n_slots=2)
     assert isinstance(mixer(torch.randn(1, 5, 8)), torch.Tensor)
     assert isinstance(AttentionMixer(8, 2)(torch.randn(1, 5, 8)), torch.Tensor)
+
+
+def test_a_window_cache_stays_bounded_and_a_token_sees_only_its_window():
+    torch.manual_seed(3)
+    mixer = AttentionMixer(8, 2, window=3).double().eval()
+    x = torch.randn(1, 10, 8, dtype=torch.float64)
+    _, cache = mixer(x, return_state=True)
+    assert cache.keys.shape[2] == 2 and int(cache.valid[0]) == 2
+    changed = x.clone()
+    changed[:, 0] += 10.0  # token 0 is outside the window of tokens 3 and later
+    torch.testing.assert_close(mixer(changed)[:, 3:], mixer(x)[:, 3:])

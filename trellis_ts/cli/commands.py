@@ -44,11 +44,12 @@ from trellis_ts.cli.report import print_metrics, report
 
 
 def with_auto(settings: dict) -> dict:
-    """The command line's default model: "auto" (an encoder when quantiles are asked for: the
-    auto model gives point forecasts, with conformal intervals)."""
+    """The command line's default model: "auto" (an encoder when quantiles or streaming are
+    asked for: the auto model gives point forecasts, with conformal intervals, from windows)."""
     if "model" in settings:
         return settings
-    return settings | {"model": "encoder" if settings.get("loss") == "quantile" else "auto"}
+    encoder = settings.get("loss") == "quantile" or settings.get("streaming")
+    return settings | {"model": "encoder" if encoder else "auto"}
 
 
 def new_forecaster(settings: dict, *, quiet: bool):

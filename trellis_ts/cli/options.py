@@ -30,6 +30,7 @@ COMMON_MODEL_OPTIONS = (
     "freq",
     "model",
     "mixer",
+    "streaming",
     "loss",
     "quantiles",
     "max_epochs",

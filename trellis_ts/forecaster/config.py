@@ -438,6 +438,15 @@ FIELD_HELP: dict[str, str] = {
     "pool_queries": "Learned queries of the pool head.",
     "revin": "Normalise each window and channel, then de-normalise the forecast (RevIN).",
     "linear_path": "Add a linear forecast of the (normalised) context beside the encoder's; the encoder then models what it misses.",
+    "streaming": "Read each series whole, carrying the model's state, and forecast after any step; "
+    "`update` then adds new rows in constant time per row (an encoder; docs: streaming).",
+    "norm_window": "Streaming: steps of the trailing window of the causal normalisation (none = "
+    "running statistics since the first step).",
+    "crop_tokens": "Streaming training: patch tokens per crop, each with a loss.",
+    "burn_in_tokens": "Streaming training: tokens read before each crop, without a loss, to warm "
+    "the state.",
+    "attention_window": "Streaming with mixer attention: tokens each token sees (the bounded "
+    "key-value cache).",
     "n_slots": "Memory slots per head of the Trellis layer.",
     "chunk_size": "Tokens per chunk of the Trellis update: only speed for phi identity (exact for any size); for silu/tanh the stale-gradient chunk (1 = exact recurrence).",
     "phi": "Compression nonlinearity of the Trellis layer: identity (a gated delta rule, chunked exactly), silu or tanh (the paper's stale-gradient chunks).",
