@@ -30,7 +30,8 @@ _OLD_PROJECTIONS = ("qkv", "alpha", "beta", "gamma", "out_gate")  # 0.1.0's sepa
 class MixerState(NamedTuple):
     """What a Trellis layer carries from one piece of a sequence to the next, per series: the
     op's memories (`TrellisState`: `key_memory [B, H, m, d]`, `value_memory [B, H, m, d]`) and
-    the last `conv_size - 1` projection rows `[B, K - 1, width]` the causal conv reads."""
+    the q and k columns of the last `conv_size - 1` projection rows `[B, K - 1, 2D]`, which the
+    causal conv reads."""
 
     memory: TrellisState
     conv_rows: Tensor
@@ -105,8 +106,13 @@ class TrellisMixer(nn.Module):
         conv = (self.conv_weight, self.conv_bias) if self.conv_size else (None, None)
         h = self.proj(x)
         keep = max(self.conv_size - 1, 0)
+        conv_width = 2 * heads * head_dim  # the conv reads the q and k columns only
         if state is not None and keep:  # the conv reads the last rows before x: run them again
-            h = torch.cat([state.conv_rows, h], dim=1)
+            rows = state.conv_rows
+            rest = h.shape[-1] - rows.shape[-1]
+            if rest:  # the other columns' outputs of these rows are dropped below: zeros serve
+                rows = torch.cat([rows, rows.new_zeros(*rows.shape[:2], rest)], dim=-1)
+            h = torch.cat([rows, h], dim=1)
         q, k, v, alpha, log_beta, gamma, gate = LayerInputs.apply(
             h, *conv, heads, head_dim, self.slots, scale, self.forget_gate
         )
@@ -131,7 +137,7 @@ class TrellisMixer(nn.Module):
         y = self.out(y.flatten(-2))
         if not return_state:
             return y
-        rows = h[:, max(h.shape[1] - keep, 0) :]
+        rows = h[:, max(h.shape[1] - keep, 0) :, :conv_width]
         if rows.shape[1] < keep:  # fewer rows than the conv reads: zeros, as its padding
             rows = torch.cat(
                 [rows.new_zeros(rows.shape[0], keep - rows.shape[1], rows.shape[2]), rows], 1
