@@ -89,11 +89,12 @@ def test_a_state_advanced_in_pieces_equals_one_read(mixer, cuts):
 
     def forecast(state):
         return forecast_state(
-            model, state.outputs, state.token_stats, state.partial, state.seen % P
+            model, state.outputs, state.token_stats, state.partial, state.seen % P, state.recent
         )
 
     np.testing.assert_allclose(forecast(pieces), forecast(whole), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(pieces.sums, whole.sums)
+    np.testing.assert_array_equal(pieces.recent, whole.recent)
     assert pieces.nbytes() == whole.nbytes()
 
 

@@ -10,7 +10,9 @@ bounded and a series of any length is read at constant cost per token.
 The head reads one token's output and forecasts the `prediction_length` steps after an origin
 that may lie inside the next patch: the `r < patch_len` steps observed since the token (the
 partial patch, with a mask) enter the head beside it, and so do the known covariates over the
-horizon. Training draws `r` at random per token; a forecast after any time step uses the `r`
+horizon. Beside the head, a linear map of the last `context_length` steps before the origin
+forecasts as DLinear/RLinear do (the state then models what a window misses): a bounded
+buffer of recent values is part of the state. Training draws `r` at random per token; a forecast after any time step uses the `r`
 its origin has. The statistics themselves are computed outside the network (in float64, by
 `trellis_ts.data.features.running`), alike for training, updates and backtests.
 """
@@ -35,8 +37,9 @@ class StreamingModel(nn.Module):
 
     Shapes (N series, T tokens, P = patch_len, H = prediction_length): `patches [N, T, P]`,
     `stats [N, T, 2]`, `dynamic [N, T, P * k]` (the k time-varying covariates of each patch),
-    `partial`/`mask [N, T, P - 1]`, `future [N, T, H, F]` (the known covariates after each
-    origin). All values are normalised; the caller scales the forecasts back.
+    `partial`/`mask [N, T, P - 1]`, `recent [N, T, L]` (the `context_length` steps before each
+    origin, zeros before the series' start), `future [N, T, H, F]` (the known covariates after
+    each origin). All values are normalised; the caller scales the forecasts back.
     """
 
     def __init__(self, spec: ModelSpec, inputs: ModelInputs | None = None) -> None:
@@ -61,6 +64,7 @@ class StreamingModel(nn.Module):
         self.static_cat = nn.ModuleList(
             nn.Embedding(c + 1, D, padding_idx=0) for c in inputs.feat_static_cat
         )
+        self.recent = nn.Linear(spec.context_length, spec.prediction_length)
         hidden = int(spec.ffn_mult * D)
         self.head = nn.Sequential(
             nn.Linear(D, hidden),
@@ -112,6 +116,7 @@ class StreamingModel(nn.Module):
         outputs: Tensor,
         partial: Tensor,
         mask: Tensor,
+        recent: Tensor,
         future: Tensor | None = None,
         static: Tensor | None = None,
     ) -> Tensor:
@@ -127,4 +132,7 @@ class StreamingModel(nn.Module):
             g = g + static[:, None]
         spec = self.config
         y = self.head(g).unflatten(-1, (spec.prediction_length, spec.n_outputs))
+        mid = spec.n_outputs // 2  # into the point (middle) output: quantiles keep their gaps
+        linear = self.recent(recent)[..., None]
+        y = torch.cat([y[..., :mid], y[..., mid : mid + 1] + linear, y[..., mid + 1 :]], dim=-1)
         return _monotone(y) if spec.n_outputs > 1 else y.squeeze(-1)

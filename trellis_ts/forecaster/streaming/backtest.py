@@ -76,6 +76,10 @@ def origin_forecasts(
             for s, row in zip(series, steps, strict=True)
         ]
     )
+    L = config.context_length
+    recent = np.stack(
+        [recent_values(data.values[s], o, L) for s, o in zip(series, origins, strict=True)]
+    )
     future = None
     n_known = getattr(model.inputs, "feat_dynamic_real", 0)
     if n_known:
@@ -93,6 +97,7 @@ def origin_forecasts(
                 stats[part],
                 partial[part],
                 observed[part],
+                recent[part],
                 None if future is None else future[part],
                 None if static is None else static[torch.as_tensor(series[part])],
             )
@@ -100,3 +105,11 @@ def origin_forecasts(
     if not out:
         return np.zeros((0, H))
     return np.concatenate(out)
+
+
+def recent_values(values: np.ndarray, origin: int, length: int) -> np.ndarray:
+    """The `length` steps before `origin` (NaN before the series' start)."""
+    out = np.full(length, np.nan)
+    take = values[max(0, origin - length) : origin]
+    out[length - len(take) :] = take
+    return out

@@ -80,6 +80,7 @@ def stream_forecast(f, panel: Panel, fresh: bool, ahead, levels, calibration):
         state.token_stats[rows],
         state.partial[rows],
         state.seen[rows] % P,
+        state.recent[rows],
         data.ahead,
         static_vectors(model, data),
     )

@@ -43,6 +43,7 @@ class StreamState:
     token_stats: np.ndarray  # float64 [n, 2]: mean, std at the last full patch (NaN before one)
     partial: np.ndarray  # float64 [n, P - 1]: the first `seen % P` are the steps since it
     partial_dynamic: np.ndarray  # float32 [n, P - 1, k]: their time-varying covariates
+    recent: np.ndarray  # float64 [n, L]: the last context_length steps (NaN before the first)
     outputs: torch.Tensor  # float32 [n, D]: the blocks' output at the last full patch
     layers: list[dict[str, torch.Tensor]] = field(default_factory=list)  # per block, [n, ...]
 
@@ -68,6 +69,7 @@ class StreamState:
             token_stats=np.full((n, 2), np.nan),
             partial=np.zeros((n, P - 1)),
             partial_dynamic=np.zeros((n, P - 1, n_dynamic), np.float32),
+            recent=np.full((n, spec.context_length), np.nan),
             outputs=torch.zeros(n, spec.d_model),
             layers=layers,
         )
@@ -83,6 +85,7 @@ class StreamState:
             self.token_stats.copy(),
             self.partial.copy(),
             self.partial_dynamic.copy(),
+            self.recent.copy(),
             self.outputs.clone(),
             [{k: v.clone() for k, v in layer.items()} for layer in self.layers],
         )
@@ -96,6 +99,7 @@ class StreamState:
             np.concatenate([self.token_stats, other.token_stats]),
             np.concatenate([self.partial, other.partial]),
             np.concatenate([self.partial_dynamic, other.partial_dynamic]),
+            np.concatenate([self.recent, other.recent]),
             torch.cat([self.outputs, other.outputs]),
             [
                 {k: torch.cat([a[k], b[k]]) for k in a}
@@ -106,6 +110,7 @@ class StreamState:
     def nbytes(self) -> int:
         """Bytes of state per series (all fields, as stored)."""
         arrays = [self.seen, self.sums, self.token_stats, self.partial, self.partial_dynamic]
+        arrays.append(self.recent)
         total = sum(a.nbytes for a in arrays) + self.outputs.numel() * self.outputs.element_size()
         total += sum(v.numel() * v.element_size() for layer in self.layers for v in layer.values())
         return total // max(len(self), 1)
@@ -118,6 +123,7 @@ class StreamState:
             "stream.token_stats": torch.from_numpy(self.token_stats),
             "stream.partial": torch.from_numpy(self.partial),
             "stream.partial_dynamic": torch.from_numpy(self.partial_dynamic),
+            "stream.recent": torch.from_numpy(self.recent),
             "stream.outputs": self.outputs,
         }
         for i, layer in enumerate(self.layers):
@@ -139,6 +145,7 @@ class StreamState:
             token_stats=get["token_stats"].numpy().copy(),
             partial=get["partial"].numpy().copy(),
             partial_dynamic=get["partial_dynamic"].numpy().copy(),
+            recent=get["recent"].numpy().copy(),
             outputs=get["outputs"].clone(),
             layers=[layers[i] for i in sorted(layers)],
         )
@@ -256,6 +263,7 @@ def advance(
             state.partial_dynamic[at] = 0.0
             state.partial_dynamic[at, :rest] = dyn[:, c * P :]
         state.sums[at] = sums[:, -1]
+        state.recent[at] = np.concatenate([state.recent[at], new], 1)[:, -state.recent.shape[1] :]
         state.seen[at] += k
     return records if keep_tokens else None
 
@@ -286,6 +294,12 @@ def _read(model, state: StreamState, at, patches, stats, dynamic, static) -> tor
     return out
 
 
+def normalised(values: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """`values [n, w]` normalised by `stats [n, 2]` (mean, std); NaN (not observed) become 0."""
+    out = (values - stats[:, :1]) / stats[:, 1:]
+    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+
+
 @torch.no_grad()
 def forecast_state(
     model: nn.Module,
@@ -293,23 +307,25 @@ def forecast_state(
     stats: np.ndarray,
     partial: np.ndarray,
     observed: np.ndarray,
+    recent: np.ndarray,
     future: np.ndarray | None = None,
     static: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Forecasts `[n, H]` (`[n, H, Q]`), in the units the model reads, from origins that follow
     a full patch with block output `outputs [n, D]` and statistics `stats [n, 2]` by
-    `observed [n]` steps `partial [n, P - 1]` (the first `observed` are used); `future [n, H, F]`
-    are the known covariates over each horizon."""
+    `observed [n]` steps `partial [n, P - 1]` (the first `observed` are used); `recent [n, L]`
+    are the last steps before each origin (NaN: none) and `future [n, H, F]` the known
+    covariates over each horizon."""
     model.eval()
     width = partial.shape[1]
-    mean, std = stats[:, :1], stats[:, 1:]
     mask = np.arange(width)[None] < observed[:, None]
-    values = np.where(mask, (partial - mean) / std, 0.0)
+    values = normalised(np.where(mask, partial, np.nan), stats)
     y = (
         model.forecast(
             outputs[:, None],
-            torch.from_numpy(values.astype(np.float32))[:, None],
+            torch.from_numpy(values)[:, None],
             torch.from_numpy(mask.astype(np.float32))[:, None],
+            torch.from_numpy(normalised(recent, stats))[:, None],
             None if future is None else torch.as_tensor(future, dtype=torch.float32)[:, None],
             static,
         )[:, 0]

@@ -60,7 +60,7 @@ class CropDataset(Dataset):
 
     def __init__(self, series, crops, *, config, n_known, ranges, random_starts, seed=0):
         self.series, self.crops, self.ranges = series, crops, ranges
-        self.P, self.H = config.patch_len, config.prediction_length
+        self.P, self.H, self.L = config.patch_len, config.prediction_length, config.context_length
         self.n_known, self.random_starts = n_known, random_starts
         self.rng = np.random.default_rng(seed)
 
@@ -86,11 +86,14 @@ class CropDataset(Dataset):
         observed = offsets[None] < r[:, None]
         partial_steps = np.minimum((t + 1)[:, None] * P + offsets, len(tokens.values) - 1)
         partial = np.where(observed, (tokens.values[partial_steps] - mean) / std, 0.0)
+        back = origin[:, None] - self.L + np.arange(self.L)
+        recent = np.where(back >= 0, (tokens.values[np.maximum(back, 0)] - mean) / std, 0.0)
         item = {
             "patches": tokens.patches[0, t],
             "stats": tokens.stats[0, t],
             "partial": partial,
             "observed": observed,
+            "recent": recent,
             "target": target,
             "target_mask": inside,
         }
@@ -164,6 +167,7 @@ class StreamingLightningModule(TrellisLightningModule):
             h,
             batch["partial"][:, rest],
             batch["observed"][:, rest],
+            batch["recent"][:, rest],
             None if future is None else future[:, rest],
             static,
         )
