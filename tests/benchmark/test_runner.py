@@ -355,3 +355,25 @@ def test_validation_only_runs_never_touch_the_test_rows(tmp_path, monkeypatch):
     assert np.isfinite(record["best_val_loss"]) and record["val_windows"] == (2880 - 12 + 1) * 3
     # the table leaves validation-only records out
     assert "| ETTh2 |" not in render_table(results)
+
+
+@pytest.mark.parametrize("model", ["streaming", "streaming_attention"])
+def test_a_streaming_run_scores_the_same_test_windows_from_the_whole_history(tmp_path, model):
+    write_csv(tmp_path / "ETTh2.csv", 17420, channels=2)
+    tiny = dict(
+        max_epochs=1,
+        d_model=16,
+        n_heads=2,
+        n_layers=1,
+        n_slots=8,
+        patch_len=8,
+        windows_per_epoch=32,
+        crop_tokens=16,
+        burn_in_tokens=8,
+        verbose=False,
+    )
+    (record,) = run_benchmark("ETTh2", tmp_path, 48, [12], model=model, results_path=None, **tiny)
+    assert record["test_windows"] == 2 * (2880 + 48 - 48 - 12 + 1)  # as the window model's
+    assert record["lookback"] == "whole history" and record["config"]["streaming"] is True
+    assert record["config"]["patch_stride"] == 8 and np.isfinite(record["mse"])
+    assert "whole history (linear 48)" in render_table([record])

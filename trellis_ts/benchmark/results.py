@@ -55,12 +55,15 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ the table
-def row_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
+def row_key(record: dict[str, Any]) -> tuple[str, str, str, int | str]:
     """(dataset and features, model, config id, L): the runs that one table row gathers, so that
     runs with other inputs or settings never share a row."""
     features = record.get("features", "M")
     name = record["dataset"] if features == "M" else f"{record['dataset']} {features}"
-    return (name, record["model"], record.get("config_id", ""), record["context_length"])
+    lookback = record["context_length"]
+    if record.get("lookback") == "whole history":  # a streaming model: every row before the origin
+        lookback = f"whole history (linear {lookback})"
+    return (name, record["model"], record.get("config_id", ""), lookback)
 
 
 def render_table(source: str | Path | Iterable[dict[str, Any]]) -> str:

@@ -48,6 +48,7 @@ from trellis_ts.benchmark.results import (
     _config_id,
     render_table,
 )
+from trellis_ts.benchmark.streaming import LOOKBACK, run_streaming
 from trellis_ts.errors import ConfigError, DataError
 from trellis_ts.forecaster.config import TrellisConfig, with_season_length
 from trellis_ts.forecaster.sizing import PATCHTST_PATCH
@@ -59,6 +60,8 @@ __all__ = ["MODEL_CHOICES", "load_config", "resolve_config", "run_benchmark"]
 MODEL_CHOICES: dict[str, dict[str, str]] = {
     "trellis": {"model": "encoder", "mixer": "trellis"},
     "attention": {"model": "encoder", "mixer": "attention"},
+    "streaming": {"model": "encoder", "mixer": "trellis", "streaming": True},
+    "streaming_attention": {"model": "encoder", "mixer": "attention", "streaming": True},
     "dlinear": {"model": "dlinear"},
     "seasonal_naive": {"model": "seasonal_naive"},
 }
@@ -119,6 +122,8 @@ def resolve_config(
         )
     # The protocol's patches unless the settings give them (PatchTST's; the ETTh1 study's runs).
     values = {"patch_len": PATCHTST_PATCH[0], "patch_stride": PATCHTST_PATCH[1], **values}
+    if values.get("streaming"):  # patches end to end
+        values["patch_stride"] = values["patch_len"]
     return TrellisConfig.from_dict(values)
 
 
@@ -209,7 +214,7 @@ def run_benchmark(
     column = _target_column(data, features, target)
     if not score_test:  # choosing settings: the test rows stay out of the process entirely
         borders = {k: v for k, v in borders.items() if k != "test"}
-    _, rows = prepare_splits(data.values, borders, data.channels)  # the scaler: train rows only
+    scaler, rows = prepare_splits(data.values, borders, data.channels)  # scaler: train rows only
     train, val = (split_series(rows[k], features, column) for k in ("train", "val"))
     inputs = ModelInputs(past_feat_dynamic_real=len(data.channels) - 1 if features == "MS" else 0)
 
@@ -218,20 +223,41 @@ def run_benchmark(
         for seed in seeds:
             run_config = configs[h].replace(random_state=seed)
             started = time.perf_counter()
-            fitted, summary = train_model(
-                run_config, train, inputs=inputs, val_series=val, val_stride=val_stride
-            )
+            if run_config.streaming:  # fit and score in one (benchmark/streaming.py)
+                if features == "MS":
+                    raise ConfigError("a streaming run takes features 'M' or 'S'")
+                end = max(b for _, b in borders.values())
+                scaled = scaler.transform(data.values[:end])
+                picked = list(range(len(data.channels))) if features == "M" else [column]
+                fitted, summary, scores = run_streaming(
+                    run_config,
+                    scaled,
+                    borders,
+                    picked,
+                    [str(data.channels[c]) for c in picked],
+                    score_test,
+                )
+            else:
+                fitted, summary = train_model(
+                    run_config, train, inputs=inputs, val_series=val, val_stride=val_stride
+                )
             train_seconds = time.perf_counter() - started
+            if run_config.streaming:  # its scoring ran inside: count it as evaluation
+                train_seconds -= scores["seconds"]
             started = time.perf_counter()
-            scores = {"mse": None, "mae": None, "windows": None}
-            if score_test:
+            if not run_config.streaming:
+                scores = {"mse": None, "mae": None, "windows": None}
+            if score_test and not run_config.streaming:
                 windows = split_windows(rows["test"], L, h, features, column)
                 scores = evaluate_windows(fitted, windows, point_index=run_config.point_index)
             eval_seconds = time.perf_counter() - started
+            if run_config.streaming:
+                eval_seconds = scores["seconds"]
             record = _record(
                 data, model, run_config, seed, scores, summary, borders, train_seconds, eval_seconds
             ) | {"val_stride": val_stride}
             record |= {
+                "lookback": LOOKBACK if run_config.streaming else run_config.context_length,
                 "features": features,
                 "target": None if features == "M" else data.channels[column],
             }

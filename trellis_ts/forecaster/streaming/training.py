@@ -187,18 +187,20 @@ def train_streaming(
     checkpoint_dir=None,
     resume: bool = False,
     init_state=None,
+    val_ranges=None,
 ):
     """Fit the streaming model on whole series (`data`), holding out the last `val_fraction` of
-    each for early stopping, as `train_model` does for windows. Returns `(model, summary,
-    val_ranges)`."""
+    each for early stopping, as `train_model` does for windows (or the given `val_ranges`,
+    `(first target, end)` per series). Returns `(model, summary, val_ranges)`."""
     config.require_sized()
     if config.random_state is not None:
         pl.seed_everything(config.random_state, workers=True, verbose=False)
     P, H = config.patch_len, config.prediction_length
     lengths = [len(v) for v in data.values]
-    _, val_ranges = train_val_ranges(
-        lengths, config.context_length, H, config.val_fraction, names=names
-    )
+    if val_ranges is None:
+        _, val_ranges = train_val_ranges(
+            lengths, config.context_length, H, config.val_fraction, names=names
+        )
     decay = decay_for(config.norm_window)
     series = [
         SeriesTokens(v, None if data.dynamic is None else data.dynamic[i], P, decay)
