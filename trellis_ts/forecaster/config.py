@@ -79,8 +79,8 @@ class TrellisConfig:
     # Streaming (docs/guide/streaming.md): the encoder reads each series whole from its first
     # step, carrying its state, and forecasts after every step; `update` advances the state.
     streaming: bool = False
-    # Its causal normalisation: None, running statistics since the first step; N, a trailing
-    # (exponentially weighted) window of about N steps.
+    # Its causal normalisation: a trailing (exponentially weighted) window of about N steps;
+    # None: context_length steps; 0: running statistics since the first step.
     norm_window: int | None = None
     crop_tokens: int = 64  # training: patch tokens per crop, with a loss at every one
     burn_in_tokens: int = 32  # training: tokens read (no loss, no gradient) to warm the state
@@ -231,7 +231,7 @@ class TrellisConfig:
         _positive_int(self, "crop_tokens", "attention_window")
         _non_negative_int(self, "burn_in_tokens")
         if self.norm_window is not None:
-            _positive_int(self, "norm_window")
+            _non_negative_int(self, "norm_window")
         if self.streaming:
             self._check_streaming()
         if self.loss == "quantile" and self.model != "encoder":  # auto included: a point forecast
@@ -441,7 +441,7 @@ FIELD_HELP: dict[str, str] = {
     "streaming": "Read each series whole, carrying the model's state, and forecast after any step; "
     "`update` then adds new rows in constant time per row (an encoder; docs: streaming).",
     "norm_window": "Streaming: steps of the trailing window of the causal normalisation (none = "
-    "running statistics since the first step).",
+    "the context length; 0 = running statistics since the first step).",
     "crop_tokens": "Streaming training: patch tokens per crop, each with a loss.",
     "burn_in_tokens": "Streaming training: tokens read before each crop, without a loss, to warm "
     "the state.",

@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from trellis_ts.data.features.running import decay_for
 from trellis_ts.forecaster.streaming.inputs import StreamInputs
-from trellis_ts.forecaster.streaming.state import StreamState, advance, forecast_state
+from trellis_ts.forecaster.streaming.state import StreamState, advance, forecast_state, stream_decay
 
 __all__ = ["read_series", "origin_forecasts"]
 
@@ -46,7 +45,7 @@ def read_series(model, config, data: StreamInputs, names, keep_tokens: bool = Fa
         data.values,
         data.dynamic,
         static_vectors(model, data),
-        decay_for(config.norm_window),
+        stream_decay(config),
         keep_tokens=keep_tokens,
     )
     return state, records

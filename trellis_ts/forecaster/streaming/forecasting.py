@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 
-from trellis_ts.data.features.running import decay_for
 from trellis_ts.data.io.frames import Panel
 from trellis_ts.data.windows import select_windows
 from trellis_ts.errors import DataError
@@ -19,7 +18,7 @@ from trellis_ts.forecaster.backtest import Backtest, warn_in_sample
 from trellis_ts.forecaster.conformal import calibration_of, validation_windows
 from trellis_ts.forecaster.streaming.backtest import origin_forecasts, read_series, static_vectors
 from trellis_ts.forecaster.streaming.inputs import stream_inputs
-from trellis_ts.forecaster.streaming.state import StreamState, advance, forecast_state
+from trellis_ts.forecaster.streaming.state import StreamState, advance, forecast_state, stream_decay
 from trellis_ts.forecaster.streaming.training import train_streaming
 
 __all__ = ["fit_streaming", "stream_forecast", "stream_backtest", "advanced_state"]
@@ -113,7 +112,7 @@ def advanced_state(f, added: Panel) -> StreamState:
         data.values,
         data.dynamic,
         static_vectors(model, data),
-        decay_for(config.norm_window),
+        stream_decay(config),
     )
     return state
 

@@ -23,11 +23,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from trellis_ts.data.features.running import mean_std, moments
+from trellis_ts.data.features.running import decay_for, mean_std, moments
 from trellis_ts.layers import MixerState, WindowCache
 from trellis_ts.models.streaming import N_TOKEN_STATS
 
-__all__ = ["StreamState", "TokenRecord", "advance", "token_inputs", "forecast_state"]
+__all__ = [
+    "StreamState",
+    "TokenRecord",
+    "advance",
+    "forecast_state",
+    "stream_decay",
+    "token_inputs",
+]
 
 SEGMENT_TOKENS = 256  # tokens per model call when a long stretch is read (bounded memory)
 TOKENS_PER_CALL = 65_536  # series x tokens per model call
@@ -159,6 +166,14 @@ class TokenRecord:
     ends: np.ndarray  # int64 [c]
     stats: np.ndarray  # float64 [c, 2]
     outputs: torch.Tensor  # float32 [c, D]
+
+
+def stream_decay(config) -> float:
+    """The causal normalisation's decay per step: a trailing window of `norm_window` steps
+    (None: `context_length`, the window a window model normalises over; 0: running statistics
+    since the first step)."""
+    window = config.context_length if config.norm_window is None else config.norm_window
+    return decay_for(window)
 
 
 def _as_dict(state) -> dict[str, torch.Tensor]:

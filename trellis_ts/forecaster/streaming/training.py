@@ -21,16 +21,20 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trellis_ts.data.features.running import decay_for, moments
+from trellis_ts.data.features.running import moments
 from trellis_ts.data.splits import train_val_ranges
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.lightning_module import TrellisLightningModule, forecast_loss
 from trellis_ts.forecaster.streaming.inputs import StreamInputs
-from trellis_ts.forecaster.streaming.state import token_inputs
+from trellis_ts.forecaster.streaming.state import stream_decay, token_inputs
 from trellis_ts.forecaster.training import run_training
 from trellis_ts.models.covariates import ModelInputs
 
 __all__ = ["SeriesTokens", "StreamingLightningModule", "train_streaming"]
+
+# Random crops per epoch: enough that each training token is read about this many times (an
+# epoch of one crop per span was 4 optimiser steps on ETTh1, too few for the step budget).
+CROP_DRAWS = 8
 
 
 class SeriesTokens:
@@ -201,7 +205,7 @@ def train_streaming(
         _, val_ranges = train_val_ranges(
             lengths, config.context_length, H, config.val_fraction, names=names
         )
-    decay = decay_for(config.norm_window)
+    decay = stream_decay(config)
     series = [
         SeriesTokens(v, None if data.dynamic is None else data.dynamic[i], P, decay)
         for i, v in enumerate(data.values)
@@ -215,7 +219,7 @@ def train_streaming(
     crops = []
     for s, hi in enumerate(train_hi):
         usable = max(0, (hi - 1) // P)  # tokens with a target in the training part
-        crops += [(s, 0, width)] * max(1, math.ceil(usable / config.crop_tokens))
+        crops += [(s, 0, width)] * max(1, math.ceil(CROP_DRAWS * usable / config.crop_tokens))
     train_set = CropDataset(
         series,
         crops,
