@@ -229,7 +229,9 @@ class AutoModel:
         for name, weight in self.choice.weights.items():
             if name in self.networks:
                 sub = self.networks[name]
-                series, mean, scale = sub.scaling_.series_set_with_stats(panel, future=ahead)
+                series, mean, scale = sub.scaling_.series_set_with_stats(
+                    panel, future=ahead, window=L
+                )
                 contexts = np.stack([v[-L:] for v in panel.values])
                 _, point, _ = sub._forecast(final_windows(series, L, H), contexts, mean, scale)
             else:  # estimated again on all the history: cheap, and never skipped here

@@ -21,6 +21,7 @@ from trellis_ts.data.features import transforms
 from trellis_ts.data.features.calendar import calendar_features_for, check_calendar_names
 from trellis_ts.data.features.covariates import ColumnRoles
 from trellis_ts.data.features.future import future_frame, read_future
+from trellis_ts.data.io.extend import extend_panel, read_rows
 from trellis_ts.data.io.frames import Panel, to_panel
 from trellis_ts.data.io.writing import to_frame
 from trellis_ts.data.splits import train_val_ranges
@@ -333,7 +334,7 @@ class TrellisForecaster(BaseEstimator):
         self.inputs_ = inputs
         self.model_ = model
         self.scaling_ = scaling
-        self.history_ = panel.tail(config.context_length)
+        self.history_ = panel.tail(self._tail_length())
         self.freq_ = panel.freq
         # The time span each series was fitted on: evaluate() warns when it scores inside it.
         self.fit_span_ = {
@@ -356,9 +357,7 @@ class TrellisForecaster(BaseEstimator):
         self.config_, self.columns_, self.scaling_ = config, columns, scaling
         self.inputs_ = ModelInputs()
         self.model_ = build_model(model_spec(placeholder_config(config)))
-        self.history_ = panel.tail(
-            min(int(panel.lengths().min()), STATS_MAX_LENGTH + self.auto_.choice.holdout)
-        )
+        self.history_ = panel.tail(self._tail_length())
         self.freq_ = panel.freq
         self.fit_span_ = {
             "names": list(panel.names),
@@ -403,9 +402,10 @@ class TrellisForecaster(BaseEstimator):
             )
 
     def _history(self, df: pd.DataFrame | None) -> Panel:
-        """The panel to forecast from: the fit data's tail, or `df` matched to the fit's series."""
+        """The panel to forecast from: the stored tail (of the fit data and the rows given to
+        `update`), or `df` matched to the fit's series."""
         if df is None:
-            return self.history_
+            return self._long_enough(self.history_)
         fitted = self.history_.layout
         if isinstance(df, pd.DataFrame):
             lacking = [c for c in fitted.covariates if c not in df.columns]
@@ -436,6 +436,10 @@ class TrellisForecaster(BaseEstimator):
                     f"column(s) {missing} seen in fit are missing; pass a frame with columns {names}"
                 )
             panel = panel.take([panel.names.index(n) for n in names])
+        return self._long_enough(panel)
+
+    def _long_enough(self, panel: Panel) -> Panel:
+        """`panel`, if every series holds the `context_length` steps a forecast reads."""
         short = [
             (n, len(v))
             for n, v in zip(panel.names, panel.values, strict=True)
@@ -552,7 +556,9 @@ class TrellisForecaster(BaseEstimator):
                 self, panel, df is not None, ahead, levels, calibration
             )
         else:
-            series, mean, scale = self.scaling_.series_set_with_stats(panel, future=ahead)
+            series, mean, scale = self.scaling_.series_set_with_stats(
+                panel, future=ahead, window=config.context_length
+            )
             out, point, bounds = self._forecast(
                 final_windows(series, config.context_length, H),
                 contexts,
@@ -581,6 +587,57 @@ class TrellisForecaster(BaseEstimator):
         self._check_fitted()
         panel = self._history(df)
         return future_frame(panel, self.config_.prediction_length, self.scaling_.calendar)
+
+    # ------------------------------------------------------------------ updating
+    def update(self, df: pd.DataFrame) -> TrellisForecaster:
+        """Append new rows to the stored history, without refitting; `predict()` then
+        forecasts from the new end.
+
+        `df` has the fit's columns (wide: the time, every fitted column and the covariates;
+        long: id, time, target and covariates) and continues each series after its last
+        timestamp; a long frame may start new series (they need `context_length` steps before
+        `predict` forecasts them, and are scaled by their last `context_length` values). A
+        window model keeps each series' last `context_length` steps, an auto model the longer
+        tail its statistical candidates estimate on, so that `update(a); update(b)`,
+        `update(pd.concat([a, b]))` and `predict` of the whole history agree. A gap at the join
+        and missing values are filled as a fresh read of the whole history would (the fit's
+        `fill_gaps` and `missing`). Rows at or before a series' end, a gap or missing value the
+        fit's policies do not fill, a missing or extra column, another frequency: `DataError`,
+        and the model is left as it was. Returns self.
+        """
+        self._check_fitted()
+        history = self.history_
+        rows = read_rows(
+            df,
+            history.layout,
+            freq=self.freq_,
+            fill_gaps=self.config_.fill_gaps,
+            dayfirst=self.columns_.get("dayfirst"),
+            date_format=self.columns_.get("date_format"),
+            names=history.names,
+        )
+        extended, added = extend_panel(
+            history, rows, missing=self.config_.missing, fill_gaps=self.config_.fill_gaps
+        )
+        for name, values in zip(added.names, added.values, strict=True):  # log1p's negatives
+            transforms.forward(self.config_.target_transform, values, f"series {name!r}")
+        self._advance(added, extended)
+        self.summary_.extra["updates"] = self.summary_.extra.get("updates", 0) + 1
+        return self
+
+    def _advance(self, added: Panel, extended: Panel) -> None:
+        """Take in the validated new rows: `added` holds the steps just added to each series
+        that got rows (in `extended`'s order; the series of `extended` without new rows are
+        not in it), `extended` every series' stored tail with them joined on. The only place
+        `update` changes the model: nothing is assigned before every check has passed."""
+        self.history_ = extended.tail(self._tail_length())
+
+    def _tail_length(self) -> int:
+        """How many of each series' last steps `history_` keeps: the context a forecast reads,
+        or for an auto model what its statistical candidates estimate on, plus its holdout."""
+        if getattr(self, "auto_", None) is not None:
+            return STATS_MAX_LENGTH + self.auto_.choice.holdout
+        return self.config_.context_length
 
     # ------------------------------------------------------------------ evaluation
     def backtest(

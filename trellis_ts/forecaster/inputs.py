@@ -112,11 +112,13 @@ class InputScaling:
             feat_static_cat=tuple(len(v) for v in self.categories.values()),
         )
 
-    def _target_stats(self, panel: Panel, seen: list[np.ndarray]):
+    def _target_stats(self, panel: Panel, seen: list[np.ndarray], window: int | None = None):
         """Per-series mean and scale ``[n]`` of the targets as the model sees them (``seen``):
-        the fit's for known series, a new id's own."""
+        the fit's for known series, a new id's own: of its last ``window`` values when given
+        (the context a forecast reads, so that it does not depend on how much older history
+        came with it), else of all of them."""
         stats = [
-            known or location_scale(v)
+            known or location_scale(v if window is None else v[-window:])
             for known, v in zip(self.target.lookup(panel.names), seen, strict=True)
         ]
         mean, scale = np.array(stats, dtype=np.float64).reshape(-1, 2).T
@@ -129,13 +131,18 @@ class InputScaling:
         return self.series_set_with_stats(panel, future)[0]
 
     def series_set_with_stats(
-        self, panel: Panel, future: Sequence[np.ndarray] | None = None
+        self,
+        panel: Panel,
+        future: Sequence[np.ndarray] | None = None,
+        window: int | None = None,
     ) -> tuple[SeriesSet, np.ndarray, np.ndarray]:
         """`series_set`, and the per-series mean and scale ``[n]`` its targets were scaled with
-        (what a forecast is scaled back with): the target transform runs once for both."""
+        (what a forecast is scaled back with): the target transform runs once for both. A
+        series unseen in fit is scaled by its last ``window`` values when given (a forecast
+        passes its context length), else by all of them."""
         cov, layout = panel.covariates, panel.layout
         seen = self._seen(self.transform, panel)  # scaled after the target transform
-        mean, scale = self._target_stats(panel, seen)
+        mean, scale = self._target_stats(panel, seen, window)
         target = [
             ((v - m) / s).astype(np.float32) for v, m, s in zip(seen, mean, scale, strict=True)
         ]

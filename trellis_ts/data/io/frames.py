@@ -36,13 +36,14 @@ __all__ = [
     "Panel",
     "id_columns",
     "id_name",
+    "fill_missing",
     "panel_from_arrays",
     "series_keys",
     "to_float",
     "to_panel",
 ]
 
-_MISSING_POLICIES = ("error", "interpolate", "ffill")
+_MISSING_POLICIES = ("error", "interpolate", "ffill", "keep")
 _TARGET_FIX = "fix it, or choose other columns with target="
 _COVARIATE_FIX = (
     "covariates are numbers (encode a category as 0/1 columns, or pass a per-series label as a "
@@ -153,7 +154,9 @@ def to_panel(
 
     Long layout when ``id_col`` is given, when there is a "unique_id" column, or when the time
     column repeats timestamps and one text column names the series; otherwise wide (see
-    `trellis_ts.data.io.columns`). ``missing`` is "error", "interpolate" or "ffill";
+    `trellis_ts.data.io.columns`). ``missing`` is "error", "interpolate" or "ffill" (or "keep":
+    missing values stay NaN, for a caller that fills them later, as `extend_panel` does once it
+    sees the history before them);
     ``fill_gaps=True`` reindexes irregular timestamps to ``freq`` (new rows are then handled by
     ``missing``). ``dayfirst`` settles dates like 01/02/2020 (None: from the values, or an
     error when they do not settle it); ``date_format`` is a strptime format, or "excel", "unix",
@@ -243,7 +246,7 @@ def _wide_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fil
         full[grid.dest] = mat
         mat = full
     idx = grid.indexes[0]
-    filled = [_fill_missing(mat[:, j], missing, labels[j], idx) for j in range(len(columns))]
+    filled = [fill_missing(mat[:, j], missing, labels[j], idx) for j in range(len(columns))]
     values = tuple(filled[: len(targets)])
     names = tuple(str(c) for c in targets)
     dyn = np.stack(filled[len(targets) :], axis=1) if roles.dynamic else np.zeros((len(idx), 0))
@@ -326,14 +329,14 @@ def _long_panel(df, cols: Columns, roles: ColumnRoles, times, freq, missing, fil
     bad = np.logical_or.reduceat(~np.isfinite(y), starts)
     parts = np.split(y, starts[1:])
     for i in np.flatnonzero(bad):  # a loop over flawed series only
-        parts[i] = _fill_missing(parts[i], missing, f"series {names[i]!r}", grid.indexes[i])
+        parts[i] = fill_missing(parts[i], missing, f"series {names[i]!r}", grid.indexes[i])
     dyn_parts = np.split(dyn, starts[1:])
     if dyn.shape[1]:
         bad = np.logical_or.reduceat(~np.isfinite(dyn), starts, axis=0)  # [n_series, D]
         for i, k in zip(*np.nonzero(bad), strict=True):
             where = f"{_role_label(roles, roles.dynamic[k])} of series {names[i]!r}"
             dyn_parts[i] = dyn_parts[i].copy()
-            dyn_parts[i][:, k] = _fill_missing(dyn_parts[i][:, k], missing, where, grid.indexes[i])
+            dyn_parts[i][:, k] = fill_missing(dyn_parts[i][:, k], missing, where, grid.indexes[i])
     split = [_split_dynamic(d, roles) for d in dyn_parts]
     covariates = Covariates(
         past=tuple(p for p, _ in split),
@@ -406,8 +409,12 @@ def to_float(col: pd.Series, label: str, fix: str = _TARGET_FIX) -> np.ndarray:
     return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _fill_missing(v: np.ndarray, missing: str, label: str, index: pd.Index) -> np.ndarray:
-    """Apply the missing-value policy to one series ``[T]`` (NaN and +-inf count as missing)."""
+def fill_missing(v: np.ndarray, missing: str, label: str, index: pd.Index) -> np.ndarray:
+    """Apply the missing-value policy to one series ``[T]`` (NaN and +-inf count as missing).
+
+    ``label`` names the series in messages, ``index`` gives its timestamps."""
+    if missing == "keep":
+        return v
     ok = np.isfinite(v)
     if ok.all():
         return v
