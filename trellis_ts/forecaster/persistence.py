@@ -491,6 +491,8 @@ def load_state(path: str | os.PathLike) -> FittedState:
         summary = TrainingSummary(
             **{k: meta["summary"][k] for k in TrainingSummary.__dataclass_fields__ if k != "extra"}
         )
+        if "updates" in meta["summary"]:  # how many times `update` ran (it keeps counting)
+            summary.extra["updates"] = int(meta["summary"]["updates"])
         saved = meta.get("conformal")  # absent in models saved before intervals existed
         calibration = (
             None

@@ -67,7 +67,11 @@ def read_rows(
         )
     extra = [c for c in df.columns if c not in expected]
     if extra:
-        what = "a series the model was not fitted on" if layout.format == "wide" else "not used"
+        what = (
+            "a series the model was not fitted on"
+            if layout.format == "wide"
+            else "the model does not read it"
+        )
         raise DataError(
             f"the new rows have an extra column {extra[0]!r} ({what}); pass only the fit's "
             f"columns {expected}"
@@ -285,11 +289,10 @@ def _covariates(history, rows, joined, new, gaps, missing) -> Covariates:
 def _check_static(history: Panel, rows: Panel, joined: dict) -> None:
     """A known series' static covariates keep their values (a fresh read would refuse a change)."""
     for column in history.layout.static_covariates:
+        stored = history.covariates.static[column].tolist()  # Python values, as messages show
+        given = rows.covariates.static[column].tolist()
         for i, j in joined.items():
-            before, after = (
-                history.covariates.static[column].iloc[i],
-                rows.covariates.static[column].iloc[j],
-            )
+            before, after = stored[i], given[j]
             if before != after:
                 raise DataError(
                     f"static covariate {column!r} of series {history.names[i]!r} is {after!r} in "
