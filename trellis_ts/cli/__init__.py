@@ -2,7 +2,7 @@
 
 - `app`: the one Typer app, its shared options and `prepare` (data read and checked before the
   model code loads);
-- `commands`: `forecast`, `fit`, `predict`, `evaluate`; `research`: `tune`, `benchmark`;
+- `commands`: `forecast`, `fit`, `predict`, `update`, `evaluate`; `research`: `tune`, `benchmark`;
 - `outputs`: output files written whole or not at all; `report`: the summary lines.
 
 Each command module registers its commands on `app` when imported; `main` imports both.

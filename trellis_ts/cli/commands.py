@@ -1,4 +1,4 @@
-"""The forecasting commands (`forecast`, `fit`, `predict`, `evaluate`): a thin Typer layer
+"""The forecasting commands (`forecast`, `fit`, `predict`, `update`, `evaluate`): a thin Typer layer
 over `TrellisForecaster`.
 
 Options are shared through `Annotated` aliases and decorators: `data_options` (input),
@@ -12,6 +12,7 @@ bad file or option answer in well under a second.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -367,9 +368,12 @@ def fit(
     report("fit", forecaster, outputs, quiet=quiet, as_json=as_json)
 
 
+STORED_END = "CSV file with the history to forecast from (default: the model's stored end)."
+
+
 @app.command()
 @user_errors
-@data_options("CSV file with the history to forecast from (default: the end of the fit data).")
+@data_options(STORED_END)
 def predict(
     data: DataSource,
     model_dir: ModelDir,
@@ -382,7 +386,11 @@ def predict(
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Forecast with a saved model from the end of the data (column options: the model's)."""
+    """Forecast with a saved model from the end of the data, or of its stored history.
+
+    Without a data file the forecast starts after the history the model stores: its fit data
+    and the rows given to `trellis-ts update`. Column options: the model's.
+    """
     started = time.perf_counter()
     check_outputs(
         inputs=(data.csv, future), force=force, model_dir=model_dir, output=output, plot=plot
@@ -403,9 +411,54 @@ def predict(
     report("predict", forecaster, outputs, quiet=quiet, as_json=as_json, started=started)
 
 
+@app.command()
+@user_errors
+@data_options("CSV file of new rows: the fit's columns, continuing each series after its end.")
+def update(
+    data: DataSource,
+    model_dir: ModelDir,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Append new rows to a saved model's history and save it in place, without refitting.
+
+    `trellis-ts predict --model-dir M` then forecasts from the new end. The rows are read with
+    the model's column options; a failed update leaves the model directory as it was.
+    """
+    started = time.perf_counter()
+    check_model_dir(model_dir, existing=True)
+    df = data.read()  # a bad file fails before the model loads
+    forecaster = load_model(model_dir, data.columns)
+    before = dict(zip(forecaster.history_.names, forecaster.history_.index, strict=True))
+    forecaster.update(df)
+    forecaster.save(model_dir)  # a new directory swapped in whole: never half old, half new
+    history = forecaster.history_
+    ends = {n: ix[-1] for n, ix in zip(history.names, history.index, strict=True)}
+    touched = [n for n in history.names if n not in before or before[n][-1] != ends[n]]
+    new = sum(n not in before for n in history.names)
+    end = max(ends[n] for n in touched)
+    record = {
+        "command": "update",
+        "seconds": round(time.perf_counter() - started, 3),
+        "rows": len(df),
+        "series": len(touched),
+        "new_series": new,
+        "end": str(end),
+        "updates": forecaster.summary_.extra.get("updates"),
+        "outputs": {"model_dir": str(model_dir)},
+    }
+    if as_json:
+        typer.echo(json.dumps(record))
+    elif not quiet:
+        series = f"{len(touched)} series" + (f" ({new} new)" if new else "")
+        typer.echo(
+            f"Added {len(df)} rows to {series} of {model_dir}; the history now ends at {end}."
+        )
+
+
 @app.command("future-frame")
 @user_errors
-@data_options("CSV file with the history to forecast from (default: the end of the fit data).")
+@data_options(STORED_END)
 def future_frame(
     data: DataSource,
     model_dir: ModelDir,
