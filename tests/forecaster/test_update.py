@@ -144,6 +144,25 @@ def test_auto_long_series_of_unequal_lengths_keep_their_own_tails():
     same(f.update(a).predict(), f.predict(df))
 
 
+@pytest.mark.parametrize(
+    "times",
+    [
+        pd.RangeIndex(0, 120),  # integer time in the index
+        pd.date_range("2024-01-05", periods=120, freq="D", tz="Europe/Paris"),  # 23/25 h days
+        pd.date_range("2000-01-31", periods=120, freq="ME"),  # a calendar offset
+    ],
+    ids=["integer", "zoned days", "month ends"],
+)
+def test_time_axes_join_on_their_grid(times):
+    df = wide().drop(columns="date").set_index(times)
+    freq = "ME" if getattr(times, "freqstr", None) == "ME" else None
+    f = TrellisForecaster(**PARAMS, freq=freq, fill_gaps=True, missing="interpolate")
+    f.fit(df.iloc[:70])  # March's change of clocks falls inside the update of zoned days
+    rows = df.iloc[75:]  # five steps missing at the join
+    full = f.predict(pd.concat([df.iloc[:70], rows]))
+    same(f.update(rows.iloc[:30]).update(rows.iloc[30:]).predict(), full)
+
+
 # ------------------------------------------------------------------ new series
 
 

@@ -152,22 +152,23 @@ def extend_panel(
     new = [j for j, n in enumerate(rows.names) if n not in known]
     joined = {known[rows.names[j]]: j for j in old}  # history series -> rows series
 
-    gaps = {i: _join(history, rows, i, j, fill_gaps) for i, j in joined.items()}
+    offset = _offset(history.freq)
+    gaps = {i: _join(history, rows, i, j, offset, fill_gaps) for i, j in joined.items()}
     values, index = list(history.values), list(history.index)
     label = "column" if wide else "series"
     for i, j in joined.items():
         gap = gaps[i]
         stacked = np.concatenate([history.values[i], np.full(len(gap), np.nan), rows.values[j]])
-        where = history.index[i].append(gap).append(rows.index[j])
-        values[i] = _filled(stacked, missing, f"{label} {history.names[i]!r}", where)
-        index[i] = where
+        parts = [history.index[i], *([gap] if len(gap) else []), rows.index[j]]
+        index[i] = parts[0].append(parts[1:])
+        values[i] = fill_missing(stacked, missing, f"{label} {history.names[i]!r}", index[i])
     for j in new:  # a new series: its rows alone, as a fresh read of them would fill them
         values.append(
             fill_missing(rows.values[j], missing, f"series {rows.names[j]!r}", rows.index[j])
         )
         index.append(rows.index[j])
 
-    covariates = _covariates(history, rows, joined, new, gaps, missing)
+    covariates = _covariates(history, rows, joined, new, gaps, index, missing)
     extended = dataclasses.replace(
         history,
         values=tuple(values),
@@ -183,7 +184,14 @@ def extend_panel(
     return extended, added
 
 
-def _join(history: Panel, rows: Panel, i: int, j: int, fill_gaps: bool) -> pd.Index:
+def _offset(freq: Any) -> Any:
+    """The step of `freq`: an int for integer time, else a pandas offset."""
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
+        return int(freq)
+    return parse_freq(freq, is_datetime=True)
+
+
+def _join(history: Panel, rows: Panel, i: int, j: int, offset: Any, fill_gaps: bool) -> pd.Index:
     """The timestamps missing between series `i`'s end and its first new row `j` (empty when
     the rows start right after it); `DataError` when they do not continue the series."""
     name, last, first = history.names[i], history.index[i][-1], rows.index[j][0]
@@ -199,7 +207,11 @@ def _join(history: Panel, rows: Panel, i: int, j: int, fill_gaps: bool) -> pd.In
             f"the new rows of {series} start at {first}, at or before its last timestamp "
             f"{last}; pass only rows after it"
         )
-    steps = _steps_after(last, first, history.freq, limit=10 * len(rows.values[j]) + 100_000)
+    if _next(last, offset) == first:  # the usual case: the rows start right after the end
+        return rows.index[j][:0]
+    steps = _steps_after(
+        last, first, history.freq, offset, limit=10 * len(rows.values[j]) + 100_000
+    )
     if steps is None:
         raise DataError(
             f"the new row at {first} of {series} is not on the {history.freq!r} grid after its "
@@ -214,12 +226,21 @@ def _join(history: Panel, rows: Panel, i: int, j: int, fill_gaps: bool) -> pd.In
     return steps[:-1]
 
 
-def _steps_after(last: Any, first: Any, freq: Any, *, limit: int) -> pd.Index | None:
+def _next(last: Any, offset: Any) -> Any:
+    """The step after `last` where one step is a fixed length (None where it is not: calendar
+    offsets, and days in a time zone, which may last 23 or 25 hours)."""
+    if isinstance(offset, int):
+        return int(last) + offset
+    if isinstance(offset, pd.offsets.Tick) and (last.tz is None or offset.nanos % (86_400 * 10**9)):
+        return last + pd.Timedelta(offset.nanos)
+    return None
+
+
+def _steps_after(last: Any, first: Any, freq: Any, offset: Any, *, limit: int) -> pd.Index | None:
     """The `freq` steps after `last` up to `first` included, or None if `first` is not one."""
-    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
-        n, off_grid = divmod(int(first) - int(last), int(freq))
+    if isinstance(offset, int):
+        n, off_grid = divmod(int(first) - int(last), offset)
     else:
-        offset = parse_freq(freq, is_datetime=True)
         if isinstance(offset, pd.offsets.Tick):  # round: a day in a zone may last 23 or 25 hours
             n, off_grid = round((first - last) / pd.Timedelta(offset.nanos)), 0
         else:
@@ -235,11 +256,7 @@ def _steps_after(last: Any, first: Any, freq: Any, *, limit: int) -> pd.Index | 
     return steps if steps[-1] == first else None
 
 
-def _filled(values: np.ndarray, missing: str, label: str, index: pd.Index) -> np.ndarray:
-    return fill_missing(values, missing, label, index) if missing != "keep" else values
-
-
-def _covariates(history, rows, joined, new, gaps, missing) -> Covariates:
+def _covariates(history, rows, joined, new, gaps, index, missing) -> Covariates:
     """The covariates of the extended panel: each group's time-varying values joined like its
     first series' targets, new series' groups and static rows appended."""
     cov, add = history.covariates, rows.covariates
@@ -254,14 +271,14 @@ def _covariates(history, rows, joined, new, gaps, missing) -> Covariates:
             continue
         j = joined[first]
         h = rows.covariates.group[j]
-        where = history.index[first].append(gaps[first]).append(rows.index[j])
+        where = index[first]  # the joined time index of the group's first series
         for parts, extra, offset in ((past, add.past, 0), (future, add.future, n_past)):
             block = np.concatenate(
                 [parts[g], np.full((len(gaps[first]), parts[g].shape[1]), np.nan), extra[h]]
             )
             of = "" if layout.format == "wide" else f" of series {history.names[first]!r}"
             for k in range(block.shape[1]):
-                block[:, k] = _filled(block[:, k], missing, f"{labels[offset + k]}{of}", where)
+                block[:, k] = fill_missing(block[:, k], missing, f"{labels[offset + k]}{of}", where)
             parts[g] = block
     group = cov.group.tolist()
     for j in new:
