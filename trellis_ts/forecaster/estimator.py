@@ -404,8 +404,8 @@ class TrellisForecaster(BaseEstimator):
     def _history(self, df: pd.DataFrame | None) -> Panel:
         """The panel to forecast from: the stored tail (of the fit data and the rows given to
         `update`), or `df` matched to the fit's series."""
-        if df is None:
-            return self._long_enough(self.history_)
+        if df is None:  # a streaming model forecasts from its state, after a first patch
+            return self.history_ if self.config_.streaming else self._long_enough(self.history_)
         fitted = self.history_.layout
         if isinstance(df, pd.DataFrame):
             lacking = [c for c in fitted.covariates if c not in df.columns]
