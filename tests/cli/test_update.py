@@ -88,3 +88,21 @@ def test_predict_without_data_still_refuses_outputs_into_the_model_dir(tmp_path)
     result = run("predict", "--model-dir", model_dir, "-o", model_dir / "fc.csv")
     assert result.exit_code == 2 and "model" in result.stderr
     assert files(model_dir) == before
+
+
+def test_a_streaming_model_updates_its_state_on_the_command_line(tmp_path):
+    whole = write_wide(tmp_path / "all.csv")
+    df = pd.read_csv(whole)
+    df.iloc[:120].to_csv(tmp_path / "fit.csv", index=False)
+    df.iloc[120:133].to_csv(tmp_path / "a.csv", index=False)  # ends inside a patch
+    df.iloc[133:].to_csv(tmp_path / "b.csv", index=False)
+    model_dir = tmp_path / "model"
+    streaming = [a for a in TINY if a not in ("--patch-stride", "4", "--model", "encoder")]
+    ok("fit", tmp_path / "fit.csv", "--model-dir", model_dir, "--streaming", *streaming)
+    assert json.loads((model_dir / "model.json").read_text())["stream"] is not None
+    fresh = ok("predict", whole, "--model-dir", model_dir, "-q").stdout
+    ok("update", tmp_path / "a.csv", "--model-dir", model_dir)
+    ok("update", tmp_path / "b.csv", "--model-dir", model_dir)
+    out = tmp_path / "fc.csv"
+    ok("predict", "--model-dir", model_dir, "-q", "-o", out)
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(io.StringIO(fresh)), rtol=1e-5)

@@ -172,3 +172,61 @@ def test_a_history_shorter_than_a_patch_cannot_be_forecast(fitted):
 def test_settings_streaming_cannot_take_are_refused(settings, words):
     with pytest.raises(ConfigError, match=words):
         TrellisForecaster(**(STREAM | settings)).fit(frame())
+
+
+# ------------------------------------------------------------------ update
+
+
+def _state_arrays(f):
+    s = f.stream_
+    layers = [{k: v.clone() for k, v in layer.items()} for layer in s.layers]
+    return (list(s.names), s.seen.copy(), s.sums.copy(), s.partial.copy(), s.recent.copy(), layers)
+
+
+@pytest.mark.parametrize("mixer", ["trellis", "attention"])
+def test_update_in_pieces_equals_one_update_and_a_fresh_read(mixer):
+    df = frame(200)
+    f = TrellisForecaster(**STREAM, mixer=mixer).fit(df.iloc[:120])
+    g = TrellisForecaster(**STREAM, mixer=mixer).fit(df.iloc[:120])
+    a, b, c = df.iloc[120:123], df.iloc[123:124], df.iloc[124:157]  # splits inside patches
+    f.update(a).update(b).update(c)
+    g.update(pd.concat([a, b, c]))
+    fresh = f.predict(df.iloc[:157])
+    for got in (f.predict(), g.predict()):
+        pd.testing.assert_frame_equal(got, fresh, rtol=1e-5, atol=1e-5)
+    assert f.predict()["date"].iloc[0] == df["date"].iloc[157]
+    assert int(f.stream_.seen[0]) == 157 and f.stream_.nbytes() == g.stream_.nbytes()
+
+
+def test_new_ids_start_a_state_and_failed_updates_change_nothing(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 140
+    t = pd.date_range("2024-01-01", periods=n, freq="h")
+    long = pd.concat(
+        [
+            pd.DataFrame(
+                {"unique_id": k, "ds": t, "y": 5 * i + np.sin(np.arange(n) / 4) + rng.random(n)}
+            )
+            for i, k in enumerate(["x", "y", "z"])
+        ]
+    )
+    old = long[long["unique_id"] != "z"]
+    f = TrellisForecaster(**STREAM).fit(old[old["ds"] < t[100]])
+    before, forecast = _state_arrays(f), f.predict()
+    bad = old[old["ds"] >= t[100]].copy()
+    bad.loc[bad.index[3], "y"] = np.nan
+    for rows in (bad, old[old["ds"] >= t[98]], old[old["ds"] >= t[102]]):
+        with pytest.raises(DataError):
+            f.update(rows)
+        after = _state_arrays(f)
+        assert after[0] == before[0]
+        for x, y in zip(after[1:5], before[1:5], strict=True):
+            np.testing.assert_array_equal(x, y)
+        pd.testing.assert_frame_equal(f.predict(), forecast)
+    rest = long[(long["ds"] >= t[100]) | (long["unique_id"] == "z")]
+    f.update(rest[rest["ds"] < t[110]]).update(rest[rest["ds"] >= t[110]])
+    assert f.stream_.names == ["x", "y", "z"] and int(f.stream_.seen[2]) == n
+    fresh = f.predict(long)
+    pd.testing.assert_frame_equal(f.predict(), fresh, rtol=1e-5, atol=1e-5)
+    f.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(TrellisForecaster.load(tmp_path / "m").predict(), f.predict())

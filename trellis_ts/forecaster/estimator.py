@@ -51,6 +51,7 @@ from trellis_ts.forecaster.persistence import _move_into_place as move_into_plac
 from trellis_ts.forecaster.sizing import model_spec, resolve_sizes
 from trellis_ts.forecaster.statistical import STATS_MAX_LENGTH
 from trellis_ts.forecaster.streaming.forecasting import (
+    advanced_state,
     fit_streaming,
     stream_backtest,
     stream_forecast,
@@ -629,8 +630,12 @@ class TrellisForecaster(BaseEstimator):
         """Take in the validated new rows: `added` holds the steps just added to each series
         that got rows (in `extended`'s order; the series of `extended` without new rows are
         not in it), `extended` every series' stored tail with them joined on. The only place
-        `update` changes the model: nothing is assigned before every check has passed."""
+        `update` changes the model: nothing is assigned before every check has passed. A
+        streaming model reads the new rows into a copy of its state (`advanced_state`)."""
+        stream = advanced_state(self, added) if self.config_.streaming else None
         self.history_ = extended.tail(self._tail_length())
+        if stream is not None:
+            self.stream_ = stream
 
     def _tail_length(self) -> int:
         """How many of each series' last steps `history_` keeps: the context a forecast reads,
