@@ -71,7 +71,17 @@ def forecaster(args, val_fraction: float):
         max_epochs=args.max_epochs,
         min_steps=args.min_steps,
         verbose=False,
+        **dict(_setting(item) for item in args.set),
     )
+
+
+def _setting(item: str) -> tuple[str, object]:
+    """`key=value` of --set, the value read as JSON when it parses (numbers, true, null)."""
+    key, _, value = item.partition("=")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def accuracy(args) -> dict:
@@ -151,6 +161,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--max-epochs", type=int, default=None)
     parser.add_argument("--min-steps", type=int, default=500)
+    parser.add_argument("--set", action="append", default=[], help="more settings: key=value")
     parser.add_argument("--save", default=None)
     parser.add_argument("--model", default=None)
     parser.add_argument("--table", action="store_true")
@@ -170,6 +181,7 @@ def main() -> None:
         "crop": args.crop,
         "max_epochs": args.max_epochs,
         "min_steps": args.min_steps,
+        "set": args.set,
     } | run(args)
     record["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
     RESULTS.parent.mkdir(exist_ok=True)

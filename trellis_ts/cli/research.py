@@ -184,7 +184,11 @@ def benchmark(
         list[int] | None, typer.Option(help="Horizons, e.g. --horizons 96 192 336 720.")
     ] = None,
     model: Annotated[
-        str, typer.Option(help="trellis, attention, dlinear or seasonal_naive.")
+        str,
+        typer.Option(
+            help="trellis, attention, dlinear, seasonal_naive, or streaming and "
+            "streaming_attention (whole-history lookback)."
+        ),
     ] = "trellis",
     config: Annotated[
         Path | None, typer.Option(help="JSON/YAML file of model settings (TrellisConfig fields).")
