@@ -440,17 +440,23 @@ class TrellisForecaster(BaseEstimator):
         return self._long_enough(panel)
 
     def _long_enough(self, panel: Panel) -> Panel:
-        """`panel`, if every series holds the `context_length` steps a forecast reads."""
+        """`panel`, if every series holds the `context_length` steps a forecast reads (a
+        streaming model: a first full patch)."""
+        config = self.config_
+        need = config.patch_len if config.streaming else config.context_length
         short = [
-            (n, len(v))
-            for n, v in zip(panel.names, panel.values, strict=True)
-            if len(v) < self.config_.context_length
+            (n, len(v)) for n, v in zip(panel.names, panel.values, strict=True) if len(v) < need
         ]
         if short:
             name, length = short[0]
+            if config.streaming:
+                raise DataError(
+                    f"series {name!r} has {length} time steps; a streaming model forecasts after "
+                    f"its first full patch of patch_len={need} steps: pass a longer history"
+                )
             raise DataError(
                 f"series {name!r} has {length} time steps but the model needs the last "
-                f"context_length={self.config_.context_length}; pass a longer history"
+                f"context_length={need}; pass a longer history"
             )
         return panel
 
