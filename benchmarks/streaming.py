@@ -56,23 +56,23 @@ def scaled_frame(dataset: str) -> pd.DataFrame:
 def forecaster(args, val_fraction: float):
     from trellis_ts import TrellisForecaster
 
-    return TrellisForecaster(
-        prediction_length=args.horizon,
-        context_length=336,
-        streaming=True,
-        mixer=args.mixer,
-        patch_len=16,
-        norm_window=args.norm_window,
-        burn_in_tokens=args.burn_in,
-        crop_tokens=args.crop,
-        target_transform="none",
-        val_fraction=val_fraction,
-        random_state=args.seed,
-        max_epochs=args.max_epochs,
-        min_steps=args.min_steps,
-        verbose=False,
-        **dict(_setting(item) for item in args.set),
-    )
+    settings = {
+        "prediction_length": args.horizon,
+        "context_length": 336,
+        "streaming": True,
+        "mixer": args.mixer,
+        "patch_len": 16,
+        "norm_window": args.norm_window,
+        "burn_in_tokens": args.burn_in,
+        "crop_tokens": args.crop,
+        "target_transform": "none",
+        "val_fraction": val_fraction,
+        "random_state": args.seed,
+        "max_epochs": args.max_epochs,
+        "min_steps": args.min_steps,
+        "verbose": False,
+    }
+    return TrellisForecaster(**(settings | dict(_setting(item) for item in args.set)))
 
 
 def _setting(item: str) -> tuple[str, object]:
