@@ -33,8 +33,13 @@ def to_frame(
         s: _result_array(a, panel, f"columns_suffix[{s!r}]", horizon)
         for s, a in (columns_suffix or {}).items()
     }
-    if index is None:
-        index = tuple(future_index(ix[-1], panel.freq, horizon) for ix in panel.index)
+    if index is None:  # one index per distinct end (series that end together share it)
+        made: dict[Any, pd.Index] = {}
+        ends = [ix[-1] for ix in panel.index]
+        for end in ends:
+            if end not in made:
+                made[end] = future_index(end, panel.freq, horizon)
+        index = tuple(made[end] for end in ends)
     if len(index) != panel.n_series or any(len(ix) != horizon for ix in index):
         raise DataError(
             f"index must hold {panel.n_series} time indexes of length {horizon} (one per series)."
@@ -49,7 +54,10 @@ def to_frame(
         for suffix, arr in extras.items():
             data.update({f"{c}_{suffix}": arr[i] for i, c in enumerate(labels)})
         return with_time(data, first, layout)
-    times = index[0].append(list(index[1:])) if panel.n_series > 1 else index[0]
+    if all(ix is index[0] for ix in index):  # shared: one take instead of n appends
+        times = index[0][np.tile(np.arange(horizon), panel.n_series)]
+    else:
+        times = index[0].append(list(index[1:])) if panel.n_series > 1 else index[0]
     data = id_frame(layout, panel.ids, horizon)
     data |= {layout.time_col: times, layout.target_col: vals.ravel()}
     data.update({f"{layout.target_col}_{s}": arr.ravel() for s, arr in extras.items()})

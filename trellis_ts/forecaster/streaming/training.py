@@ -91,7 +91,8 @@ class CropDataset(Dataset):
         partial_steps = np.minimum((t + 1)[:, None] * P + offsets, len(tokens.values) - 1)
         partial = np.where(observed, (tokens.values[partial_steps] - mean) / std, 0.0)
         back = origin[:, None] - self.L + np.arange(self.L)
-        recent = np.where(back >= 0, (tokens.values[np.maximum(back, 0)] - mean) / std, 0.0)
+        inside_series = np.clip(back, 0, len(tokens.values) - 1)  # origins past the end: masked
+        recent = np.where(back >= 0, (tokens.values[inside_series] - mean) / std, 0.0)
         item = {
             "patches": tokens.patches[0, t],
             "stats": tokens.stats[0, t],
