@@ -22,7 +22,7 @@ import pandas as pd
 
 from trellis_ts.data.io.frames import Panel
 from trellis_ts.errors import ConfigError, DataError, positive_int
-from trellis_ts.metrics import naive_scale, point_metrics, quantile_metrics, seasonal_period
+from trellis_ts.metrics import quantile_metrics, seasonal_period
 
 if TYPE_CHECKING:
     from trellis_ts.data.windows import Windows
@@ -97,22 +97,39 @@ class Backtest:
         outer quantile band's coverage for a quantile model; + coverage and mean width of
         each interval level, `coverage80`, `width80`, ...)."""
         panel, w = self.panel, self.windows
-        season = seasonal_period(panel.freq)
-        qs = None if self.quantiles is None else np.array(self.quantiles)
-        rows = []
-        for i in range(len(w.series)):
-            s, start = int(w.series[i]), int(w.start[i])
-            truth = w.targets[i]
-            row = {"series": panel.names[s], "cutoff": panel.index[s][start - 1]}
-            row |= point_metrics(truth, self.point[i], naive_scale(panel.values[s][:start], season))
-            if qs is not None:
-                row |= quantile_metrics(truth, self.output[i], qs)
-            for lvl, (low, high) in self.bounds.items():
-                row[f"coverage{lvl}"] = float(np.mean((truth >= low[i]) & (truth <= high[i])))
-                row[f"width{lvl}"] = float(np.mean(high[i] - low[i]))
-            rows.append(row)
-        columns = ["series", "cutoff", "mse", "mae", "mase", "smape"]
-        return pd.DataFrame(rows, columns=None if rows else columns)
+        n = len(w.series)
+        if n == 0:
+            return pd.DataFrame(columns=["series", "cutoff", "mse", "mae", "mase", "smape"])
+        truth, point = w.targets, self.point
+        err = point - truth
+        denom = np.abs(truth) + np.abs(point)
+        ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
+        mae = np.mean(np.abs(err), axis=1)
+        scale = _naive_scales(panel, w.series, w.start, seasonal_period(panel.freq))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mase = np.where(scale > 0, mae / scale, np.nan)
+        cutoffs = np.empty(n, dtype=object)
+        for s in np.unique(w.series):  # one take per series
+            members = np.flatnonzero(w.series == s)
+            cutoffs[members] = list(panel.index[s][w.start[members] - 1])
+        table = {
+            "series": np.array(panel.names, dtype=object)[w.series],
+            "cutoff": cutoffs,
+            "mse": np.mean(err**2, axis=1),
+            "mae": mae,
+            "mase": mase,
+            "smape": 100 * np.mean(ratio, axis=1),
+        }
+        if self.quantiles is not None:
+            qs = np.array(self.quantiles)
+            scores = [quantile_metrics(truth[i], self.output[i], qs) for i in range(n)]
+            table |= {k: [row[k] for row in scores] for k in scores[0]}
+        for lvl, (low, high) in self.bounds.items():
+            table[f"coverage{lvl}"] = np.mean((truth >= low) & (truth <= high), axis=1)
+            table[f"width{lvl}"] = np.mean(high - low, axis=1)
+        frame = pd.DataFrame(table)
+        frame["cutoff"] = pd.Index(list(cutoffs))  # timestamps as a datetime column
+        return frame
 
     def forecasts(self) -> pd.DataFrame:
         """One row per series, cutoff and horizon step: `series`, `cutoff`, `timestamp`,
@@ -188,6 +205,23 @@ def run_backtest(
     return Backtest(panel, windows, output, point, quantiles, bounds)
 
 
+def _naive_scales(panel: Panel, series: np.ndarray, starts: np.ndarray, season: int) -> np.ndarray:
+    """`naive_scale` of each window's history (`panel.values[s][:start]`), from one cumulative
+    sum of absolute seasonal differences per series instead of one pass per window."""
+    out = np.full(len(series), np.nan)
+    for s in np.unique(series):
+        members = np.flatnonzero(series == s)
+        v = np.asarray(panel.values[s], dtype=np.float64)
+        start = starts[members]
+        for m, rows in ((season, start > season), (1, (start <= season) & (start > 1))):
+            if m >= len(v) or not rows.any():
+                continue
+            sums = np.concatenate([[0.0], np.cumsum(np.abs(v[m:] - v[:-m]))])
+            count = start[rows] - m
+            out[members[rows]] = sums[count] / count
+    return out
+
+
 def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:
     """A backtest table's metrics averaged over series and windows, plus the window count."""
     scores = [c for c in table.columns if c not in ("series", "cutoff")]
@@ -208,19 +242,23 @@ def warn_in_sample(
         zip(fit_span["names"], zip(fit_span["first"], fit_span["last"], strict=True), strict=True)
     )
     inside, names = 0, []
-    for s, start in zip(series_of.tolist(), start_of.tolist(), strict=True):
+    series_of, start_of = np.asarray(series_of), np.asarray(start_of)
+    for s in np.unique(series_of):  # per series: the positions of the fitted span, then compare
         name = panel.names[s]
         if name not in bounds:
             continue
         first, last = bounds[name]
-        times = panel.index[s][start : start + horizon]
+        index = panel.index[s]
         try:
-            overlaps = bool(((times >= first) & (times <= last)).any())
+            lo = index.searchsorted(first, side="left")
+            hi = index.searchsorted(last, side="right")  # positions [lo, hi) were fitted
         except TypeError:  # integer time against timestamps: the fit used another time axis
             continue
+        start = start_of[series_of == s]
+        overlaps = int(((start < hi) & (start + horizon > lo)).sum())
         if overlaps:
-            inside += 1
-            names += [] if name in names else [name]
+            inside += overlaps
+            names.append(name)
     if inside:
         shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
         warnings.warn(
