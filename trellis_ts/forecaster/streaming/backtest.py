@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from trellis_ts.forecaster.streaming.inputs import StreamInputs
-from trellis_ts.forecaster.streaming.state import StreamState, advance, forecast_state, stream_decay
+from trellis_ts.forecaster.streaming.state import (
+    StreamState,
+    advance,
+    forecast_state,
+    stream_decay,
+    window_values,
+)
 
 __all__ = ["read_series", "origin_forecasts"]
 
@@ -68,17 +74,12 @@ def origin_forecasts(
     observed = origins - (token + 1) * P
     outputs = torch.stack([records[s].outputs[t] for s, t in zip(series, token, strict=True)])
     stats = np.stack([records[s].stats[t] for s, t in zip(series, token, strict=True)])
-    steps = ((token + 1) * P)[:, None] + np.arange(P - 1)
-    partial = np.stack(
-        [
-            data.values[s][np.minimum(row, len(data.values[s]) - 1)]
-            for s, row in zip(series, steps, strict=True)
-        ]
-    )
     L = config.context_length
-    recent = np.stack(
-        [recent_values(data.values[s], o, L) for s, o in zip(series, origins, strict=True)]
-    )
+    partial, recent = np.empty((len(series), P - 1)), np.empty((len(series), L))
+    for s in np.unique(series):
+        at = np.flatnonzero(series == s)
+        partial[at] = window_values(data.values[s], (token[at] + 1) * P, P - 1)
+        recent[at] = window_values(data.values[s], origins[at] - L, L)
     future = None
     n_known = getattr(model.inputs, "feat_dynamic_real", 0)
     if n_known:
@@ -104,11 +105,3 @@ def origin_forecasts(
     if not out:
         return np.zeros((0, H))
     return np.concatenate(out)
-
-
-def recent_values(values: np.ndarray, origin: int, length: int) -> np.ndarray:
-    """The `length` steps before `origin` (NaN before the series' start)."""
-    out = np.full(length, np.nan)
-    take = values[max(0, origin - length) : origin]
-    out[length - len(take) :] = take
-    return out

@@ -32,8 +32,10 @@ __all__ = [
     "TokenRecord",
     "advance",
     "forecast_state",
+    "normalised",
     "stream_decay",
     "token_inputs",
+    "window_values",
 ]
 
 SEGMENT_TOKENS = 256  # tokens per model call when a long stretch is read (bounded memory)
@@ -307,6 +309,15 @@ def _read(model, state: StreamState, at, patches, stats, dynamic, static) -> tor
             for k, v in _as_dict(new).items():
                 layer[k][rows] = v.to(layer[k].dtype)
     return out
+
+
+def window_values(values: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """`values[start : start + length]` for each of `starts [n]`, as `[n, length]`, NaN where a
+    step falls outside the series: the partial patches after tokens and the recent steps before
+    origins, cut alike for training, forecasts and backtests."""
+    steps = np.asarray(starts)[:, None] + np.arange(length)
+    inside = (steps >= 0) & (steps < len(values))
+    return np.where(inside, values[np.clip(steps, 0, len(values) - 1)], np.nan)
 
 
 def normalised(values: np.ndarray, stats: np.ndarray) -> np.ndarray:

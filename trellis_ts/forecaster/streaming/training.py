@@ -26,7 +26,12 @@ from trellis_ts.data.splits import train_val_ranges
 from trellis_ts.forecaster.config import TrellisConfig
 from trellis_ts.forecaster.lightning_module import TrellisLightningModule, forecast_loss
 from trellis_ts.forecaster.streaming.inputs import StreamInputs
-from trellis_ts.forecaster.streaming.state import stream_decay, token_inputs
+from trellis_ts.forecaster.streaming.state import (
+    normalised,
+    stream_decay,
+    token_inputs,
+    window_values,
+)
 from trellis_ts.forecaster.training import run_training
 from trellis_ts.models.covariates import ModelInputs
 
@@ -86,13 +91,11 @@ class CropDataset(Dataset):
         mean, std = tokens.mean[0, t][:, None], tokens.std[0, t][:, None]
         inside = (steps < hi) & (origin[:, None] >= lo)
         target = np.where(inside, (tokens.values[np.minimum(steps, hi - 1)] - mean) / std, 0.0)
-        offsets = np.arange(P - 1)
-        observed = offsets[None] < r[:, None]
-        partial_steps = np.minimum((t + 1)[:, None] * P + offsets, len(tokens.values) - 1)
-        partial = np.where(observed, (tokens.values[partial_steps] - mean) / std, 0.0)
-        back = origin[:, None] - self.L + np.arange(self.L)
-        inside_series = np.clip(back, 0, len(tokens.values) - 1)  # origins past the end: masked
-        recent = np.where(back >= 0, (tokens.values[inside_series] - mean) / std, 0.0)
+        at_token = np.concatenate([mean, std], axis=1)  # [len(t), 2]: each token's statistics
+        observed = np.arange(P - 1)[None] < r[:, None]
+        after = window_values(tokens.values, (t + 1) * P, P - 1)
+        partial = normalised(np.where(observed, after, np.nan), at_token)
+        recent = normalised(window_values(tokens.values, origin - self.L, self.L), at_token)
         item = {
             "patches": tokens.patches[0, t],
             "stats": tokens.stats[0, t],
