@@ -88,29 +88,19 @@ class StreamState:
 
     def copy(self) -> StreamState:
         return StreamState(
-            list(self.names),
-            self.seen.copy(),
-            self.sums.copy(),
-            self.token_stats.copy(),
-            self.partial.copy(),
-            self.partial_dynamic.copy(),
-            self.recent.copy(),
-            self.outputs.clone(),
-            [{k: v.clone() for k, v in layer.items()} for layer in self.layers],
+            names=list(self.names),
+            **{f: getattr(self, f).copy() for f in ARRAY_FIELDS},
+            outputs=self.outputs.clone(),
+            layers=[{k: v.clone() for k, v in layer.items()} for layer in self.layers],
         )
 
     def extended(self, other: StreamState) -> StreamState:
         """This state with `other`'s series appended (new series of an update)."""
         return StreamState(
-            self.names + other.names,
-            np.concatenate([self.seen, other.seen]),
-            np.concatenate([self.sums, other.sums]),
-            np.concatenate([self.token_stats, other.token_stats]),
-            np.concatenate([self.partial, other.partial]),
-            np.concatenate([self.partial_dynamic, other.partial_dynamic]),
-            np.concatenate([self.recent, other.recent]),
-            torch.cat([self.outputs, other.outputs]),
-            [
+            names=self.names + other.names,
+            **{f: np.concatenate([getattr(self, f), getattr(other, f)]) for f in ARRAY_FIELDS},
+            outputs=torch.cat([self.outputs, other.outputs]),
+            layers=[
                 {k: torch.cat([a[k], b[k]]) for k in a}
                 for a, b in zip(self.layers, other.layers, strict=True)
             ],
@@ -118,23 +108,15 @@ class StreamState:
 
     def nbytes(self) -> int:
         """Bytes of state per series (all fields, as stored)."""
-        arrays = [self.seen, self.sums, self.token_stats, self.partial, self.partial_dynamic]
-        arrays.append(self.recent)
-        total = sum(a.nbytes for a in arrays) + self.outputs.numel() * self.outputs.element_size()
-        total += sum(v.numel() * v.element_size() for layer in self.layers for v in layer.values())
+        tensors = [self.outputs, *(v for layer in self.layers for v in layer.values())]
+        total = sum(getattr(self, f).nbytes for f in ARRAY_FIELDS)
+        total += sum(t.numel() * t.element_size() for t in tensors)
         return total // max(len(self), 1)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """Every field as a named tensor (for safetensors); the names go in the JSON."""
-        out = {
-            "stream.seen": torch.from_numpy(self.seen),
-            "stream.sums": torch.from_numpy(self.sums),
-            "stream.token_stats": torch.from_numpy(self.token_stats),
-            "stream.partial": torch.from_numpy(self.partial),
-            "stream.partial_dynamic": torch.from_numpy(self.partial_dynamic),
-            "stream.recent": torch.from_numpy(self.recent),
-            "stream.outputs": self.outputs,
-        }
+        out = {f"stream.{f}": torch.from_numpy(getattr(self, f)) for f in ARRAY_FIELDS}
+        out["stream.outputs"] = self.outputs
         for i, layer in enumerate(self.layers):
             out |= {f"stream.layers.{i}.{k}": v for k, v in layer.items()}
         return {k: v.contiguous() for k, v in out.items()}
@@ -146,26 +128,23 @@ class StreamState:
             if key.startswith("stream.layers."):
                 _, _, i, name = key.split(".", 3)
                 layers[int(i)][name] = value
-        get = {k[len("stream.") :]: v for k, v in tensors.items() if k.startswith("stream.")}
         return cls(
             names=list(names),
-            seen=get["seen"].numpy().copy(),
-            sums=get["sums"].numpy().copy(),
-            token_stats=get["token_stats"].numpy().copy(),
-            partial=get["partial"].numpy().copy(),
-            partial_dynamic=get["partial_dynamic"].numpy().copy(),
-            recent=get["recent"].numpy().copy(),
-            outputs=get["outputs"].clone(),
+            **{f: tensors[f"stream.{f}"].numpy().copy() for f in ARRAY_FIELDS},
+            outputs=tensors["stream.outputs"].clone(),
             layers=[layers[i] for i in sorted(layers)],
         )
 
 
+# The numpy fields of a `StreamState`, each `[n, ...]`.
+ARRAY_FIELDS = ("seen", "sums", "token_stats", "partial", "partial_dynamic", "recent")
+
+
 @dataclass
 class TokenRecord:
-    """What a read saw at each full patch of one series (for one-pass backtests): the token's
-    end (steps read, counted from the series' first), its statistics and the blocks' output."""
+    """What a read from a series' start saw at each full patch (for one-pass backtests): the
+    token's statistics and the blocks' output; token `t` ends after `(t + 1) * patch_len` steps."""
 
-    ends: np.ndarray  # int64 [c]
     stats: np.ndarray  # float64 [c, 2]
     outputs: torch.Tensor  # float32 [c, D]
 
@@ -269,11 +248,7 @@ def advance(
             state.token_stats[at] = np.stack([mean[:, -1], std[:, -1]], -1)
             if keep_tokens:
                 for i, j in enumerate(members):
-                    records[j] = TokenRecord(
-                        state.seen[rows[j]] + ends + 1,
-                        np.stack([mean[i], std[i]], -1),
-                        outputs[i],
-                    )
+                    records[j] = TokenRecord(np.stack([mean[i], std[i]], -1), outputs[i])
         state.partial[at] = 0.0
         state.partial[at, :rest] = buffer[:, c * P :]
         if width:
