@@ -232,3 +232,10 @@ def test_new_ids_start_a_state_and_failed_updates_change_nothing(tmp_path):
     pd.testing.assert_frame_equal(f.predict(), fresh, rtol=1e-5, atol=1e-5)
     f.save(tmp_path / "m")
     pd.testing.assert_frame_equal(TrellisForecaster.load(tmp_path / "m").predict(), f.predict())
+
+
+def test_a_streaming_backtest_checks_its_windows_as_a_window_backtest_does(fitted):
+    with pytest.raises(ConfigError, match="step=0 must be a positive integer"):
+        fitted.backtest(frame(), step=0)
+    with pytest.raises(DataError, match="shorter than context_length"):
+        fitted.backtest(frame().iloc[:20])

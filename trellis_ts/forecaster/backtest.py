@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backtest",
+    "backtest_windows",
     "check_levels",
     "quantile_columns",
     "run_backtest",
@@ -184,15 +185,8 @@ def run_backtest(
     """
     from trellis_ts.data.windows import select_windows  # torch: loaded when windows are made
 
-    step = positive_int(config.prediction_length if step is None else step, "step")
-    n_windows = None if n_windows is None else positive_int(n_windows, "n_windows")
+    step, n_windows = backtest_windows(panel, config, step, n_windows)
     L, H = config.context_length, config.prediction_length
-    too_short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
-    if too_short:
-        raise DataError(
-            f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
-            "pass a longer history to evaluate"
-        )
     series, mean, scale = scaling.series_set_with_stats(panel)
     windows = select_windows(series, L, H, step=step, n_windows=n_windows, values=panel.values)
     warn_in_sample(fit_span, panel, windows.series, windows.start, H)
@@ -220,6 +214,23 @@ def _naive_scales(panel: Panel, series: np.ndarray, starts: np.ndarray, season: 
             count = start[rows] - m
             out[members[rows]] = sums[count] / count
     return out
+
+
+def backtest_windows(
+    panel: Panel, config: TrellisConfig, step: int | None, n_windows: int | None
+) -> tuple[int, int | None]:
+    """The checked `step` (default: the horizon) and `n_windows` of a backtest of `panel`;
+    DataError when a series cannot hold one window (`context_length + prediction_length`)."""
+    step = positive_int(config.prediction_length if step is None else step, "step")
+    n_windows = None if n_windows is None else positive_int(n_windows, "n_windows")
+    L, H = config.context_length, config.prediction_length
+    too_short = [n for n, v in zip(panel.names, panel.values, strict=True) if len(v) < L + H]
+    if too_short:
+        raise DataError(
+            f"series {too_short[0]!r} is shorter than context_length + prediction_length = {L + H}; "
+            "pass a longer history to evaluate"
+        )
+    return step, n_windows
 
 
 def aggregate_metrics(table: pd.DataFrame) -> dict[str, float]:

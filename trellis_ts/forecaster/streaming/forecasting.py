@@ -14,7 +14,7 @@ import numpy as np
 from trellis_ts.data.io.frames import Panel
 from trellis_ts.data.windows import select_windows
 from trellis_ts.errors import DataError
-from trellis_ts.forecaster.backtest import Backtest, warn_in_sample
+from trellis_ts.forecaster.backtest import Backtest, backtest_windows, warn_in_sample
 from trellis_ts.forecaster.conformal import calibration_of, validation_windows
 from trellis_ts.forecaster.streaming.backtest import origin_forecasts, read_series, static_vectors
 from trellis_ts.forecaster.streaming.inputs import stream_inputs
@@ -122,7 +122,7 @@ def stream_backtest(f, panel: Panel, calibration, levels, n_windows, step) -> Ba
     from the state there (the same as `predict` on the series cut at that origin)."""
     config, model = f.config_, f.model_
     L, H = config.context_length, config.prediction_length
-    step = H if step is None else step
+    step, n_windows = backtest_windows(panel, config, step, n_windows)
     data = stream_inputs(f.scaling_, panel)
     windows = select_windows(data.values, L, H, step=step, n_windows=n_windows, values=panel.values)
     warn_in_sample(getattr(f, "fit_span_", None), panel, windows.series, windows.start, H)

@@ -215,10 +215,7 @@ def train_streaming(
         for i, v in enumerate(data.values)
     ]
     n_known = (inputs or ModelInputs()).feat_dynamic_real
-    train_hi = [
-        lo if val_ranges else n
-        for n, (lo, _) in zip(lengths, val_ranges or [(0, 0)] * len(lengths), strict=True)
-    ]
+    train_hi = lengths if val_ranges is None else [lo for lo, _ in val_ranges]
     width = config.burn_in_tokens + config.crop_tokens
     crops = []
     for s, hi in enumerate(train_hi):
